@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// A Dify-compatible HTTP server (the `/v1` service API) with fault injection, for tests, demos and users.
+///
+/// One instance serves once: call `run()` (or `run(onReady:)`) a single time. It is a `Service`, so it can
+/// join a `ServiceGroup`; it stops on cancellation or graceful shutdown.
+public final class DifySimulator: Service, Sendable {
+    public let configuration: SimulatorConfiguration
+    let state: SimulatorState
+    let recorder = StatsRecorder()
+    let background = BackgroundWork()
+    let logger: Logger
+    /// Directory holding uploads, and whether the simulator created (and so removes) it.
+    let storageDirectory: String
+    private let ownsStorage: Bool
+    let startedAt = Date()
+
+    public init(configuration: SimulatorConfiguration, logger: Logger = Logger(label: "dify-simulator")) {
+        self.configuration = configuration
+        self.logger = logger
+        state = SimulatorState(seed: configuration.faults.seed)
+        if let dir = configuration.storageDirectory {
+            storageDirectory = dir
+            ownsStorage = false
+        } else {
+            storageDirectory = (NSTemporaryDirectory() as NSString).appendingPathComponent("dify-simulator-\(StableID.random())")
+            ownsStorage = true
+        }
+    }
+
+    /// Serves until cancelled or gracefully shut down.
+    public func run() async throws {
+        try await run(onReady: { _ in })
+    }
+
+    /// Serves until cancelled or gracefully shut down; calls `onReady` with the base URL
+    /// (`http://HOST:PORT/v1`) once the socket listens.
+    public func run(onReady: @escaping @Sendable (_ baseURL: String) async -> Void) async throws {
+        try FileManager.default.createDirectory(atPath: storageDirectory, withIntermediateDirectories: true)
+        defer {
+            if ownsStorage { try? FileManager.default.removeItem(atPath: storageDirectory) }
+        }
+        let host = configuration.host
+        let state = self.state
+        let app = Application(
+            responder: SimulatorResponder(simulator: self),
+            configuration: .init(address: .hostname(host, port: configuration.port), serverName: "gunicorn"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                let hostPart = host.contains(":") ? "[\(host)]" : host
+                state.serverURL = "http://\(hostPart):\(port)"
+                await onReady("http://\(hostPart):\(port)/v1")
+            },
+            logger: logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.background.run() }
+            do {
+                try await app.run()
+            } catch {
+                background.finish()
+                group.cancelAll()
+                throw error
+            }
+            background.finish()
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+
+    /// A snapshot of the counters.
+    public var stats: SimulatorStats { recorder.snapshot }
+
+    /// Zeroes the counters (active runs stay counted).
+    public func resetStats() { recorder.reset() }
+}
+
+/// Runs a simulator for the duration of `body`, which receives it and its base URL (`http://127.0.0.1:PORT/v1`).
+/// Structured: the server runs in a child task that is cancelled and awaited after `body` returns or throws.
+public func withDifySimulator<T: Sendable>(
+    _ configuration: SimulatorConfiguration = .init(),
+    _ body: @Sendable (DifySimulator, String) async throws -> T
+) async throws -> T {
+    var quiet = Logger(label: "dify-simulator")
+    quiet.logLevel = .warning
+    let simulator = DifySimulator(configuration: configuration, logger: quiet)
+    let (urls, continuation) = AsyncStream<String>.makeStream()
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            defer { continuation.finish() }
+            try await simulator.run(onReady: { url in continuation.yield(url) })
+        }
+        var iterator = urls.makeAsyncIterator()
+        guard let url = await iterator.next() else {
+            // The server stopped before listening: surface its error.
+            try await group.waitForAll()
+            throw CancellationError()
+        }
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(simulator, url))
+        } catch {
+            result = .failure(error)
+        }
+        group.cancelAll()
+        while let next = await group.nextResult() {
+            if case let .failure(error) = next, !(error is CancellationError) {
+                simulator.logger.debug("simulator stopped with \(error)")
+            }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Hummingbird
+
+/// Which generate endpoint was called.
+enum RunKind: Sendable {
+    case workflow, completion, chat
+
+    var payloadName: String {
+        switch self {
+        case .workflow: return "WorkflowRunPayload"
+        case .completion: return "CompletionRequestPayload"
+        case .chat: return "ChatRequestPayload"
+        }
+    }
+}
+
+/// A frame of a run's event stream, produced by ``RunExecutor`` and consumed by the HTTP response.
+enum StreamFrame: Sendable {
+    case ping
+    /// An event; `isStart` marks the event after which `dropAfterStart` closes the connection.
+    case event(JSONValue, isStart: Bool)
+    case done(RunOutcome)
+}
+
+/// How a run ended, for blocking responses.
+enum RunOutcome: Sendable {
+    case workflow(RunRecord)
+    case message(RunRecord, answer: String, usage: JSONValue)
+    case error(status: Int, code: String, message: String)
+}
+
+/// The injected in-run fault chosen when a run starts.
+enum RunFault: Sendable {
+    case none
+    case failedWorkflow
+    case inStreamError(status: Int, code: String, message: String)
+}
+
+/// Everything the executor needs to play a run.
+struct RunPlan: Sendable {
+    var kind: RunKind
+    var app: SimulatedApp
+    var runID: String
+    var taskID: String
+    var conversationID: String
+    var user: String
+    var endUserID: String
+    var startedInputs: JSONValue
+    var summary: DocumentSummary
+    var filename: String
+    var language: String?
+    var processing: Duration
+    var fault: RunFault
+    var streaming: Bool
+    var createdAt: Int
+}
+
+/// The four generate endpoints: request checks in Dify's order, HTTP-level faults, then the run.
+struct RunHandler {
+    let simulator: DifySimulator
+    let app: SimulatedApp
+    let kind: RunKind
+
+    struct BodyFailure: Error { let response: Response }
+
+    /// Reads a JSON object body like Flask's `get_json()`: 415 when the Content-Type is not JSON, 400 when the
+    /// body is empty or not a JSON object.
+    static func readJSONBody(_ request: Request) async throws -> Result<JSONValue, BodyFailure> {
+        let mime = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? ""
+        guard mime == "application/json" || (mime.hasPrefix("application/") && mime.hasSuffix("+json")) else {
+            return .failure(
+                BodyFailure(
+                    response: Responses.error(
+                        415, "unsupported_media_type",
+                        "Did not attempt to load JSON data because the request Content-Type was not 'application/json'.")))
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: 64 * 1024 * 1024)
+        let bytes = Array(buffer.readableBytesView)
+        guard let value = try? JSONParser.parse(bytes), case .object = value else {
+            return .failure(
+                BodyFailure(response: Responses.error(400, "bad_request", "Invalid JSON payload received or JSON payload is empty.")))
+        }
+        return .success(value)
+    }
+
+    private var modeMismatch: Response? {
+        switch kind {
+        case .workflow where app.mode != "workflow":
+            return Responses.error(400, "not_workflow_app", "Please check if your app mode matches the right API route.")
+        case .completion where app.mode != "completion":
+            return Responses.error(400, "app_unavailable", "App unavailable, please check your app configurations.")
+        case .chat where !["chat", "advanced-chat", "agent-chat"].contains(app.mode):
+            return Responses.error(400, "not_chat_app", "Please check if your app mode matches the right API route.")
+        default:
+            return nil
+        }
+    }
+
+    /// pydantic-style validation of the payload shape (`inputs`, `query`, `response_mode`).
+    private func payloadErrors(_ body: JSONValue) -> String? {
+        var errors: [(loc: String, msg: String, type: String, input: JSONValue)] = []
+        if kind == .chat {
+            switch body["query"] {
+            case nil: errors.append(("query", "Field required", "missing", body))
+            case .string?: break
+            case let other?: errors.append(("query", "Input should be a valid string", "string_type", other))
+            }
+        }
+        switch body["inputs"] {
+        case nil: errors.append(("inputs", "Field required", "missing", body))
+        case .object?: break
+        case let other?: errors.append(("inputs", "Input should be a valid dictionary", "dict_type", other))
+        }
+        if let mode = body["response_mode"], !mode.isNull, mode != "blocking", mode != "streaming" {
+            errors.append(("response_mode", "Input should be 'blocking' or 'streaming'", "literal_error", mode))
+        }
+        guard !errors.isEmpty else { return nil }
+        var text = "\(errors.count) validation error\(errors.count == 1 ? "" : "s") for \(kind.payloadName)"
+        for e in errors {
+            text += "\n\(e.loc)\n  \(e.msg) [type=\(e.type), input_value=\(e.input.pydanticRepr), input_type=\(e.input.pythonTypeName)]"
+            text += "\n    For further information visit https://errors.pydantic.dev/2.12/v/\(e.type)"
+        }
+        return text
+    }
+
+    private var tooManyRequests: Response {
+        let max = simulator.configuration.faults.maxActive ?? 1
+        return Responses.error(
+            429, "too_many_requests",
+            "Too many requests. Please try again later. The current maximum concurrent requests allowed for \(app.name) is \(max).")
+    }
+
+    static var sseHeaders: HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        return headers
+    }
+
+    static let pingFrame = ByteBuffer(string: "event: ping\n\n")
+
+    func handle(_ request: Request, pinnedWorkflowID: String?) async throws -> Response {
+        let faults = simulator.configuration.faults
+        let state = simulator.state
+        if faults.slowHeaders > .zero { try await Task.sleep(for: faults.slowHeaders) }
+        let body: JSONValue
+        switch try await Self.readJSONBody(request) {
+        case let .success(v): body = v
+        case let .failure(f): return f.response
+        }
+        guard let user = body["user"]?.stringValue, !user.isEmpty else {
+            return Responses.invalidParam("Arg user must be provided.")
+        }
+        if let mismatch = modeMismatch { return mismatch }
+        if let message = payloadErrors(body) { return Responses.invalidParam(message) }
+        if let pinned = pinnedWorkflowID {
+            guard UUID(uuidString: pinned) != nil else { return Responses.error(400, "bad_request", "Invalid workflow ID format") }
+            guard pinned.lowercased() == app.workflowID else {
+                return Responses.error(404, "not_found", "Workflow not found with id: \(pinned)")
+            }
+        }
+        let streaming = body["response_mode"] == "streaming"
+        if state.roll(faults.badGatewayRate) { return Responses.badGateway }
+        if state.roll(faults.serverErrorRate) { return Responses.internalServerError }
+        if state.roll(faults.tooManyRequestsRate) { return tooManyRequests }
+        guard state.acquireSlot(max: faults.maxActive) else { return tooManyRequests }
+
+        let validation = InputValidation(form: app.userInputForm, apiKey: app.apiKey, user: user, state: state)
+        let validated: (inputs: [(String, JSONValue)], files: [ResolvedFile])
+        switch validation.validate(body["inputs"]?.objectValue ?? []) {
+        case let .success(v):
+            validated = v
+        case let .failure(failure):
+            guard streaming else {
+                state.releaseSlot()
+                return Responses.invalidParam(failure.message)
+            }
+            // Dify: 200, one ping, silence, then the stream closes (~300 s later).
+            let wait = simulator.configuration.invalidInputStreamClose
+            return Response(
+                status: .ok, headers: Self.sseHeaders,
+                body: ResponseBody { writer in
+                    defer { state.releaseSlot() }
+                    try await writer.write(Self.pingFrame)
+                    try await Task.sleep(for: wait)
+                    try await writer.finish(nil)
+                })
+        }
+        let plan = makePlan(user: user, validated: validated, streaming: streaming)
+        let record = RunRecord(
+            id: plan.runID, taskID: plan.taskID, logID: StableID.random(), apiKey: app.apiKey, workflowID: app.workflowID,
+            user: user, endUserID: plan.endUserID, mode: app.mode, status: "running",
+            inputsString: runDetailInputs(plan), createdAt: plan.createdAt, startedAt: .now)
+        state.addRun(record)
+        simulator.recorder.runStarted(sha256: validated.files.first?.upload.summary.sha256)
+        let dropAfterStart = streaming && state.roll(faults.dropAfterStartRate)
+
+        let (frames, continuation) = AsyncStream<StreamFrame>.makeStream()
+        let executor = RunExecutor(simulator: simulator, plan: plan)
+        simulator.background.submit { await executor.execute(continuation) }
+
+        if streaming {
+            return Response(
+                status: .ok, headers: Self.sseHeaders,
+                body: ResponseBody { writer in
+                    try await writer.write(Self.pingFrame)
+                    for await frame in frames {
+                        switch frame {
+                        case .ping:
+                            try await writer.write(Self.pingFrame)
+                        case let .event(event, isStart):
+                            try await writer.write(ByteBuffer(string: "data: " + event.encoded(.stream) + "\n\n"))
+                            if isStart && dropAfterStart { throw DroppedConnection() }
+                        case .done:
+                            break
+                        }
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+        var outcome: RunOutcome?
+        for await frame in frames {
+            if case let .done(o) = frame { outcome = o }
+        }
+        switch outcome {
+        case let .workflow(run)?:
+            return Responses.json(200, blockingWorkflowBody(run), style: .python, contentType: "application/json; charset=utf-8")
+        case let .message(run, answer, usage)?:
+            var pairs: [(String, JSONValue)] = [
+                ("event", "message"), ("task_id", .string(run.taskID)), ("id", .string(run.id)), ("message_id", .string(run.id)),
+            ]
+            if kind == .chat { pairs.append(("conversation_id", .string(plan.conversationID))) }
+            pairs += [
+                ("mode", .string(app.mode)), ("answer", .string(answer)),
+                ("metadata", .object([("usage", usage), ("retriever_resources", .array([]))])),
+                ("created_at", .int(run.createdAt)),
+            ]
+            return Responses.json(200, .object(pairs), style: .python, contentType: "application/json; charset=utf-8")
+        case let .error(status, code, message)?:
+            return Responses.error(status, code, message)
+        case nil:
+            return Responses.internalServerError
+        }
+    }
+
+    struct DroppedConnection: Error {}
+
+    private func makePlan(user: String, validated: (inputs: [(String, JSONValue)], files: [ResolvedFile]), streaming: Bool) -> RunPlan {
+        let state = simulator.state
+        let faults = simulator.configuration.faults
+        let endUserID = state.endUserID(apiKey: app.apiKey, user: user)
+        let runID = StableID.random()
+        let first = validated.files.first
+        var fault = RunFault.none
+        if state.roll(faults.failedWorkflowRate) {
+            fault =
+                kind == .workflow
+                ? .failedWorkflow
+                : .inStreamError(status: 400, code: "completion_request_error", message: "[simulator] Model returned an invalid response")
+        }
+        if state.roll(faults.inStreamErrorRate) {
+            fault =
+                state.roll(0.5)
+                ? .inStreamError(status: 400, code: "completion_request_error", message: "[simulator] Server Unavailable Error")
+                : .inStreamError(status: 500, code: "internal_server_error", message: "Internal Server Error, please contact support.")
+        }
+        let language = validated.inputs.first(where: { $0.0 == "language" })?.1.stringValue
+        let processing = faults.latency + state.jitter(faults.latencyJitter)
+        var plan = RunPlan(
+            kind: kind, app: app, runID: runID, taskID: StableID.random(), conversationID: StableID.random(), user: user,
+            endUserID: endUserID, startedInputs: .object([]), summary: first?.upload.summary ?? DocumentSummary(bytes: []),
+            filename: first?.upload.name ?? "", language: language, processing: processing, fault: fault, streaming: streaming,
+            createdAt: Int(Date().timeIntervalSince1970))
+        plan.startedInputs = expandedInputs(validated, plan: plan, timestamp: false)
+        return plan
+    }
+
+    /// The inputs as the engine sees them: file mappings expanded to Dify file objects, plus `sys.*`.
+    private func expandedInputs(_ validated: (inputs: [(String, JSONValue)], files: [ResolvedFile]), plan: RunPlan, timestamp: Bool) -> JSONValue {
+        var files = validated.files[...]
+        var pairs: [(String, JSONValue)] = []
+        for (name, value) in validated.inputs {
+            switch value {
+            case .object:
+                if let f = files.first, f.variable == name {
+                    files = files.dropFirst()
+                    pairs.append((name, fileObject(f)))
+                } else {
+                    pairs.append((name, value))
+                }
+            case let .array(items) where app.userInputForm.first(where: { $0.variable == name })?.type == "file-list":
+                var expanded: [JSONValue] = []
+                for _ in items {
+                    if let f = files.first {
+                        files = files.dropFirst()
+                        expanded.append(fileObject(f))
+                    }
+                }
+                pairs.append((name, .array(expanded)))
+            default:
+                pairs.append((name, value))
+            }
+        }
+        pairs.append(("sys.files", .array([])))
+        pairs.append(("sys.user_id", .string(plan.user)))
+        pairs.append(("sys.app_id", .string(app.appID)))
+        if timestamp { pairs.append(("sys.timestamp", .int(plan.createdAt))) }
+        pairs.append(("sys.workflow_id", .string(app.workflowID)))
+        pairs.append(("sys.workflow_run_id", .string(plan.runID)))
+        return .object(pairs)
+    }
+
+    private func fileObject(_ f: ResolvedFile) -> JSONValue {
+        let u = f.upload
+        let reference = Data(#"{"record_id":"\#(u.id)"}"#.utf8).base64EncodedString()
+        let url =
+            "\(simulator.state.serverURL)/files/\(u.id)/file-preview?timestamp=\(Int(Date().timeIntervalSince1970))&nonce=\(StableID.nonce())&sign=\(StableID.nonce())%3D"
+        return .object([
+            ("dify_model_identity", "__dify__file__"), ("id", .null), ("type", .string(f.type)),
+            ("transfer_method", .string(f.transferMethod)), ("remote_url", ""), ("reference", .string("dify-file-ref:" + reference)),
+            ("filename", .string(u.name)), ("extension", .string(u.extension_.isEmpty ? "" : "." + u.extension_)),
+            ("mime_type", .string(u.mimeType)), ("size", .int(u.size)), ("related_id", .string(u.id)), ("url", .string(url)),
+        ])
+    }
+
+    private func runDetailInputs(_ plan: RunPlan) -> String {
+        // Same as workflow_started inputs plus sys.timestamp, spelled by Python's json.dumps.
+        guard case var .object(pairs) = plan.startedInputs else { return "{}" }
+        if let idx = pairs.firstIndex(where: { $0.0 == "sys.workflow_id" }) {
+            pairs.insert(("sys.timestamp", .int(plan.createdAt)), at: idx)
+        }
+        return JSONValue.object(pairs).encoded(.python)
+    }
+
+    private func blockingWorkflowBody(_ run: RunRecord) -> JSONValue {
+        .object([
+            ("task_id", .string(run.taskID)), ("workflow_run_id", .string(run.id)),
+            (
+                "data",
+                .object([
+                    ("id", .string(run.id)), ("workflow_id", .string(run.workflowID)), ("status", .string(run.status)),
+                    ("outputs", run.outputs), ("error", .optional(run.error)), ("elapsed_time", .double(run.elapsed ?? 0)),
+                    ("total_tokens", .int(run.totalTokens)), ("total_steps", .int(run.totalSteps)),
+                    ("created_at", .int(run.createdAt)), ("finished_at", run.finishedAt.map(JSONValue.int) ?? .null),
+                ])
+            ),
+        ])
+    }
+}
