@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import _NIOFileSystem
+
+/// Shared state between a request and its watchdog.
+final class RequestContext: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastActivity: ContinuousClock.Instant?
+    private var started = RunStarted()
+    private var headReceived = false
+
+    init() {}
+
+    /// Arms the idle timer (after the response head of a stream) and records activity.
+    func touch() {
+        lock.withLock { lastActivity = ContinuousClock.now }
+    }
+
+    var idleSince: ContinuousClock.Instant? { lock.withLock { lastActivity } }
+
+    func markHeadReceived() { lock.withLock { headReceived = true } }
+    var didReceiveHead: Bool { lock.withLock { headReceived } }
+
+    func record(_ ids: RunStarted) {
+        lock.withLock {
+            if started.workflowRunID == nil { started.workflowRunID = ids.workflowRunID }
+            if started.taskID == nil { started.taskID = ids.taskID }
+            if started.messageID == nil { started.messageID = ids.messageID }
+        }
+    }
+
+    var runStarted: RunStarted { lock.withLock { started } }
+}
+
+enum WatchdogFired: Error {
+    case total(Duration)
+    case idle(Duration)
+}
+
+/// Errors thrown by the caller's `onStarted` pass through unchanged.
+struct CallbackError: Error {
+    let underlying: any Error
+}
+
+extension DifyClient {
+    /// Runs `operation` racing a watchdog (total deadline, and stream idleness once the context is touched),
+    /// mapping every failure to ``DifyError``. Cancelling the calling task cancels the HTTP request.
+    func guarded<T: Sendable>(endpoint: String, isRun: Bool, context: RequestContext, idle: Duration?,
+                              total: Duration? = nil,
+                              operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let total = total ?? configuration.timeouts.total
+        configuration.logger.debug("dify request", metadata: ["endpoint": "\(endpoint)"])
+        do {
+            return try await Self.race(total: total, idle: idle, context: context, operation: operation)
+        } catch {
+            let mapped = mapError(error, endpoint: endpoint, isRun: isRun, context: context)
+            if let difyError = mapped as? DifyError {
+                configuration.logger.debug("dify request failed", metadata: ["endpoint": "\(endpoint)",
+                                                                            "error": "\(difyError.code)"])
+            }
+            throw mapped
+        }
+    }
+
+    static func race<T: Sendable>(total: Duration, idle: Duration?, context: RequestContext,
+                                  operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let clock = ContinuousClock()
+        let deadline = clock.now + total
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                while true {
+                    let now = clock.now
+                    if now >= deadline { throw WatchdogFired.total(total) }
+                    var wake = deadline
+                    if let idle {
+                        if let last = context.idleSince {
+                            let idleAt = last + idle
+                            if now >= idleAt { throw WatchdogFired.idle(idle) }
+                            wake = min(wake, idleAt)
+                        } else {
+                            wake = min(wake, now + idle)
+                        }
+                    }
+                    try await Task.sleep(until: wake, clock: clock)
+                }
+            }
+            defer { group.cancelAll() }
+            while let value = try await group.next() {
+                if let value { return value }
+            }
+            throw CancellationError()
+        }
+    }
+
+    func mapError(_ error: any Error, endpoint: String, isRun: Bool, context: RequestContext) -> any Error {
+        let started = context.runStarted
+        let runStarted: RunStarted? = started.isEmpty ? nil : started
+        switch error {
+        case let error as DifyError:
+            return error
+        case let error as CallbackError:
+            return error.underlying
+        case WatchdogFired.total(let total):
+            if Task.isCancelled { break }
+            return DifyError(
+                code: .timeout, message: "total deadline of \(Self.seconds(total)) exceeded", endpoint: endpoint,
+                runStarted: runStarted, requestSent: true,
+                classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
+        case WatchdogFired.idle(let idle):
+            if Task.isCancelled { break }
+            let detail = started.workflowRunID != nil || started.taskID != nil
+                ? "after the run started" : "before workflow_started (no run id received)"
+            return DifyError(
+                code: .streamStalled,
+                message: "stream stalled: no bytes for \(Self.seconds(idle)) \(detail)", endpoint: endpoint,
+                runStarted: runStarted, requestSent: true,
+                classification: isRun ? .ambiguous : .retryable)
+        default:
+            break
+        }
+        if Task.isCancelled || error is CancellationError {
+            return DifyError(code: .cancelled, message: "cancelled", endpoint: endpoint, runStarted: runStarted,
+                             requestSent: context.didReceiveHead,
+                             classification: isRun ? .ambiguous : .retryable)
+        }
+        if let fileError = error as? FileSystemError {
+            return DifyError(code: .fileAccess, message: redact("cannot read the local file: \(fileError.message)"),
+                             endpoint: endpoint, requestSent: context.didReceiveHead, classification: .permanent)
+        }
+        if let clientError = error as? HTTPClientError {
+            switch clientError {
+            case .connectTimeout:
+                return DifyError(code: .timeout,
+                                 message: "could not connect within \(Self.seconds(configuration.timeouts.connect))",
+                                 endpoint: endpoint, requestSent: false, classification: .retryable)
+            case .deadlineExceeded:
+                let sent = true
+                return DifyError(
+                    code: .timeout,
+                    message: "no response head within the head deadline (\(Self.seconds(configuration.timeouts.responseHead)) for this call type)",
+                    endpoint: endpoint, runStarted: runStarted, requestSent: sent,
+                    classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: sent))
+            case .readTimeout:
+                return DifyError(code: .timeout, message: "read timeout from the HTTP client", endpoint: endpoint,
+                                 runStarted: runStarted, requestSent: true,
+                                 classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
+            case .cancelled:
+                return DifyError(code: .cancelled, message: "request cancelled", endpoint: endpoint,
+                                 runStarted: runStarted, requestSent: context.didReceiveHead,
+                                 classification: isRun ? .ambiguous : .retryable)
+            default:
+                break
+            }
+        }
+        let sent = !Self.isConnectFailure(error)
+        let description = redact(String(describing: error))
+        return DifyError(
+            code: .transport,
+            message: sent ? "network error: \(description)" : "could not connect: \(description)",
+            endpoint: endpoint, runStarted: runStarted, requestSent: sent,
+            classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: sent))
+    }
+
+    /// Errors that mean no connection was established, so the request never left.
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let clientError = error as? HTTPClientError, clientError == .connectTimeout { return true }
+        if let ioError = error as? IOError, [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(ioError.errnoCode) {
+            return true
+        }
+        let text = String(reflecting: error)
+        return ["connectionRefused", "Connection refused", "NIOConnectionError", "connectTimeout",
+                "SingleConnectionFailure", "ECONNREFUSED", "hostUnreachable"].contains { text.contains($0) }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let (seconds, atto) = duration.components
+        let value = Double(seconds) + Double(atto) / 1e18
+        return value.rounded() == value ? "\(Int64(value)) s" : String(format: "%.3g s", value)
+    }
+}

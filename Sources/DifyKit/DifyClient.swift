@@ -1,0 +1,321 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import _NIOFileSystem
+
+/// A client for Dify's service API (`/v1`), scoped to one app by its API key.
+///
+/// All calls are cancellable (task cancellation reaches the HTTP request) and bounded by
+/// ``Timeouts``: connect (via ``makeHTTPClient(timeouts:maxConnectionsPerHost:)``), response head,
+/// stream idle (SSE), and a total deadline enforced by a watchdog racing the request in a task group.
+public struct DifyClient: Sendable {
+    public struct Timeouts: Sendable, Hashable {
+        /// TCP connect. Enforced by the `HTTPClient` configuration (see ``DifyClient/makeHTTPClient(timeouts:maxConnectionsPerHost:)``);
+        /// for a caller-made client a connect stall is still bounded by `responseHead`.
+        public var connect: Duration
+        /// Wait for the response head of GETs, JSON POSTs and streaming runs. Blocking runs and uploads wait up to
+        /// `total` instead: Dify sends a blocking run's head only when the run ends, and an upload's head after the body.
+        public var responseHead: Duration
+        /// Longest silence allowed in an SSE stream (Dify pings every 10 s).
+        public var streamIdle: Duration
+        /// Hard deadline for a whole call, body included.
+        public var total: Duration
+
+        public init(connect: Duration = .seconds(10), responseHead: Duration = .seconds(60),
+                    streamIdle: Duration = .seconds(45), total: Duration = .seconds(600)) {
+            self.connect = connect
+            self.responseHead = responseHead
+            self.streamIdle = streamIdle
+            self.total = total
+        }
+    }
+
+    public struct Configuration: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+        /// e.g. "http://127.0.0.1:8080/v1" (a trailing slash is tolerated).
+        public var baseURL: String
+        /// The app API key. Never logged and never part of any description or error text.
+        public var apiKey: String
+        public var timeouts: Timeouts
+        /// Debug-level request logging (endpoint and status only).
+        public var logger: Logger
+        /// Sent as `User-Agent`.
+        public var userAgent: String
+
+        public init(baseURL: String, apiKey: String, timeouts: Timeouts = .init()) {
+            self.baseURL = baseURL
+            self.apiKey = apiKey
+            self.timeouts = timeouts
+            self.logger = Logger(label: "DifyKit")
+            self.userAgent = "DifyKit/\(DifyKitVersion.string)"
+        }
+
+        public var description: String {
+            "DifyClient.Configuration(baseURL: \(baseURL), apiKey: <redacted>, timeouts: \(timeouts))"
+        }
+
+        public var debugDescription: String { description }
+
+        public var customMirror: Mirror {
+            Mirror(self, children: ["baseURL": baseURL, "apiKey": "<redacted>", "timeouts": timeouts],
+                   displayStyle: .struct)
+        }
+
+        var trimmedBaseURL: String {
+            var url = baseURL.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            return url
+        }
+    }
+
+    public let configuration: Configuration
+    let httpClient: HTTPClient
+
+    /// The caller owns `httpClient` and shuts it down.
+    public init(configuration: Configuration, httpClient: HTTPClient) {
+        self.configuration = configuration
+        self.httpClient = httpClient
+    }
+
+    /// An `HTTPClient` suited to this client: connect timeout from `timeouts.connect`, no read timeout
+    /// (DifyKit enforces stream idleness itself), and a per-host pool large enough for `maxConnectionsPerHost`
+    /// concurrent calls (AHC silently queues beyond its soft limit). The caller must shut it down.
+    public static func makeHTTPClient(timeouts: Timeouts = .init(), maxConnectionsPerHost: Int = 16) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: timeAmount(timeouts.connect), read: nil)
+        configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnectionsPerHost))
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    // MARK: - Public API
+
+    /// `GET /info`.
+    public func info() async throws -> AppInfo {
+        let json = try await getJSON(path: "/info")
+        return try decode(json, endpoint: "GET /info", isRun: false) { try AppInfo(json: $0) }
+    }
+
+    /// `GET /parameters`.
+    public func parameters() async throws -> AppParameters {
+        let json = try await getJSON(path: "/parameters")
+        return try decode(json, endpoint: "GET /parameters", isRun: false) { try AppParameters(json: $0) }
+    }
+
+    /// `GET /workflows/run/{id}`.
+    public func workflowRunDetail(id: String) async throws -> WorkflowRunDetail {
+        let path = "/workflows/run/\(Self.pathComponent(id))"
+        let json = try await getJSON(path: path)
+        return try decode(json, endpoint: "GET \(path)", isRun: false) { try WorkflowRunDetail(json: $0) }
+    }
+
+    /// `GET /workflows/logs`.
+    public func workflowLogs(_ query: WorkflowLogsQuery) async throws -> WorkflowLogsPage {
+        let json = try await getJSON(path: "/workflows/logs", query: query.queryItems)
+        return try decode(json, endpoint: "GET /workflows/logs", isRun: false) { try WorkflowLogsPage(json: $0) }
+    }
+
+    /// `POST /workflows/tasks/{task_id}/stop` (takes the task id, not the run id).
+    public func stopWorkflowTask(taskID: String, user: String) async throws {
+        _ = try await postJSON(path: "/workflows/tasks/\(Self.pathComponent(taskID))/stop", body: ["user": .string(user)])
+    }
+
+    /// `POST /completion-messages/{task_id}/stop`.
+    public func stopCompletionTask(taskID: String, user: String) async throws {
+        _ = try await postJSON(path: "/completion-messages/\(Self.pathComponent(taskID))/stop",
+                               body: ["user": .string(user)])
+    }
+
+    /// `POST /chat-messages/{task_id}/stop`.
+    public func stopChatTask(taskID: String, user: String) async throws {
+        _ = try await postJSON(path: "/chat-messages/\(Self.pathComponent(taskID))/stop", body: ["user": .string(user)])
+    }
+
+    // MARK: - Plumbing
+
+    struct Exchange: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+    }
+
+    func url(_ path: String, query: [(String, String)] = []) -> String {
+        var url = configuration.trimmedBaseURL + path
+        if !query.isEmpty {
+            url += "?" + query.map { "\(Self.queryComponent($0.0))=\(Self.queryComponent($0.1))" }.joined(separator: "&")
+        }
+        return url
+    }
+
+    static func pathComponent(_ value: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+
+    static func queryComponent(_ value: String) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+?#")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+
+    func baseRequest(method: HTTPMethod, path: String, query: [(String, String)] = []) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url(path, query: query))
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(configuration.apiKey)")
+        request.headers.add(name: "User-Agent", value: configuration.userAgent)
+        request.headers.add(name: "Accept", value: "application/json, text/event-stream")
+        return request
+    }
+
+    static func jsonBody(_ value: JSONValue) -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return ByteBuffer(data: data)
+    }
+
+    func getJSON(path: String, query: [(String, String)] = []) async throws -> JSONValue {
+        let endpoint = "GET \(path)"
+        let request = baseRequest(method: .GET, path: path, query: query)
+        let exchange = try await perform(request, endpoint: endpoint, isRun: false,
+                                         headTimeout: configuration.timeouts.responseHead)
+        return try parseSuccess(exchange, endpoint: endpoint, isRun: false)
+    }
+
+    func postJSON(path: String, body: JSONValue) async throws -> JSONValue {
+        let endpoint = "POST \(path)"
+        var request = baseRequest(method: .POST, path: path)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(Self.jsonBody(body))
+        let exchange = try await perform(request, endpoint: endpoint, isRun: false,
+                                         headTimeout: configuration.timeouts.responseHead)
+        return try parseSuccess(exchange, endpoint: endpoint, isRun: false)
+    }
+
+    /// Sends a request and collects the whole response, under head and total deadlines.
+    func perform(_ request: HTTPClientRequest, endpoint: String, isRun: Bool, headTimeout: Duration,
+                 context: RequestContext = RequestContext()) async throws -> Exchange {
+        try await guarded(endpoint: endpoint, isRun: isRun, context: context, idle: nil) {
+            let response = try await self.httpClient.execute(request, deadline: .now() + Self.timeAmount(headTimeout))
+            let body = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
+            return Exchange(status: Int(response.status.code), headers: response.headers, body: body)
+        }
+    }
+
+    /// Collects a body; beyond `limit` bytes the rest is read but dropped.
+    static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for try await var chunk in body where buffer.readableBytes < limit {
+            buffer.writeBuffer(&chunk)
+        }
+        return buffer
+    }
+
+    func parseSuccess(_ exchange: Exchange, endpoint: String, isRun: Bool) throws -> JSONValue {
+        guard (200..<300).contains(exchange.status) else {
+            throw httpError(status: exchange.status, headers: exchange.headers, body: exchange.body,
+                            endpoint: endpoint, isRun: isRun)
+        }
+        do {
+            return try JSONValue.parse(Data(buffer: exchange.body))
+        } catch {
+            let snippet = Self.snippet(exchange.body)
+            throw DifyError(
+                code: .decoding, httpStatus: exchange.status,
+                message: redact("HTTP \(exchange.status) response is not JSON: \(snippet)"),
+                endpoint: endpoint, classification: isRun ? .ambiguous : .permanent)
+        }
+    }
+
+    func decode<T>(_ json: JSONValue, endpoint: String, isRun: Bool, _ make: (JSONValue) throws -> T) throws -> T {
+        do {
+            return try make(json)
+        } catch {
+            throw DifyError(code: .decoding, httpStatus: 200, message: redact("unexpected response shape: \(error)"),
+                            endpoint: endpoint, classification: isRun ? .ambiguous : .permanent)
+        }
+    }
+
+    func redact(_ text: String) -> String { Redactor.redact(text, key: configuration.apiKey) }
+
+    /// Builds the error for a non-2xx response (JSON `{code,message,status}`, JSON without code, HTML or empty).
+    func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
+                   runStarted: RunStarted? = nil) -> DifyError {
+        let retryAfter = RetryAfter.parse(headers.first(name: "Retry-After"))
+        let contentType = headers.first(name: "Content-Type") ?? ""
+        var difyCode: String?
+        var message: String
+        if let json = try? JSONValue.parse(Data(buffer: body)), json.objectValue != nil {
+            difyCode = json["code"]?.stringValue ?? "unknown"
+            let text = json["message"]?.stringValue ?? json["error"]?.stringValue ?? json["detail"]?.stringValue ?? ""
+            message = text.isEmpty ? "HTTP \(status) \(difyCode ?? "unknown") (no message)" : text
+        } else if body.readableBytes == 0 {
+            message = "HTTP \(status) with an empty body (likely from a proxy or gateway in front of Dify)"
+        } else {
+            let kind = contentType.isEmpty ? "non-JSON" : contentType.split(separator: ";")[0].description
+            message = "HTTP \(status) with a \(kind) body, likely from a proxy or gateway in front of Dify: "
+                + Self.htmlSummary(body)
+        }
+        if let hint = Self.hint(status: status, difyCode: difyCode) { message += " — \(hint)" }
+        let classification = ErrorClassifier.classify(status: status, difyCode: difyCode, message: message,
+                                                      isRun: isRun, inStream: false)
+        return DifyError(code: .http, httpStatus: status, difyCode: difyCode, message: redact(message),
+                         endpoint: endpoint, retryAfter: retryAfter, runStarted: runStarted, requestSent: true,
+                         classification: classification)
+    }
+
+    static func hint(status: Int, difyCode: String?) -> String? {
+        switch difyCode {
+        case "unauthorized"?: return "check the app API key"
+        case "forbidden"?: return "the app or its API access is disabled, deleted or restricted"
+        case "not_workflow_app"?, "not_chat_app"?, "app_unavailable"?:
+            return "the endpoint does not match the app mode (see GET /info) or the app is not published"
+        case "file_too_large"?: return "the file exceeds the server's upload limit (see GET /parameters)"
+        case "too_many_requests"?: return "the app's concurrent-request cap was hit; lower concurrency and retry"
+        case "provider_not_initialize"?: return "the app's model provider has no credentials"
+        default: break
+        }
+        switch status {
+        case 413: return "request body too large for the server or proxy (client_max_body_size)"
+        case 502, 503, 504: return "gateway error; the service may be restarting or overloaded"
+        case 524: return "gateway timeout (Cloudflare 100 s); a run may still be executing"
+        default: return nil
+        }
+    }
+
+    static func snippet(_ body: ByteBuffer, limit: Int = 200) -> String {
+        let text = String(decoding: body.readableBytesView.prefix(limit * 4), as: UTF8.self)
+        let collapsed = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return collapsed.count > limit ? String(collapsed.prefix(limit)) + "…" : collapsed
+    }
+
+    /// `<title>` of an HTML page, else its text with tags stripped.
+    static func htmlSummary(_ body: ByteBuffer) -> String {
+        let text = String(decoding: body.readableBytesView.prefix(16 * 1024), as: UTF8.self)
+        if let open = text.range(of: "<title>", options: .caseInsensitive),
+           let close = text.range(of: "</title>", options: .caseInsensitive, range: open.upperBound..<text.endIndex) {
+            let title = text[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
+            if !title.isEmpty { return "\"\(title)\"" }
+        }
+        var stripped = ""
+        var inTag = false
+        for character in text {
+            if character == "<" { inTag = true; stripped.append(" "); continue }
+            if character == ">" { inTag = false; continue }
+            if !inTag { stripped.append(character) }
+        }
+        let collapsed = stripped.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return collapsed.count > 200 ? String(collapsed.prefix(200)) + "…" : collapsed
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if nanos.overflow { return .nanoseconds(Int64.max) }
+        return .nanoseconds(nanos.partialValue + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+
+/// How a caller should react to a ``DifyError``.
+public enum ErrorClass: String, Sendable, Hashable, CaseIterable {
+    /// Transient; safe to retry with backoff (uploads and GETs, or runs known not to have started).
+    case retryable
+    /// 429 `too_many_requests` (per-app concurrency cap): wait and retry; don't count it as an attempt.
+    case backpressure
+    /// A run request was sent and its outcome is unknown: recover (logs / run detail) before re-sending.
+    case ambiguous
+    /// Retrying the same request cannot help.
+    case permanent
+    /// Key, app or mode problem (401, 403, `not_workflow_app`, `not_chat_app`, `app_unavailable`,
+    /// `provider_not_initialize`): alert an operator.
+    case configuration
+    /// 429 `rate_limit_error`, `provider_quota_exceeded`: resets with a quota period.
+    case quota
+    /// 400 "Invalid upload file": the file id is unknown to this key/user; re-upload, then retry.
+    case invalidUploadFile
+}
+
+/// An error from ``DifyClient``. Never contains the API key.
+public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Value: String, Sendable {
+            case http, transport, timeout, streamStalled, streamEndedEarly, decoding, inStreamError, cancelled, fileAccess
+        }
+
+        let value: Value
+
+        /// The server answered with a non-success HTTP status.
+        public static let http = Code(value: .http)
+        /// Connection failed or broke.
+        public static let transport = Code(value: .transport)
+        /// Connect, response-head or total deadline exceeded.
+        public static let timeout = Code(value: .timeout)
+        /// No bytes within `streamIdle`. `runStarted` tells whether `workflow_started` came.
+        public static let streamStalled = Code(value: .streamStalled)
+        /// The stream closed without a terminal event.
+        public static let streamEndedEarly = Code(value: .streamEndedEarly)
+        /// A response could not be decoded.
+        public static let decoding = Code(value: .decoding)
+        /// The stream carried an `error` event.
+        public static let inStreamError = Code(value: .inStreamError)
+        /// The calling task was cancelled.
+        public static let cancelled = Code(value: .cancelled)
+
+        public var description: String { value.rawValue }
+    }
+
+    public var code: Code
+    public var httpStatus: Int?
+    /// Dify's `code` (`invalid_param`, `too_many_requests`, …); `"unknown"` for JSON without code; nil for HTML/empty.
+    public var difyCode: String?
+    /// Actionable text; never contains the API key.
+    public var message: String
+    /// For example `POST /workflows/run`.
+    public var endpoint: String
+    /// From `Retry-After` (seconds or HTTP-date).
+    public var retryAfter: Duration?
+    /// Ids known when the error happened (for recovery).
+    public var runStarted: RunStarted?
+    /// False when the request is known never to have left (connect failed).
+    public var requestSent: Bool
+    public var classification: ErrorClass
+
+    public init(code: Code, httpStatus: Int? = nil, difyCode: String? = nil, message: String, endpoint: String,
+                retryAfter: Duration? = nil, runStarted: RunStarted? = nil, requestSent: Bool = true,
+                classification: ErrorClass) {
+        self.code = code
+        self.httpStatus = httpStatus
+        self.difyCode = difyCode
+        self.message = message
+        self.endpoint = endpoint
+        self.retryAfter = retryAfter
+        self.runStarted = runStarted
+        self.requestSent = requestSent
+        self.classification = classification
+    }
+
+    public var description: String {
+        var parts = ["DifyError(\(code), \(classification.rawValue)) \(endpoint)"]
+        if let httpStatus { parts.append("HTTP \(httpStatus)") }
+        if let difyCode { parts.append("[\(difyCode)]") }
+        var text = parts.joined(separator: " ") + ": " + message
+        if let retryAfter { text += " (retry after \(retryAfter))" }
+        if let runStarted, !runStarted.isEmpty {
+            text += " (workflow_run_id=\(runStarted.workflowRunID ?? "-"), task_id=\(runStarted.taskID ?? "-")"
+            if let messageID = runStarted.messageID { text += ", message_id=\(messageID)" }
+            text += ")"
+        }
+        return text
+    }
+
+    public var debugDescription: String { description }
+
+    /// True if retrying is reasonable at all (retryable or backpressure).
+    public var isRetryable: Bool { classification == .retryable || classification == .backpressure }
+}
+
+// MARK: - Classification
+
+enum ErrorClassifier {
+    static let configurationCodes: Set<String> = [
+        "unauthorized", "forbidden", "not_workflow_app", "not_chat_app", "not_completion_app", "app_unavailable",
+        "provider_not_initialize", "workflow_version_execution_not_allowed", "agent_not_published",
+    ]
+    static let quotaCodes: Set<String> = ["rate_limit_error", "provider_quota_exceeded"]
+
+    /// Classifies an HTTP error or an in-stream `error` event.
+    ///
+    /// - `isRun`: the request was a run POST (workflow/completion/chat). A 5xx (JSON or HTML, incl. 502/503/504/524)
+    ///   answering a run POST is **ambiguous**: Dify (or the proxy in front of it) may have started the run before
+    ///   failing or timing out (a 524 typically means the run keeps going), and there is no idempotency key, so the
+    ///   caller must look the run up (logs by `user` and time) before re-sending. For GET and upload it is retryable.
+    /// - `inStream`: the error arrived as an SSE `error` event, i.e. the run is known to have ended; a 5xx there
+    ///   (`internal_server_error`) is retryable because no run is left executing.
+    static func classify(status: Int?, difyCode: String?, message: String, isRun: Bool, inStream: Bool) -> ErrorClass {
+        if let code = difyCode {
+            if code == "too_many_requests" { return .backpressure }
+            if quotaCodes.contains(code) { return .quota }
+            if configurationCodes.contains(code) { return .configuration }
+            if code == "invalid_param", message.trimmingCharacters(in: .whitespacesAndNewlines) == "Invalid upload file" {
+                return .invalidUploadFile
+            }
+            if code == "completion_request_error" {
+                return isTransientProviderMessage(message) ? .retryable : .permanent
+            }
+        }
+        guard let status else {
+            // In-stream error without a status: fall back on 5xx-like codes.
+            if difyCode == "internal_server_error" { return inStream ? .retryable : (isRun ? .ambiguous : .retryable) }
+            return .permanent
+        }
+        switch status {
+        case 401, 403: return .configuration
+        case 429: return .backpressure
+        case 408, 500...599:
+            if inStream { return .retryable }
+            return isRun ? .ambiguous : .retryable
+        default: return .permanent
+        }
+    }
+
+    /// Provider errors that are worth retrying: rate limits, timeouts, 5xx-like unavailability.
+    static func isTransientProviderMessage(_ message: String) -> Bool {
+        let text = message.lowercased()
+        let markers = [
+            "rate limit", "ratelimit", "rate_limit", "too many requests", "429", "timeout", "timed out", "time out",
+            "server unavailable", "service unavailable", "unavailable", "internal server error", "overloaded",
+            "bad gateway", "gateway", "502", "503", "504", "connection", "temporarily", "try again",
+        ]
+        return markers.contains { text.contains($0) }
+    }
+
+    /// Network failure / timeout: the outcome of a sent run POST is unknown.
+    static func classifyTransport(isRun: Bool, requestSent: Bool) -> ErrorClass {
+        (isRun && requestSent) ? .ambiguous : .retryable
+    }
+}
+
+// MARK: - Retry-After
+
+enum RetryAfter {
+    /// `Retry-After`: delta-seconds or an HTTP-date (relative to `now`; past dates give zero).
+    static func parse(_ value: String?, now: Date = Date()) -> Duration? {
+        guard let raw = value?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+        if let seconds = Int64(raw) { return .seconds(max(0, seconds)) }
+        if let seconds = Double(raw), seconds.isFinite { return .milliseconds(Int64(max(0, seconds) * 1000)) }
+        guard let date = Lenient.httpDate(raw) else { return nil }
+        let delta = date.timeIntervalSince(now)
+        return .milliseconds(Int64(max(0, delta) * 1000))
+    }
+}
+
+// MARK: - Redaction
+
+enum Redactor {
+    /// Replaces every occurrence of the key (and `Bearer <key>`) with a placeholder.
+    static func redact(_ text: String, key: String) -> String {
+        guard key.count >= 4 else { return text }
+        return text.replacingOccurrences(of: key, with: "app-***")
+    }
+}
+
+extension DifyError.Code {
+    /// The local file to upload could not be opened or read.
+    public static let fileAccess = DifyError.Code(value: .fileAccess)
+}

@@ -1,0 +1,95 @@
+import Foundation
+import NIOCore
+
+/// The framing of Dify's upload body: a `user` field, then the `file` part streamed from disk.
+struct MultipartUpload: Sendable {
+    let boundary: String
+    let head: ByteBuffer
+    let tail: ByteBuffer
+
+    init(boundary: String, user: String?, filename: String, contentType: String) {
+        self.boundary = boundary
+        var head = ByteBuffer()
+        if let user {
+            head.writeString("--\(boundary)\r\n")
+            head.writeString("Content-Disposition: form-data; name=\"user\"\r\n\r\n")
+            head.writeString(user)
+            head.writeString("\r\n")
+        }
+        head.writeString("--\(boundary)\r\n")
+        head.writeString(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"\(Self.quotedParameter(filename))\"\r\n")
+        head.writeString("Content-Type: \(contentType)\r\n\r\n")
+        self.head = head
+        var tail = ByteBuffer()
+        tail.writeString("\r\n--\(boundary)--\r\n")
+        self.tail = tail
+    }
+
+    var contentType: String { "multipart/form-data; boundary=\(boundary)" }
+
+    func contentLength(fileSize: Int64) -> Int64 {
+        Int64(head.readableBytes) + fileSize + Int64(tail.readableBytes)
+    }
+
+    /// A filename Dify accepts: the last path component (Dify rejects `/` and `\`), no CR/LF/NUL.
+    static func sanitizedFilename(_ name: String) -> String {
+        let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        let cleaned = String(last.unicodeScalars.filter { $0 != "\r" && $0 != "\n" && $0 != "\0" })
+            .trimmingCharacters(in: .whitespaces)
+        return cleaned.isEmpty ? "file" : cleaned
+    }
+
+    /// Escapes `"` the way browsers do (`%22`); the rest is sent as UTF-8.
+    static func quotedParameter(_ value: String) -> String {
+        value.replacingOccurrences(of: "\"", with: "%22")
+    }
+
+    static func randomBoundary() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return "DifyKitBoundary\(hex)"
+    }
+}
+
+/// head, then every chunk of `base`, then tail.
+struct MultipartBodySequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+
+    let head: ByteBuffer
+    let base: Base
+    let tail: ByteBuffer
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        enum Stage { case head, body, tail, done }
+        var stage: Stage = .head
+        let head: ByteBuffer
+        var base: Base.AsyncIterator
+        let tail: ByteBuffer
+
+        mutating func next() async throws -> ByteBuffer? {
+            while true {
+                switch stage {
+                case .head:
+                    stage = .body
+                    if head.readableBytes > 0 { return head }
+                case .body:
+                    if let chunk = try await base.next() {
+                        if chunk.readableBytes > 0 { return chunk }
+                    } else {
+                        stage = .tail
+                    }
+                case .tail:
+                    stage = .done
+                    return tail
+                case .done:
+                    return nil
+                }
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(head: head, base: base.makeAsyncIterator(), tail: tail)
+    }
+}

@@ -1,0 +1,46 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import _NIOFileSystem
+
+extension DifyClient {
+    /// `POST /files/upload`: multipart/form-data streamed from disk with a known Content-Length.
+    ///
+    /// - `filename`: the name Dify stores (its extension drives type detection and the size limit); defaults to the
+    ///   file's own name. Path separators are stripped (Dify rejects `/` and `\`).
+    /// - `user`: must equal the `user` of the run that uses the file (files are scoped to key and user).
+    ///
+    /// Uploads wait for the response head up to `timeouts.total` (the head follows the whole body).
+    public func upload(fileAt path: String, filename: String? = nil, user: String) async throws -> UploadedFile {
+        try await upload(fileAt: path, filename: filename, user: user, boundary: MultipartUpload.randomBoundary())
+    }
+
+    func upload(fileAt path: String, filename: String?, user: String?, boundary: String,
+                chunkLength: Int = 64 * 1024) async throws -> UploadedFile {
+        let endpoint = "POST /files/upload"
+        let name = MultipartUpload.sanitizedFilename(filename ?? path)
+        let multipart = MultipartUpload(boundary: boundary, user: user, filename: name,
+                                        contentType: MIMEType.forFilename(name))
+        var headRequest = baseRequest(method: .POST, path: "/files/upload")
+        headRequest.headers.add(name: "Content-Type", value: multipart.contentType)
+        let prepared = headRequest
+        let context = RequestContext()
+        let exchange: Exchange = try await guarded(endpoint: endpoint, isRun: false, context: context, idle: nil) {
+            try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                let size = try await handle.info().size
+                let body = MultipartBodySequence(
+                    head: multipart.head, base: handle.readChunks(chunkLength: .bytes(Int64(chunkLength))),
+                    tail: multipart.tail)
+                var request = prepared
+                request.body = .stream(body, length: .known(multipart.contentLength(fileSize: size)))
+                let response = try await self.httpClient.execute(
+                    request, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
+                context.markHeadReceived()
+                let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
+                return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
+            }
+        }
+        let json = try parseSuccess(exchange, endpoint: endpoint, isRun: false)
+        return try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
+    }
+}
