@@ -245,7 +245,14 @@ public struct DifyClient: Sendable {
     /// Builds the error for a non-2xx response (JSON `{code,message,status}`, JSON without code, HTML or empty).
     func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
                    runStarted: RunStarted? = nil) -> DifyError {
-        let retryAfter = RetryAfter.parse(headers.first(name: "Retry-After"))
+        Self.httpError(status: status, headers: headers, body: body, endpoint: endpoint, isRun: isRun,
+                       runStarted: runStarted, apiKey: configuration.apiKey)
+    }
+
+    static func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
+                          runStarted: RunStarted? = nil, apiKey: String, now: Date = Date()) -> DifyError {
+        func redact(_ text: String) -> String { Redactor.redact(text, key: apiKey) }
+        let retryAfter = RetryAfter.parse(headers.first(name: "Retry-After"), now: now)
         let contentType = headers.first(name: "Content-Type") ?? ""
         var difyCode: String?
         var message: String

@@ -34,23 +34,38 @@ public struct SSEParser: Sendable {
     /// Feeds bytes; returns the events completed by them.
     public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) -> [SSEEvent] where Bytes.Element == UInt8 {
         var events: [SSEEvent] = []
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\n"):
-                if lastWasCR {
-                    lastWasCR = false  // second half of CRLF
-                } else {
-                    endLine(into: &events)
-                }
-            case UInt8(ascii: "\r"):
-                lastWasCR = true
-                endLine(into: &events)
-            default:
-                lastWasCR = false
-                line.append(byte)
-            }
+        let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            feedContiguous(buffer, into: &events)
+        }
+        if handled == nil {
+            let array = Array(bytes)
+            array.withUnsafeBufferPointer { feedContiguous($0, into: &events) }
         }
         return events
+    }
+
+    private mutating func feedContiguous(_ buffer: UnsafeBufferPointer<UInt8>, into events: inout [SSEEvent]) {
+        let lf = UInt8(ascii: "\n")
+        let cr = UInt8(ascii: "\r")
+        var index = 0
+        let count = buffer.count
+        while index < count {
+            if lastWasCR {
+                lastWasCR = false
+                if buffer[index] == lf {  // second half of CRLF
+                    index += 1
+                    continue
+                }
+            }
+            // Scan to the next line terminator and copy the run in bulk.
+            var end = index
+            while end < count, buffer[end] != lf, buffer[end] != cr { end += 1 }
+            if end > index { line.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[index..<end])) }
+            guard end < count else { return }
+            lastWasCR = buffer[end] == cr
+            endLine(into: &events)
+            index = end + 1
+        }
     }
 
     /// Call at end of stream: dispatches a pending event that lacked its trailing blank line.
