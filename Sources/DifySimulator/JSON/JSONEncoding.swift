@@ -5,9 +5,11 @@ public struct JSONStyle: Sendable {
     public var spacedSeparators: Bool
     public var escapeSlash: Bool
     public var asciiOnly: Bool
+    /// Flask's `jsonify` ends the body with a newline.
+    public var trailingNewline: Bool = false
 
     /// Errors, uploads, run detail, info, parameters, logs.
-    public static let flask = JSONStyle(spacedSeparators: false, escapeSlash: true, asciiOnly: true)
+    public static let flask = JSONStyle(spacedSeparators: false, escapeSlash: true, asciiOnly: true, trailingNewline: true)
     /// Blocking run bodies and the run-detail `inputs` string.
     public static let python = JSONStyle(spacedSeparators: true, escapeSlash: false, asciiOnly: true)
     /// SSE `data:` lines.

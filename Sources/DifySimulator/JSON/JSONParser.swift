@@ -177,3 +177,15 @@ struct JSONParser {
         return .double(d)
     }
 }
+
+extension JSONValue {
+    /// Parses a JSON text (UTF-8), keeping object key order; nil if it is not valid JSON.
+    public static func parse(_ bytes: [UInt8]) -> JSONValue? {
+        try? JSONParser.parse(bytes)
+    }
+
+    /// Parses a JSON text, keeping object key order; nil if it is not valid JSON.
+    public static func parse(_ text: String) -> JSONValue? {
+        parse(Array(text.utf8))
+    }
+}

@@ -7,7 +7,7 @@ enum Responses {
         headers[.contentType] = contentType
         return Response(
             status: .init(code: status), headers: headers,
-            body: .init(byteBuffer: ByteBuffer(string: value.encoded(style))))
+            body: .init(byteBuffer: ByteBuffer(string: value.encoded(style) + (style.trailingNewline ? "\n" : ""))))
     }
 
     /// `{"code","message","status"}`, compact, like `BaseHTTPException`.
@@ -37,7 +37,7 @@ enum Responses {
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    static var notFound: Response { html(404, String(notFoundHTML.dropLast())) }
+    static var notFound: Response { html(404, notFoundHTML) }
     static var badGateway: Response { html(502, badGatewayHTML) }
 
     static var internalServerError: Response {

@@ -207,18 +207,33 @@ struct RunExecutor: Sendable {
         ])
     }
 
+    /// Completion/chat: the first answer piece, then the processing time (pings, stop), then the rest and
+    /// `message_end` — or an `error` event, or a `message_end` with the partial answer when stopped.
     private func executeMessage(_ out: AsyncStream<StreamFrame>.Continuation) async -> RunOutcome {
+        let outputs = SimulatedOutput.outputsJSON(plan.summary, filename: plan.filename, language: plan.language)
+        var answer = SimulatedOutput.answerJSON(outputs)
+        if plan.kind == .chat { answer = SimulatedOutput.chatAnswer(answer) }
+        // The answer streams in up to four pieces, split on character boundaries.
+        let characters = Array(answer)
+        let pieceSize = max(1, (characters.count + 3) / 4)
+        let pieces = stride(from: 0, to: characters.count, by: pieceSize).map {
+            String(characters[$0..<min(characters.count, $0 + pieceSize)])
+        }
         let start = ContinuousClock.now
+        if let first = pieces.first {
+            out.yield(.event(messageEnvelope("message", [("answer", .string(first))]), isStart: true))
+        }
         let stopped = await process(out)
         let latency = (ContinuousClock.now - start).seconds
         if stopped {
             let usage = Self.usageJSON(prompt: 0, completion: 0, latency: latency)
-            let run = finalize(status: "stopped", outputs: .object([]), error: nil, tokens: 0, price: 0, steps: 0)
+            let partial = pieces.first ?? ""
+            let run = finalize(status: "stopped", outputs: .object([("answer", .string(partial))]), error: nil, tokens: 0, price: 0, steps: 0)
             out.yield(
                 .event(
                     messageEnvelope("message_end", [("metadata", .object([("usage", usage), ("retriever_resources", .array([]))])), ("files", .null)]),
                     isStart: false))
-            return .message(run, answer: "", usage: usage)
+            return .message(run, answer: partial, usage: usage)
         }
         if case let .inStreamError(status, code, message) = plan.fault {
             _ = finalize(status: "failed", outputs: .object([]), error: message, tokens: 0, price: 0, steps: 0)
@@ -228,19 +243,10 @@ struct RunExecutor: Sendable {
                     isStart: false))
             return .error(status: status, code: code, message: message)
         }
-        let outputs = SimulatedOutput.outputsJSON(plan.summary, filename: plan.filename, language: plan.language)
-        var answer = SimulatedOutput.answerJSON(outputs)
-        if plan.kind == .chat { answer = SimulatedOutput.chatAnswer(answer) }
         let usage = SimulatedOutput.usage(byteCount: plan.summary.bytes, wordCount: plan.summary.words)
         let usageJSON = Self.usageJSON(prompt: usage.prompt, completion: usage.completion, latency: latency)
-        // Stream the answer in up to four pieces, split on character boundaries.
-        let characters = Array(answer)
-        let pieceSize = max(1, (characters.count + 3) / 4)
-        var first = true
-        for offset in stride(from: 0, to: characters.count, by: pieceSize) {
-            let piece = String(characters[offset..<min(characters.count, offset + pieceSize)])
-            out.yield(.event(messageEnvelope("message", [("answer", .string(piece))]), isStart: first))
-            first = false
+        for piece in pieces.dropFirst() {
+            out.yield(.event(messageEnvelope("message", [("answer", .string(piece))]), isStart: false))
         }
         let run = finalize(
             status: "succeeded", outputs: .object([("answer", .string(answer))]), error: nil, tokens: usage.total, price: usage.price,

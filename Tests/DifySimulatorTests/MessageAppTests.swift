@@ -1,0 +1,90 @@
+import DifySimulator
+import Foundation
+import Testing
+
+@Suite("Completion and chat apps")
+struct MessageAppTests {
+    @Test func completionBlocking_answersJSONSummaryWithUsage() async throws {
+        try await withSimulator(.init(apps: [.completion(apiKey: "c")]), key: "c") { simulator, client in
+            let id = try await client.uploadID(bytes: helloText)
+            let r = try await client.postJSON("/completion-messages", TestClient.runBody(fileID: id))
+            #expect(r.status == 200)
+            let json = try #require(r.json)
+            #expect(json.keys == ["event", "task_id", "id", "message_id", "mode", "answer", "metadata", "created_at"])
+            #expect(json["mode"] == "completion")
+            let answer = try #require(json["answer"]?.stringValue)
+            #expect(answer == SimulatedOutput.completionAnswer(fileBytes: helloText, filename: "hello.txt"))
+            let parsed = try #require(JSONValue.parse(answer)?.objectValue)
+            #expect(Dictionary(uniqueKeysWithValues: parsed) == SimulatedOutput.workflowOutputs(fileBytes: helloText, filename: "hello.txt"))
+            let usage = try #require(json["metadata"]?["usage"])
+            let expected = SimulatedOutput.usage(byteCount: helloText.count, wordCount: 9)
+            #expect(usage["total_tokens"] == .int(expected.total))
+            #expect(usage["prompt_tokens"] == .int(expected.prompt))
+            #expect(Decimal(string: usage["total_price"]?.stringValue ?? "") == expected.price)
+            #expect(usage["currency"] == "USD")
+            #expect(simulator.stats.priceServed == expected.price)
+        }
+    }
+
+    @Test func completionStreaming_sendsMessageChunksThenMessageEnd() async throws {
+        try await withSimulator(.init(apps: [.completion(apiKey: "c")]), key: "c") { _, client in
+            let id = try await client.uploadID(bytes: helloText)
+            let r = try await client.postJSON("/completion-messages", TestClient.runBody(fileID: id, mode: "streaming"))
+            #expect(r.status == 200)
+            let events = r.events
+            #expect(events.first?.event == "ping")
+            #expect(events.last?.event == "message_end")
+            let chunks = events.filter { $0.event == "message" }
+            #expect(chunks.count >= 2)
+            let answer = chunks.compactMap { $0.data?["answer"]?.stringValue }.joined()
+            #expect(answer == SimulatedOutput.completionAnswer(fileBytes: helloText, filename: "hello.txt"))
+            let end = try #require(events.last?.data)
+            #expect(end["metadata"]?["usage"]?["total_price"]?.stringValue != nil, "prices are strings")
+            #expect(end["task_id"] != nil)
+        }
+    }
+
+    @Test func chatBlocking_fencesTheJSONAnswer() async throws {
+        try await withSimulator(.init(apps: [.chat(apiKey: "h")]), key: "h") { _, client in
+            let id = try await client.uploadID(bytes: helloText)
+            let body = #"{"inputs":{"document":{"type":"document","transfer_method":"local_file","upload_file_id":"\#(id)"}},"query":"summarize","response_mode":"blocking","user":"test-user"}"#
+            let r = try await client.postJSON("/chat-messages", body)
+            #expect(r.status == 200)
+            #expect(r.json?["mode"] == "chat")
+            #expect(r.json?["conversation_id"]?.stringValue != nil)
+            let answer = try #require(r.json?["answer"]?.stringValue)
+            #expect(answer.hasPrefix("```json\n") && answer.hasSuffix("\n```"))
+            #expect(answer == SimulatedOutput.chatAnswer(fileBytes: helloText, filename: "hello.txt"))
+            let noQuery = try await client.postJSON("/chat-messages", #"{"inputs":{},"user":"u"}"#)
+            #expect(noQuery.status == 400)
+            #expect(noQuery.json?["message"]?.stringValue?.hasPrefix("1 validation error for ChatRequestPayload\nquery\n  Field required") == true)
+        }
+    }
+
+    @Test func completionStop_byTaskIDFromFirstChunkEndsStreamingRun() async throws {
+        var config = SimulatorConfiguration(apps: [.completion(apiKey: "c")], pingInterval: .milliseconds(50))
+        config.faults.latency = .seconds(20)
+        try await withSimulator(config, key: "c") { simulator, client in
+            let id = try await client.uploadID(bytes: helloText)
+            var stream = try await client.openStream("/completion-messages", TestClient.runBody(fileID: id, mode: "streaming"))
+            #expect(try await stream.next()?.event == "ping")
+            let first = try #require(try await stream.next()?.data)
+            #expect(first["event"] == "message")
+            let taskID = try #require(first["task_id"]?.stringValue)
+            #expect(try await stream.next()?.event == "ping", "keep-alive while processing")
+            // A stop from another user is ignored (but answers success), like Dify.
+            let foreign = try await client.postJSON("/completion-messages/\(taskID)/stop", #"{"user":"mallory"}"#)
+            #expect(foreign.json?["result"] == "success")
+            #expect(simulator.stats.activeRuns == 1)
+            let clock = ContinuousClock()
+            let before = clock.now
+            let stop = try await client.postJSON("/completion-messages/\(taskID)/stop", #"{"user":"test-user"}"#)
+            #expect(stop.json?["result"] == "success")
+            var last: SSERecord?
+            while let record = try await stream.next() { last = record }
+            #expect(last?.event == "message_end")
+            #expect(clock.now - before < .seconds(5))
+            #expect(simulator.stats.runsByStatus["stopped"] == 1)
+        }
+    }
+}
