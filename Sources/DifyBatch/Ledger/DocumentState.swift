@@ -1,0 +1,73 @@
+/// The lifecycle of one document (one version of one inbox file). The names are public: they appear in
+/// `--json` output, `list --state` and the ledger. Every state change goes through ``canTransition(to:)``.
+///
+/// ```
+/// pending ──► uploading ──► uploaded ──► running ──► succeeded
+///    │            │             │           │
+///    │            └─► failed ◄──┴───────────┤ (retryable; next_attempt_at)
+///    │                  │                   ├─► recovering ─► succeeded | failed | dead | pending
+///    ├─► rejected       └─► dead            └─► dead
+///    └─► skipped
+/// ```
+public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
+    /// Known and waiting to be processed.
+    case pending
+    /// The file is being uploaded.
+    case uploading
+    /// Dify holds the file (`upload_file_id` set); the run has not been sent.
+    case uploaded
+    /// The run request was sent; ids are recorded as soon as Dify sends them.
+    case running
+    /// The run was sent but its outcome is unknown (dropped stream, timeout, crash): recovery looks it up
+    /// before anything is sent again.
+    case recovering
+    /// The result was written to the outbox.
+    case succeeded
+    /// The last attempt failed in a way worth retrying; `next_attempt_at` says when.
+    case failed
+    /// Out of attempts, or failed permanently after it was sent. An `.error.json` was written.
+    case dead
+    /// Bad input that was never sent (too big, wrong type, empty, unreadable, symlink). An `.error.json` was written.
+    case rejected
+    /// The same content already succeeded for this job; the output was written from the stored result.
+    case skipped
+
+    /// States a document rests in when no process is working on it.
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .dead, .rejected, .skipped: return true
+        default: return false
+        }
+    }
+
+    /// States that mean a process was working on the document; after a crash they need recovery.
+    public var isInFlight: Bool {
+        switch self {
+        case .uploading, .uploaded, .running, .recovering: return true
+        default: return false
+        }
+    }
+
+    /// The legal transitions, in one place.
+    public static let transitions: [DocumentState: Set<DocumentState>] = [
+        .pending: [.uploading, .uploaded, .rejected, .skipped],
+        .uploading: [.uploaded, .failed, .dead, .rejected, .pending],
+        .uploaded: [.running, .uploading, .failed, .dead, .pending],
+        .running: [.succeeded, .failed, .dead, .recovering, .uploading],
+        .recovering: [.running, .succeeded, .failed, .dead, .pending],
+        .failed: [.uploading, .uploaded, .recovering, .pending, .dead],
+        .succeeded: [.pending],
+        .dead: [.pending],
+        .rejected: [.pending],
+        .skipped: [.pending],
+    ]
+
+    /// Whether a document in this state may move to `next`.
+    public func canTransition(to next: DocumentState) -> Bool {
+        Self.transitions[self]?.contains(next) ?? false
+    }
+
+    public static func < (lhs: DocumentState, rhs: DocumentState) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}

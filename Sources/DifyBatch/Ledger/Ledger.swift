@@ -1,0 +1,75 @@
+import Foundation
+
+/// Reading the ledger: what the CLI needs. Implementations must be safe to use from many tasks at once and
+/// while another process writes.
+public protocol LedgerReader: Sendable {
+    /// All jobs, by name.
+    func jobs() async throws -> [JobRecord]
+    /// Document counts by state for each job id (states with no documents are absent).
+    func stateCounts() async throws -> [Int64: [DocumentState: Int]]
+    /// The most recent run that touched each job, by job id.
+    func lastRuns() async throws -> [Int64: JobLastRun]
+    /// Documents matching the filter, most recently updated first.
+    func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord]
+    /// One document by id.
+    func document(id: Int64) async throws -> DocumentRecord?
+    /// Every version of the documents at this inbox-relative path (any job), newest first.
+    func documents(path: String) async throws -> [DocumentRecord]
+    /// The attempt history of a document, oldest first.
+    func attempts(documentID: Int64) async throws -> [AttemptRecord]
+    /// The usage rows of a document summed (nil when it has none).
+    func usage(documentID: Int64) async throws -> UsageAmounts?
+    /// Usage summed exactly per group and currency.
+    func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal]
+    /// The stored result of a succeeded document.
+    func result(documentID: Int64) async throws -> StoredResult?
+}
+
+/// The ledger the pipeline writes to. One store interface for SQLite today and PostgreSQL later: nothing here
+/// assumes SQLite. Every state change is checked against ``DocumentState/canTransition(to:)`` and made only
+/// if the document is still in the state the caller saw (`LedgerError.stateChanged` otherwise).
+public protocol Ledger: LedgerReader {
+    /// Creates the job or updates its spec path, hash, URL, user and folders; returns it.
+    func register(_ job: JobRegistration) async throws -> JobRecord
+    /// Records the app mode learned from Dify.
+    func setAppMode(jobID: Int64, mode: String) async throws
+
+    /// The newest version of every path of a job, keyed by path (the scanner's view).
+    func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord]
+    /// Adds a new document version.
+    func insert(_ document: NewDocument) async throws -> DocumentRecord
+    /// A succeeded document of this job with this content, other than `excluding`.
+    func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord?
+
+    /// Atomically takes up to `limit` documents that are `pending`, or `failed` and due at `now`, moving them to
+    /// `uploading` (or `uploaded` when Dify already holds the file). Two callers never get the same document.
+    func claim(jobID: Int64, limit: Int, now: Date) async throws -> [DocumentRecord]
+    /// Moves a document from `from` to `to` and applies `changes`, in one statement.
+    @discardableResult
+    func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord
+    /// Applies `changes` to a document that must still be in `state`.
+    @discardableResult
+    func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord
+    /// Documents of a job left in an in-flight state (after a crash).
+    func inFlight(jobID: Int64) async throws -> [DocumentRecord]
+    /// The earliest `next_attempt_at` of the job's `failed` documents.
+    func nextRetryDate(jobID: Int64) async throws -> Date?
+    /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved.
+    func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int
+
+    /// Starts an attempt row; returns its id.
+    func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64
+    /// Ends an attempt row.
+    func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws
+    /// Records the usage of one Dify run.
+    func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, _ usage: UsageAmounts) async throws
+    /// Stores the result of a succeeded document.
+    func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws
+
+    /// Records the start of a `run`/`watch` process for these jobs; returns the run id.
+    func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64
+    /// Counts a document that reached `state` in this run.
+    func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
+    /// Records the end of a run.
+    func finishRun(_ runID: Int64, exitCode: Int) async throws
+}

@@ -1,0 +1,279 @@
+import Foundation
+
+/// A job as the ledger knows it.
+public struct JobRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var name: String
+    public var specPath: String
+    public var specHash: String
+    public var appMode: String?
+    public var baseURL: String
+    public var difyUser: String
+    public var inbox: String
+    public var outbox: String
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// What a process tells the ledger about a job it is about to work on.
+public struct JobRegistration: Sendable, Equatable {
+    public var name: String
+    public var specPath: String
+    public var specHash: String
+    public var baseURL: String
+    public var difyUser: String
+    public var inbox: String
+    public var outbox: String
+
+    public init(name: String, specPath: String, specHash: String, baseURL: String, difyUser: String, inbox: String, outbox: String) {
+        self.name = name
+        self.specPath = specPath
+        self.specHash = specHash
+        self.baseURL = baseURL
+        self.difyUser = difyUser
+        self.inbox = inbox
+        self.outbox = outbox
+    }
+}
+
+/// The last error recorded for a document.
+public struct RecordedError: Sendable, Equatable, Codable {
+    /// retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | rejected
+    public var errorClass: String
+    /// dify-batch's or Dify's error code (`file_too_large`, `invalid_param`, `empty_file`, ...).
+    public var code: String?
+    public var message: String
+    public var httpStatus: Int?
+
+    public init(errorClass: String, code: String?, message: String, httpStatus: Int? = nil) {
+        self.errorClass = errorClass
+        self.code = code
+        self.message = message
+        self.httpStatus = httpStatus
+    }
+}
+
+/// One version of one inbox file.
+public struct DocumentRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var jobID: Int64
+    public var jobName: String
+    public var path: String
+    public var sha256: String?
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    public var state: DocumentState
+    public var attempts: Int
+    public var nextAttemptAt: Date?
+    public var uploadFileID: String?
+    public var workflowRunID: String?
+    public var messageID: String?
+    public var taskID: String?
+    public var runSentAt: Date?
+    public var duplicateRuns: Int
+    public var duplicateOf: Int64?
+    public var outputPath: String?
+    public var lastError: RecordedError?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var finishedAt: Date?
+}
+
+/// A new document version found by the scanner.
+public struct NewDocument: Sendable, Equatable {
+    public var jobID: Int64
+    public var path: String
+    public var sha256: String?
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    /// `pending` for work, `rejected` for bad input found before sending (then `error` says why).
+    public var state: DocumentState
+    public var error: RecordedError?
+
+    public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
+                state: DocumentState = .pending, error: RecordedError? = nil) {
+        self.jobID = jobID
+        self.path = path
+        self.sha256 = sha256
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.state = state
+        self.error = error
+    }
+}
+
+/// One field to change on a document together with (or without) a state change.
+public enum DocumentChange: Sendable, Equatable {
+    case attempts(Int)
+    case incrementAttempts
+    case nextAttemptAt(Date?)
+    case uploadFileID(String?)
+    case workflowRunID(String?)
+    case messageID(String?)
+    case taskID(String?)
+    case runSentAt(Date?)
+    case incrementDuplicateRuns
+    case duplicateOf(Int64?)
+    case outputPath(String?)
+    case lastError(RecordedError?)
+    case finishedAt(Date?)
+    case sha256(String?)
+    case size(Int64)
+    case mtimeNanoseconds(Int64)
+}
+
+/// The phase an attempt belongs to.
+public enum AttemptPhase: String, Sendable, Codable, CaseIterable {
+    case upload, run, recover
+}
+
+/// One HTTP call or phase made for a document.
+public struct AttemptRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var documentID: Int64
+    public var runID: Int64?
+    public var phase: AttemptPhase
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var httpStatus: Int?
+    public var difyCode: String?
+    public var message: String?
+    /// in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+    public var outcome: String
+}
+
+/// How an attempt ended.
+public struct AttemptResult: Sendable, Equatable {
+    public var outcome: String
+    public var httpStatus: Int?
+    public var difyCode: String?
+    public var message: String?
+
+    public init(outcome: String, httpStatus: Int? = nil, difyCode: String? = nil, message: String? = nil) {
+        self.outcome = outcome
+        self.httpStatus = httpStatus
+        self.difyCode = difyCode
+        self.message = message
+    }
+
+    public static let ok = AttemptResult(outcome: "ok")
+}
+
+/// Tokens and money for one Dify run, with Dify's field names in JSON.
+public struct UsageAmounts: Sendable, Equatable, Codable {
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    public var totalTokens: Int?
+    public var totalPrice: Decimal?
+    public var currency: String?
+    public var latencyMilliseconds: Int?
+
+    public init(promptTokens: Int? = nil, completionTokens: Int? = nil, totalTokens: Int? = nil,
+                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = totalTokens
+        self.totalPrice = totalPrice
+        self.currency = currency
+        self.latencyMilliseconds = latencyMilliseconds
+    }
+}
+
+/// A stored result of a succeeded document.
+public struct StoredResult: Sendable, Equatable {
+    public var documentID: Int64
+    /// `succeeded` or `partial-succeeded`.
+    public var status: String
+    /// Dify's outputs as JSON text.
+    public var outputsJSON: String
+    public var recordedAt: Date
+}
+
+/// A `run`/`watch` process as recorded.
+public struct RunRecord: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var command: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var pid: Int
+    public var host: String
+    public var exitCode: Int?
+}
+
+/// The per-job counts of one run.
+public struct RunJobCounts: Sendable, Equatable, Codable {
+    public var succeeded = 0
+    public var failed = 0
+    public var dead = 0
+    public var rejected = 0
+    public var skipped = 0
+
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0) {
+        self.succeeded = succeeded
+        self.failed = failed
+        self.dead = dead
+        self.rejected = rejected
+        self.skipped = skipped
+    }
+}
+
+/// The last run that touched a job.
+public struct JobLastRun: Sendable, Equatable, Codable {
+    public var run: RunRecord
+    public var counts: RunJobCounts
+}
+
+/// Filters for listing documents. `nil` means "any".
+public struct DocumentFilter: Sendable, Equatable {
+    public var jobName: String?
+    public var states: Set<DocumentState>?
+    /// A shell-style glob over the path relative to the inbox (`*`, `?`, `[...]`).
+    public var pathPattern: String?
+    /// Only documents updated at or after this time.
+    public var updatedSince: Date?
+    /// Only documents updated before this time.
+    public var updatedUntil: Date?
+    public var limit: Int?
+
+    public init(jobName: String? = nil, states: Set<DocumentState>? = nil, pathPattern: String? = nil,
+                updatedSince: Date? = nil, updatedUntil: Date? = nil, limit: Int? = nil) {
+        self.jobName = jobName
+        self.states = states
+        self.pathPattern = pathPattern
+        self.updatedSince = updatedSince
+        self.updatedUntil = updatedUntil
+        self.limit = limit
+    }
+}
+
+/// How to group a usage report.
+public enum UsageGrouping: String, Sendable, CaseIterable, Codable {
+    case job, day, run, none
+}
+
+/// Filters for a usage report.
+public struct UsageFilter: Sendable, Equatable {
+    public var jobName: String?
+    public var since: Date?
+    public var until: Date?
+
+    public init(jobName: String? = nil, since: Date? = nil, until: Date? = nil) {
+        self.jobName = jobName
+        self.since = since
+        self.until = until
+    }
+}
+
+/// Summed usage for one group (and one currency).
+public struct UsageTotal: Sendable, Equatable, Codable {
+    /// The job name, the day (YYYY-MM-DD, UTC), the run id, or "all".
+    public var group: String
+    public var documents: Int
+    public var runs: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var totalTokens: Int
+    /// Exact sum of the prices; `nil` when no run reported a price.
+    public var totalPrice: Decimal?
+    public var currency: String?
+}

@@ -1,0 +1,566 @@
+import Foundation
+import GRDB
+
+/// The ledger in one SQLite file: WAL mode (readers never wait for the writer), a busy timeout, foreign keys on.
+/// New databases are created from ``LedgerSchema/sql`` (the top-level `schema.sql`); the version is kept in
+/// `PRAGMA user_version` and older databases are migrated forward on open.
+public final class SQLiteLedger: Ledger {
+    /// The schema version this build writes.
+    public static let schemaVersion = 1
+    /// Migrations from version N-1 to N, applied in order inside one transaction each. Never edit a past entry.
+    static let migrations: [Int: String] = [:]
+
+    private let pool: DatabasePool
+    private let now: @Sendable () -> Date
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed, with mode 0600) the ledger at `path`.
+    /// - Parameters:
+    ///   - busyTimeout: how long a write waits for another process's write (default 10 s).
+    ///   - now: the clock used for every timestamp the ledger writes (injected by tests).
+    public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.path = path
+        self.now = now
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw LedgerError(.cannotOpen, "cannot create the ledger folder \(directory): \(error.localizedDescription); choose another place with --db or DIFY_BATCH_DB")
+            }
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw LedgerError(.cannotOpen, "cannot create the ledger \(path): \(String(cString: strerror(errno))); choose another place with --db or DIFY_BATCH_DB")
+            }
+            close(fd)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.foreignKeysEnabled = true
+        configuration.label = "dify-batch-ledger"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw LedgerError(.cannotOpen, "cannot open the ledger \(path): \(error)")
+        }
+        try pool.write { db in try Self.migrate(db) }
+    }
+
+    static func migrate(_ db: Database) throws {
+        let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        if version > schemaVersion {
+            throw LedgerError(.schemaTooNew, "the ledger has schema version \(version) but this dify-batch knows only up to \(schemaVersion); upgrade dify-batch or use another --db")
+        }
+        if version == 0 {
+            let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+            guard tables == 0 else {
+                throw LedgerError(.cannotOpen, "the file is an SQLite database but not a dify-batch ledger (user_version 0 with \(tables) tables); use another --db")
+            }
+            try db.execute(sql: LedgerSchema.sql)
+            try db.execute(sql: "PRAGMA user_version = \(schemaVersion)")
+            return
+        }
+        for next in (version + 1)...max(version + 1, schemaVersion) where next <= schemaVersion {
+            guard let sql = migrations[next] else {
+                throw LedgerError(.schemaTooNew, "no migration to schema version \(next)")
+            }
+            try db.execute(sql: sql)
+            try db.execute(sql: "PRAGMA user_version = \(next)")
+        }
+    }
+
+    // MARK: - Time
+
+    private var nowMillis: Int64 { Self.millis(now()) }
+
+    static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(_ millis: Int64?) -> Date? { millis.map { Date(timeIntervalSince1970: Double($0) / 1000) } }
+
+    // MARK: - Reading
+
+    public func jobs() async throws -> [JobRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY name").map(Self.job)
+        }
+    }
+
+    public func stateCounts() async throws -> [Int64: [DocumentState: Int]] {
+        try await pool.read { db in
+            var counts: [Int64: [DocumentState: Int]] = [:]
+            let rows = try Row.fetchAll(db, sql: "SELECT job_id, state, count(*) AS n FROM documents GROUP BY job_id, state")
+            for row in rows {
+                guard let state = DocumentState(rawValue: row["state"]) else { continue }
+                counts[row["job_id"], default: [:]][state] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    public func lastRuns() async throws -> [Int64: JobLastRun] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, r.*
+                FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
+                WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
+                """)
+            var result: [Int64: JobLastRun] = [:]
+            for row in rows {
+                result[row["job_id"]] = JobLastRun(
+                    run: Self.run(row),
+                    counts: RunJobCounts(succeeded: row["succeeded"], failed: row["failed"], dead: row["dead"],
+                                         rejected: row["rejected"], skipped: row["skipped"]))
+            }
+            return result
+        }
+    }
+
+    static let documentSelect = "SELECT d.*, j.name AS job_name FROM documents d JOIN jobs j ON j.id = d.job_id"
+
+    public func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments = StatementArguments()
+            if let job = filter.jobName {
+                clauses.append("j.name = ?")
+                arguments += [job]
+            }
+            if let states = filter.states, !states.isEmpty {
+                clauses.append("d.state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+                arguments += StatementArguments(states.sorted().map(\.rawValue))
+            }
+            if let pattern = filter.pathPattern {
+                clauses.append("d.path GLOB ?")
+                arguments += [pattern]
+            }
+            if let since = filter.updatedSince {
+                clauses.append("d.updated_at >= ?")
+                arguments += [Self.millis(since)]
+            }
+            if let until = filter.updatedUntil {
+                clauses.append("d.updated_at < ?")
+                arguments += [Self.millis(until)]
+            }
+            var sql = Self.documentSelect
+            if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
+            sql += " ORDER BY d.updated_at DESC, d.id DESC"
+            if let limit = filter.limit {
+                sql += " LIMIT ?"
+                arguments += [limit]
+            }
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.document)
+        }
+    }
+
+    public func document(id: Int64) async throws -> DocumentRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)
+        }
+    }
+
+    public func documents(path: String) async throws -> [DocumentRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: Self.documentSelect + " WHERE d.path = ? ORDER BY d.id DESC", arguments: [path]).map(Self.document)
+        }
+    }
+
+    public func attempts(documentID: Int64) async throws -> [AttemptRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE document_id = ? ORDER BY id", arguments: [documentID]).map { row in
+                AttemptRecord(id: row["id"], documentID: row["document_id"], runID: row["run_id"],
+                              phase: AttemptPhase(rawValue: row["phase"]) ?? .run,
+                              startedAt: Self.date(row["started_at"])!, endedAt: Self.date(row["ended_at"]),
+                              httpStatus: row["http_status"], difyCode: row["dify_code"], message: row["message"],
+                              outcome: row["outcome"])
+            }
+        }
+    }
+
+    public func usage(documentID: Int64) async throws -> UsageAmounts? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
+                       sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
+                       sum(latency_ms) AS latency
+                FROM usage WHERE document_id = ?
+                """, arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
+            let priced: Int = row["priced"]
+            return UsageAmounts(promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
+                                totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
+                                currency: row["currency"], latencyMilliseconds: row["latency"])
+        }
+    }
+
+    public func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
+        try await pool.read { db in
+            let key: String
+            switch grouping {
+            case .job: key = "j.name"
+            case .day: key = "strftime('%Y-%m-%d', u.recorded_at / 1000, 'unixepoch')"
+            case .run: key = "coalesce(CAST(u.run_id AS TEXT), '-')"
+            case .none: key = "'all'"
+            }
+            var clauses: [String] = []
+            var arguments = StatementArguments()
+            if let job = filter.jobName {
+                clauses.append("j.name = ?")
+                arguments += [job]
+            }
+            if let since = filter.since {
+                clauses.append("u.recorded_at >= ?")
+                arguments += [Self.millis(since)]
+            }
+            if let until = filter.until {
+                clauses.append("u.recorded_at < ?")
+                arguments += [Self.millis(until)]
+            }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT \(key) AS grp, u.currency AS currency, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
+                       coalesce(sum(u.prompt_tokens), 0) AS p, coalesce(sum(u.completion_tokens), 0) AS c,
+                       coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
+                       count(u.total_price_nanos) AS priced
+                FROM usage u JOIN jobs j ON j.id = u.job_id
+                \(whereClause)
+                GROUP BY grp, u.currency ORDER BY grp, u.currency
+                """, arguments: arguments)
+            return rows.map { row in
+                let priced: Int = row["priced"]
+                return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
+                                  promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
+                                  totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
+                                  currency: row["currency"])
+            }
+        }
+    }
+
+    public func result(documentID: Int64) async throws -> StoredResult? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM results WHERE document_id = ?", arguments: [documentID]).map { row in
+                StoredResult(documentID: row["document_id"], status: row["status"], outputsJSON: row["outputs_json"],
+                             recordedAt: Self.date(row["recorded_at"])!)
+            }
+        }
+    }
+
+    // MARK: - Jobs
+
+    public func register(_ job: JobRegistration) async throws -> JobRecord {
+        let now = nowMillis
+        return try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO jobs (name, spec_path, spec_hash, base_url, dify_user, inbox, outbox, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET spec_path = excluded.spec_path, spec_hash = excluded.spec_hash,
+                    base_url = excluded.base_url, dify_user = excluded.dify_user, inbox = excluded.inbox,
+                    outbox = excluded.outbox, updated_at = excluded.updated_at
+                """, arguments: [job.name, job.specPath, job.specHash, job.baseURL, job.difyUser, job.inbox, job.outbox, now, now])
+            return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE name = ?", arguments: [job.name]).map(Self.job)!
+        }
+    }
+
+    public func setAppMode(jobID: Int64, mode: String) async throws {
+        let now = nowMillis
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET app_mode = ?, updated_at = ? WHERE id = ?", arguments: [mode, now, jobID])
+        }
+    }
+
+    // MARK: - Documents
+
+    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
+                 WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
+                """, arguments: [jobID])
+            var result: [String: DocumentRecord] = [:]
+            result.reserveCapacity(rows.count)
+            for row in rows {
+                let document = Self.document(row)
+                result[document.path] = document
+            }
+            return result
+        }
+    }
+
+    public func insert(_ document: NewDocument) async throws -> DocumentRecord {
+        let now = nowMillis
+        return try await pool.write { db in
+            let error = document.error
+            try db.execute(sql: """
+                INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
+                    last_error_message, last_http_status, created_at, updated_at, finished_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
+                                 document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
+                                 now, now, document.state.isTerminal ? now : nil])
+            let id = db.lastInsertedRowID
+            return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+        }
+    }
+
+    public func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: Self.documentSelect + """
+                 WHERE d.job_id = ? AND d.sha256 = ? AND d.state = 'succeeded' AND d.id != ? ORDER BY d.id LIMIT 1
+                """, arguments: [jobID, sha256, excluding ?? -1]).map(Self.document)
+        }
+    }
+
+    public func claim(jobID: Int64, limit: Int, now date: Date) async throws -> [DocumentRecord] {
+        guard limit > 0 else { return [] }
+        let now = Self.millis(date)
+        let stamp = nowMillis
+        return try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                UPDATE documents
+                SET state = CASE WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
+                    next_attempt_at = NULL, updated_at = ?
+                WHERE id IN (
+                    SELECT id FROM documents
+                    WHERE job_id = ? AND (state = 'pending' OR (state = 'failed' AND next_attempt_at <= ?))
+                    ORDER BY coalesce(next_attempt_at, 0), id
+                    LIMIT ?)
+                RETURNING id
+                """, arguments: [stamp, jobID, now, limit])
+            let ids: [Int64] = rows.map { $0["id"] }
+            guard !ids.isEmpty else { return [] }
+            return try Row.fetchAll(db, sql: Self.documentSelect + " WHERE d.id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY d.id",
+                                    arguments: StatementArguments(ids)).map(Self.document)
+        }
+    }
+
+    @discardableResult
+    public func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        guard from.canTransition(to: to) else {
+            throw LedgerError(.illegalTransition, "document \(id): \(from.rawValue) → \(to.rawValue) is not a legal transition")
+        }
+        var all = changes
+        if to.isTerminal && !changes.contains(where: { if case .finishedAt = $0 { return true } else { return false } }) {
+            all.append(.finishedAt(now()))
+        }
+        if to == .pending || to == .failed || to.isInFlight {
+            all.append(.finishedAt(nil))
+        }
+        return try await apply(id, expecting: from, newState: to, all)
+    }
+
+    @discardableResult
+    public func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        try await apply(id, expecting: state, newState: nil, changes)
+    }
+
+    private func apply(_ id: Int64, expecting: DocumentState, newState: DocumentState?, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        var sets = ["updated_at = ?"]
+        var arguments: StatementArguments = [nowMillis]
+        if let newState {
+            sets.append("state = ?")
+            arguments += [newState.rawValue]
+        }
+        for change in changes {
+            switch change {
+            case .attempts(let n): sets.append("attempts = ?"); arguments += [n]
+            case .incrementAttempts: sets.append("attempts = attempts + 1")
+            case .nextAttemptAt(let d): sets.append("next_attempt_at = ?"); arguments += [d.map(Self.millis)]
+            case .uploadFileID(let v): sets.append("upload_file_id = ?"); arguments += [v]
+            case .workflowRunID(let v): sets.append("workflow_run_id = ?"); arguments += [v]
+            case .messageID(let v): sets.append("message_id = ?"); arguments += [v]
+            case .taskID(let v): sets.append("task_id = ?"); arguments += [v]
+            case .runSentAt(let d): sets.append("run_sent_at = ?"); arguments += [d.map(Self.millis)]
+            case .incrementDuplicateRuns: sets.append("duplicate_runs = duplicate_runs + 1")
+            case .duplicateOf(let v): sets.append("duplicate_of = ?"); arguments += [v]
+            case .outputPath(let v): sets.append("output_path = ?"); arguments += [v]
+            case .lastError(let e):
+                sets.append("last_error_class = ?, last_error_code = ?, last_error_message = ?, last_http_status = ?")
+                arguments += [e?.errorClass, e?.code, e?.message, e?.httpStatus]
+            case .finishedAt(let d): sets.append("finished_at = ?"); arguments += [d.map(Self.millis)]
+            case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
+            case .size(let v): sets.append("size = ?"); arguments += [v]
+            case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            }
+        }
+        arguments += [id, expecting.rawValue]
+        let sql = "UPDATE documents SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?"
+        let finalArguments = arguments
+        return try await pool.write { db in
+            try db.execute(sql: sql, arguments: finalArguments)
+            guard db.changesCount == 1 else {
+                let actual = try String.fetchOne(db, sql: "SELECT state FROM documents WHERE id = ?", arguments: [id])
+                guard let actual else { throw LedgerError(.notFound, "no document with id \(id)") }
+                throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
+            }
+            return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+        }
+    }
+
+    public func inFlight(jobID: Int64) async throws -> [DocumentRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: Self.documentSelect + """
+                 WHERE d.job_id = ? AND d.state IN ('uploading', 'uploaded', 'running', 'recovering') ORDER BY d.id
+                """, arguments: [jobID]).map(Self.document)
+        }
+    }
+
+    public func nextRetryDate(jobID: Int64) async throws -> Date? {
+        try await pool.read { db in
+            Self.date(try Int64.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM documents WHERE job_id = ? AND state = 'failed'",
+                                         arguments: [jobID]))
+        }
+    }
+
+    public func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int {
+        let states = allowed.filter { $0.canTransition(to: .pending) }.sorted()
+        guard !ids.isEmpty, !states.isEmpty else { return 0 }
+        let now = nowMillis
+        return try await pool.write { db in
+            var moved = 0
+            for chunk in stride(from: 0, to: ids.count, by: 500) {
+                let slice = Array(ids[chunk..<min(chunk + 500, ids.count)])
+                var arguments: StatementArguments = [now]
+                arguments += StatementArguments(slice)
+                arguments += StatementArguments(states.map(\.rawValue))
+                try db.execute(sql: """
+                    UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
+                        upload_file_id = NULL, workflow_run_id = NULL, message_id = NULL, task_id = NULL, run_sent_at = NULL,
+                        duplicate_of = NULL, updated_at = ?
+                    WHERE id IN (\(slice.map { _ in "?" }.joined(separator: ","))) AND state IN (\(states.map { _ in "?" }.joined(separator: ",")))
+                    """, arguments: arguments)
+                moved += db.changesCount
+            }
+            return moved
+        }
+    }
+
+    // MARK: - Attempts, usage, results
+
+    public func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
+        let now = nowMillis
+        return try await pool.write { db in
+            try db.execute(sql: "INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (?, ?, ?, ?)",
+                           arguments: [documentID, runID, phase.rawValue, now])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
+        let now = nowMillis
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ? WHERE id = ?",
+                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, attemptID])
+        }
+    }
+
+    public func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, _ usage: UsageAmounts) async throws {
+        let now = nowMillis
+        let priceText = usage.totalPrice.map { PriceNanos.text($0) }
+        let priceNanos = try usage.totalPrice.map { try PriceNanos.nanos($0) }
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO usage (document_id, job_id, run_id, prompt_tokens, completion_tokens, total_tokens, total_price,
+                    total_price_nanos, currency, latency_ms, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [documentID, jobID, runID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
+                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now])
+        }
+    }
+
+    public func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
+        let now = nowMillis
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
+                    recorded_at = excluded.recorded_at
+                """, arguments: [documentID, status, outputsJSON, now])
+        }
+    }
+
+    // MARK: - Runs
+
+    public func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64 {
+        let now = nowMillis
+        return try await pool.write { db in
+            try db.execute(sql: "INSERT INTO runs (command, started_at, pid, host) VALUES (?, ?, ?, ?)",
+                           arguments: [command, now, pid, host])
+            let runID = db.lastInsertedRowID
+            for job in jobIDs {
+                try db.execute(sql: "INSERT INTO run_jobs (run_id, job_id) VALUES (?, ?)", arguments: [runID, job])
+            }
+            return runID
+        }
+    }
+
+    public func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
+        let column: String
+        switch state {
+        case .succeeded: column = "succeeded"
+        case .failed: column = "failed"
+        case .dead: column = "dead"
+        case .rejected: column = "rejected"
+        case .skipped: column = "skipped"
+        default: return
+        }
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run_jobs (run_id, job_id, \(column)) VALUES (?, ?, 1)
+                ON CONFLICT(run_id, job_id) DO UPDATE SET \(column) = \(column) + 1
+                """, arguments: [runID, jobID])
+        }
+    }
+
+    public func finishRun(_ runID: Int64, exitCode: Int) async throws {
+        let now = nowMillis
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE runs SET ended_at = ?, exit_code = ? WHERE id = ?", arguments: [now, exitCode, runID])
+        }
+    }
+
+    // MARK: - Introspection (tests and tools)
+
+    /// The schema as SQLite reports it: table → columns, and index names with their tables.
+    public func schemaDescription() throws -> SchemaDescription {
+        try pool.read { db in try SchemaDescription(db) }
+    }
+
+    /// The database's journal mode (expected: `wal`).
+    public func journalMode() throws -> String {
+        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    // MARK: - Row mapping
+
+    static func job(_ row: Row) -> JobRecord {
+        JobRecord(id: row["id"], name: row["name"], specPath: row["spec_path"], specHash: row["spec_hash"],
+                  appMode: row["app_mode"], baseURL: row["base_url"], difyUser: row["dify_user"],
+                  inbox: row["inbox"], outbox: row["outbox"],
+                  createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!)
+    }
+
+    static func run(_ row: Row) -> RunRecord {
+        RunRecord(id: row["id"], command: row["command"], startedAt: date(row["started_at"])!, endedAt: date(row["ended_at"]),
+                  pid: row["pid"], host: row["host"], exitCode: row["exit_code"])
+    }
+
+    static func document(_ row: Row) -> DocumentRecord {
+        let errorClass: String? = row["last_error_class"]
+        let lastError = errorClass.map {
+            RecordedError(errorClass: $0, code: row["last_error_code"], message: row["last_error_message"] ?? "",
+                          httpStatus: row["last_http_status"])
+        }
+        return DocumentRecord(
+            id: row["id"], jobID: row["job_id"], jobName: row["job_name"] ?? "", path: row["path"], sha256: row["sha256"],
+            size: row["size"], mtimeNanoseconds: row["mtime_ns"],
+            state: DocumentState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+            nextAttemptAt: date(row["next_attempt_at"]), uploadFileID: row["upload_file_id"],
+            workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
+            runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
+            outputPath: row["output_path"], lastError: lastError,
+            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]))
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// `dify-batch status`: per job, counts by state, usage and the last run.
+public struct StatusReport: Encodable, Sendable {
+    public struct Job: Encodable, Sendable {
+        public var name: String
+        public var specPath: String
+        public var appMode: String?
+        /// Every public state, zero included.
+        public var counts: [String: Int]
+        public var total: Int
+        public var usage: UsageJSON
+        public var lastRun: LastRun?
+
+        enum CodingKeys: String, CodingKey {
+            case name, specPath = "spec_path", appMode = "app_mode", counts, total, usage, lastRun = "last_run"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(specPath, forKey: .specPath)
+            try container.encode(appMode, forKey: .appMode)
+            try container.encode(counts, forKey: .counts)
+            try container.encode(total, forKey: .total)
+            try container.encode(usage, forKey: .usage)
+            try container.encode(lastRun, forKey: .lastRun)
+        }
+    }
+
+    public struct LastRun: Encodable, Sendable {
+        public var id: Int64
+        public var command: String
+        public var startedAt: String?
+        public var endedAt: String?
+        public var pid: Int
+        public var host: String
+        public var exitCode: Int?
+        public var succeeded: Int
+        public var failed: Int
+        public var dead: Int
+        public var rejected: Int
+        public var skipped: Int
+
+        enum CodingKeys: String, CodingKey {
+            case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code"
+            case succeeded, failed, dead, rejected, skipped
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(command, forKey: .command)
+            try container.encode(startedAt, forKey: .startedAt)
+            try container.encode(endedAt, forKey: .endedAt)
+            try container.encode(pid, forKey: .pid)
+            try container.encode(host, forKey: .host)
+            try container.encode(exitCode, forKey: .exitCode)
+            try container.encode(succeeded, forKey: .succeeded)
+            try container.encode(failed, forKey: .failed)
+            try container.encode(dead, forKey: .dead)
+            try container.encode(rejected, forKey: .rejected)
+            try container.encode(skipped, forKey: .skipped)
+        }
+    }
+
+    public var database: String
+    public var jobs: [Job]
+
+    public init(database: String, jobs: [Job]) {
+        self.database = database
+        self.jobs = jobs
+    }
+
+    /// Reads the report from a ledger.
+    public static func build(from ledger: any LedgerReader, database: String) async throws -> StatusReport {
+        let jobs = try await ledger.jobs()
+        let counts = try await ledger.stateCounts()
+        let lastRuns = try await ledger.lastRuns()
+        let usage = try await ledger.usageTotals(matching: UsageFilter(), by: .job)
+        return StatusReport(database: database, jobs: jobs.map { job in
+            var stateCounts: [String: Int] = [:]
+            for state in DocumentState.allCases { stateCounts[state.rawValue] = counts[job.id]?[state] ?? 0 }
+            let jobUsage = usage.filter { $0.group == job.name }
+            let last = lastRuns[job.id].map { entry in
+                LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
+                        endedAt: ReportFormatting.timestamp(entry.run.endedAt), pid: entry.run.pid, host: entry.run.host,
+                        exitCode: entry.run.exitCode, succeeded: entry.counts.succeeded, failed: entry.counts.failed,
+                        dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped)
+            }
+            return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
+                       total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last)
+        })
+    }
+
+    /// The human table.
+    public func renderText() -> String {
+        guard !jobs.isEmpty else { return "No jobs in the ledger \(database) yet.\n" }
+        let shown: [DocumentState] = [.pending, .running, .recovering, .failed, .succeeded, .skipped, .dead, .rejected]
+        let headers = ["JOB"] + shown.map { $0.rawValue.uppercased() } + ["TOKENS", "PRICE", "LAST RUN"]
+        let rows = jobs.map { job -> [String] in
+            let inFlight = (job.counts["uploading"] ?? 0) + (job.counts["uploaded"] ?? 0) + (job.counts["running"] ?? 0)
+            let cells = shown.map { state -> String in
+                state == .running ? String(inFlight) : String(job.counts[state.rawValue] ?? 0)
+            }
+            let price = job.usage.totalPrice.map { "\($0) \(job.usage.currency ?? "")".trimmingCharacters(in: .whitespaces) } ?? "-"
+            let last = job.lastRun.map { run in
+                let exit = run.exitCode.map { "exit \($0)" } ?? (run.endedAt == nil ? "in progress" : "")
+                return "\(run.command) #\(run.id) \(run.startedAt ?? "") \(exit)".trimmingCharacters(in: .whitespaces)
+            } ?? "never"
+            return [job.name] + cells + [String(job.usage.totalTokens ?? 0), price, last]
+        }
+        return ReportFormatting.table(headers: headers, rows: rows)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// `dify-batch usage`: tokens and price summed exactly, per group, with a grand total.
+public struct UsageReport: Encodable, Sendable {
+    public struct Group: Encodable, Sendable, Equatable {
+        public var group: String
+        public var documents: Int
+        public var runs: Int
+        public var usage: UsageJSON
+
+        enum CodingKeys: String, CodingKey {
+            case group, documents, runs, promptTokens = "prompt_tokens", completionTokens = "completion_tokens"
+            case totalTokens = "total_tokens", totalPrice = "total_price", currency
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(group, forKey: .group)
+            try container.encode(documents, forKey: .documents)
+            try container.encode(runs, forKey: .runs)
+            try container.encode(usage.promptTokens ?? 0, forKey: .promptTokens)
+            try container.encode(usage.completionTokens ?? 0, forKey: .completionTokens)
+            try container.encode(usage.totalTokens ?? 0, forKey: .totalTokens)
+            try container.encode(usage.totalPrice, forKey: .totalPrice)
+            try container.encode(usage.currency, forKey: .currency)
+        }
+    }
+
+    public var by: UsageGrouping
+    public var since: String?
+    public var until: String?
+    public var groups: [Group]
+    /// One total per currency (usually one).
+    public var total: [Group]
+
+    enum CodingKeys: String, CodingKey { case by, since, until, groups, total }
+
+    public init(by: UsageGrouping, since: String?, until: String?, groups: [Group], total: [Group]) {
+        self.by = by
+        self.since = since
+        self.until = until
+        self.groups = groups
+        self.total = total
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(by.rawValue, forKey: .by)
+        try container.encode(since, forKey: .since)
+        try container.encode(until, forKey: .until)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(total, forKey: .total)
+    }
+
+    public static func build(from ledger: any LedgerReader, filter: UsageFilter, by grouping: UsageGrouping) async throws -> UsageReport {
+        let groups = try await ledger.usageTotals(matching: filter, by: grouping)
+        let totals = try await ledger.usageTotals(matching: filter, by: .none)
+        return UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until),
+                           groups: groups.map(group), total: totals.map(group))
+    }
+
+    static func group(_ total: UsageTotal) -> Group {
+        Group(group: total.group, documents: total.documents, runs: total.runs,
+              usage: UsageJSON(promptTokens: total.promptTokens, completionTokens: total.completionTokens,
+                               totalTokens: total.totalTokens, totalPrice: ReportFormatting.price(total.totalPrice),
+                               currency: total.currency))
+    }
+
+    /// Sums usage rows of one group (all currencies folded when there is only one).
+    static func combine(_ totals: [UsageTotal]) -> UsageJSON {
+        let currencies = Set(totals.compactMap(\.currency))
+        let prices = totals.compactMap(\.totalPrice)
+        return UsageJSON(promptTokens: totals.reduce(0) { $0 + $1.promptTokens },
+                         completionTokens: totals.reduce(0) { $0 + $1.completionTokens },
+                         totalTokens: totals.reduce(0) { $0 + $1.totalTokens },
+                         totalPrice: prices.isEmpty ? nil : (currencies.count <= 1 ? ReportFormatting.price(prices.reduce(0, +)) : nil),
+                         currency: currencies.count == 1 ? currencies.first : (currencies.isEmpty ? nil : "mixed"))
+    }
+
+    /// CSV with a header row; the grand total rows are marked `TOTAL`.
+    public func renderCSV() -> String {
+        var lines = ["group,documents,runs,prompt_tokens,completion_tokens,total_tokens,total_price,currency"]
+        func row(_ group: Group, name: String) -> String {
+            [name, String(group.documents), String(group.runs), String(group.usage.promptTokens ?? 0),
+             String(group.usage.completionTokens ?? 0), String(group.usage.totalTokens ?? 0),
+             group.usage.totalPrice ?? "", group.usage.currency ?? ""].map(Self.csvField).joined(separator: ",")
+        }
+        lines += groups.map { row($0, name: $0.group) }
+        lines += total.map { row($0, name: "TOTAL") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    public func renderText() -> String {
+        guard !groups.isEmpty else { return "No usage recorded\(since.map { " since \($0)" } ?? "").\n" }
+        let header = by == .none ? "" : by.rawValue.uppercased()
+        var rows = groups.map { g in
+            [g.group, String(g.documents), String(g.runs), String(g.usage.promptTokens ?? 0), String(g.usage.completionTokens ?? 0),
+             String(g.usage.totalTokens ?? 0), g.usage.totalPrice ?? "-", g.usage.currency ?? ""]
+        }
+        rows += total.map { g in
+            ["TOTAL", String(g.documents), String(g.runs), String(g.usage.promptTokens ?? 0), String(g.usage.completionTokens ?? 0),
+             String(g.usage.totalTokens ?? 0), g.usage.totalPrice ?? "-", g.usage.currency ?? ""]
+        }
+        return ReportFormatting.table(headers: [header.isEmpty ? "GROUP" : header, "DOCS", "RUNS", "PROMPT", "COMPLETION", "TOTAL TOKENS", "PRICE", "CURRENCY"], rows: rows)
+    }
+}

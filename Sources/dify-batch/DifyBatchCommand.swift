@@ -1,0 +1,37 @@
+import ArgumentParser
+import DifyBatch
+import Foundation
+
+@main
+struct DifyBatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dify-batch",
+        abstract: "Turn a folder into a document pipeline for Dify.",
+        discussion: """
+            Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected; 2 usage or spec
+            error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota paused; 5 job held by
+            another process.
+            """,
+        version: "0.1.0",
+        subcommands: [StatusCommand.self, ListCommand.self, ShowCommand.self, UsageCommand.self, SimulateCommand.self]
+    )
+
+    /// Parses, runs, and maps argument errors to the documented exit code 2 (ArgumentParser's default is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}

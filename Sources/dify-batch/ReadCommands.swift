@@ -1,0 +1,117 @@
+import ArgumentParser
+import DifyBatch
+import Foundation
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Per job: documents by state, token usage and the last run.")
+
+    @OptionGroup var ledger: LedgerOptions
+    @Flag(name: .long, help: "Print JSON (stable keys) instead of a table.") var json = false
+
+    func run() async throws {
+        guard let store = try ledger.openExisting() else {
+            if json { Console.out(try ReportFormatting.json(StatusReport(database: ledger.path, jobs: []))) }
+            return
+        }
+        let report = try await StatusReport.build(from: store, database: ledger.path)
+        Console.out(json ? try ReportFormatting.json(report) : report.renderText())
+    }
+}
+
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List documents, most recently updated first.")
+
+    @OptionGroup var ledger: LedgerOptions
+    @Option(name: .long, help: "Only this job.") var job: String?
+    @Option(name: .long, help: "Only these states (repeatable or comma-separated): \(DocumentState.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var state: [String] = []
+    @Option(name: .long, help: "Only paths matching this glob (relative to the inbox), e.g. 'invoices/*.pdf'.") var path: String?
+    @Option(name: .long, help: "Only documents updated since (2026-11-27, RFC 3339, or an age like 24h).") var since: String?
+    @Option(name: .long, help: "Only documents updated before this time.") var until: String?
+    @Option(name: .long, help: "At most this many rows (default 100; 0 = all).") var limit: Int = 100
+    @Flag(name: .long, help: "Print JSON (an array of documents).") var json = false
+
+    func validate() throws {
+        for name in states where DocumentState(rawValue: name) == nil {
+            throw ValidationError("unknown state '\(name)'; use one of \(DocumentState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let since, DateArgument.parse(since) == nil { throw ValidationError("--since: expected a date like 2026-11-27, an RFC 3339 time, or an age like 24h") }
+        if let until, DateArgument.parse(until) == nil { throw ValidationError("--until: expected a date like 2026-11-27, an RFC 3339 time, or an age like 24h") }
+        guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
+    }
+
+    var states: [String] { state.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } }
+
+    func run() async throws {
+        guard let store = try ledger.openExisting() else {
+            if json { Console.out("[]\n") }
+            return
+        }
+        let filter = DocumentFilter(jobName: job, states: states.isEmpty ? nil : Set(states.compactMap(DocumentState.init(rawValue:))),
+                                    pathPattern: path, updatedSince: since.flatMap { DateArgument.parse($0) },
+                                    updatedUntil: until.flatMap { DateArgument.parse($0) }, limit: limit == 0 ? nil : limit)
+        let report = try await DocumentListReport.build(from: store, filter: filter)
+        Console.out(json ? try ReportFormatting.json(report) : report.renderText())
+    }
+}
+
+struct ShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one document (by id, or every version of an inbox-relative path) with its attempt history.")
+
+    @OptionGroup var ledger: LedgerOptions
+    @Argument(help: "A document id, or a path relative to the job's inbox.") var reference: String
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        guard let store = try ledger.openExisting() else { throw ExitCode(ExitStatus.documentsFailed.rawValue) }
+        let reports = try await DocumentDetailReport.build(from: store, reference: reference)
+        guard !reports.isEmpty else {
+            Console.error("dify-batch: no document with id or path '\(reference)'. `dify-batch list` shows what the ledger holds.")
+            throw ExitCode(ExitStatus.documentsFailed.rawValue)
+        }
+        if json {
+            Console.out(reports.count == 1 ? try ReportFormatting.json(reports[0]) : try ReportFormatting.json(reports))
+        } else {
+            Console.out(reports.map { $0.renderText() }.joined(separator: "\n"))
+        }
+    }
+}
+
+struct UsageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usage",
+        abstract: "Tokens and price, summed exactly, by day, job or run.")
+
+    @OptionGroup var ledger: LedgerOptions
+    @Option(name: .long, help: "Only this job.") var job: String?
+    @Option(name: .long, help: "From this time (2026-11-27, RFC 3339, or an age like 7d).") var since: String?
+    @Option(name: .long, help: "Up to (not including) this time.") var until: String?
+    @Option(name: .long, help: "Group by day, job or run (default: day).") var by: String = "day"
+    @Flag(name: .long, help: "Print JSON.") var json = false
+    @Flag(name: .long, help: "Print CSV.") var csv = false
+
+    func validate() throws {
+        guard let grouping = UsageGrouping(rawValue: by), grouping != .none else { throw ValidationError("--by must be day, job or run") }
+        if let since, DateArgument.parse(since) == nil { throw ValidationError("--since: expected a date like 2026-11-27, an RFC 3339 time, or an age like 7d") }
+        if let until, DateArgument.parse(until) == nil { throw ValidationError("--until: expected a date like 2026-11-27, an RFC 3339 time, or an age like 7d") }
+        if json && csv { throw ValidationError("choose one of --json and --csv") }
+    }
+
+    func run() async throws {
+        let filter = UsageFilter(jobName: job, since: since.flatMap { DateArgument.parse($0) }, until: until.flatMap { DateArgument.parse($0) })
+        let grouping = UsageGrouping(rawValue: by) ?? .day
+        guard let store = try ledger.openExisting() else {
+            let empty = UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until), groups: [], total: [])
+            if json { Console.out(try ReportFormatting.json(empty)) } else if csv { Console.out(empty.renderCSV()) }
+            return
+        }
+        let report = try await UsageReport.build(from: store, filter: filter, by: grouping)
+        Console.out(json ? try ReportFormatting.json(report) : csv ? report.renderCSV() : report.renderText())
+    }
+}
