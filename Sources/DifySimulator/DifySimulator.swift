@@ -6,12 +6,14 @@ import ServiceLifecycle
 /// A Dify-compatible HTTP server (the `/v1` service API) with fault injection, for tests, demos and users.
 ///
 /// One instance serves once: call `run()` (or `run(onReady:)`) a single time. It is a `Service`, so it can
-/// join a `ServiceGroup`; it stops on cancellation or graceful shutdown.
+/// join a `ServiceGroup`; it stops on cancellation or graceful shutdown. On graceful shutdown, streams that
+/// are stalling (invalid inputs) close at once and runs still processing end as `stopped`.
 public final class DifySimulator: Service, Sendable {
     public let configuration: SimulatorConfiguration
     let state: SimulatorState
     let recorder = StatsRecorder()
     let background = BackgroundWork()
+    let shutdown = ShutdownFlag()
     let logger: Logger
     /// Directory holding uploads, and whether the simulator created (and so removes) it.
     let storageDirectory: String
@@ -59,7 +61,12 @@ public final class DifySimulator: Service, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.background.run() }
             do {
-                try await app.run()
+                let shutdown = self.shutdown
+                try await withGracefulShutdownHandler {
+                    try await app.run()
+                } onGracefulShutdown: {
+                    shutdown.set()
+                }
             } catch {
                 background.finish()
                 group.cancelAll()

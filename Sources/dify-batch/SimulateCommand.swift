@@ -68,8 +68,8 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        let logger = Logger(label: "dify-simulator")
+        // A local stderr logger: no global LoggingSystem.bootstrap, which may run only once per process.
+        let logger = Logger(label: "dify-simulator", factory: { StreamLogHandler.standardError(label: $0) })
         let apps = (keys.isEmpty ? [SimulatedApp.defaultAPIKey] : keys).map { key -> SimulatedApp in
             switch mode {
             case "completion": return .completion(apiKey: key)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Work that must outlive the HTTP exchange that started it (a run whose client disconnected keeps going).
 /// Jobs run as children of the simulator's own task group, so they are structured: `DifySimulator.run()`
 /// does not return before they end, and cancelling it cancels them.
@@ -25,4 +27,11 @@ final class BackgroundWork: Sendable {
     }
 
     func finish() { continuation.finish() }
+}
+
+/// Set once graceful shutdown begins, so long waits (invalid-input stalls, run processing) end early.
+final class ShutdownFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

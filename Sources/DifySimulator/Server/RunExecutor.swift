@@ -29,7 +29,7 @@ struct RunExecutor: Sendable {
         let pingInterval = max(simulator.configuration.pingInterval, .milliseconds(1))
         var nextPing = clock.now + pingInterval
         while clock.now < deadline {
-            if simulator.state.isStopRequested(id: plan.runID) || Task.isCancelled { return true }
+            if simulator.state.isStopRequested(id: plan.runID) || Task.isCancelled || simulator.shutdown.isSet { return true }
             let wake = min(deadline, nextPing, clock.now + .milliseconds(20))
             try? await Task.sleep(until: wake, clock: clock)
             if plan.streaming, clock.now >= nextPing {

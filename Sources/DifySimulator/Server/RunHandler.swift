@@ -179,12 +179,16 @@ struct RunHandler {
             }
             // Dify: 200, one ping, silence, then the stream closes (~300 s later).
             let wait = simulator.configuration.invalidInputStreamClose
+            let shutdown = simulator.shutdown
             return Response(
                 status: .ok, headers: Self.sseHeaders,
                 body: ResponseBody { writer in
                     defer { state.releaseSlot() }
                     try await writer.write(Self.pingFrame)
-                    try await Task.sleep(for: wait)
+                    let deadline = ContinuousClock.now + wait
+                    while ContinuousClock.now < deadline, !shutdown.isSet {
+                        try await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+                    }
                     try await writer.finish(nil)
                 })
         }
