@@ -1,0 +1,118 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed file-system call, with the path and the `errno` it failed with.
+public struct FileOperationError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What was being done (`open`, `write`, `rename`, ...).
+    public var operation: String
+    public var path: String
+    /// The `errno` value (0 when the failure did not come from a system call).
+    public var errorNumber: Int32
+    public var reason: String
+
+    public init(operation: String, path: String, errorNumber: Int32, reason: String? = nil) {
+        self.operation = operation
+        self.path = path
+        self.errorNumber = errorNumber
+        self.reason = reason ?? String(cString: strerror(errorNumber))
+    }
+
+    /// Captures the current `errno`.
+    static func posix(_ operation: String, _ path: String) -> FileOperationError {
+        FileOperationError(operation: operation, path: path, errorNumber: errno)
+    }
+
+    public var description: String { "cannot \(operation) \(path): \(reason)" }
+}
+
+/// Atomic file writes.
+///
+/// The data goes to a temporary file `.<name>.tmp-<random>` in the target's folder (dot-named, so nothing watching
+/// for `*.json` reads a partial file), is flushed with `fsync`, renamed over the target, and then the folder is
+/// flushed. Intermediate folders are created. After a crash the target is either absent (or its previous
+/// version) or complete; the temporary file is removed on every error path.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o644) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw FileOperationError(operation: "write", path: path, errorNumber: EINVAL, reason: "not a file path")
+        }
+        let directory = folder.isEmpty ? "." : folder
+        try createDirectories(directory)
+
+        let temporary = (directory as NSString).appendingPathComponent(".\(name).tmp-\(randomSuffix())")
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
+        guard fd >= 0 else { throw FileOperationError.posix("create", temporary) }
+        var closed = false
+        var renamed = false
+        defer {
+            if !closed { _ = close(fd) }
+            if !renamed { _ = unlink(temporary) }
+        }
+        // The umask may have narrowed the mode given to open(2).
+        guard fchmod(fd, permissions) == 0 else { throw FileOperationError.posix("chmod", temporary) }
+        try posixWriteAll(fd, data, path: temporary)
+        guard fsync(fd) == 0 else { throw FileOperationError.posix("fsync", temporary) }
+        closed = true
+        guard close(fd) == 0 else { throw FileOperationError.posix("close", temporary) }
+        guard rename(temporary, path) == 0 else { throw FileOperationError.posix("rename", path) }
+        renamed = true
+        try syncDirectory(directory)
+    }
+
+    /// Flushes a folder's entries (a rename or unlink in it) to disk.
+    static func syncDirectory(_ directory: String) throws {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileOperationError.posix("open folder", directory) }
+        defer { _ = close(fd) }
+        // Some file systems refuse fsync on a folder; that is not a failure of the write.
+        if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
+            throw FileOperationError.posix("fsync folder", directory)
+        }
+    }
+
+    /// `mkdir -p`, reporting the failing path.
+    static func createDirectories(_ directory: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw FileOperationError(operation: "create folder", path: directory, errorNumber: ENOTDIR)
+            }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw FileOperationError(operation: "create folder", path: directory, errorNumber: EIO,
+                                     reason: "\(error)")
+        }
+    }
+
+    static func randomSuffix() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() & 0xFFFF_FFFF_FFFF, radix: 36)
+    }
+}
+
+/// Writes every byte, retrying on `EINTR` and short writes.
+func posixWriteAll(_ fd: Int32, _ data: Data, path: String) throws {
+    try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
+        guard let base = buffer.baseAddress else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(fd, base + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw FileOperationError.posix("write", path)
+            }
+            offset += written
+        }
+    }
+}

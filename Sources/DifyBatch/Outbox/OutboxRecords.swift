@@ -1,0 +1,203 @@
+import DifyKit
+import Foundation
+
+/// The source document a result belongs to.
+public struct SourceInfo: Sendable, Equatable {
+    /// Relative to the job's inbox, `/`-separated.
+    public var path: String
+    public var sha256: String?
+    public var bytes: Int64
+
+    public init(path: String, sha256: String?, bytes: Int64) {
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
+}
+
+/// What `<outbox>/<relativePath>.json` says about a document that succeeded.
+public struct SuccessRecord: Sendable {
+    /// `succeeded` or `partial-succeeded`.
+    public var status: String
+    public var job: String
+    public var source: SourceInfo
+    /// `workflow`, `completion`, `chat`, ...
+    public var appMode: String
+    /// Workflow outputs; for completion and chat apps `["answer": .string(...)]`. The writer adds `answer_json`
+    /// when the answer is JSON (raw or in the first ``` / ```json fenced block).
+    public var outputs: [String: JSONValue]
+    public var usage: UsageAmounts?
+    public var uploadFileID: String?
+    public var workflowRunID: String?
+    public var messageID: String?
+    public var taskID: String?
+    public var attempts: Int
+    public var elapsedMilliseconds: Int64
+    public var finishedAt: Date
+    /// Relative path of the first document with the same content.
+    public var duplicateOf: String?
+
+    public init(status: String = "succeeded", job: String, source: SourceInfo, appMode: String,
+                outputs: [String: JSONValue], usage: UsageAmounts?, uploadFileID: String?,
+                workflowRunID: String?, messageID: String?, taskID: String?, attempts: Int,
+                elapsedMilliseconds: Int64, finishedAt: Date, duplicateOf: String? = nil) {
+        self.status = status
+        self.job = job
+        self.source = source
+        self.appMode = appMode
+        self.outputs = outputs
+        self.usage = usage
+        self.uploadFileID = uploadFileID
+        self.workflowRunID = workflowRunID
+        self.messageID = messageID
+        self.taskID = taskID
+        self.attempts = attempts
+        self.elapsedMilliseconds = elapsedMilliseconds
+        self.finishedAt = finishedAt
+        self.duplicateOf = duplicateOf
+    }
+}
+
+/// What `<outbox>/<relativePath>.error.json` says about a document that is `dead` or `rejected`.
+public struct FailureRecord: Sendable {
+    /// `dead` or `rejected`.
+    public var status: String
+    public var job: String
+    public var source: SourceInfo
+    public var errorCode: String?
+    public var errorMessage: String
+    public var httpStatus: Int?
+    public var difyCode: String?
+    public var attempts: Int
+    public var finishedAt: Date
+
+    public init(status: String, job: String, source: SourceInfo, errorCode: String?, errorMessage: String,
+                httpStatus: Int? = nil, difyCode: String? = nil, attempts: Int, finishedAt: Date) {
+        self.status = status
+        self.job = job
+        self.source = source
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+        self.httpStatus = httpStatus
+        self.difyCode = difyCode
+        self.attempts = attempts
+        self.finishedAt = finishedAt
+    }
+}
+
+// MARK: - JSON documents
+
+extension SourceInfo {
+    var jsonValue: JSONValue {
+        .object([
+            "path": .string(path),
+            "sha256": sha256.map(JSONValue.string) ?? .null,
+            "bytes": .int(bytes),
+        ])
+    }
+}
+
+extension UsageAmounts {
+    /// Dify's names; the price is an exact decimal string; unknown fields are null.
+    var outboxJSON: JSONValue {
+        func int(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
+        return .object([
+            "prompt_tokens": int(promptTokens),
+            "completion_tokens": int(completionTokens),
+            "total_tokens": int(totalTokens),
+            "total_price": ReportFormatting.price(totalPrice).map(JSONValue.string) ?? .null,
+            "currency": currency.map(JSONValue.string) ?? .null,
+        ])
+    }
+}
+
+private func optionalString(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+private func optionalInt(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
+
+extension SuccessRecord {
+    /// The document as written, `answer_json` included.
+    public var jsonDocument: JSONValue {
+        var outputs = outputs
+        if outputs["answer_json"] == nil, case .string(let answer)? = outputs["answer"],
+           let parsed = AnswerJSON.extract(from: answer) {
+            outputs["answer_json"] = parsed
+        }
+        var dify: [String: JSONValue] = [
+            "upload_file_id": optionalString(uploadFileID),
+            "task_id": optionalString(taskID),
+        ]
+        if appMode == "workflow" {
+            dify["workflow_run_id"] = optionalString(workflowRunID)
+        } else {
+            dify["message_id"] = optionalString(messageID)
+        }
+        var document: [String: JSONValue] = [
+            "status": .string(status),
+            "job": .string(job),
+            "source": source.jsonValue,
+            "app": .object(["mode": .string(appMode)]),
+            "outputs": .object(outputs),
+            "usage": usage?.outboxJSON ?? .null,
+            "dify": .object(dify),
+            "attempts": .int(Int64(attempts)),
+            "elapsed_ms": .int(elapsedMilliseconds),
+            "finished_at": .string(ReportFormatting.timestamp(finishedAt) ?? ""),
+        ]
+        if let duplicateOf { document["duplicate_of"] = .string(duplicateOf) }
+        return .object(document)
+    }
+}
+
+extension FailureRecord {
+    /// The document as written.
+    public var jsonDocument: JSONValue {
+        .object([
+            "status": .string(status),
+            "job": .string(job),
+            "source": source.jsonValue,
+            "error": .object([
+                "code": optionalString(errorCode),
+                "message": .string(errorMessage),
+                "http_status": optionalInt(httpStatus),
+                "dify_code": optionalString(difyCode),
+            ]),
+            "attempts": .int(Int64(attempts)),
+            "finished_at": .string(ReportFormatting.timestamp(finishedAt) ?? ""),
+        ])
+    }
+}
+
+/// Finds JSON in an LLM answer.
+public enum AnswerJSON {
+    /// The answer parsed as JSON: the whole (trimmed) text, else the first fenced block (```` ``` ```` or
+    /// ```` ```json ````) when that block parses. Nil when neither is JSON.
+    public static func extract(from answer: String) -> JSONValue? {
+        let trimmed = answer.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { return nil }
+        if let value = try? JSONValue.parse(trimmed) { return value }
+        guard let block = firstFencedBlock(in: answer) else { return nil }
+        let body = block.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !body.isEmpty else { return nil }
+        return try? JSONValue.parse(body)
+    }
+
+    /// The body of the first ``` fence whose info string is empty or `json`; nil if there is none or it is unclosed.
+    static func firstFencedBlock(in text: String) -> String? {
+        guard let open = text.range(of: "```") else { return nil }
+        let afterFence = text[open.upperBound...]
+        // The info string runs to the end of the line (a one-line block "```{...}```" has none).
+        let lineEnd = afterFence.firstIndex(of: "\n") ?? afterFence.endIndex
+        let info = afterFence[..<lineEnd].trimmingCharacters(in: .whitespaces)
+        let bodyStart: Substring.Index
+        if info.lowercased() == "json" || info.isEmpty {
+            bodyStart = lineEnd < afterFence.endIndex ? afterFence.index(after: lineEnd) : lineEnd
+        } else if info.hasPrefix("{") || info.hasPrefix("[") {
+            bodyStart = afterFence.startIndex
+        } else {
+            return nil
+        }
+        let rest = text[bodyStart...]
+        guard let close = rest.range(of: "```") else { return nil }
+        return String(rest[..<close.lowerBound])
+    }
+}
