@@ -111,7 +111,7 @@ struct FaultInjectionTests {
             #expect(streamed.status == 200)
             let last = try #require(streamed.events.last?.data)
             #expect(last["event"] == "error")
-            #expect(last.keys == ["event", "workflow_run_id", "status", "code", "message"])
+            #expect(last.keys == ["event", "workflow_run_id", "code", "status", "message"])
             #expect(["completion_request_error", "internal_server_error"].contains(last["code"]?.stringValue ?? ""))
             #expect(!streamed.events.contains { $0.event == "workflow_finished" })
             let blocking = try await client.postJSON("/workflows/run", TestClient.runBody(fileID: id))

@@ -26,6 +26,20 @@ struct MessageAppTests {
         }
     }
 
+    @Test func completion_takesDocumentFromTopLevelFiles() async throws {
+        try await withSimulator(.init(apps: [.completion(apiKey: "c")]), key: "c") { _, client in
+            let id = try await client.uploadID(bytes: helloText)
+            let body = #"{"inputs":{},"files":[{"type":"document","transfer_method":"local_file","upload_file_id":"\#(id)"}],"response_mode":"blocking","user":"test-user"}"#
+            let r = try await client.postJSON("/completion-messages", body)
+            #expect(r.status == 200)
+            #expect(r.json?["answer"]?.stringValue == SimulatedOutput.completionAnswer(fileBytes: helloText, filename: "hello.txt"))
+            let wrongType = body.replacingOccurrences(of: #""type":"document""#, with: #""type":"image""#)
+            let bad = try await client.postJSON("/completion-messages", wrongType)
+            #expect(bad.status == 400)
+            #expect(bad.json?["message"] == "Detected file type does not match the specified type. Please verify the file.")
+        }
+    }
+
     @Test func completionStreaming_sendsMessageChunksThenMessageEnd() async throws {
         try await withSimulator(.init(apps: [.completion(apiKey: "c")]), key: "c") { _, client in
             let id = try await client.uploadID(bytes: helloText)

@@ -149,6 +149,13 @@ struct WorkflowRunTests {
             let past = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-60))
             let some = try await client.send(.GET, "/workflows/logs?created_at__after=\(past)&created_at__before=\(future)")
             #expect(some.json?["total"] == 3)
+            // Offsets must be percent-encoded (`+` means space, as in werkzeug); naive times are UTC.
+            let offset = past.replacingOccurrences(of: "Z", with: "%2B00:00")
+            #expect(try await client.send(.GET, "/workflows/logs?created_at__after=\(offset)").json?["total"] == 3)
+            let naive = past.replacingOccurrences(of: "Z", with: "")
+            #expect(try await client.send(.GET, "/workflows/logs?created_at__after=\(naive)").json?["total"] == 3)
+            let unencoded = try await client.send(.GET, "/workflows/logs?created_at__after=\(past.replacingOccurrences(of: "Z", with: "+00:00"))")
+            #expect(unencoded.status == 400)
         }
     }
 

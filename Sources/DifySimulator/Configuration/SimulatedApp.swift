@@ -34,14 +34,22 @@ public struct SimulatedApp: Sendable {
         SimulatedApp(apiKey: apiKey, mode: "workflow", name: name, userInputForm: standardInputForm)
     }
 
-    /// A completion (Text Generator) app named `simulated-completion` with ``standardInputForm``.
+    /// The form of simulated completion/chat apps: ``standardInputForm`` with `document` optional, because
+    /// these apps also take the document through the top-level `files` array (file upload feature enabled).
+    public static let messageInputForm: [SimulatedInputVariable] = [
+        .file("document", required: false, allowedFileTypes: ["document"]),
+        .textInput("language", required: false, maxLength: 32),
+    ]
+
+    /// A completion (Text Generator) app named `simulated-completion` with ``messageInputForm``. The document
+    /// comes from the `document` input or else the first entry of `files`; with neither, it is empty.
     public static func completion(apiKey: String, name: String = "simulated-completion") -> SimulatedApp {
-        SimulatedApp(apiKey: apiKey, mode: "completion", name: name, userInputForm: standardInputForm)
+        SimulatedApp(apiKey: apiKey, mode: "completion", name: name, userInputForm: messageInputForm)
     }
 
-    /// A chat app named `simulated-chat` with ``standardInputForm``.
+    /// A chat app named `simulated-chat` with ``messageInputForm`` (document as for ``completion(apiKey:name:)``).
     public static func chat(apiKey: String, name: String = "simulated-chat") -> SimulatedApp {
-        SimulatedApp(apiKey: apiKey, mode: "chat", name: name, userInputForm: standardInputForm)
+        SimulatedApp(apiKey: apiKey, mode: "chat", name: name, userInputForm: messageInputForm)
     }
 
     /// Stable ids derived from the key, so restarts of the simulator give the same ids.

@@ -39,6 +39,9 @@ struct RunRecord: Sendable {
     var finishedAt: Int?
     var elapsed: Double?
     var stopRequested = false
+
+    /// `created_at` of the run's log row: when it finished (or started, while running).
+    var logCreatedAt: Int { finishedAt ?? createdAt }
 }
 
 /// All mutable server state behind one lock.

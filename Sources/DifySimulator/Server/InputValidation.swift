@@ -82,6 +82,23 @@ struct InputValidation {
         return .success((kept, files))
     }
 
+    /// Completion/chat apps also take files in the top-level `files` array (the app's file-upload feature,
+    /// enabled on simulated completion/chat apps): any detected type except `custom`, local or remote.
+    func validateTopLevelFiles(_ value: JSONValue?) -> Result<[ResolvedFile], Failure> {
+        guard let items = value?.arrayValue else { return .success([]) }
+        let feature = SimulatedInputVariable(
+            variable: "files", type: "file-list", required: false, allowedFileTypes: ["document", "image", "audio", "video"])
+        var files: [ResolvedFile] = []
+        for item in items {
+            guard let mapping = item.objectValue else { return .failure(Failure(message: "Invalid file mapping")) }
+            switch resolve(mapping, variable: feature) {
+            case let .success(file): files.append(file)
+            case let .failure(f): return .failure(f)
+            }
+        }
+        return .success(files)
+    }
+
     private func resolve(_ pairs: [(String, JSONValue)], variable v: SimulatedInputVariable) -> Result<ResolvedFile, Failure> {
         let mapping = JSONValue.object(pairs)
         guard let method = mapping["transfer_method"]?.stringValue else {

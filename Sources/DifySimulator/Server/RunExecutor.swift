@@ -137,8 +137,8 @@ struct RunExecutor: Sendable {
             out.yield(
                 .event(
                     .object([
-                        ("event", "error"), ("workflow_run_id", .string(plan.runID)), ("status", .int(status)),
-                        ("code", .string(code)), ("message", .string(message)),
+                        ("event", "error"), ("workflow_run_id", .string(plan.runID)), ("code", .string(code)),
+                        ("status", .int(status)), ("message", .string(message)),
                     ]), isStart: false))
             return .error(status: status, code: code, message: message)
         case .failedWorkflow:
@@ -239,7 +239,7 @@ struct RunExecutor: Sendable {
             _ = finalize(status: "failed", outputs: .object([]), error: message, tokens: 0, price: 0, steps: 0)
             out.yield(
                 .event(
-                    messageEnvelope("error", [("status", .int(status)), ("code", .string(code)), ("message", .string(message))], withTask: false),
+                    messageEnvelope("error", [("code", .string(code)), ("status", .int(status)), ("message", .string(message))], withTask: false),
                     isStart: false))
             return .error(status: status, code: code, message: message)
         }

@@ -169,7 +169,11 @@ struct RunHandler {
 
         let validation = InputValidation(form: app.userInputForm, apiKey: app.apiKey, user: user, state: state)
         let validated: (inputs: [(String, JSONValue)], files: [ResolvedFile])
-        switch validation.validate(body["inputs"]?.objectValue ?? []) {
+        let result = validation.validate(body["inputs"]?.objectValue ?? []).flatMap { v in
+            guard kind != .workflow, v.files.isEmpty else { return Result<(inputs: [(String, JSONValue)], files: [ResolvedFile]), InputValidation.Failure>.success(v) }
+            return validation.validateTopLevelFiles(body["files"]).map { (inputs: v.inputs, files: $0) }
+        }
+        switch result {
         case let .success(v):
             validated = v
         case let .failure(failure):

@@ -145,14 +145,26 @@ struct SimulatorResponder: HTTPResponder {
             ]))
     }
 
+    /// `GET /v1/workflows/logs`, newest first. Each run has one log row whose `created_at` is the run's end
+    /// (its start while running), in whole seconds like Dify's `CURRENT_TIMESTAMP(0)` columns; the
+    /// `created_at__after/__before` filters compare against that value, so a client looking for a run it
+    /// started at time T should filter with `created_at__after` ≤ T − 1 s.
     private func workflowLogs(app: SimulatedApp, request: Request) -> Response {
         guard app.mode == "workflow" else {
             return Responses.error(400, "not_workflow_app", "Please check if your app mode matches the right API route.")
         }
-        let query = request.uri.queryParameters
-        func param(_ name: String) -> String? {
-            query[Substring(name)].map { String($0).removingPercentEncoding ?? String($0) }
+        // Decoded like werkzeug: `+` is a space, then percent-decoding (so an unencoded `+00:00` offset breaks).
+        var query: [String: String] = [:]
+        for item in (request.uri.query ?? "").split(separator: "&") {
+            let kv = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                let spaced = s.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            let key = decode(kv[0])
+            if query[key] == nil { query[key] = kv.count > 1 ? decode(kv[1]) : "" }
         }
+        func param(_ name: String) -> String? { query[name] }
         let page = max(1, min(99_999, Int(param("page") ?? "") ?? 1))
         let limit = max(1, min(100, Int(param("limit") ?? "") ?? 20))
         var runs = simulator.state.runs(apiKey: app.apiKey)
@@ -162,13 +174,13 @@ struct SimulatorResponder: HTTPResponder {
             guard let date = ISO8601.parse(after) else {
                 return Responses.invalidParam("Invalid created_at__after: \(after)")
             }
-            runs = runs.filter { Double($0.createdAt) >= date.timeIntervalSince1970 }
+            runs = runs.filter { Double($0.logCreatedAt) >= date.timeIntervalSince1970 }
         }
         if let before = param("created_at__before"), !before.isEmpty {
             guard let date = ISO8601.parse(before) else {
                 return Responses.invalidParam("Invalid created_at__before: \(before)")
             }
-            runs = runs.filter { Double($0.createdAt) <= date.timeIntervalSince1970 }
+            runs = runs.filter { Double($0.logCreatedAt) <= date.timeIntervalSince1970 }
         }
         let total = runs.count
         let pageRuns = runs.dropFirst((page - 1) * limit).prefix(limit)
@@ -195,7 +207,7 @@ struct SimulatorResponder: HTTPResponder {
                         ("session_id", .string(run.user)),
                     ])
                 ),
-                ("created_at", .int(run.finishedAt ?? run.createdAt)),
+                ("created_at", .int(run.logCreatedAt)),
             ])
         }
         return Responses.json(
