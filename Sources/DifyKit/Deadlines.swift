@@ -17,7 +17,23 @@ final class RequestContext: @unchecked Sendable {
         lock.withLock { lastActivity = ContinuousClock.now }
     }
 
-    var idleSince: ContinuousClock.Instant? { lock.withLock { lastActivity } }
+    /// Last activity, or nil while the idle timer is not armed or the caller's callback runs
+    /// (time spent in `onStarted` is not server silence).
+    var idleSince: ContinuousClock.Instant? { lock.withLock { callbackDepth > 0 ? nil : lastActivity } }
+
+    private var callbackDepth = 0
+
+    /// Runs the caller's callback with idle detection suspended; its errors are wrapped in ``CallbackError``.
+    func runCallback(_ body: () async throws -> Void) async throws {
+        lock.withLock { callbackDepth += 1 }
+        defer {
+            lock.withLock {
+                callbackDepth -= 1
+                if lastActivity != nil { lastActivity = ContinuousClock.now }
+            }
+        }
+        do { try await body() } catch { throw CallbackError(underlying: error) }
+    }
 
     func markHeadReceived() { lock.withLock { headReceived = true } }
     var didReceiveHead: Bool { lock.withLock { headReceived } }

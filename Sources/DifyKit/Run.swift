@@ -115,7 +115,7 @@ extension DifyClient {
                 try BlockingResponse.result(mode: mode, json: $0)
             }
             context.record(result.runStarted)
-            do { try await onStarted(result.runStarted) } catch { throw CallbackError(underlying: error) }
+            try await context.runCallback { try await onStarted(result.runStarted) }
             return result
         }
     }
@@ -143,7 +143,7 @@ extension DifyClient {
                     try BlockingResponse.result(mode: mode, json: $0)
                 }
                 context.record(result.runStarted)
-                do { try await onStarted(result.runStarted) } catch { throw CallbackError(underlying: error) }
+                try await context.runCallback { try await onStarted(result.runStarted) }
                 return result
             }
             context.touch()  // arms the idle watchdog
@@ -156,8 +156,7 @@ extension DifyClient {
                     let step = accumulator.apply(event)
                     context.record(accumulator.runStarted)
                     if let started = accumulator.takeStartedIfNew() {
-                        do { try await onStarted(started) } catch { throw CallbackError(underlying: error) }
-                        context.touch()
+                        try await context.runCallback { try await onStarted(started) }
                     }
                     switch step {
                     case .proceed: continue

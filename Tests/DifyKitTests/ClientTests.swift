@@ -92,39 +92,47 @@ struct ClientTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("difykit-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
+        // DIFYKIT_BIG_UPLOAD_MB lets a developer try larger files by hand; the suite uses 50 MB.
+        let megabytes = ProcessInfo.processInfo.environment["DIFYKIT_BIG_UPLOAD_MB"].flatMap(Int.init) ?? 50
+        let size = megabytes * 1024 * 1024
         let path = directory.appendingPathComponent("big.pdf").path
-        let size = 50 * 1024 * 1024
+        let small = directory.appendingPathComponent("small.pdf").path
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         let block = Data(repeating: 0x41, count: 1024 * 1024)
-        for _ in 0..<50 { try handle.write(contentsOf: block) }
+        for _ in 0..<megabytes { try handle.write(contentsOf: block) }
         try handle.close()
+        try Data(repeating: 0x42, count: 1024).write(to: URL(fileURLWithPath: small))
 
         let recorder = Recorder()
-        let before = rssKB()
-        let file = try await TestServer.run({ router in
+        let (file, before, after) = try await TestServer.run({ router in
             router.post("/v1/files/upload") { request, _ -> Response in
                 recorder.add("content-length", request.headers[.contentLength] ?? "")
+                var bytes = 0
                 for try await chunk in request.body {
                     recorder.bump("chunks")
-                    recorder.bump("bytes", by: chunk.readableBytes)
+                    bytes += chunk.readableBytes
                 }
-                return .json(#"{"id":"big-1","name":"big.pdf","size":\#(size),"extension":"pdf","mime_type":"application/pdf","created_by":"u","created_at":1}"#,
+                recorder.bump("bytes", by: bytes)
+                return .json(#"{"id":"big-1","name":"big.pdf","size":\#(bytes),"extension":"pdf","mime_type":"application/pdf","created_by":"u","created_at":1}"#,
                              status: .created)
             }
         }) { baseURL in
             try await withDifyClient(baseURL: baseURL) { client in
-                try await client.upload(fileAt: path, user: "u")
+                // Warm up server, client and connection so the measurement covers the upload itself.
+                _ = try await client.upload(fileAt: small, user: "u")
+                let before = rssKB()
+                let file = try await client.upload(fileAt: path, user: "u")
+                return (file, before, rssKB())
             }
         }
-        let after = rssKB()
-        let growthMB = Double(after.hwm - before.rss) / 1024
-        print("DifyKit large upload: 50 MB file, VmRSS before \(before.rss / 1024) MB, VmRSS after \(after.rss / 1024) MB, VmHWM after \(after.hwm / 1024) MB, peak growth \(String(format: "%.1f", growthMB)) MB, server saw \(recorder.count("chunks")) chunks")
-        #expect(file.size == Int64(size))
-        #expect(recorder.count("bytes") > size)
-        #expect(recorder.get("content-length") == [String(recorder.count("bytes"))])
-        #expect(recorder.count("chunks") >= 50, "body must arrive in many chunks, not one buffer")
-        #expect(growthMB < 48, "upload must not hold the 50 MB file in memory")
+        let growthMB = Double(after.hwm - max(before.rss, before.hwm)) / 1024
+        let chunks = recorder.count("chunks")
+        print("DifyKit large upload: \(megabytes) MB file, VmRSS before \(before.rss / 1024) MB (VmHWM \(before.hwm / 1024) MB), VmRSS after \(after.rss / 1024) MB, VmHWM after \(after.hwm / 1024) MB, peak growth during upload \(String(format: "%.1f", max(0, growthMB))) MB, server saw \(chunks) chunks (both uploads)")
+        #expect(file.size > Int64(size))
+        #expect(recorder.get("content-length").last == String(file.size))
+        #expect(chunks >= megabytes, "body must arrive in many chunks, not one buffer")
+        #expect(growthMB < 40, "upload must not hold the file in memory")
     }
 
     @Test("streaming a captured workflow run yields the result and reports ids first; request body is Dify's shape")
@@ -249,6 +257,48 @@ struct ClientTests {
         #expect(result.status == .succeeded)
         #expect(result.outputs == ["text": "ok"])
         #expect(result.usage.totalTokens == 3)
+    }
+
+    struct CallerError: Error, Equatable {}
+
+    @Test("time spent in onStarted is not counted as stream silence; its errors pass through unchanged")
+    func onStartedBehaviour() async throws {
+        let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(300), total: .seconds(10))
+        let (result, thrown) = try await TestServer.run({ router in
+            router.post("/v1/workflows/run") { _, _ -> Response in
+                streamResponse([pingChunk, startedChunk, finishedChunk])
+            }
+        }) { baseURL in
+            try await withDifyClient(baseURL: baseURL, timeouts: timeouts) { client in
+                let result = try await client.run(RunRequest(mode: .workflow, inputs: [:], user: "u")) { _ in
+                    try await Task.sleep(for: .milliseconds(900))
+                }
+                var thrown: (any Error)?
+                do {
+                    _ = try await client.run(RunRequest(mode: .workflow, inputs: [:], user: "u")) { _ in
+                        throw CallerError()
+                    }
+                } catch { thrown = error }
+                return (result, thrown)
+            }
+        }
+        #expect(result.status == .succeeded)
+        #expect(thrown is CallerError)
+    }
+
+    @Test("a missing local file fails the upload as fileAccess without sending anything")
+    func missingFile() async throws {
+        try await withDifyClient(baseURL: "http://127.0.0.1:1/v1") { client in
+            do {
+                _ = try await client.upload(fileAt: "/nonexistent/difykit/none.pdf", user: "u")
+                Issue.record("expected an error")
+            } catch let error as DifyError {
+                #expect(error.code == .fileAccess)
+                #expect(error.requestSent == false)
+                #expect(error.classification == .permanent)
+                #expect(error.endpoint == "POST /files/upload")
+            }
+        }
     }
 
     @Test("the total deadline bounds a slow GET and a stream that keeps pinging")
