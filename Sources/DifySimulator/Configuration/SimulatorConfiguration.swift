@@ -97,7 +97,9 @@ public struct FaultPlan: Sendable, Equatable {
     public var serverErrorRate: Double
     /// 429 `too_many_requests` on runs, with Dify's concurrency message.
     public var tooManyRequestsRate: Double
-    /// Real per-simulator cap on concurrently active runs; beyond it 429 `too_many_requests`. nil = unlimited.
+    /// Real cap on concurrently active runs (all apps together); beyond it 429 `too_many_requests`. A slot is
+    /// taken before input validation and held until the run ends — including a streamed run that is stalling on
+    /// invalid inputs, as in Dify. nil = unlimited.
     public var maxActive: Int?
     /// 502 with nginx's HTML body, on runs and uploads.
     public var badGatewayRate: Double

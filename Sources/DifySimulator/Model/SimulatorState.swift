@@ -52,6 +52,7 @@ final class SimulatorState: Sendable {
         var runs: [String: RunRecord] = [:]
         var runOrder: [String] = []
         var runByTask: [String: String] = [:]
+        var conversations: Set<String> = []
         var activeSlots = 0
         var rng: SeededGenerator
         var serverURL = "http://127.0.0.1"
@@ -113,6 +114,18 @@ final class SimulatorState: Sendable {
             $0.runs[run.id] = run
             $0.runOrder.append(run.id)
             $0.runByTask[run.taskID] = run.id
+        }
+    }
+
+    /// The chat conversation to use: a new one for nil/"", the given one if this (key, user) owns it, else nil.
+    func conversation(_ requested: String?, apiKey: String, user: String) -> String? {
+        inner.withLock { s in
+            guard let requested, !requested.isEmpty else {
+                let id = StableID.random()
+                s.conversations.insert(apiKey + "\u{0}" + user + "\u{0}" + id)
+                return id
+            }
+            return s.conversations.contains(apiKey + "\u{0}" + user + "\u{0}" + requested) ? requested : nil
         }
     }
 

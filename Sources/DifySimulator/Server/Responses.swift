@@ -31,14 +31,14 @@ enum Responses {
     static let badGatewayHTML =
         "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
-    static func html(_ status: Int, _ body: String) -> Response {
+    static func html(_ status: Int, _ body: String, contentType: String = "text/html; charset=utf-8") -> Response {
         var headers = HTTPFields()
-        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.contentType] = contentType
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     static var notFound: Response { html(404, notFoundHTML) }
-    static var badGateway: Response { html(502, badGatewayHTML) }
+    static var badGateway: Response { html(502, badGatewayHTML, contentType: "text/html") }
 
     static var internalServerError: Response {
         error(

@@ -162,6 +162,13 @@ struct RunHandler {
             }
         }
         let streaming = body["response_mode"] == "streaming"
+        var conversationID = ""
+        if kind == .chat {
+            guard let id = state.conversation(body["conversation_id"]?.stringValue, apiKey: app.apiKey, user: user) else {
+                return Responses.error(404, "not_found", "Conversation Not Exists.")
+            }
+            conversationID = id
+        }
         if state.roll(faults.badGatewayRate) { return Responses.badGateway }
         if state.roll(faults.serverErrorRate) { return Responses.internalServerError }
         if state.roll(faults.tooManyRequestsRate) { return tooManyRequests }
@@ -196,7 +203,7 @@ struct RunHandler {
                     try await writer.finish(nil)
                 })
         }
-        let plan = makePlan(user: user, validated: validated, streaming: streaming)
+        let plan = makePlan(user: user, validated: validated, streaming: streaming, conversationID: conversationID)
         let record = RunRecord(
             id: plan.runID, taskID: plan.taskID, logID: StableID.random(), apiKey: app.apiKey, workflowID: app.workflowID,
             user: user, endUserID: plan.endUserID, mode: app.mode, status: "running",
@@ -255,7 +262,9 @@ struct RunHandler {
 
     struct DroppedConnection: Error {}
 
-    private func makePlan(user: String, validated: (inputs: [(String, JSONValue)], files: [ResolvedFile]), streaming: Bool) -> RunPlan {
+    private func makePlan(
+        user: String, validated: (inputs: [(String, JSONValue)], files: [ResolvedFile]), streaming: Bool, conversationID: String
+    ) -> RunPlan {
         let state = simulator.state
         let faults = simulator.configuration.faults
         let endUserID = state.endUserID(apiKey: app.apiKey, user: user)
@@ -277,7 +286,7 @@ struct RunHandler {
         let language = validated.inputs.first(where: { $0.0 == "language" })?.1.stringValue
         let processing = faults.latency + state.jitter(faults.latencyJitter)
         var plan = RunPlan(
-            kind: kind, app: app, runID: runID, taskID: StableID.random(), conversationID: StableID.random(), user: user,
+            kind: kind, app: app, runID: runID, taskID: StableID.random(), conversationID: conversationID, user: user,
             endUserID: endUserID, startedInputs: .object([]), summary: first?.upload.summary ?? DocumentSummary(bytes: []),
             filename: first?.upload.name ?? "", language: language, processing: processing, fault: fault, streaming: streaming,
             createdAt: Int(Date().timeIntervalSince1970))
