@@ -23,7 +23,7 @@ public enum ErrorClass: String, Sendable, Hashable, CaseIterable {
 public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Value: String, Sendable {
-            case http, transport, timeout, streamStalled, streamEndedEarly, decoding, inStreamError, cancelled, fileAccess
+            case http, transport, timeout, streamStalled, streamEndedEarly, decoding, inStreamError, cancelled, fileAccess, invalidRequest
         }
 
         let value: Value
@@ -186,4 +186,6 @@ enum Redactor {
 extension DifyError.Code {
     /// The local file to upload could not be opened or read.
     public static let fileAccess = DifyError.Code(value: .fileAccess)
+    /// The request could not be built (for example an app mode with no known generate endpoint). Nothing was sent.
+    public static let invalidRequest = DifyError.Code(value: .invalidRequest)
 }

@@ -214,6 +214,32 @@ struct ClientTests {
         #expect(elapsed < .seconds(3), "idle detection must not wait for the server's stall")
     }
 
+    @Test("a stream that closes after only a ping is diagnosed the same way")
+    func closedAfterPingDiagnosis() async throws {
+        let recorder = Recorder()
+        let error = try await TestServer.run({ router in
+            router.post("/v1/workflows/run") { request, _ -> Response in
+                let body = try await bodyJSON(request)
+                recorder.bump(body["response_mode"]?.stringValue ?? "none")
+                if body["response_mode"] == "blocking" {
+                    return .json(#"{"code":"invalid_param","message":"Invalid upload file","status":400}"#,
+                                 status: .badRequest)
+                }
+                return streamResponse([pingChunk])
+            }
+        }) { baseURL in
+            try await withDifyClient(baseURL: baseURL) { client in
+                do {
+                    _ = try await client.run(RunRequest(mode: .workflow, inputs: [:], user: "u"))
+                    return DifyError?.none
+                } catch let error as DifyError { return error }
+            }
+        }
+        #expect(error?.classification == .invalidUploadFile)
+        #expect(error?.message.contains("diagnosed") == true)
+        #expect(recorder.count("blocking") == 1)
+    }
+
     @Test("a stall after workflow_started is streamStalled, ambiguous, with the run ids and no repeat")
     func stallAfterStart() async throws {
         let recorder = Recorder()

@@ -188,12 +188,14 @@ struct DecodingTests {
 
     @Test("JSONValue keeps integers exact and round-trips")
     func jsonRoundTrip() throws {
-        let text = #"{"big":9007199254740993,"five":5,"half":0.5,"list":[true,null,"s"],"neg":-3}"#
+        let text = #"{"big":9007199254740993,"five":5,"half":0.5,"list":[true,null,"s"],"neg":-3,"one":1,"zero":0}"#
         let value = try JSONValue.parse(text)
         #expect(value["big"] == .int(9_007_199_254_740_993))
         #expect(value["five"] == .int(5))
         #expect(value["five"] == .number(5))
         #expect(value["list"]?[0] == true)
+        #expect(value["one"] == .int(1), "1 must not decode as a Bool")
+        #expect(value["zero"] == .int(0))
         #expect(value["list"]?[1] == .null)
         #expect(value.jsonString() == text)
         let set: Set<JSONValue> = [.int(5), .number(5.0)]
