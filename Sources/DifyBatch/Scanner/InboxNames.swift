@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The naming rules shared by ``InboxScanner`` and ``InboxWatcher``.
+public enum InboxNames {
+    /// Suffixes of files that are still being downloaded or written.
+    public static let partialSuffixes = [".part", ".tmp", ".crdownload"]
+
+    /// Dotfiles and dot-folders are never taken.
+    public static func isHidden(_ name: String) -> Bool {
+        name.utf8.first == UInt8(ascii: ".")
+    }
+
+    /// `*.part`, `*.tmp`, `*.crdownload` (downloads in progress) and `~$*` (Office lock files).
+    public static func isPartial(_ name: String) -> Bool {
+        if name.hasPrefix("~$") { return true }
+        for suffix in partialSuffixes where name.hasSuffix(suffix) { return true }
+        return false
+    }
+
+    /// A name the scanner skips whatever the include/exclude patterns say.
+    public static func isIgnored(_ name: String) -> Bool {
+        isHidden(name) || isPartial(name)
+    }
+
+    /// `fnmatch(3)` with no flags: `*` and `?` also match `/`, `[...]` classes, `\` escapes. Case-sensitive.
+    public static func glob(_ pattern: String, matches string: String) -> Bool {
+        fnmatch(pattern, string, 0) == 0
+    }
+
+    /// Lexically normalises an absolute or relative path: no `.`/empty components, `..` resolved, no
+    /// trailing slash. Relative paths are made absolute against the current directory. Does not touch the disk.
+    static func normalize(_ path: String) -> String {
+        var full = path
+        if !full.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            if getcwd(&buffer, buffer.count) != nil {
+                let cwd = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                full = cwd + "/" + full
+            }
+        }
+        var parts: [Substring] = []
+        for component in full.split(separator: "/", omittingEmptySubsequences: true) {
+            switch component {
+            case ".": continue
+            case "..": if !parts.isEmpty { parts.removeLast() }
+            default: parts.append(component)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}
+
+/// `strerror` as a Swift string.
+func errnoDescription(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}

@@ -1,0 +1,82 @@
+import Foundation
+
+/// Decides when files have settled: their size and mtime unchanged for `settle`. A pure value type; time is
+/// passed in, so tests drive it with made-up instants.
+///
+/// Rules, per file (keyed by absolute path):
+/// - `settle == .zero`: every file is settled at once.
+/// - First sight: the file counts as unchanged since its mtime (wall clock), capped at `settle`. So a file whose
+///   mtime is at least `settle` old is settled at once, and one written 0.5 s ago with `settle` 2 s settles
+///   1.5 s later.
+/// - Same `(size, mtime)` as last time: settled once `settle` has passed since the file started looking like this.
+/// - Changed size or mtime: the timer restarts at `now` (the mtime is not trusted again: the file is active).
+/// - Files missing from a scan are forgotten; if they come back they are new.
+///
+/// ``observe(_:now:wallNow:)`` returns every settled file of this scan, including ones it returned before;
+/// the caller decides what is new (the ledger knows).
+public struct SettleTracker: Sendable {
+    public let settle: Duration
+
+    private struct Entry: Sendable {
+        var size: Int64
+        var mtimeNanoseconds: Int64
+        /// Since when the file has looked like this.
+        var since: ContinuousClock.Instant
+        var settled: Bool
+    }
+    private var entries: [String: Entry] = [:]
+
+    public init(settle: Duration) {
+        self.settle = max(settle, .zero)
+    }
+
+    /// Records this scan's observations at `now` and returns the settled files, in the order given.
+    /// `wallNow` is compared with the files' mtimes; `now` is the tracker's own clock.
+    public mutating func observe(_ files: [InboxFile], now: ContinuousClock.Instant, wallNow: Date) -> [InboxFile] {
+        let wallNowNanoseconds = Self.nanoseconds(wallNow)
+        var next: [String: Entry] = [:]
+        next.reserveCapacity(files.count)
+        var settledFiles: [InboxFile] = []
+        for file in files {
+            var entry: Entry
+            if let old = entries[file.absolutePath] ?? next[file.absolutePath] {
+                if old.size == file.size && old.mtimeNanoseconds == file.mtimeNanoseconds {
+                    entry = old
+                } else {
+                    entry = Entry(size: file.size, mtimeNanoseconds: file.mtimeNanoseconds, since: now, settled: false)
+                }
+            } else {
+                // First sight: unchanged since its mtime, as far as we can tell (never more than `settle`,
+                // never in the future if the mtime is ahead of our clock).
+                let age = wallNowNanoseconds.subtractingReportingOverflow(file.mtimeNanoseconds)
+                let ageDuration: Duration = age.overflow ? .zero : .nanoseconds(max(age.partialValue, 0))
+                entry = Entry(size: file.size, mtimeNanoseconds: file.mtimeNanoseconds,
+                              since: now - min(ageDuration, settle), settled: false)
+            }
+            entry.settled = settle == .zero || now - entry.since >= settle
+            if entry.settled { settledFiles.append(file) }
+            next[file.absolutePath] = entry
+        }
+        entries = next
+        return settledFiles
+    }
+
+    /// When the next not-yet-settled file could settle (so a watcher can schedule a rescan), nil if none pending.
+    public func nextSettleInstant() -> ContinuousClock.Instant? {
+        var earliest: ContinuousClock.Instant?
+        for entry in entries.values where !entry.settled {
+            let due = entry.since + settle
+            if earliest.map({ due < $0 }) ?? true { earliest = due }
+        }
+        return earliest
+    }
+
+    /// Files currently tracked and not yet settled.
+    public var pendingCount: Int { entries.values.reduce(0) { $0 + ($1.settled ? 0 : 1) } }
+
+    private static func nanoseconds(_ date: Date) -> Int64 {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let fraction = date.timeIntervalSince1970 - seconds
+        return Int64(seconds) * 1_000_000_000 + Int64((fraction * 1e9).rounded())
+    }
+}
