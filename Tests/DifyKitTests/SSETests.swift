@@ -196,4 +196,42 @@ struct SSETests {
         #expect(error.code == "completion_request_error")
         #expect(error.status == 400)
     }
+
+    @Test("workflow_paused ends the stream with status paused")
+    func paused() throws {
+        var accumulator = RunAccumulator(mode: .workflow)
+        _ = accumulator.apply(try Self.decode(#"{"event":"workflow_started","workflow_run_id":"r","task_id":"t","data":{"id":"r"}}"#))
+        guard case .finished = accumulator.apply(try Self.decode(#"{"event":"workflow_paused","workflow_run_id":"r","task_id":"t","data":{"workflow_run_id":"r","status":"paused","outputs":{},"total_tokens":4}}"#)) else {
+            Issue.record("workflow_paused must end the stream"); return
+        }
+        #expect(accumulator.result().status == .paused)
+        #expect(accumulator.result().usage.totalTokens == 4)
+    }
+
+    @Test("New Agent: agent_message chunks are replaced by the closing full message, not doubled")
+    func agentAnswer() throws {
+        var agent = RunAccumulator(mode: .agent)
+        for line in [
+            #"{"event":"agent_message","task_id":"t","message_id":"m","answer":"Hel"}"#,
+            #"{"event":"agent_message","task_id":"t","message_id":"m","answer":"lo"}"#,
+            #"{"event":"agent_thought","task_id":"t","message_id":"m","thought":"x"}"#,
+            #"{"event":"message","task_id":"t","message_id":"m","answer":"Hello"}"#,
+        ] { _ = agent.apply(try Self.decode(line)) }
+        guard case .finished = agent.apply(try Self.decode(#"{"event":"message_end","task_id":"t","message_id":"m","metadata":{}}"#)) else {
+            Issue.record("message_end must end an agent stream"); return
+        }
+        #expect(agent.result().answer == "Hello")
+        var agentChat = RunAccumulator(mode: .agentChat)
+        _ = agentChat.apply(try Self.decode(#"{"event":"agent_message","task_id":"t","message_id":"m","answer":"A"}"#))
+        _ = agentChat.apply(try Self.decode(#"{"event":"agent_message","task_id":"t","message_id":"m","answer":"B"}"#))
+        #expect(agentChat.result().answer == "AB")
+    }
+
+    @Test("non-JSON data lines and empty blocks are skipped, not fatal")
+    func junkIgnored() {
+        #expect(DifyStreamEvent.decode(SSEEvent(data: "[DONE]")) == nil)
+        #expect(DifyStreamEvent.decode(SSEEvent(data: "")) == nil)
+        #expect(DifyStreamEvent.decode(SSEEvent(event: "ping", data: "")) == .ping)
+        #expect(DifyStreamEvent.decode(SSEEvent(data: #"{"event":"reasoning_chunk","data":{}}"#))?.name == "reasoning_chunk")
+    }
 }
