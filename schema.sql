@@ -110,6 +110,7 @@ CREATE TABLE usage (
     document_id        INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     job_id             INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     run_id             INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    dify_run_id        TEXT,                    -- workflow_run_id or message_id: a Dify run is counted once
     prompt_tokens      INTEGER,
     completion_tokens  INTEGER,
     total_tokens       INTEGER,
@@ -119,6 +120,6 @@ CREATE TABLE usage (
     latency_ms         INTEGER,
     recorded_at        INTEGER NOT NULL
 );
-CREATE INDEX usage_by_document ON usage(document_id);
+CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);
 CREATE INDEX usage_by_time ON usage(recorded_at);

@@ -107,7 +107,7 @@ struct UsageCommand: AsyncParsableCommand {
         let filter = UsageFilter(jobName: job, since: since.flatMap { DateArgument.parse($0) }, until: until.flatMap { DateArgument.parse($0) })
         let grouping = UsageGrouping(rawValue: by) ?? .day
         guard let store = try ledger.openExisting() else {
-            let empty = UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until), groups: [], total: [])
+            let empty = UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until), groups: [], total: nil)
             if json { Console.out(try ReportFormatting.json(empty)) } else if csv { Console.out(empty.renderCSV()) }
             return
         }

@@ -18,7 +18,7 @@ import Testing
                 for index in 0..<writes {
                     let doc = try await writer.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
                     try await writer.transition(doc.id, from: .pending, to: .uploading, [])
-                    try await writer.recordUsage(documentID: doc.id, jobID: job.id, runID: nil, UsageAmounts(totalTokens: 1, totalPrice: Decimal(string: "0.001"), currency: "USD"))
+                    try await writer.recordUsage(documentID: doc.id, jobID: job.id, runID: nil, difyRunID: nil, UsageAmounts(totalTokens: 1, totalPrice: Decimal(string: "0.001"), currency: "USD"))
                 }
                 return writes
             }

@@ -43,12 +43,12 @@ import Testing
         let doc1 = try await ledger.insert(NewDocument(jobID: invoices.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
         let doc2 = try await ledger.insert(NewDocument(jobID: letters.id, path: "b", sha256: "2", size: 1, mtimeNanoseconds: 1))
         // 0.1 + 0.2 must be exactly 0.3 (floating point would not be).
-        try await ledger.recordUsage(documentID: doc1.id, jobID: invoices.id, runID: run,
+        try await ledger.recordUsage(documentID: doc1.id, jobID: invoices.id, runID: run, difyRunID: nil,
                                      UsageAmounts(promptTokens: 100, completionTokens: 20, totalTokens: 120, totalPrice: Decimal(string: "0.1"), currency: "USD"))
         clock.advance(86_400)
-        try await ledger.recordUsage(documentID: doc1.id, jobID: invoices.id, runID: run,
+        try await ledger.recordUsage(documentID: doc1.id, jobID: invoices.id, runID: run, difyRunID: nil,
                                      UsageAmounts(promptTokens: 10, completionTokens: 5, totalTokens: 15, totalPrice: Decimal(string: "0.2"), currency: "USD"))
-        try await ledger.recordUsage(documentID: doc2.id, jobID: letters.id, runID: nil,
+        try await ledger.recordUsage(documentID: doc2.id, jobID: letters.id, runID: nil, difyRunID: nil,
                                      UsageAmounts(promptTokens: 1, completionTokens: 2, totalTokens: 3, totalPrice: Decimal(string: "0.0012890"), currency: "USD"))
 
         let byJob = try await ledger.usageTotals(matching: UsageFilter(), by: .job)
@@ -75,7 +75,7 @@ import Testing
         let job = try await makeJob(ledger)
         let doc = try await ledger.insert(NewDocument(jobID: job.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
         await #expect(throws: LedgerError.self) {
-            try await ledger.recordUsage(documentID: doc.id, jobID: job.id, runID: nil,
+            try await ledger.recordUsage(documentID: doc.id, jobID: job.id, runID: nil, difyRunID: nil,
                                          UsageAmounts(totalPrice: Decimal(string: "0.0000000001")))
         }
     }

@@ -15,7 +15,7 @@ import Testing
         try await ledger.transition(ok.id, from: .pending, to: .uploading, [.incrementAttempts])
         try await ledger.transition(ok.id, from: .uploading, to: .uploaded, [.uploadFileID("up-1")])
         try await ledger.transition(ok.id, from: .uploaded, to: .running, [.workflowRunID("run-1"), .taskID("task-1")])
-        try await ledger.recordUsage(documentID: ok.id, jobID: job.id, runID: run,
+        try await ledger.recordUsage(documentID: ok.id, jobID: job.id, runID: run, difyRunID: nil,
                                      UsageAmounts(promptTokens: 7, completionTokens: 3, totalTokens: 10, totalPrice: Decimal(string: "0.0012890"), currency: "USD"))
         try await ledger.transition(ok.id, from: .running, to: .succeeded, [.outputPath("/out/a/ok.pdf.json")])
         try await ledger.countInRun(runID: run, jobID: job.id, state: .succeeded)
@@ -116,8 +116,8 @@ import Testing
         let json = try object(try ReportFormatting.json(report))
         let groups = try #require(json["groups"] as? [[String: Any]])
         #expect(groups.first?["group"] as? String == "invoices" && groups.first?["total_tokens"] as? Int == 10)
-        let total = try #require(json["total"] as? [[String: Any]])
-        #expect(total.first?["total_price"] as? String == "0.001289" && total.first?["currency"] as? String == "USD")
+        let total = try #require(json["total"] as? [String: Any])
+        #expect(total["total_price"] as? String == "0.001289" && total["currency"] as? String == "USD")
         let csv = report.renderCSV().split(separator: "\n")
         #expect(csv.first == "group,documents,runs,prompt_tokens,completion_tokens,total_tokens,total_price,currency")
         #expect(csv.contains("invoices,1,1,7,3,10,0.001289,USD"))

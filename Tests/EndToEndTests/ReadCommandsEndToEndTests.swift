@@ -34,7 +34,7 @@ import Testing
         try await ledger.transition(doc.id, from: .pending, to: .uploading, [])
         try await ledger.transition(doc.id, from: .uploading, to: .uploaded, [.uploadFileID("up")])
         try await ledger.transition(doc.id, from: .uploaded, to: .running, [.workflowRunID("wr")])
-        try await ledger.recordUsage(documentID: doc.id, jobID: job.id, runID: nil,
+        try await ledger.recordUsage(documentID: doc.id, jobID: job.id, runID: nil, difyRunID: nil,
                                      UsageAmounts(promptTokens: 2, completionTokens: 1, totalTokens: 3, totalPrice: Decimal(string: "0.25"), currency: "EUR"))
         try await ledger.transition(doc.id, from: .running, to: .succeeded, [])
 
@@ -54,7 +54,7 @@ import Testing
 
         let usage = try CLI.run(["usage", "--db", db, "--by", "job", "--json"])
         let report = try #require(JSONSerialization.jsonObject(with: Data(usage.stdout.utf8)) as? [String: Any])
-        let total = try #require((report["total"] as? [[String: Any]])?.first)
+        let total = try #require(report["total"] as? [String: Any])
         #expect(total["total_price"] as? String == "0.25" && total["currency"] as? String == "EUR" && total["total_tokens"] as? Int == 3)
 
         let status = try CLI.run(["status", "--db", db])

@@ -19,7 +19,7 @@ public protocol LedgerReader: Sendable {
     func attempts(documentID: Int64) async throws -> [AttemptRecord]
     /// The usage rows of a document summed (nil when it has none).
     func usage(documentID: Int64) async throws -> UsageAmounts?
-    /// Usage summed exactly per group and currency.
+    /// Usage summed exactly per group (a group mixing currencies gets no total price and currency `mixed(...)`).
     func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal]
     /// The stored result of a succeeded document.
     func result(documentID: Int64) async throws -> StoredResult?
@@ -61,8 +61,9 @@ public protocol Ledger: LedgerReader {
     func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64
     /// Ends an attempt row.
     func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws
-    /// Records the usage of one Dify run.
-    func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, _ usage: UsageAmounts) async throws
+    /// Records the usage of one Dify run. A second record for the same `difyRunID` of the same document is
+    /// ignored, so recovering a run whose usage was already recorded never counts its tokens twice.
+    func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws
     /// Stores the result of a succeeded document.
     func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws
 

@@ -222,20 +222,24 @@ public final class SQLiteLedger: Ledger {
             }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             let rows = try Row.fetchAll(db, sql: """
-                SELECT \(key) AS grp, u.currency AS currency, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
+                SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
+                       count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
                        coalesce(sum(u.prompt_tokens), 0) AS p, coalesce(sum(u.completion_tokens), 0) AS c,
                        coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
                        count(u.total_price_nanos) AS priced
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)
-                GROUP BY grp, u.currency ORDER BY grp, u.currency
+                GROUP BY grp ORDER BY grp
                 """, arguments: arguments)
             return rows.map { row in
                 let priced: Int = row["priced"]
+                let currencyCount: Int = row["currency_count"]
+                let currencies: String? = row["currencies"]
+                // Prices in different currencies cannot be added: the total price is then left out.
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
-                                  totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: row["currency"])
+                                  totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
+                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))")
             }
         }
     }
@@ -456,16 +460,16 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
-    public func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, _ usage: UsageAmounts) async throws {
+    public func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws {
         let now = nowMillis
         let priceText = usage.totalPrice.map { PriceNanos.text($0) }
         let priceNanos = try usage.totalPrice.map { try PriceNanos.nanos($0) }
         try await pool.write { db in
             try db.execute(sql: """
-                INSERT INTO usage (document_id, job_id, run_id, prompt_tokens, completion_tokens, total_tokens, total_price,
-                    total_price_nanos, currency, latency_ms, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [documentID, jobID, runID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
+                INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
+                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
                                  priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now])
         }
     }

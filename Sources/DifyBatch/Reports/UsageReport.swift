@@ -30,12 +30,12 @@ public struct UsageReport: Encodable, Sendable {
     public var since: String?
     public var until: String?
     public var groups: [Group]
-    /// One total per currency (usually one).
-    public var total: [Group]
+    /// The grand total over every group (nil when nothing was recorded).
+    public var total: Group?
 
     enum CodingKeys: String, CodingKey { case by, since, until, groups, total }
 
-    public init(by: UsageGrouping, since: String?, until: String?, groups: [Group], total: [Group]) {
+    public init(by: UsageGrouping, since: String?, until: String?, groups: [Group], total: Group?) {
         self.by = by
         self.since = since
         self.until = until
@@ -56,7 +56,7 @@ public struct UsageReport: Encodable, Sendable {
         let groups = try await ledger.usageTotals(matching: filter, by: grouping)
         let totals = try await ledger.usageTotals(matching: filter, by: .none)
         return UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until),
-                           groups: groups.map(group), total: totals.map(group))
+                           groups: groups.map(group), total: totals.first.map(group))
     }
 
     static func group(_ total: UsageTotal) -> Group {
@@ -86,7 +86,7 @@ public struct UsageReport: Encodable, Sendable {
              group.usage.totalPrice ?? "", group.usage.currency ?? ""].map(Self.csvField).joined(separator: ",")
         }
         lines += groups.map { row($0, name: $0.group) }
-        lines += total.map { row($0, name: "TOTAL") }
+        if let total { lines.append(row(total, name: "TOTAL")) }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -98,14 +98,12 @@ public struct UsageReport: Encodable, Sendable {
     public func renderText() -> String {
         guard !groups.isEmpty else { return "No usage recorded\(since.map { " since \($0)" } ?? "").\n" }
         let header = by == .none ? "" : by.rawValue.uppercased()
-        var rows = groups.map { g in
-            [g.group, String(g.documents), String(g.runs), String(g.usage.promptTokens ?? 0), String(g.usage.completionTokens ?? 0),
-             String(g.usage.totalTokens ?? 0), g.usage.totalPrice ?? "-", g.usage.currency ?? ""]
+        func cells(_ g: Group, name: String) -> [String] {
+            let tokens: [Int] = [g.documents, g.runs, g.usage.promptTokens ?? 0, g.usage.completionTokens ?? 0, g.usage.totalTokens ?? 0]
+            return [name] + tokens.map(String.init) + [g.usage.totalPrice ?? "-", g.usage.currency ?? ""]
         }
-        rows += total.map { g in
-            ["TOTAL", String(g.documents), String(g.runs), String(g.usage.promptTokens ?? 0), String(g.usage.completionTokens ?? 0),
-             String(g.usage.totalTokens ?? 0), g.usage.totalPrice ?? "-", g.usage.currency ?? ""]
-        }
+        var rows: [[String]] = groups.map { cells($0, name: $0.group) }
+        if let total { rows.append(cells(total, name: "TOTAL")) }
         return ReportFormatting.table(headers: [header.isEmpty ? "GROUP" : header, "DOCS", "RUNS", "PROMPT", "COMPLETION", "TOTAL TOKENS", "PRICE", "CURRENCY"], rows: rows)
     }
 }

@@ -146,6 +146,17 @@ private final class PreparedWatch: Sendable {
         return wd
     }
 
+    /// Removes the watches of `path` and every folder under it.
+    func removeTree(_ path: String) {
+        let prefix = path + "/"
+        let gone = folders.withLock { table -> [Int32] in
+            let wds = table.filter { $0.value == path || $0.value.hasPrefix(prefix) }.map(\.key)
+            for wd in wds { table.removeValue(forKey: wd) }
+            return wds
+        }
+        for wd in gone { inotify_rm_watch(fd, wd) }
+    }
+
     func start(_ continuation: AsyncStream<Void>.Continuation) {
         source.withLock { slot in
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
@@ -207,6 +218,11 @@ private final class PreparedWatch: Sendable {
         }
         guard InboxWatcher.eventMatters(mask: mask, name: name) else { return false }
         let isFolder = mask & UInt32(IN_ISDIR) != 0
+        if isFolder && mask & UInt32(IN_MOVED_FROM) != 0, let parent = folders.withLock({ $0[wd] }) {
+            // Moved away (out of the inbox, or to another name in it, which IN_MOVED_TO re-adds): stop watching
+            // its subtree so stale paths never name new sub-folders.
+            removeTree(parent + "/" + name)
+        }
         if isFolder && recursive && mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0,
            let parent = folders.withLock({ $0[wd] }) {
             let path = parent + "/" + name

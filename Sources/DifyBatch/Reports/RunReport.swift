@@ -1,0 +1,26 @@
+import Foundation
+
+/// `--report FILE`: one JSON line per document touched by a `run`, in its last state, then written atomically.
+public enum RunReport {
+    /// The JSONL text for these summaries (keys as in `list --json`).
+    public static func jsonLines(_ summaries: [JobSummary]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var lines: [String] = []
+        for summary in summaries {
+            for document in summary.touched {
+                lines.append(String(decoding: try encoder.encode(DocumentJSON(document)), as: UTF8.self))
+            }
+        }
+        return lines.map { $0 + "\n" }.joined()
+    }
+
+    /// The one-line summary per job printed to stderr at the end of a run.
+    public static func summaryLine(_ summary: JobSummary) -> String {
+        let order: [DocumentState] = [.succeeded, .skipped, .dead, .rejected]
+        let parts = order.map { "\($0.rawValue) \(summary.counts[$0] ?? 0)" }.joined(separator: ", ")
+        var line = "\(summary.job): \(parts); \(summary.remaining) waiting"
+        if let stop = summary.stop { line += " — stopped: \(stop.message)" }
+        return line
+    }
+}

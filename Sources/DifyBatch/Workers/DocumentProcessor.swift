@@ -1,0 +1,514 @@
+import DifyKit
+import Foundation
+import Logging
+
+/// How one document's turn ended, as far as the job loop is concerned.
+public enum DocumentOutcome: Sendable, Equatable {
+    /// The document rests in this state (terminal, or `failed` with a retry time, or `pending`).
+    case settled(DocumentState)
+    /// The job must stop (configuration problem, quota, Dify unreachable); the document was put back.
+    case stopJob(JobStop)
+    /// The task was cancelled (shutdown past its grace period); the ledger keeps the in-flight state for recovery.
+    case interrupted
+}
+
+/// Everything a document needs from its job while it is processed.
+public struct JobContext: Sendable {
+    public var spec: JobSpec
+    public var job: JobRecord
+    public var preflight: JobPreflight
+    public var client: DifyClient
+    public var ledger: any Ledger
+    public var clock: any PipelineClock
+    public var runID: Int64?
+    public var logger: Logger
+    public var rateLimiter: RateLimiter?
+    /// Jitter source for backoff (seeded in tests).
+    public var random: SharedRandom
+    /// How often recovery polls a run's detail at first (doubles up to 5 s).
+    public var recoveryPollInterval: Duration = .milliseconds(500)
+    /// Called after every upload that succeeded (the job loop uses it to go concurrent after the first one).
+    public var onUploaded: @Sendable () -> Void = {}
+    /// Called with every document that reached a resting state in this invocation.
+    public var onSettled: @Sendable (DocumentRecord) -> Void = { _ in }
+
+    public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, client: DifyClient, ledger: any Ledger,
+                clock: any PipelineClock, runID: Int64?, logger: Logger, rateLimiter: RateLimiter?, random: SharedRandom) {
+        self.spec = spec
+        self.job = job
+        self.preflight = preflight
+        self.client = client
+        self.ledger = ledger
+        self.clock = clock
+        self.runID = runID
+        self.logger = logger
+        self.rateLimiter = rateLimiter
+        self.random = random
+    }
+}
+
+/// A random number generator shared by the workers of a job (seeded in tests so jitter replays exactly).
+public final class SharedRandom: @unchecked Sendable {
+    private let lock = NSLock()
+    private var generator: SeededRandom
+
+    public init(seed: UInt64 = UInt64.random(in: 1...UInt64.max)) { generator = SeededRandom(seed: seed) }
+
+    func delay(_ backoff: Backoff, afterAttempt attempt: Int, retryAfter: Duration?) -> Duration {
+        lock.withLock { backoff.delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator) }
+    }
+}
+
+/// Takes one claimed document through upload → run → outbox → succeeded, or to the right failure state.
+/// Never runs a document twice blindly: a run whose outcome is unknown is recovered first.
+public struct DocumentProcessor: Sendable {
+    let context: JobContext
+    let outbox: OutboxWriter
+    let disposer: SourceDisposer
+    let backoff: Backoff
+
+    public init(context: JobContext) {
+        self.context = context
+        outbox = OutboxWriter(outbox: context.spec.outbox)
+        disposer = SourceDisposer(inbox: context.spec.inbox, afterSuccess: context.spec.afterSuccess,
+                                  archive: context.spec.archive, failedFolder: context.spec.failedFolder)
+        backoff = Backoff(policy: context.spec.retry)
+    }
+
+    var ledger: any Ledger { context.ledger }
+    var spec: JobSpec { context.spec }
+
+    func logger(_ document: DocumentRecord) -> Logger {
+        var logger = context.logger
+        logger[metadataKey: "job"] = "\(spec.name)"
+        logger[metadataKey: "path"] = "\(document.path)"
+        logger[metadataKey: "document"] = "\(document.id)"
+        return logger
+    }
+
+    func sourcePath(_ document: DocumentRecord) -> String {
+        (spec.inbox as NSString).appendingPathComponent(document.path)
+    }
+
+    // MARK: - Entry points
+
+    /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file).
+    public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
+        do {
+            return try await processThrowing(claimed)
+        } catch is CancellationError {
+            return .interrupted
+        } catch let error as DifyError where error.code == .cancelled {
+            return .interrupted
+        } catch {
+            logger(claimed).error("ledger or file system error: \(error)")
+            return (try? await ledger.document(id: claimed.id)).map { .settled($0.state) } ?? .interrupted
+        }
+    }
+
+    /// Resolves a document left `running`/`recovering` (after a crash, or a lost response).
+    public func recover(_ document: DocumentRecord) async -> DocumentOutcome {
+        do {
+            var current = document
+            if current.state == .running {
+                current = try await ledger.transition(current.id, from: .running, to: .recovering, [])
+            }
+            return try await recoverThrowing(current)
+        } catch is CancellationError {
+            return .interrupted
+        } catch let error as DifyError where error.code == .cancelled {
+            return .interrupted
+        } catch {
+            logger(document).error("recovery failed: \(error)")
+            return (try? await ledger.document(id: document.id)).map { .settled($0.state) } ?? .interrupted
+        }
+    }
+
+    // MARK: - Upload and run
+
+    private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
+        var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
+        var reuploads = 0
+        while true {
+            try Task.checkCancellation()
+            if document.state == .uploading {
+                switch try await upload(document) {
+                case .success(let uploaded): document = uploaded
+                case .failure(let outcome): return outcome
+                }
+            }
+            let outcome = try await run(document)
+            switch outcome {
+            case .reupload(let again):
+                reuploads += 1
+                guard reuploads <= 3 else {
+                    return try await failed(again, from: .uploading, classification: .retryable, code: "invalid_upload_file",
+                                            message: "Dify kept answering \"Invalid upload file\" right after our upload", httpStatus: 400,
+                                            difyCode: "invalid_param", retryAfter: nil)
+                }
+                document = again
+            case .done(let result):
+                return result
+            }
+        }
+    }
+
+    private enum UploadStep { case success(DocumentRecord), failure(DocumentOutcome) }
+
+    private func upload(_ document: DocumentRecord) async throws -> UploadStep {
+        let path = sourcePath(document)
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              (attributes[.type] as? FileAttributeType) == .typeRegular else {
+            return .failure(try await reject(document, from: .uploading, code: "source_missing",
+                                             message: "the file disappeared from the inbox before it was uploaded"))
+        }
+        let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+        if size != document.size {
+            return .failure(try await reject(document, from: .uploading, code: "source_changed",
+                                             message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
+        }
+        try await context.rateLimiter?.wait()
+        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .upload)
+        do {
+            let uploaded = try await context.client.upload(fileAt: path, filename: (document.path as NSString).lastPathComponent,
+                                                           user: spec.dify.user)
+            try await ledger.finishAttempt(attempt, .ok)
+            context.onUploaded()
+            logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
+            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(uploaded.id)]))
+        } catch let error as DifyError {
+            try await finish(attempt, error)
+            return .failure(try await handle(error, document: document, from: .uploading))
+        }
+    }
+
+    private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }
+
+    private func run(_ uploadedDocument: DocumentRecord) async throws -> RunStep {
+        guard let uploadFileID = uploadedDocument.uploadFileID else {
+            return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
+        }
+        let filename = (uploadedDocument.path as NSString).lastPathComponent
+        let request = runRequest(uploadFileID: uploadFileID, filename: filename)
+        try await context.rateLimiter?.wait()
+        let sentAt = context.clock.now()
+        var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
+                                                   [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)])
+        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .run)
+        let ledger = self.ledger
+        let documentID = document.id
+        let started = Date()
+        do {
+            let result = try await context.client.run(request) { ids in
+                // Persist the ids the moment Dify sends them: they are how a lost run is found again.
+                try await ledger.update(documentID, in: .running, [.workflowRunID(ids.workflowRunID), .taskID(ids.taskID), .messageID(ids.messageID)])
+            }
+            try await ledger.finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : "failed", httpStatus: 200,
+                                                                  message: result.error))
+            document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
+                                                                           .messageID(result.messageID)])
+            let latency = result.usage.latency.map { Int(($0 * 1000).rounded()) } ?? Int(Date().timeIntervalSince(started) * 1000)
+            return .done(try await finishRun(document, result: result, latencyMilliseconds: latency))
+        } catch let error as DifyError {
+            try await finish(attempt, error)
+            if error.classification == .invalidUploadFile {
+                logger(document).warning("Dify answered \"Invalid upload file\" for our own upload; uploading again")
+                return .reupload(try await ledger.transition(document.id, from: .running, to: .uploading, [.uploadFileID(nil)]))
+            }
+            if error.classification == .ambiguous {
+                let ids = error.runStarted ?? RunStarted()
+                document = try await ledger.transition(document.id, from: .running, to: .recovering,
+                                                       [.workflowRunID(ids.workflowRunID ?? document.workflowRunID),
+                                                        .taskID(ids.taskID ?? document.taskID), .messageID(ids.messageID ?? document.messageID),
+                                                        .lastError(recorded(error))])
+                logger(document).warning("run outcome unknown (\(error.message)); recovering before anything is sent again")
+                return .done(try await recoverThrowing(document))
+            }
+            return .done(try await handle(error, document: document, from: .running))
+        }
+    }
+
+    func runRequest(uploadFileID: String, filename: String) -> RunRequest {
+        var inputs: [String: JSONValue] = [:]
+        for (key, value) in spec.dify.inputs { inputs[key] = value.json }
+        let file = FileReference.localFile(uploadFileID: uploadFileID, kind: context.preflight.declaredKind(filename: filename))
+        inputs[context.preflight.fileVariable.variable] = context.preflight.fileVariable.kind == .fileList ? .array([file]) : file
+        let mode = context.preflight.mode
+        let isChat = [AppMode.chat, .advancedChat, .agentChat, .agent].contains(mode)
+        return RunRequest(mode: mode, inputs: inputs, user: spec.dify.user,
+                          responseMode: spec.dify.responseMode == "blocking" && ![AppMode.agentChat, .agent].contains(mode) ? .blocking : .streaming,
+                          query: isChat ? (spec.dify.query ?? "Process the attached document.") : spec.dify.query,
+                          workflowID: spec.dify.workflowID)
+    }
+
+    // MARK: - Results
+
+    /// Records a run that ended (from the response, or found again by recovery).
+    private func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
+        let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
+                                 totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
+                                 currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds)
+        let difyRunID = result.workflowRunID ?? result.messageID ?? document.workflowRunID ?? document.messageID
+        if usage.totalTokens != nil || usage.totalPrice != nil {
+            try await ledger.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage)
+        }
+        let from = document.state
+        guard result.status.isSuccess else {
+            let message = result.error.map { "the \(context.preflight.mode.rawValue) run ended \(result.status.rawValue): \($0)" }
+                ?? "the run ended \(result.status.rawValue)"
+            return try await failed(document, from: from, classification: .retryable, code: "run_\(result.status.rawValue)",
+                                    message: message, httpStatus: 200, difyCode: nil, retryAfter: nil)
+        }
+        var outputs = result.outputs
+        if let answer = result.answer, outputs["answer"] == nil { outputs["answer"] = .string(answer) }
+        let status = result.status == .partialSucceeded ? "partial-succeeded" : "succeeded"
+        try await ledger.storeResult(documentID: document.id, status: status, outputsJSON: JSONValue.object(outputs).jsonString())
+        let record = SuccessRecord(
+            status: status, job: spec.name,
+            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
+            appMode: context.preflight.mode.rawValue, outputs: outputs,
+            usage: try await ledger.usage(documentID: document.id),
+            uploadFileID: document.uploadFileID, workflowRunID: result.workflowRunID ?? document.workflowRunID,
+            messageID: result.messageID ?? document.messageID, taskID: result.taskID ?? document.taskID,
+            attempts: document.attempts,
+            elapsedMilliseconds: Int64(context.clock.now().timeIntervalSince(document.createdAt) * 1000),
+            finishedAt: context.clock.now(), duplicateOf: nil)
+        let outputPath = try outbox.writeSuccess(record)
+        let done = try await ledger.transition(document.id, from: from, to: .succeeded, [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil)])
+        try await countAndReport(done)
+        do {
+            try disposer.disposeAfterSuccess(relativePath: document.path)
+        } catch {
+            logger(document).warning("the result was written but the source could not be disposed of (\(spec.afterSuccess.rawValue)): \(error)")
+        }
+        logger(document).info("succeeded", metadata: ["output": "\(outputPath)", "tokens": "\(usage.totalTokens ?? 0)"])
+        return .settled(.succeeded)
+    }
+
+    // MARK: - Failures
+
+    private func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
+        if error.code == .transport && !error.requestSent {
+            try await putBack(document, from: state, refund: true, after: backoffDelay(attempt: 1, retryAfter: error.retryAfter), error: error)
+            return .stopJob(JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)", isUnreachable: true))
+        }
+        switch error.classification {
+        case .backpressure:
+            let delay = backoffDelay(attempt: min(document.attempts, 4), retryAfter: error.retryAfter)
+            logger(document).info("Dify is at its concurrency limit (429 too_many_requests); backing off \(HumanDuration.format(delay)) without using an attempt")
+            try await putBack(document, from: state, refund: true, after: delay, error: error)
+            return .settled(.failed)
+        case .configuration:
+            try await putBack(document, from: state, refund: true, after: .zero, error: error)
+            return .stopJob(JobStop(.configuration, job: spec.name, "\(error.message) (HTTP \(error.httpStatus.map(String.init) ?? "-") \(error.difyCode ?? ""))"))
+        case .quota:
+            try await putBack(document, from: state, refund: true, after: .seconds(900), error: error)
+            return .stopJob(JobStop(.unavailable, job: spec.name, "Dify quota exhausted: \(error.message); work is kept for the next run"))
+        case .permanent:
+            return try await dead(document, from: state, error: recorded(error))
+        case .retryable, .ambiguous, .invalidUploadFile:
+            return try await failed(document, from: state, classification: error.classification, code: error.difyCode ?? error.code.description,
+                                    message: error.message, httpStatus: error.httpStatus, difyCode: error.difyCode, retryAfter: error.retryAfter)
+        }
+    }
+
+    func recorded(_ error: DifyError) -> RecordedError {
+        RecordedError(errorClass: error.classification.errorClassName, code: error.difyCode ?? error.code.description,
+                      message: error.message, httpStatus: error.httpStatus)
+    }
+
+    private func finish(_ attempt: Int64, _ error: DifyError) async throws {
+        try await ledger.finishAttempt(attempt, AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus,
+                                                              difyCode: error.difyCode, message: error.message))
+    }
+
+    func backoffDelay(attempt: Int, retryAfter: Duration?) -> Duration {
+        context.random.delay(backoff, afterAttempt: max(1, attempt), retryAfter: retryAfter)
+    }
+
+    /// Back to `failed` (due after `after`) without counting the attempt when `refund`.
+    private func putBack(_ document: DocumentRecord, from state: DocumentState, refund: Bool, after: Duration, error: DifyError) async throws {
+        let due = context.clock.now().addingTimeInterval(after.seconds)
+        var changes: [DocumentChange] = [.nextAttemptAt(due), .lastError(recorded(error))]
+        if refund { changes.append(.attempts(max(0, document.attempts - 1))) }
+        let moved = try await ledger.transition(document.id, from: state, to: .failed, changes)
+        context.onSettled(moved)
+    }
+
+    /// A counted failure: `failed` with a backoff, or `dead` when out of attempts.
+    private func failed(_ document: DocumentRecord, from state: DocumentState, classification: ErrorClass, code: String,
+                        message: String, httpStatus: Int?, difyCode: String?, retryAfter: Duration?) async throws -> DocumentOutcome {
+        let error = RecordedError(errorClass: classification.errorClassName, code: code, message: message, httpStatus: httpStatus)
+        if document.attempts >= spec.retry.maxAttempts {
+            return try await dead(document, from: state, error: error, difyCode: difyCode)
+        }
+        let delay = backoffDelay(attempt: document.attempts, retryAfter: retryAfter)
+        let moved = try await ledger.transition(document.id, from: state, to: .failed,
+                                                [.nextAttemptAt(context.clock.now().addingTimeInterval(delay.seconds)), .lastError(error)])
+        logger(document).warning("attempt \(document.attempts)/\(spec.retry.maxAttempts) failed (\(code): \(message)); retrying in \(HumanDuration.format(delay))")
+        context.onSettled(moved)
+        return .settled(.failed)
+    }
+
+    private func dead(_ document: DocumentRecord, from state: DocumentState, error: RecordedError, difyCode: String? = nil) async throws -> DocumentOutcome {
+        let path = try outbox.writeFailure(FailureRecord(
+            status: "dead", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
+            errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus,
+            difyCode: difyCode ?? (error.httpStatus == nil ? nil : error.code), attempts: document.attempts, finishedAt: context.clock.now()))
+        let moved = try await ledger.transition(document.id, from: state, to: .dead, [.lastError(error), .outputPath(path), .nextAttemptAt(nil)])
+        try await countAndReport(moved)
+        _ = try? disposer.disposeAfterFailure(relativePath: document.path)
+        logger(document).error("dead after \(document.attempts) attempt(s): \(error.code ?? "-"): \(error.message)")
+        return .settled(.dead)
+    }
+
+    private func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
+        let error = RecordedError(errorClass: "rejected", code: code, message: message)
+        let path = try outbox.writeFailure(FailureRecord(
+            status: "rejected", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
+            errorCode: code, errorMessage: message, httpStatus: nil, difyCode: nil, attempts: document.attempts,
+            finishedAt: context.clock.now()))
+        let moved = try await ledger.transition(document.id, from: state, to: .rejected, [.lastError(error), .outputPath(path)])
+        try await countAndReport(moved)
+        logger(document).error("\(code): \(message)")
+        return .settled(.rejected)
+    }
+
+    private func countAndReport(_ document: DocumentRecord) async throws {
+        if let runID = context.runID {
+            try await ledger.countInRun(runID: runID, jobID: context.job.id, state: document.state)
+        }
+        context.onSettled(document)
+    }
+
+    // MARK: - Recovery
+
+    private func recoverThrowing(_ document: DocumentRecord) async throws -> DocumentOutcome {
+        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .recover)
+        var runID = document.workflowRunID
+        var searched = false
+        if runID == nil, context.preflight.mode == .workflow {
+            switch try await findRunInLogs(document) {
+            case .found(let id): runID = id
+            case .notFound: searched = true
+            case .unknown: break
+            }
+        }
+        guard let runID, context.preflight.mode == .workflow else {
+            // Not found in Dify's logs: the run never started, so sending it again is safe. When it could not be
+            // looked up (completion/chat apps, logs unavailable), sending again may duplicate it: that is counted.
+            var changes: [DocumentChange] = [.attempts(max(0, document.attempts - 1))]
+            if !searched { changes.append(.incrementDuplicateRuns) }
+            try await ledger.finishAttempt(attempt, AttemptResult(outcome: "not_found", message: searched
+                ? "no run of this document in Dify's logs; it will run again"
+                : "the run cannot be looked up for a \(context.preflight.mode.rawValue) app; it will run again (counted in duplicate_runs)"))
+            let moved = try await ledger.transition(document.id, from: .recovering, to: .pending, changes)
+            if searched {
+                logger(document).info("the lost run never reached Dify; sending it again")
+            } else {
+                logger(document).warning("no way to find the lost run; sending it again (counted in duplicate_runs)")
+            }
+            context.onSettled(moved)
+            return .settled(.pending)
+        }
+        var current = try await ledger.update(document.id, in: .recovering, [.workflowRunID(runID)])
+        let deadline = (document.runSentAt ?? context.clock.now()).addingTimeInterval(spec.recoverDeadline.seconds)
+        var interval = context.recoveryPollInterval
+        while true {
+            try Task.checkCancellation()
+            do {
+                let detail = try await context.client.workflowRunDetail(id: runID)
+                if detail.status.isTerminal {
+                    try await ledger.finishAttempt(attempt, AttemptResult(outcome: detail.status.isSuccess ? "ok" : "failed", httpStatus: 200,
+                                                                          message: "recovered run \(runID): \(detail.status.rawValue)"))
+                    let result = RunResult(mode: .workflow, status: detail.status, outputs: detail.outputs, error: detail.error,
+                                           workflowRunID: runID, taskID: current.taskID,
+                                           usage: Usage(totalTokens: detail.totalTokens), elapsedTime: detail.elapsedTime)
+                    logger(current).info("recovered the lost run \(runID) (\(detail.status.rawValue)) without running it again")
+                    return try await finishRun(current, result: result, latencyMilliseconds: detail.elapsedTime.map { Int($0 * 1000) })
+                }
+            } catch let error as DifyError {
+                if error.httpStatus == 404 {
+                    try await ledger.finishAttempt(attempt, AttemptResult(outcome: "not_found", httpStatus: 404, difyCode: error.difyCode, message: error.message))
+                    current = try await ledger.transition(current.id, from: .recovering, to: .pending,
+                                                          [.workflowRunID(nil), .attempts(max(0, current.attempts - 1))])
+                    context.onSettled(current)
+                    return .settled(.pending)
+                }
+                if error.classification == .configuration {
+                    try await finish(attempt, error)
+                    return .stopJob(JobStop(.configuration, job: spec.name, error.message))
+                }
+                logger(current).info("run detail unavailable (\(error.message)); polling again")
+            }
+            if context.clock.now() >= deadline {
+                try await ledger.finishAttempt(attempt, AttemptResult(outcome: "retryable", message: "run \(runID) did not finish before recover_deadline"))
+                return try await failed(current, from: .recovering, classification: .retryable, code: "recovery_timeout",
+                                        message: "run \(runID) was still not finished \(HumanDuration.format(spec.recoverDeadline)) after it was sent",
+                                        httpStatus: nil, difyCode: nil, retryAfter: nil)
+            }
+            try await context.clock.sleep(for: interval)
+            interval = min(interval * 2, .seconds(5))
+        }
+    }
+
+    /// Looks for a run of this document in `GET /workflows/logs` (same user, sent after `run_sent_at`), matching
+    /// the uploaded file id in the run's inputs.
+    enum LogLookup { case found(String), notFound, unknown }
+
+    private func findRunInLogs(_ document: DocumentRecord) async throws -> LogLookup {
+        guard let uploadFileID = document.uploadFileID, let sentAt = document.runSentAt else { return .unknown }
+        let variable = context.preflight.fileVariable.variable
+        var page = 1
+        while page <= 20 {
+            let logs: WorkflowLogsPage
+            do {
+                logs = try await context.client.workflowLogs(WorkflowLogsQuery(createdAfter: sentAt.addingTimeInterval(-5),
+                                                                              endUserSessionID: spec.dify.user, page: page, limit: 100))
+            } catch let error as DifyError {
+                logger(document).warning("cannot search the workflow logs (\(error.message))")
+                return .unknown
+            }
+            for entry in logs.data {
+                guard let run = entry.workflowRun else { continue }
+                guard let detail = try? await context.client.workflowRunDetail(id: run.id) else { return .unknown }
+                if Self.references(detail.inputs[variable], uploadFileID: uploadFileID) { return .found(run.id) }
+            }
+            guard logs.hasMore else { return .notFound }
+            page += 1
+        }
+        return .unknown
+    }
+
+    static func references(_ value: JSONValue?, uploadFileID: String) -> Bool {
+        guard let value else { return false }
+        if let items = value.arrayValue { return items.contains { references($0, uploadFileID: uploadFileID) } }
+        return value["related_id"]?.stringValue == uploadFileID || value["upload_file_id"]?.stringValue == uploadFileID
+            || value["id"]?.stringValue == uploadFileID
+    }
+}
+
+extension ErrorClass {
+    /// The snake_case name used in the ledger and reports.
+    var errorClassName: String {
+        switch self {
+        case .invalidUploadFile: return "invalid_upload_file"
+        default: return rawValue
+        }
+    }
+}
+
+extension SpecValue {
+    /// As a DifyKit JSON value for `inputs`.
+    var json: JSONValue {
+        switch self {
+        case .null: return .null
+        case .bool(let value): return .bool(value)
+        case .int(let value): return .int(Int64(value))
+        case .double(let value): return .number(value)
+        case .string(let value): return .string(value)
+        case .list(let values): return .array(values.map(\.json))
+        case .map(let values): return .object(values.mapValues(\.json))
+        }
+    }
+}

@@ -1,0 +1,338 @@
+import DifyKit
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// What one job did in one invocation.
+public struct JobSummary: Sendable {
+    public var job: String
+    /// Documents that reached each state in this invocation.
+    public var counts: [DocumentState: Int] = [:]
+    /// Set when the job stopped early.
+    public var stop: JobStop?
+    /// Every document touched in this invocation, in its last known state.
+    public var touched: [DocumentRecord] = []
+    /// Documents still waiting (pending or failed) when the job ended.
+    public var remaining = 0
+
+    public init(job: String) { self.job = job }
+}
+
+/// Runs one job: preflight, crash recovery, then the scan → claim → process loop with a bounded task group of
+/// `concurrency` documents in flight (and the global limiter across jobs).
+public final class JobRunner: Sendable {
+    let spec: JobSpec
+    let ledger: any Ledger
+    let client: DifyClient
+    let options: PipelineOptions
+    let clock: any PipelineClock
+    let logger: Logger
+    let limiter: InflightLimiter?
+    let runID: Int64?
+
+    public init(spec: JobSpec, ledger: any Ledger, client: DifyClient, options: PipelineOptions, clock: any PipelineClock,
+                logger: Logger, limiter: InflightLimiter?, runID: Int64?) {
+        self.spec = spec
+        self.ledger = ledger
+        self.client = client
+        self.options = options
+        self.clock = clock
+        self.logger = logger
+        self.limiter = limiter
+        self.runID = runID
+    }
+
+    /// Things that wake the job loop.
+    enum Wake: Sendable {
+        case documentDone(DocumentOutcome)
+        case filesChanged
+        case tick
+        case uploaded
+        case shutdown
+        case graceExpired
+    }
+
+    /// Collects what the job touched (written from worker tasks).
+    final class Tracker: Sendable {
+        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int])>(([:], [:]))
+
+        func settled(_ document: DocumentRecord) {
+            state.withLock { value in
+                value.touched[document.id] = document
+                if document.state.isTerminal { value.counts[document.state, default: 0] += 1 }
+            }
+        }
+    }
+
+    /// Runs the job until its work is done (`run`) or a shutdown signal (`watch`).
+    public func run(job: JobRecord) async -> JobSummary {
+        var summary = JobSummary(job: spec.name)
+        let tracker = Tracker()
+        do {
+            let preflight = try await preflightWithRetry()
+            if let preflight {
+                try await ledger.setAppMode(jobID: job.id, mode: preflight.mode.rawValue)
+                summary.stop = try await loop(job: job, preflight: preflight, tracker: tracker)
+            }
+        } catch let stop as JobStop {
+            summary.stop = stop
+        } catch is CancellationError {
+            // Shutdown before the job started: nothing to record.
+        } catch {
+            summary.stop = JobStop(.unavailable, job: spec.name, "\(error)")
+        }
+        if let stop = summary.stop {
+            logger.error("\(stop)")
+        }
+        let snapshot = tracker.state.withLock { $0 }
+        summary.counts = snapshot.counts
+        summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
+        if let counts = try? await ledger.stateCounts()[job.id] {
+            summary.remaining = (counts[.pending] ?? 0) + (counts[.failed] ?? 0)
+        }
+        return summary
+    }
+
+    /// Preflight; in `watch` mode transport problems are retried with backoff until shutdown.
+    private func preflightWithRetry() async throws -> JobPreflight? {
+        var attempt = 0
+        while true {
+            do {
+                return try await JobPreflight.run(spec: spec, client: client)
+            } catch let error as DifyError {
+                switch error.classification {
+                case .configuration, .permanent:
+                    throw JobStop(.configuration, job: spec.name, "Dify refused the app check: \(error.message)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""); check the API key (\(spec.dify.apiKey)) and dify.base_url")
+                case .quota where options.mode == .once:
+                    throw JobStop(.unavailable, job: spec.name, "Dify quota exhausted: \(error.message)")
+                default:
+                    attempt += 1
+                    if options.mode == .once && attempt >= options.unreachableLimit {
+                        throw JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message); work is kept for the next run")
+                    }
+                    let delay = Backoff(policy: spec.retry).delay(afterAttempt: min(attempt, 8), retryAfter: error.retryAfter,
+                                                                 using: &Self.preflightRandom)
+                    logger.warning("preflight failed (\(error.message)); retrying in \(HumanDuration.format(delay))")
+                    if Task.isShuttingDownGracefully { return nil }
+                    try await clock.sleep(for: delay)
+                }
+            }
+        }
+    }
+
+    nonisolated(unsafe) static var preflightRandom = SystemRandomNumberGenerator()
+
+    // MARK: - The loop
+
+    private func loop(job: JobRecord, preflight: JobPreflight, tracker: Tracker) async throws -> JobStop? {
+        let (wakes, wake) = AsyncStream<Wake>.makeStream(bufferingPolicy: .unbounded)
+        let uploadedOnce = Atomic<Bool>(false)
+        var context = JobContext(spec: spec, job: job, preflight: preflight, client: client, ledger: ledger, clock: clock,
+                                 runID: runID, logger: logger,
+                                 rateLimiter: spec.rateLimit.map { RateLimiter(perMinute: $0, clock: clock) },
+                                 random: SharedRandom(seed: options.seed ?? UInt64.random(in: 1...UInt64.max)))
+        context.recoveryPollInterval = options.recoveryPollInterval
+        context.onUploaded = {
+            if !uploadedOnce.exchange(true, ordering: .relaxed) { wake.yield(.uploaded) }
+        }
+        context.onSettled = { tracker.settled($0) }
+        let processor = DocumentProcessor(context: context)
+        let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
+                                 reprocess: options.reprocess, runID: runID, onSettled: { tracker.settled($0) })
+
+        // Crash recovery first: documents a killed process left in flight.
+        let leftovers = try await ledger.inFlight(jobID: job.id)
+        var toRecover: [DocumentRecord] = []
+        for document in leftovers {
+            switch document.state {
+            case .uploading, .uploaded:
+                // Nothing was sent for a run: the upload is simply made again (or reused).
+                let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
+                                                        [.attempts(max(0, document.attempts - 1))])
+                logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process")
+            case .running, .recovering:
+                toRecover.append(document)
+            default:
+                break
+            }
+        }
+        if !toRecover.isEmpty {
+            logger.info("recovering \(toRecover.count) run(s) left in flight by an earlier process before new work starts")
+        }
+
+        let started = clock.now()
+        var warmedUp = try await hasUploadedBefore(job: job)
+        var stop: JobStop?
+        var draining = false
+        var consecutiveUnreachable = 0
+
+        return try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Background children: the ticker and (watch) the inotify watcher. They end when the group is cancelled.
+                group.addTask { [clock, options] in
+                    while !Task.isCancelled {
+                        try await clock.sleep(for: options.tick)
+                        wake.yield(.tick)
+                    }
+                }
+                if options.mode == .watch && options.useInotify {
+                    do {
+                        let watcher = try InboxWatcher(directory: spec.inbox, recursive: spec.match.recursive)
+                        group.addTask {
+                            for await _ in watcher.changes() { wake.yield(.filesChanged) }
+                        }
+                    } catch {
+                        logger.warning("inotify unavailable (\(error)); falling back to rescanning every \(HumanDuration.format(options.rescanInterval))")
+                    }
+                }
+
+                var inFlight = 0
+                var heldSlots = 0
+                // Recoveries go first, bounded like any other work.
+                var recoveryQueue = toRecover[...]
+                var needScan = true
+                var lastFullScan: Date? = nil
+
+                func startRecoveries() async {
+                    while inFlight < spec.concurrency, let next = recoveryQueue.popFirst() {
+                        inFlight += 1
+                        group.addTask {
+                            let outcome = await processor.recover(next)
+                            wake.yield(.documentDone(outcome))
+                        }
+                    }
+                }
+
+                func claimMore() async throws {
+                    guard !draining, stop == nil, recoveryQueue.isEmpty else { return }
+                    if let maxDuration = options.maxDuration, clock.now().timeIntervalSince(started) >= maxDuration.seconds {
+                        if !draining { logger.info("--max-duration reached; taking no new work") }
+                        draining = true
+                        return
+                    }
+                    let cap = warmedUp ? spec.concurrency : 1
+                    var want = cap - inFlight
+                    guard want > 0 else { return }
+                    if let limiter {
+                        var got = 0
+                        while got < want, await limiter.tryAcquire() { got += 1 }
+                        want = got
+                    }
+                    guard want > 0 else { return }
+                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now())
+                    if let limiter {
+                        for _ in claimed.count..<want { await limiter.release() }
+                    }
+                    heldSlots += claimed.count
+                    for document in claimed {
+                        inFlight += 1
+                        group.addTask {
+                            let outcome = await processor.process(document)
+                            wake.yield(.documentDone(outcome))
+                        }
+                    }
+                }
+
+                func workRemains() async throws -> Bool {
+                    if inFlight > 0 || !recoveryQueue.isEmpty { return true }
+                    if scanner.hasUnsettledFiles { return true }
+                    let counts = try await ledger.stateCounts()[job.id] ?? [:]
+                    return (counts[.pending] ?? 0) + (counts[.failed] ?? 0) > 0
+                }
+
+                await startRecoveries()
+                wake.yield(.tick)
+                for await event in wakes {
+                    switch event {
+                    case .documentDone(let outcome):
+                        inFlight -= 1
+                        if heldSlots > 0, let limiter {
+                            heldSlots -= 1
+                            await limiter.release()
+                        }
+                        switch outcome {
+                        case .stopJob(let reason):
+                            if reason.reason == .configuration {
+                                stop = stop ?? reason
+                            } else if reason.isUnreachable {
+                                consecutiveUnreachable += 1
+                                if options.mode == .once && consecutiveUnreachable >= options.unreachableLimit { stop = stop ?? reason }
+                            } else if options.mode == .once {
+                                stop = stop ?? reason
+                            } else {
+                                logger.warning("\(reason); its documents wait for their next attempt time")
+                            }
+                        case .settled(let state):
+                            if state == .succeeded { consecutiveUnreachable = 0 }
+                        case .interrupted:
+                            break
+                        }
+                        await startRecoveries()
+                    case .filesChanged:
+                        needScan = true
+                    case .uploaded:
+                        warmedUp = true
+                    case .tick:
+                        if let next = scanner.nextSettleInstant, next <= clock.instant() { needScan = true }
+                        if options.mode == .watch, let last = lastFullScan,
+                           clock.now().timeIntervalSince(last) >= options.rescanInterval.seconds {
+                            needScan = true
+                        }
+                        if !options.useInotify && options.mode == .watch { needScan = true }
+                    case .shutdown:
+                        if !draining {
+                            logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
+                            draining = true
+                            group.addTask { [clock, options] in
+                                try await clock.sleep(for: options.grace)
+                                wake.yield(.graceExpired)
+                            }
+                        }
+                    case .graceExpired:
+                        if inFlight > 0 {
+                            logger.warning("grace period over: \(inFlight) document(s) left in flight are recorded and will be recovered on the next start")
+                        }
+                        group.cancelAll()
+                        wake.finish()
+                        continue
+                    }
+                    if needScan && !draining && stop == nil {
+                        needScan = false
+                        lastFullScan = clock.now()
+                        try await scanner.scan()
+                    }
+                    if stop == nil {
+                        try await claimMore()
+                    }
+                    let finished: Bool
+                    if stop != nil || draining {
+                        finished = inFlight == 0
+                    } else if options.mode == .once {
+                        finished = !(try await workRemains())
+                    } else {
+                        finished = false
+                    }
+                    if finished {
+                        group.cancelAll()
+                        wake.finish()
+                    }
+                }
+                // Children (ticker, watcher, timers) end with the group; their CancellationErrors are expected.
+                while let result = await group.nextResult() {
+                    if case .failure(let error) = result, !(error is CancellationError) {
+                        logger.debug("background task ended: \(error)")
+                    }
+                }
+                return stop
+            }
+        } onGracefulShutdown: {
+            wake.yield(.shutdown)
+        }
+    }
+
+    private func hasUploadedBefore(job: JobRecord) async throws -> Bool {
+        let counts = try await ledger.stateCounts()[job.id] ?? [:]
+        return (counts[.succeeded] ?? 0) > 0
+    }
+}

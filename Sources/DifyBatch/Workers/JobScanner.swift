@@ -1,0 +1,144 @@
+import DifyKit
+import Foundation
+import Logging
+import Synchronization
+
+/// Turns what is in a job's inbox into ledger rows: settled new or changed files become `pending` documents,
+/// bad ones `rejected` (with an `.error.json`, never uploaded), and content that already succeeded `skipped`
+/// (its output written from the stored result). Files are hashed only when new or changed.
+public final class JobScanner: Sendable {
+    let spec: JobSpec
+    let job: JobRecord
+    let preflight: JobPreflight
+    let ledger: any Ledger
+    let clock: any PipelineClock
+    let logger: Logger
+    let reprocess: Bool
+    let runID: Int64?
+    let onSettled: @Sendable (DocumentRecord) -> Void
+    let scanner: InboxScanner
+    let outbox: OutboxWriter
+    let disposer: SourceDisposer
+    private let tracker: Mutex<SettleTracker>
+    private let reported = Mutex<Set<String>>([])
+
+    public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
+                logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
+        self.spec = spec
+        self.job = job
+        self.preflight = preflight
+        self.ledger = ledger
+        self.clock = clock
+        self.logger = logger
+        self.reprocess = reprocess
+        self.runID = runID
+        self.onSettled = onSettled
+        let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
+        scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
+        outbox = OutboxWriter(outbox: spec.outbox)
+        disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive, failedFolder: spec.failedFolder)
+        tracker = Mutex(SettleTracker(settle: spec.match.settle))
+    }
+
+    /// Whether some files were seen but have not settled yet.
+    public var hasUnsettledFiles: Bool { tracker.withLock { $0.pendingCount > 0 } }
+
+    /// When the next unsettled file may settle.
+    public var nextSettleInstant: ContinuousClock.Instant? { tracker.withLock { $0.nextSettleInstant() } }
+
+    /// Scans the inbox once and records what it found. Returns the number of new document versions.
+    @discardableResult
+    public func scan() async throws -> Int {
+        let report = try scanner.scanReport()
+        for problem in report.problems {
+            let isNew = reported.withLock { $0.insert(problem.relativePath).inserted }
+            if isNew { logger.warning("cannot read \(problem.relativePath) in the inbox: \(problem.message)") }
+        }
+        let now = clock.instant()
+        let wallNow = clock.now()
+        let settled = tracker.withLock { $0.observe(report.files, now: now, wallNow: wallNow) }
+        guard !settled.isEmpty else { return 0 }
+        let known = try await ledger.latestVersions(jobID: job.id)
+        var added = 0
+        for file in settled {
+            if let existing = known[file.relativePath] {
+                if existing.size == file.size && existing.mtimeNanoseconds == file.mtimeNanoseconds { continue }
+                if !existing.state.isTerminal {
+                    try await refresh(existing, with: file)
+                    continue
+                }
+            }
+            if try await record(file) { added += 1 }
+        }
+        return added
+    }
+
+    /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
+    /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
+    private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws {
+        guard existing.state == .pending || existing.state == .failed else { return }
+        guard let sha = try? FileHasher.sha256(path: file.absolutePath) else { return }
+        var changes: [DocumentChange] = [.size(file.size), .mtimeNanoseconds(file.mtimeNanoseconds)]
+        if sha != existing.sha256 {
+            changes += [.sha256(sha), .uploadFileID(nil)]
+            logger.info("\(file.relativePath) changed while queued; the new content will be sent")
+        }
+        _ = try? await ledger.update(existing.id, in: existing.state, changes)
+    }
+
+    /// Records one new file version. Returns true when a row was added.
+    private func record(_ file: InboxFile) async throws -> Bool {
+        if file.isSymlink {
+            try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "symlink",
+                message: "symbolic links are never followed; copy or move the file itself into the inbox"))
+            return true
+        }
+        if let problem = preflight.rejection(filename: file.name, size: file.size) {
+            try await reject(file, sha256: nil, problem)
+            return true
+        }
+        let sha: String
+        do {
+            sha = try FileHasher.sha256(path: file.absolutePath)
+        } catch {
+            try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "unreadable",
+                message: "cannot read the file: \(error); check its permissions"))
+            return true
+        }
+        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: file.size,
+                                                           mtimeNanoseconds: file.mtimeNanoseconds))
+        if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
+           let stored = try await ledger.result(documentID: original.id) {
+            try await skip(document, duplicateOf: original, result: stored)
+        }
+        return true
+    }
+
+    private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError) async throws {
+        let path = try outbox.writeFailure(FailureRecord(
+            status: "rejected", job: spec.name, source: SourceInfo(path: file.relativePath, sha256: sha256, bytes: file.size),
+            errorCode: error.code, errorMessage: error.message, httpStatus: nil, difyCode: nil, attempts: 0, finishedAt: clock.now()))
+        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: file.size,
+                                                           mtimeNanoseconds: file.mtimeNanoseconds, state: .rejected, error: error))
+        let withOutput = try await ledger.update(document.id, in: .rejected, [.outputPath(path)])
+        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
+        onSettled(withOutput)
+        if !file.isSymlink { try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
+        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["job": "\(spec.name)", "document": "\(document.id)"])
+    }
+
+    private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws {
+        let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
+        let path = try outbox.writeSuccess(SuccessRecord(
+            status: result.status, job: spec.name,
+            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
+            appMode: preflight.mode.rawValue, outputs: outputs, usage: nil,
+            uploadFileID: original.uploadFileID, workflowRunID: original.workflowRunID, messageID: original.messageID,
+            taskID: original.taskID, attempts: 0, elapsedMilliseconds: 0, finishedAt: clock.now(), duplicateOf: original.path))
+        let skipped = try await ledger.transition(document.id, from: .pending, to: .skipped, [.duplicateOf(original.id), .outputPath(path)])
+        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
+        onSettled(skipped)
+        _ = try? disposer.disposeAfterSuccess(relativePath: document.path)
+        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result")
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// How a `run` or `watch` invocation behaves. Defaults are on each property.
+public struct PipelineOptions: Sendable {
+    public enum Mode: String, Sendable {
+        /// `run`: process what is there (and what becomes due), then exit.
+        case once = "run"
+        /// `watch`: run until a shutdown signal.
+        case watch
+    }
+
+    public var mode: Mode
+    /// Documents in flight across every job (default: unlimited, i.e. the sum of the jobs' `concurrency`).
+    public var maxInflight: Int?
+    /// `run`: stop taking new work after this long (default: none).
+    public var maxDuration: Duration?
+    /// Run documents again even when the same content already succeeded (default false).
+    public var reprocess: Bool = false
+    /// `watch`: after a shutdown signal, how long in-flight documents may take before they are cancelled (default 30s).
+    public var grace: Duration = .seconds(30)
+    /// Wait for a job held by another process instead of exiting with code 5 (default false).
+    public var waitForLock: Bool = false
+    /// How often the job loop wakes to look for due retries and settled files (default 200ms).
+    public var tick: Duration = .milliseconds(200)
+    /// `watch`: full rescan of the inbox as a safety net for missed events (default 30s).
+    public var rescanInterval: Duration = .seconds(30)
+    /// Seed for backoff jitter (default: random).
+    public var seed: UInt64?
+    /// `run`: stop a job after this many consecutive "Dify unreachable" errors (default 3).
+    public var unreachableLimit: Int = 3
+    /// How often recovery polls a lost run's detail at first (default 500ms).
+    public var recoveryPollInterval: Duration = .milliseconds(500)
+    /// Use inotify in `watch` mode (default true).
+    public var useInotify: Bool = true
+
+    public init(mode: Mode) { self.mode = mode }
+}
