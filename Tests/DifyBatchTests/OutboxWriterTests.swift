@@ -258,8 +258,22 @@ struct OutboxWriterTests {
         let folder = try TemporaryDirectory()
         let writer = OutboxWriter(outbox: folder.path)
         try folder.write("invoices", "I am a file")
-        #expect(throws: FileOperationError.self) { try writer.writeSuccess(Self.workflowRecord()) }
+        let error = #expect(throws: FileOperationError.self) { try writer.writeSuccess(Self.workflowRecord()) }
+        #expect(error?.errorNumber == ENOTDIR)
         #expect(Self.allEntries(folder.path) == ["invoices"])
+    }
+
+    @Test func concurrentWritersShareNewFolders() async throws {
+        let folder = try TemporaryDirectory()
+        let writer = OutboxWriter(outbox: folder.file("out"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<24 {
+                group.addTask { try writer.writeSuccess(Self.workflowRecord(path: "a/b/c/\(index).pdf")) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(Self.allEntries(folder.file("out/a/b/c")).count == 24)
+        #expect(Self.temporaryLeftovers(folder.path).isEmpty)
     }
 
     @Test(.enabled(if: getuid() != 0, "root ignores folder permissions"))

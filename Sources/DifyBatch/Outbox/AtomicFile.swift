@@ -78,20 +78,32 @@ public enum AtomicFile {
         }
     }
 
-    /// `mkdir -p`, reporting the failing path.
+    /// `mkdir -p`: creates each missing folder (mode 0755, umask applied) and fsyncs its parent so the new entry
+    /// survives a crash. A folder created concurrently by someone else is fine; a file in the way is `ENOTDIR`.
     static func createDirectories(_ directory: String) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw FileOperationError(operation: "create folder", path: directory, errorNumber: ENOTDIR)
+        var missing: [String] = []
+        var current = directory
+        var status = stat()
+        while true {
+            if stat(current, &status) == 0 {
+                guard status.st_mode & S_IFMT == S_IFDIR else {
+                    throw FileOperationError(operation: "create folder", path: current, errorNumber: ENOTDIR)
+                }
+                break
             }
-            return
+            guard errno == ENOENT else { throw FileOperationError.posix("create folder", current) }
+            missing.append(current)
+            let parent = (current as NSString).deletingLastPathComponent
+            if parent.isEmpty || parent == current { break }
+            current = parent
         }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw FileOperationError(operation: "create folder", path: directory, errorNumber: EIO,
-                                     reason: "\(error)")
+        for folder in missing.reversed() {
+            if mkdir(folder, 0o755) != 0 {
+                guard errno == EEXIST else { throw FileOperationError.posix("create folder", folder) }
+                continue
+            }
+            let parent = (folder as NSString).deletingLastPathComponent
+            try syncDirectory(parent.isEmpty ? "." : parent)
         }
     }
 
