@@ -30,7 +30,7 @@ struct RunExecutor: Sendable {
         var nextPing = clock.now + pingInterval
         while clock.now < deadline {
             if simulator.state.isStopRequested(id: plan.runID) || Task.isCancelled || simulator.shutdown.isSet { return true }
-            let wake = min(deadline, nextPing, clock.now + .milliseconds(20))
+            let wake = min(deadline, nextPing, clock.now + .milliseconds(50))
             try? await Task.sleep(until: wake, clock: clock)
             if plan.streaming, clock.now >= nextPing {
                 out.yield(.ping)

@@ -31,6 +31,9 @@ struct UploadHandler {
         } catch is MultipartScanner.MalformedBody {
             collector.discard()
             return Responses.error(400, "bad_request", "The browser (or proxy) sent a request that this server could not understand.")
+        } catch {
+            collector.discard()  // e.g. the client went away mid-upload: leave no partial file behind
+            throw error
         }
         collector.closeFile()
         guard scanner.isComplete else {
