@@ -35,24 +35,30 @@ struct PipelineArguments: ParsableArguments {
         return logger
     }
 
-    func lockDirectory(for path: String) -> String { path + ".locks" }
-
-    /// Runs the pipeline inside a ServiceGroup so SIGTERM/SIGINT mean graceful shutdown (a second signal cancels).
+    /// Loads everything and runs the pipeline through ``PipelineLauncher``.
     func execute(mode: PipelineOptions.Mode, configure: (inout PipelineOptions) -> Void) async throws -> PipelineResult {
         let specs = try loadSpecs()
-        let logger = makeLogger()
-        let path = ledger.path
-        let store: SQLiteLedger
-        do { store = try SQLiteLedger(path: path) } catch {
-            Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.usage.rawValue)
-        }
         var options = PipelineOptions(mode: mode)
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
         configure(&options)
-        let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: lockDirectory(for: path), logger: logger)
+        return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger())
+    }
+}
+
+/// Opens the ledger and runs a pipeline inside a ServiceGroup, so SIGTERM/SIGINT mean graceful shutdown.
+/// Shared by `run`, `watch` and `demo`.
+enum PipelineLauncher {
+    static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
+                       observers: [any PipelineObserver] = [], environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
+        let store: SQLiteLedger
+        do { store = try SQLiteLedger(path: dbPath) } catch {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
+        let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: dbPath + ".locks", logger: logger,
+                                environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline)
         let group = ServiceGroup(configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],

@@ -31,6 +31,8 @@ public struct JobContext: Sendable {
     public var onUploaded: @Sendable () -> Void = {}
     /// Called with every document that reached a resting state in this invocation.
     public var onSettled: @Sendable (DocumentRecord) -> Void = { _ in }
+    /// Receives attempt and usage events.
+    public var observer = PipelineObservers()
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, client: DifyClient, ledger: any Ledger,
                 clock: any PipelineClock, runID: Int64?, logger: Logger, rateLimiter: RateLimiter?, random: SharedRandom) {
@@ -168,11 +170,11 @@ public struct DocumentProcessor: Sendable {
                                              message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
         }
         try await context.rateLimiter?.wait()
-        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .upload)
+        let attempt = try await beginAttempt(document.id, .upload)
         do {
             let uploaded = try await context.client.upload(fileAt: path, filename: (document.path as NSString).lastPathComponent,
                                                            user: spec.dify.user)
-            try await ledger.finishAttempt(attempt, .ok)
+            try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
             return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(uploaded.id)]))
@@ -194,7 +196,7 @@ public struct DocumentProcessor: Sendable {
         let sentAt = context.clock.now()
         var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
                                                    [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)])
-        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .run)
+        let attempt = try await beginAttempt(document.id, .run)
         let ledger = self.ledger
         let documentID = document.id
         let started = Date()
@@ -203,7 +205,7 @@ public struct DocumentProcessor: Sendable {
                 // Persist the ids the moment Dify sends them: they are how a lost run is found again.
                 try await ledger.update(documentID, in: .running, [.workflowRunID(ids.workflowRunID), .taskID(ids.taskID), .messageID(ids.messageID)])
             }
-            try await ledger.finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : "failed", httpStatus: 200,
+            try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : "failed", httpStatus: 200,
                                                                   message: result.error))
             document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
                                                                            .messageID(result.messageID)])
@@ -251,6 +253,7 @@ public struct DocumentProcessor: Sendable {
         let difyRunID = result.workflowRunID ?? result.messageID ?? document.workflowRunID ?? document.messageID
         if usage.totalTokens != nil || usage.totalPrice != nil {
             try await ledger.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage)
+            context.observer.record(.usageRecorded(job: spec.name, usage: usage))
         }
         let from = document.state
         guard result.status.isSuccess else {
@@ -317,8 +320,25 @@ public struct DocumentProcessor: Sendable {
                       message: error.message, httpStatus: error.httpStatus)
     }
 
-    private func finish(_ attempt: Int64, _ error: DifyError) async throws {
-        try await ledger.finishAttempt(attempt, AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus,
+    struct AttemptHandle {
+        var id: Int64
+        var phase: AttemptPhase
+        var started: ContinuousClock.Instant
+    }
+
+    private func beginAttempt(_ documentID: Int64, _ phase: AttemptPhase) async throws -> AttemptHandle {
+        AttemptHandle(id: try await ledger.beginAttempt(documentID: documentID, runID: context.runID, phase: phase),
+                      phase: phase, started: ContinuousClock.now)
+    }
+
+    private func finishAttempt(_ attempt: AttemptHandle, _ result: AttemptResult) async throws {
+        try await ledger.finishAttempt(attempt.id, result)
+        context.observer.record(.attemptFinished(job: spec.name, phase: attempt.phase, outcome: result.outcome,
+                                                 seconds: (ContinuousClock.now - attempt.started).seconds))
+    }
+
+    private func finish(_ attempt: AttemptHandle, _ error: DifyError) async throws {
+        try await finishAttempt(attempt, AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus,
                                                               difyCode: error.difyCode, message: error.message))
     }
 
@@ -384,7 +404,7 @@ public struct DocumentProcessor: Sendable {
     // MARK: - Recovery
 
     private func recoverThrowing(_ document: DocumentRecord) async throws -> DocumentOutcome {
-        let attempt = try await ledger.beginAttempt(documentID: document.id, runID: context.runID, phase: .recover)
+        let attempt = try await beginAttempt(document.id, .recover)
         var runID = document.workflowRunID
         var searched = false
         if runID == nil, context.preflight.mode == .workflow {
@@ -399,7 +419,7 @@ public struct DocumentProcessor: Sendable {
             // looked up (completion/chat apps, logs unavailable), sending again may duplicate it: that is counted.
             var changes: [DocumentChange] = [.attempts(max(0, document.attempts - 1))]
             if !searched { changes.append(.incrementDuplicateRuns) }
-            try await ledger.finishAttempt(attempt, AttemptResult(outcome: "not_found", message: searched
+            try await finishAttempt(attempt, AttemptResult(outcome: "not_found", message: searched
                 ? "no run of this document in Dify's logs; it will run again"
                 : "the run cannot be looked up for a \(context.preflight.mode.rawValue) app; it will run again (counted in duplicate_runs)"))
             let moved = try await ledger.transition(document.id, from: .recovering, to: .pending, changes)
@@ -419,7 +439,7 @@ public struct DocumentProcessor: Sendable {
             do {
                 let detail = try await context.client.workflowRunDetail(id: runID)
                 if detail.status.isTerminal {
-                    try await ledger.finishAttempt(attempt, AttemptResult(outcome: detail.status.isSuccess ? "ok" : "failed", httpStatus: 200,
+                    try await finishAttempt(attempt, AttemptResult(outcome: detail.status.isSuccess ? "ok" : "failed", httpStatus: 200,
                                                                           message: "recovered run \(runID): \(detail.status.rawValue)"))
                     let result = RunResult(mode: .workflow, status: detail.status, outputs: detail.outputs, error: detail.error,
                                            workflowRunID: runID, taskID: current.taskID,
@@ -429,7 +449,7 @@ public struct DocumentProcessor: Sendable {
                 }
             } catch let error as DifyError {
                 if error.httpStatus == 404 {
-                    try await ledger.finishAttempt(attempt, AttemptResult(outcome: "not_found", httpStatus: 404, difyCode: error.difyCode, message: error.message))
+                    try await finishAttempt(attempt, AttemptResult(outcome: "not_found", httpStatus: 404, difyCode: error.difyCode, message: error.message))
                     current = try await ledger.transition(current.id, from: .recovering, to: .pending,
                                                           [.workflowRunID(nil), .attempts(max(0, current.attempts - 1))])
                     context.onSettled(current)
@@ -442,7 +462,7 @@ public struct DocumentProcessor: Sendable {
                 logger(current).info("run detail unavailable (\(error.message)); polling again")
             }
             if context.clock.now() >= deadline {
-                try await ledger.finishAttempt(attempt, AttemptResult(outcome: "retryable", message: "run \(runID) did not finish before recover_deadline"))
+                try await finishAttempt(attempt, AttemptResult(outcome: "retryable", message: "run \(runID) did not finish before recover_deadline"))
                 return try await failed(current, from: .recovering, classification: .retryable, code: "recovery_timeout",
                                         message: "run \(runID) was still not finished \(HumanDuration.format(spec.recoverDeadline)) after it was sent",
                                         httpStatus: nil, difyCode: nil, retryAfter: nil)

@@ -30,9 +30,11 @@ public final class JobRunner: Sendable {
     let logger: Logger
     let limiter: InflightLimiter?
     let runID: Int64?
+    let observer: PipelineObservers
 
     public init(spec: JobSpec, ledger: any Ledger, client: DifyClient, options: PipelineOptions, clock: any PipelineClock,
-                logger: Logger, limiter: InflightLimiter?, runID: Int64?) {
+                logger: Logger, limiter: InflightLimiter?, runID: Int64?, observer: PipelineObservers = PipelineObservers()) {
+        self.observer = observer
         self.spec = spec
         self.ledger = ledger
         self.client = client
@@ -73,6 +75,7 @@ public final class JobRunner: Sendable {
             let preflight = try await preflightWithRetry()
             if let preflight {
                 try await ledger.setAppMode(jobID: job.id, mode: preflight.mode.rawValue)
+                observer.record(.jobStarted(job: spec.name, mode: preflight.mode.rawValue))
                 summary.stop = try await loop(job: job, preflight: preflight, tracker: tracker)
             }
         } catch let stop as JobStop {
@@ -85,6 +88,7 @@ public final class JobRunner: Sendable {
         if let stop = summary.stop {
             logger.error("\(stop)")
         }
+        observer.record(.jobFinished(job: spec.name, stop: summary.stop))
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
@@ -136,10 +140,19 @@ public final class JobRunner: Sendable {
         context.onUploaded = {
             if !uploadedOnce.exchange(true, ordering: .relaxed) { wake.yield(.uploaded) }
         }
-        context.onSettled = { tracker.settled($0) }
+        let observer = self.observer
+        let jobName = spec.name
+        context.onSettled = { document in
+            tracker.settled(document)
+            observer.record(.documentSettled(job: jobName, document: document))
+        }
+        context.observer = observer
         let processor = DocumentProcessor(context: context)
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
-                                 reprocess: options.reprocess, runID: runID, onSettled: { tracker.settled($0) })
+                                 reprocess: options.reprocess, runID: runID, onSettled: { document in
+                                     tracker.settled(document)
+                                     observer.record(.documentSettled(job: jobName, document: document))
+                                 })
 
         // Crash recovery first: documents a killed process left in flight.
         let leftovers = try await ledger.inFlight(jobID: job.id)
@@ -304,6 +317,9 @@ public final class JobRunner: Sendable {
                     }
                     if stop == nil {
                         try await claimMore()
+                    }
+                    if let counts = try? await ledger.stateCounts()[job.id] {
+                        observer.record(.queue(job: jobName, inFlight: inFlight, waiting: (counts[.pending] ?? 0) + (counts[.failed] ?? 0)))
                     }
                     let finished: Bool
                     if stop != nil || draining {

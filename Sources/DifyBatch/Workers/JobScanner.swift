@@ -123,7 +123,7 @@ public final class JobScanner: Sendable {
         let withOutput = try await ledger.update(document.id, in: .rejected, [.outputPath(path)])
         if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
         onSettled(withOutput)
-        if !file.isSymlink { try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
+        if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["job": "\(spec.name)", "document": "\(document.id)"])
     }
 

@@ -21,11 +21,14 @@ public struct Pipeline: Sendable {
     let environment: [String: String]
     /// Client timeouts; `total` is taken from each spec's `timeout`.
     let timeouts: DifyClient.Timeouts
+    /// Progress, metrics and other watchers of what happens.
+    let observer: PipelineObservers
 
     public init(specs: [JobSpec], ledger: any Ledger, options: PipelineOptions, lockDirectory: String,
                 clock: any PipelineClock = SystemPipelineClock(), logger: Logger = Logger(label: "dify-batch"),
                 environment: [String: String] = ProcessInfo.processInfo.environment,
-                timeouts: DifyClient.Timeouts = .init()) {
+                timeouts: DifyClient.Timeouts = .init(), observers: [any PipelineObserver] = []) {
+        self.observer = PipelineObservers(observers)
         self.specs = specs
         self.ledger = ledger
         self.options = options
@@ -91,7 +94,7 @@ public struct Pipeline: Sendable {
                     var jobLogger = logger
                     jobLogger[metadataKey: "job"] = "\(spec.name)"
                     let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
-                                           logger: jobLogger, limiter: limiter, runID: runID)
+                                           logger: jobLogger, limiter: limiter, runID: runID, observer: observer)
                     let job = jobs[index]
                     group.addTask { (index, await runner.run(job: job)) }
                 }
