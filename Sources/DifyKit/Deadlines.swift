@@ -138,7 +138,7 @@ extension DifyClient {
         }
         if Task.isCancelled || error is CancellationError {
             return DifyError(code: .cancelled, message: "cancelled", endpoint: endpoint, runStarted: runStarted,
-                             requestSent: context.didReceiveHead,
+                             requestSent: true,
                              classification: isRun ? .ambiguous : .retryable)
         }
         if let fileError = error as? FileSystemError {
@@ -164,7 +164,7 @@ extension DifyClient {
                                  classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
             case .cancelled:
                 return DifyError(code: .cancelled, message: "request cancelled", endpoint: endpoint,
-                                 runStarted: runStarted, requestSent: context.didReceiveHead,
+                                 runStarted: runStarted, requestSent: true,
                                  classification: isRun ? .ambiguous : .retryable)
             default:
                 break

@@ -135,6 +135,31 @@ struct ClientTests {
         #expect(growthMB < 40, "upload must not hold the file in memory")
     }
 
+    @Test("an early 413 (HTML, body not read) during a large upload surfaces as the HTTP error")
+    func earlyRejection() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("difykit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("big.txt").path
+        try Data(repeating: 0x41, count: 8 * 1024 * 1024).write(to: URL(fileURLWithPath: path))
+        let error = try await TestServer.run({ router in
+            router.post("/v1/files/upload") { _, _ -> Response in
+                Response(status: .contentTooLarge, headers: [.contentType: "text/html", .connection: "close"],
+                         body: .init(byteBuffer: ByteBuffer(string: "<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>")))
+            }
+        }) { baseURL in
+            try await withDifyClient(baseURL: baseURL) { client in
+                do { _ = try await client.upload(fileAt: path, user: "u"); return DifyError?.none } catch let error as DifyError { return error }
+            }
+        }
+        let rejected = try #require(error)
+        #expect(rejected.code == .http)
+        #expect(rejected.httpStatus == 413)
+        #expect(rejected.difyCode == nil)
+        #expect(rejected.classification == .permanent)
+        #expect(rejected.message.contains("413 Request Entity Too Large"))
+    }
+
     @Test("streaming a captured workflow run yields the result and reports ids first; request body is Dify's shape")
     func streamingCapture() async throws {
         let capture = try Captures.data("14_run_streaming_txt.sse")
