@@ -5,6 +5,23 @@ import ServiceLifecycle
 
 /// A Dify-compatible HTTP server (the `/v1` service API) with fault injection, for tests, demos and users.
 ///
+/// Modelled on Dify 1.14.1 (`Tests/Fixtures/dify-captures`, `dify-api.md`):
+/// - `GET /v1/info`, `/v1/parameters`, `/v1/meta`, `/v1/site`.
+/// - `POST /v1/files/upload`: multipart streamed to disk while hashing; Dify's checks in Dify's order; files
+///   belong to (API key, `user`), `DEFAULT-USER` without `user`.
+/// - `POST /v1/workflows/run`, `/v1/workflows/{workflow_id}/run`, `/v1/completion-messages`,
+///   `/v1/chat-messages`: blocking (JSON, Python separators) or streaming (SSE, `event: ping` first). Invalid
+///   inputs: blocking 400; streaming 200 + one ping + silence for `invalidInputStreamClose`, then close.
+/// - `GET /v1/workflows/run/{id}` (inputs as a JSON string), `GET /v1/workflows/logs`, and the stop endpoints
+///   (`/v1/workflows/tasks/{task_id}/stop`, `/v1/completion-messages/{task_id}/stop`,
+///   `/v1/chat-messages/{task_id}/stop`), which really stop a streaming run (status `stopped`).
+/// - Errors are `{"code","message","status"}` (Flask spelling, trailing newline); 401 adds
+///   `WWW-Authenticate: Bearer realm="api"`; unknown routes get Flask's HTML 404, wrong methods a JSON 405.
+///
+/// Results come from ``SimulatedOutput``; faults from ``FaultPlan``; counters in ``SimulatorStats``.
+/// Runs execute in the simulator's own task group, so a run whose client disconnected still finishes and
+/// shows up in run detail and logs.
+///
 /// One instance serves once: call `run()` (or `run(onReady:)`) a single time. It is a `Service`, so it can
 /// join a `ServiceGroup`; it stops on cancellation or graceful shutdown. On graceful shutdown, streams that
 /// are stalling (invalid inputs) close at once and runs still processing end as `stopped`.

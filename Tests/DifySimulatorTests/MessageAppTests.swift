@@ -108,3 +108,40 @@ struct MessageAppTests {
         }
     }
 }
+
+@Suite("Completion faults")
+struct MessageFaultTests {
+    @Test func completionInStreamError_sendsErrorEventWithoutTaskID() async throws {
+        var config = SimulatorConfiguration(apps: [.completion(apiKey: "c")])
+        config.faults.inStreamErrorRate = 1
+        try await withSimulator(config, key: "c") { simulator, client in
+            let id = try await client.uploadID(bytes: helloText)
+            let r = try await client.postJSON("/completion-messages", TestClient.runBody(fileID: id, mode: "streaming"))
+            #expect(r.status == 200)
+            let last = try #require(r.events.last?.data)
+            #expect(last["event"] == "error")
+            #expect(last["task_id"] == nil)
+            #expect(last["message_id"]?.stringValue != nil)
+            #expect(last["code"]?.stringValue != nil && last["status"]?.intValue != nil && last["message"]?.stringValue != nil)
+            #expect(!r.events.contains { $0.event == "message_end" })
+            #expect(simulator.stats.tokensServed == 0)
+        }
+    }
+
+    @Test func completionDropAfterStart_cutsAfterFirstMessageAndStillCountsTheRun() async throws {
+        var config = SimulatorConfiguration(apps: [.completion(apiKey: "c")])
+        config.faults.dropAfterStartRate = 1
+        try await withSimulator(config, key: "c") { simulator, client in
+            let id = try await client.uploadID(bytes: helloText)
+            var stream = try await client.openStream("/completion-messages", TestClient.runBody(fileID: id, mode: "streaming"))
+            #expect(try await stream.next()?.event == "ping")
+            #expect(try await stream.next()?.event == "message")
+            await #expect(throws: (any Error).self) {
+                while try await stream.next() != nil {}
+            }
+            for _ in 0..<100 where simulator.stats.runsByStatus["succeeded"] != 1 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(simulator.stats.runsByStatus["succeeded"] == 1)
+            #expect(simulator.stats.tokensServed == SimulatedOutput.usage(byteCount: helloText.count, wordCount: 9).total)
+        }
+    }
+}

@@ -1,60 +1,6 @@
 import Foundation
 import Hummingbird
 
-/// Which generate endpoint was called.
-enum RunKind: Sendable {
-    case workflow, completion, chat
-
-    var payloadName: String {
-        switch self {
-        case .workflow: return "WorkflowRunPayload"
-        case .completion: return "CompletionRequestPayload"
-        case .chat: return "ChatRequestPayload"
-        }
-    }
-}
-
-/// A frame of a run's event stream, produced by ``RunExecutor`` and consumed by the HTTP response.
-enum StreamFrame: Sendable {
-    case ping
-    /// An event; `isStart` marks the event after which `dropAfterStart` closes the connection.
-    case event(JSONValue, isStart: Bool)
-    case done(RunOutcome)
-}
-
-/// How a run ended, for blocking responses.
-enum RunOutcome: Sendable {
-    case workflow(RunRecord)
-    case message(RunRecord, answer: String, usage: JSONValue)
-    case error(status: Int, code: String, message: String)
-}
-
-/// The injected in-run fault chosen when a run starts.
-enum RunFault: Sendable {
-    case none
-    case failedWorkflow
-    case inStreamError(status: Int, code: String, message: String)
-}
-
-/// Everything the executor needs to play a run.
-struct RunPlan: Sendable {
-    var kind: RunKind
-    var app: SimulatedApp
-    var runID: String
-    var taskID: String
-    var conversationID: String
-    var user: String
-    var endUserID: String
-    var startedInputs: JSONValue
-    var summary: DocumentSummary
-    var filename: String
-    var language: String?
-    var processing: Duration
-    var fault: RunFault
-    var streaming: Bool
-    var createdAt: Int
-}
-
 /// The four generate endpoints: request checks in Dify's order, HTTP-level faults, then the run.
 struct RunHandler {
     let simulator: DifySimulator
