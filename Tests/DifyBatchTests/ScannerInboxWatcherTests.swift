@@ -78,6 +78,36 @@ func scannerInotifyDescriptorCount() -> Int {
         }
     }
 
+    @Test func followsASubFolderRenamedInsideTheInbox() async throws {
+        let dir = try TemporaryDirectory()
+        let outside = try TemporaryDirectory()
+        try dir.makeFolder("before/inner")
+        let watcher = try InboxWatcher(directory: dir.path, recursive: true)
+        let counter = ScannerWatchCounter()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await counter.consume(watcher.changes()) }
+            #expect(rename(dir.path + "/before", dir.path + "/after") == 0)
+            let arrivedRename = try await counter.waitForMore(than: 0)
+            #expect(arrivedRename)
+            // New folders under the renamed one get watched under their new path.
+            let afterRename = counter.value
+            try dir.makeFolder("after/inner/new")
+            let arrivedFolder = try await counter.waitForMore(than: afterRename)
+            #expect(arrivedFolder)
+            let afterFolder = counter.value
+            try scannerWrite(dir.path, "after/inner/new/doc.pdf")
+            let arrivedFile = try await counter.waitForMore(than: afterFolder)
+            #expect(arrivedFile)
+            // Moved out of the inbox: one more element for the move itself.
+            let beforeMoveOut = counter.value
+            #expect(rename(dir.path + "/after", outside.path + "/gone") == 0)
+            let arrivedMoveOut = try await counter.waitForMore(than: beforeMoveOut)
+            #expect(arrivedMoveOut)
+            group.cancelAll()
+        }
+    }
+
     @Test func eventsAboutDotfilesAndPartialDownloadsDoNotMatterButTheFinalRenameDoes() {
         #expect(!InboxWatcher.eventMatters(mask: UInt32(IN_MODIFY), name: "movie.mp4.part"))
         #expect(!InboxWatcher.eventMatters(mask: UInt32(IN_CLOSE_WRITE), name: "~$report.docx"))
