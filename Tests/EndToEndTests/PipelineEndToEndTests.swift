@@ -165,4 +165,29 @@ import Testing
             #expect((file["dify"] as? [String: Any])?["message_id"] is String)
         }
     }
+
+    @Test func difyUnreachable_exits4_andKeepsTheWorkForTheNextRun() async throws {
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        try workspace.drop("a.txt", "hello")
+        let (result, ledger) = try await workspace.run()
+        #expect(result.exitStatus == .unavailable)
+        #expect(result.summaries.first?.stop?.message.contains("unreachable") == true)
+        #expect(try await ledger.documents(matching: DocumentFilter(states: [.dead, .rejected])).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/a.txt"))
+    }
+
+    @Test func maxDuration_stopsTakingNewWork_andLeavesTheRestPending() async throws {
+        var faults = FaultPlan()
+        faults.latency = .milliseconds(200)
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, concurrency: 1)
+            for index in 0..<10 { try workspace.drop("m\(index).txt", documentText(index)) }
+            let (result, ledger) = try await workspace.run { $0.maxDuration = .milliseconds(300) }
+            #expect(result.exitStatus == .success)
+            let pending = try await ledger.documents(matching: DocumentFilter(states: [.pending]))
+            let succeeded = try await ledger.documents(matching: DocumentFilter(states: [.succeeded]))
+            #expect(succeeded.count >= 1 && succeeded.count < 10)
+            #expect(pending.count + succeeded.count == 10)
+        }
+    }
 }

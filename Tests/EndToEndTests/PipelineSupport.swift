@@ -1,4 +1,5 @@
 import DifyBatch
+import DifyKit
 import DifySimulator
 import Foundation
 import Logging
@@ -52,7 +53,8 @@ struct Workspace {
     var environment: [String: String] { ["DIFY_TEST_KEY": key] }
 
     /// Runs the pipeline in-process.
-    func run(mode: PipelineOptions.Mode = .once, configure: (inout PipelineOptions) -> Void = { _ in }) async throws -> (PipelineResult, SQLiteLedger) {
+    func run(mode: PipelineOptions.Mode = .once, timeouts: DifyClient.Timeouts = DifyClient.Timeouts(connect: .milliseconds(500)),
+             configure: (inout PipelineOptions) -> Void = { _ in }) async throws -> (PipelineResult, SQLiteLedger) {
         let specs = try JobSpecLoader.load(paths: [specPath])
         let ledger = try SQLiteLedger(path: dbPath)
         var options = PipelineOptions(mode: mode)
@@ -63,7 +65,7 @@ struct Workspace {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let pipeline = Pipeline(specs: specs, ledger: ledger, options: options, lockDirectory: dbPath + ".locks",
-                                logger: logger, environment: environment)
+                                logger: logger, environment: environment, timeouts: timeouts)
         return (try await pipeline.run(), ledger)
     }
 

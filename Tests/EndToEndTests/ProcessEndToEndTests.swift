@@ -131,4 +131,24 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
         #expect(result.stderr.contains("bad.yaml:4: concurrency: must be a whole number from 1 to 256 (got -2)"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.file("l.sqlite")))
     }
+
+    @Test func runReport_writesOneJSONLinePerDocumentTouched() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("ok.txt", "fine")
+            try workspace.drop("empty.txt", "")
+            let report = workspace.scratch.file("report.jsonl")
+            let result = try CLI.run(["run", "--db", workspace.dbPath, "--report", report, workspace.specPath], environment: workspace.environment)
+            #expect(result.status == 1, "one rejected document: \(result.stderr)")
+            #expect(result.stderr.contains("docs: succeeded 1, skipped 0, dead 0, rejected 1"))
+            #expect(result.stdout.isEmpty)
+            let lines = try String(contentsOfFile: report, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 2)
+            let states = try lines.map { line -> String in
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return "\(object?["path"] as? String ?? ""):\(object?["state"] as? String ?? "")"
+            }
+            #expect(Set(states) == ["ok.txt:succeeded", "empty.txt:rejected"])
+        }
+    }
 }
