@@ -122,6 +122,29 @@ struct RunValidationTests {
         }
     }
 
+    @Test func remoteURL_isUnreachableLikeCapture() async throws {
+        try await withSimulator(oracle, key: oracleApp.apiKey) { _, client in
+            let body = #"{"inputs":{"file":{"type":"document","transfer_method":"remote_url","url":"http://127.0.0.1:9/x.txt"}},"response_mode":"blocking","user":"oracle-user"}"#
+            let r = try await client.postJSON("/workflows/run", body)
+            #expect(r.status == 400)
+            #expect(r.text == (try Captures.http("52_err_remote_url_unreachable").body))
+        }
+    }
+
+    @Test func emptyFileAndExtensionlessFile_runAsDocuments() async throws {
+        try await withSimulator(oracle, key: oracleApp.apiKey) { _, client in
+            let empty = try await client.uploadID(filename: "empty.txt", bytes: [], user: "oracle-user")
+            let r = try await client.postJSON("/workflows/run", oracleBody(fileID: empty))
+            #expect(r.status == 200)
+            #expect(r.json?["data"]?["outputs"]?["text"] == "")
+            #expect(r.json?["data"]?["outputs"]?["lines"] == 0)
+            let readme = try await client.uploadID(filename: "README", contentType: "text/plain", bytes: Array("hello".utf8), user: "oracle-user")
+            #expect(try await client.postJSON("/workflows/run", oracleBody(fileID: readme)).status == 200)
+            let md = try await client.uploadID(filename: "notes.md", contentType: "application/octet-stream", bytes: try Captures.testFile("notes.md"), user: "oracle-user")
+            #expect(try await client.postJSON("/workflows/run", oracleBody(fileID: md)).status == 200)
+        }
+    }
+
     @Test func pinnedWorkflowRoute_runsOnlyTheAppsWorkflow() async throws {
         try await withSimulator { _, client in
             let id = try await client.uploadID(bytes: helloText)
