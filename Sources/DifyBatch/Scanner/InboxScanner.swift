@@ -87,8 +87,8 @@ public struct InboxScanner: Sendable {
             walk.list(dir, absolute: folder.absolute, relative: folder.relative)
             closedir(dir)
         }
-        walk.files.sort { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
-        walk.problems.sort { $0.relativePath.utf8.lexicographicallyPrecedes($1.relativePath.utf8) }
+        walk.files.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
+        walk.problems.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
         return (walk.files, walk.problems)
     }
 }

@@ -21,8 +21,10 @@ public final class InboxWatcher: Sendable {
     public let directory: String
     public let recursive: Bool
     public let excluding: [String]
+    #if os(Linux)
     /// The descriptor made by `init` (so `init` can report errors), handed to the first `changes()` call.
     private let prepared: Mutex<PreparedWatch?>
+    #endif
 
     /// Throws a ``ScanError`` if inotify is unavailable (or out of instances/watches) or the folder cannot be watched.
     public init(directory: String, recursive: Bool, excluding: [String] = []) throws {
@@ -37,10 +39,12 @@ public final class InboxWatcher: Sendable {
         #endif
     }
 
+    #if os(Linux)
     deinit {
         // A descriptor never handed to a stream.
         prepared.withLock { $0?.close() }
     }
+    #endif
 
     /// An async sequence that yields (coalesced, never blocks the producer) whenever anything under the directory
     /// changed. Ends when the consuming task is cancelled. If a second call cannot set up inotify (e.g. the
