@@ -162,6 +162,10 @@ extension DifyClient {
                 return DifyError(code: .timeout, message: "read timeout from the HTTP client", endpoint: endpoint,
                                  runStarted: runStarted, requestSent: true,
                                  classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
+            case .invalidURL, .emptyHost, .emptyScheme:
+                return DifyError(code: .invalidRequest,
+                                 message: "invalid base URL '\(configuration.baseURL)': \(clientError)",
+                                 endpoint: endpoint, requestSent: false, classification: .configuration)
             case .cancelled:
                 return DifyError(code: .cancelled, message: "request cancelled", endpoint: endpoint,
                                  runStarted: runStarted, requestSent: true,

@@ -32,16 +32,17 @@ extension DifyClient {
             do {
                 return try await runStreaming(request, onStarted: onStarted)
             } catch let error as DifyError
-                where (error.code == .streamStalled || error.code == .streamEndedEarly)
-                && (error.runStarted?.isEmpty ?? true) && request.mode.supportsBlocking {
+                where error.code == .streamStalled && (error.runStarted?.isEmpty ?? true) && request.mode.supportsBlocking {
                 // Dify 1.14 answers invalid inputs on a stream with 200 + ping, then silence until it closes the
                 // stream after ~300 s: no run exists. The blocking form of the same request returns the reason.
+                // A stream that *closes* early is not repeated (a proxy may have cut a run that did start): it is
+                // thrown as `.streamEndedEarly` (ambiguous).
                 return try await diagnoseStall(request, stall: error, onStarted: onStarted)
             }
         }
     }
 
-    /// Repeats a stalled (or silently closed) streaming request once in blocking mode. Dify answers the blocking form of an invalid
+    /// Repeats a stalled streaming request once in blocking mode. Dify answers the blocking form of an invalid
     /// request with a 400 carrying the reason; that error is thrown with a note. If the repeat succeeds, its result
     /// is returned. If the repeat itself fails without an HTTP answer, the original stall is thrown.
     private func diagnoseStall(_ request: RunRequest, stall: DifyError,

@@ -232,7 +232,6 @@ struct RunAccumulator: Sendable {
     /// (so a container's `node_finished` and its `*_completed` event count once).
     var prices: [String: Decimal] = [:]
     var currency: String?
-    var textChunks = ""
 
     init(mode: AppMode) { self.mode = mode }
 
@@ -291,8 +290,8 @@ struct RunAccumulator: Sendable {
             addPrice(key: "container:\(node.nodeID ?? node.id ?? UUID().uuidString)", node)
             return .proceed
         case .textChunk(let text, let envelope):
+            _ = text  // outputs come complete in workflow_finished
             absorb(envelope)
-            textChunks += text
             return .proceed
         case .workflowFinished(let event), .workflowPaused(let event):
             absorb(event.envelope)
