@@ -411,6 +411,13 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func waitingCount(jobID: Int64) async throws -> Int {
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM documents WHERE job_id = ? AND state IN ('pending', 'failed')",
+                             arguments: [jobID]) ?? 0
+        }
+    }
+
     public func nextRetryDate(jobID: Int64) async throws -> Date? {
         try await pool.read { db in
             Self.date(try Int64.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM documents WHERE job_id = ? AND state = 'failed'",

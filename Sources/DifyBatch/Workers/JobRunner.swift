@@ -92,9 +92,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
-        if let counts = try? await ledger.stateCounts()[job.id] {
-            summary.remaining = (counts[.pending] ?? 0) + (counts[.failed] ?? 0)
-        }
+        summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
 
@@ -163,7 +161,8 @@ public final class JobRunner: Sendable {
                 // Nothing was sent for a run: the upload is simply made again (or reused).
                 let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
                                                         [.attempts(max(0, document.attempts - 1))])
-                logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process")
+                logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process",
+                            metadata: ["path": "\(moved.path)", "document": "\(moved.id)"])
             case .running, .recovering:
                 toRecover.append(document)
             default:
@@ -247,13 +246,6 @@ public final class JobRunner: Sendable {
                     }
                 }
 
-                func workRemains() async throws -> Bool {
-                    if inFlight > 0 || !recoveryQueue.isEmpty { return true }
-                    if scanner.hasUnsettledFiles { return true }
-                    let counts = try await ledger.stateCounts()[job.id] ?? [:]
-                    return (counts[.pending] ?? 0) + (counts[.failed] ?? 0) > 0
-                }
-
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
@@ -318,14 +310,13 @@ public final class JobRunner: Sendable {
                     if stop == nil {
                         try await claimMore()
                     }
-                    if let counts = try? await ledger.stateCounts()[job.id] {
-                        observer.record(.queue(job: jobName, inFlight: inFlight, waiting: (counts[.pending] ?? 0) + (counts[.failed] ?? 0)))
-                    }
+                    let waiting = try await ledger.waitingCount(jobID: job.id)
+                    observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
                     let finished: Bool
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
-                        finished = !(try await workRemains())
+                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles && waiting == 0
                     } else {
                         finished = false
                     }
@@ -348,7 +339,6 @@ public final class JobRunner: Sendable {
     }
 
     private func hasUploadedBefore(job: JobRecord) async throws -> Bool {
-        let counts = try await ledger.stateCounts()[job.id] ?? [:]
-        return (counts[.succeeded] ?? 0) > 0
+        !(try await ledger.documents(matching: DocumentFilter(jobName: job.name, states: [.succeeded], limit: 1)).isEmpty)
     }
 }

@@ -21,6 +21,9 @@ public final class JobScanner: Sendable {
     let disposer: SourceDisposer
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<String>>([])
+    /// The newest version of every path this job knows, loaded from the ledger on the first scan and kept up to
+    /// date here, so a rescan of an unchanged inbox costs no ledger query.
+    private let known = Mutex<[String: DocumentRecord]?>(nil)
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
                 logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
@@ -52,69 +55,78 @@ public final class JobScanner: Sendable {
         let report = try scanner.scanReport()
         for problem in report.problems {
             let isNew = reported.withLock { $0.insert(problem.relativePath).inserted }
-            if isNew { logger.warning("cannot read \(problem.relativePath) in the inbox: \(problem.message)") }
+            if isNew { logger.warning("cannot read \(problem.relativePath) in the inbox: \(problem.message)", metadata: ["path": "\(problem.relativePath)"]) }
         }
         let now = clock.instant()
         let wallNow = clock.now()
         let settled = tracker.withLock { $0.observe(report.files, now: now, wallNow: wallNow) }
         guard !settled.isEmpty else { return 0 }
-        let known = try await ledger.latestVersions(jobID: job.id)
+        var cache: [String: DocumentRecord]
+        if let loaded = known.withLock({ $0 }) {
+            cache = loaded
+        } else {
+            cache = try await ledger.latestVersions(jobID: job.id)
+        }
+        defer { known.withLock { [cache] in $0 = cache } }
         var added = 0
         for file in settled {
-            if let existing = known[file.relativePath] {
-                if existing.size == file.size && existing.mtimeNanoseconds == file.mtimeNanoseconds { continue }
-                if !existing.state.isTerminal {
-                    try await refresh(existing, with: file)
+            if let cached = cache[file.relativePath] {
+                if cached.size == file.size && cached.mtimeNanoseconds == file.mtimeNanoseconds { continue }
+                // Changed since we last looked: decide on the ledger's current view of that document.
+                if let current = try await ledger.document(id: cached.id), !current.state.isTerminal {
+                    cache[file.relativePath] = try await refresh(current, with: file) ?? current
                     continue
                 }
             }
-            if try await record(file) { added += 1 }
+            if let document = try await record(file) {
+                cache[file.relativePath] = document
+                added += 1
+            }
         }
         return added
     }
 
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
     /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
-    private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws {
-        guard existing.state == .pending || existing.state == .failed else { return }
-        guard let sha = try? FileHasher.sha256(path: file.absolutePath) else { return }
+    private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws -> DocumentRecord? {
+        guard existing.state == .pending || existing.state == .failed else { return nil }
+        guard let sha = try? FileHasher.sha256(path: file.absolutePath) else { return nil }
         var changes: [DocumentChange] = [.size(file.size), .mtimeNanoseconds(file.mtimeNanoseconds)]
         if sha != existing.sha256 {
             changes += [.sha256(sha), .uploadFileID(nil)]
-            logger.info("\(file.relativePath) changed while queued; the new content will be sent")
+            logger.info("\(file.relativePath) changed while queued; the new content will be sent",
+                        metadata: ["path": "\(file.relativePath)", "document": "\(existing.id)"])
         }
-        _ = try? await ledger.update(existing.id, in: existing.state, changes)
+        return try? await ledger.update(existing.id, in: existing.state, changes)
     }
 
-    /// Records one new file version. Returns true when a row was added.
-    private func record(_ file: InboxFile) async throws -> Bool {
+    /// Records one new file version and returns its row.
+    private func record(_ file: InboxFile) async throws -> DocumentRecord? {
         if file.isSymlink {
-            try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "symlink",
+            return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "symlink",
                 message: "symbolic links are never followed; copy or move the file itself into the inbox"))
-            return true
         }
         if let problem = preflight.rejection(filename: file.name, size: file.size) {
-            try await reject(file, sha256: nil, problem)
-            return true
+            return try await reject(file, sha256: nil, problem)
         }
         let sha: String
         do {
             sha = try FileHasher.sha256(path: file.absolutePath)
         } catch {
-            try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "unreadable",
+            return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "unreadable",
                 message: "cannot read the file: \(error); check its permissions"))
-            return true
         }
         let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: file.size,
                                                            mtimeNanoseconds: file.mtimeNanoseconds))
         if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
-            try await skip(document, duplicateOf: original, result: stored)
+            return try await skip(document, duplicateOf: original, result: stored)
         }
-        return true
+        return document
     }
 
-    private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError) async throws {
+    @discardableResult
+    private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError) async throws -> DocumentRecord {
         let path = try outbox.writeFailure(FailureRecord(
             status: "rejected", job: spec.name, source: SourceInfo(path: file.relativePath, sha256: sha256, bytes: file.size),
             errorCode: error.code, errorMessage: error.message, httpStatus: nil, difyCode: nil, attempts: 0, finishedAt: clock.now()))
@@ -124,10 +136,11 @@ public final class JobScanner: Sendable {
         if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
         onSettled(withOutput)
         if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
-        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["job": "\(spec.name)", "document": "\(document.id)"])
+        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        return withOutput
     }
 
-    private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws {
+    private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {
         let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
         let path = try outbox.writeSuccess(SuccessRecord(
             status: result.status, job: spec.name,
@@ -139,6 +152,8 @@ public final class JobScanner: Sendable {
         if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
         onSettled(skipped)
         _ = try? disposer.disposeAfterSuccess(relativePath: document.path)
-        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result")
+        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result",
+                    metadata: ["path": "\(document.path)", "document": "\(document.id)"])
+        return skipped
     }
 }
