@@ -12,10 +12,18 @@ struct PipelineArguments: ParsableArguments {
     @Flag(name: .long, help: "Run documents again even when the same content already succeeded.") var reprocess = false
     @Flag(name: .long, help: "Wait for a job held by another run/watch instead of exiting with code 5.") var wait = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String = "info"
+    @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
+    @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
+    @Option(name: .long, help: .hidden) var progressInterval: String?
 
     func validate() throws {
         if let maxInflight, maxInflight < 1 { throw ValidationError("--max-inflight must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+        guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be human or json") }
+        guard ProgressReporter.Mode(rawValue: progress) != nil else { throw ValidationError("--progress must be auto, always or never") }
+        if let progressInterval, (HumanDuration.parse(progressInterval) ?? .zero) <= .zero {
+            throw ValidationError("--progress-interval: expected a duration such as 10s")
+        }
     }
 
     /// Loads the specs or exits 2 with the spec error.
@@ -28,30 +36,49 @@ struct PipelineArguments: ParsableArguments {
         }
     }
 
+    /// The logger for `--log-level` and `--log-format`, writing to stderr.
     func makeLogger() -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        var logger = Logger(label: "dify-batch") { label in StreamLogHandler.standardError(label: label) }
+        let format = LogFormat(rawValue: logFormat) ?? .human
+        var logger = Logger(label: "dify-batch") { label in format.makeHandler(label: label, level: level) }
         logger.logLevel = level
         return logger
     }
 
+    /// The progress observer for `--progress` (`plainWhenNotTerminal`: plain lines into a pipe under `auto`).
+    func makeProgress(plainWhenNotTerminal: Bool) -> ProgressReporter {
+        let writer = StandardErrorWriter.shared
+        let style = ProgressReporter.style(mode: ProgressReporter.Mode(rawValue: progress) ?? .auto,
+                                           isTerminal: writer.isTerminal, plainWhenNotTerminal: plainWhenNotTerminal)
+        return ProgressReporter(style: style, writer: writer,
+                                plainInterval: progressInterval.flatMap(HumanDuration.parse) ?? .seconds(10))
+    }
+
     /// Loads everything and runs the pipeline through ``PipelineLauncher``.
-    func execute(mode: PipelineOptions.Mode, configure: (inout PipelineOptions) -> Void) async throws -> PipelineResult {
+    func execute(mode: PipelineOptions.Mode, observers: [any PipelineObserver] = [], services: [any Service] = [],
+                 configure: (inout PipelineOptions) -> Void) async throws -> PipelineResult {
         let specs = try loadSpecs()
         var options = PipelineOptions(mode: mode)
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
         configure(&options)
-        return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger())
+        let progress = makeProgress(plainWhenNotTerminal: mode == .once)
+        return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
+                                                 observers: [progress] + observers, services: services)
     }
 }
 
 /// Opens the ledger and runs a pipeline inside a ServiceGroup, so SIGTERM/SIGINT mean graceful shutdown.
 /// Shared by `run`, `watch` and `demo`.
+///
+/// Every ``ProgressReporter`` among `observers` gets its display loop run as a child task, cancelled when the
+/// pipeline ends (so `demo` only passes its reporter as an observer). `services` (e.g. the metrics server) run in
+/// the same ServiceGroup, are shut down after the pipeline and end with it.
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
-                       observers: [any PipelineObserver] = [], environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
+                       observers: [any PipelineObserver] = [], services: [any Service] = [],
+                       environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
         let store: SQLiteLedger
         do { store = try SQLiteLedger(path: dbPath) } catch {
             Console.error("dify-batch: \(error)")
@@ -60,12 +87,22 @@ enum PipelineLauncher {
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: dbPath + ".locks", logger: logger,
                                 environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+        // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
+        let extra = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
+        let reporters = observers.compactMap { $0 as? ProgressReporter }
         do {
-            try await group.run()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for reporter in reporters { tasks.addTask { await reporter.run() } }
+                defer { tasks.cancelAll() }
+                try await group.run()
+            }
         } catch let error as SpecError {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
@@ -123,14 +160,23 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "After SIGTERM, how long in-flight documents may finish (default 30s).") var grace: String = "30s"
     @Option(name: .long, help: "Full inbox rescan interval, a safety net for missed inotify events (default 30s).") var rescan: String = "30s"
+    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0 picks a free port).") var metrics: String?
 
     func validate() throws {
         guard HumanDuration.parse(grace) != nil else { throw ValidationError("--grace: expected a duration such as 30s") }
         guard let interval = HumanDuration.parse(rescan), interval > .zero else { throw ValidationError("--rescan: expected a duration such as 30s") }
+        if let metrics, MetricsAddress(metrics) == nil { throw ValidationError("--metrics: expected HOST:PORT such as 127.0.0.1:9464") }
     }
 
     func run() async throws {
-        let result = try await arguments.execute(mode: .watch) { options in
+        var observers: [any PipelineObserver] = []
+        var services: [any Service] = []
+        if let metrics, let address = MetricsAddress(metrics) {
+            let registry = MetricsRegistry()
+            observers.append(registry)
+            services.append(MetricsServer.make(registry: registry, address: address, logger: arguments.makeLogger()))
+        }
+        let result = try await arguments.execute(mode: .watch, observers: observers, services: services) { options in
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)
             options.rescanInterval = HumanDuration.parse(rescan) ?? .seconds(30)
         }

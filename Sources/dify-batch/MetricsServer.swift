@@ -1,0 +1,77 @@
+import DifyBatch
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Where `--metrics` listens: `HOST:PORT` (`127.0.0.1:9464`, `[::1]:9464`, port 0 = any free port).
+struct MetricsAddress: Sendable, Equatable {
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        let hostPart: Substring, portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
+        host = String(hostPart)
+        self.port = port
+    }
+}
+
+/// Serves `GET /metrics` from a ``MetricsRegistry`` with Hummingbird, as a lifecycle service.
+enum MetricsServer {
+    static func make(registry: MetricsRegistry, address: MetricsAddress, logger: Logger) -> some Service {
+        MetricsService(application: application(registry: registry, address: address, logger: logger), address: address)
+    }
+
+    static func application(registry: MetricsRegistry, address: MetricsAddress, logger: Logger) -> some Service {
+        let router = Router()
+        router.get("metrics") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: PrometheusText.contentType],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: registry.render())))
+        }
+        var serverLogger = logger
+        serverLogger[metadataKey: "component"] = "metrics"
+        if serverLogger.logLevel > .debug { serverLogger.logLevel = max(serverLogger.logLevel, .warning) }
+        let host = address.host
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: address.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? address.port
+                let hostPart = host.contains(":") ? "[\(host)]" : host
+                logger.info("metrics at http://\(hostPart):\(port)/metrics")
+            },
+            logger: serverLogger
+        )
+    }
+}
+
+/// The metrics application; a failure (such as the address being in use) becomes a ``ServiceFailure``.
+struct MetricsService<Wrapped: Service>: Service {
+    let application: Wrapped
+    let address: MetricsAddress
+
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch is CancellationError {
+            return
+        } catch {
+            throw ServiceFailure(description: "--metrics \(address.host):\(address.port): cannot serve metrics: \(error)")
+        }
+    }
+}
+
+/// A service next to the pipeline failed (reported, exit 2).
+struct ServiceFailure: Error, CustomStringConvertible {
+    var description: String
+}

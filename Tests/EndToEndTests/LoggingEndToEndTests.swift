@@ -1,0 +1,79 @@
+import DifyBatch
+import DifySimulator
+import Foundation
+import Testing
+
+@Suite(.serialized) struct LoggingEndToEndTests {
+    @Test func jsonLogs_areOneObjectPerLine_andDocumentLinesCarryJobPathAndDocument() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", documentText(1))
+            try workspace.drop("sub/b.txt", documentText(2))
+            try workspace.drop("empty.txt", "")
+            let result = try await runBinary(["run", "--db", workspace.dbPath, "--log-format", "json", "--log-level", "debug", "--progress", "never",
+                                      workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            #expect(result.status == 1, "empty.txt is rejected: \(result.stderr)")
+            var objects: [[String: Any]] = []
+            for line in result.stderr.split(separator: "\n") where line.hasPrefix("{") {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+                objects.append(object)
+            }
+            #expect(!objects.isEmpty)
+            for object in objects {
+                for key in ["time", "level", "label", "message"] { #expect(object[key] is String, "\(key) in \(object)") }
+                if object["document"] != nil || object["path"] != nil {
+                    #expect(object["job"] as? String == "docs", "\(object)")
+                }
+                if object["document"] != nil { #expect(object["path"] is String, "\(object)") }
+            }
+            let succeeded = objects.filter { $0["message"] as? String == "succeeded" }
+            #expect(Set(succeeded.compactMap { $0["path"] as? String }) == ["a.txt", "sub/b.txt"])
+            #expect(succeeded.allSatisfy { $0["document"] is String && $0["job"] as? String == "docs" && $0["level"] as? String == "info" })
+            let rejected = try #require(objects.first { ($0["message"] as? String)?.hasPrefix("rejected") == true })
+            #expect(rejected["path"] as? String == "empty.txt" && rejected["document"] is String && rejected["job"] as? String == "docs")
+        }
+    }
+
+    @Test func humanLogs_putJobPathAndDocumentFirst() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", documentText(1))
+            let result = try await runBinary(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            #expect(result.status == 0, "\(result.stderr)")
+            let line = try #require(result.stderr.split(separator: "\n").first { $0.hasSuffix("succeeded") || $0.contains(" succeeded ") })
+            #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ info job=docs path=a\.txt document=\d+ succeeded"#,
+                               options: .regularExpression) != nil, "\(line)")
+        }
+    }
+
+    @Test func theApiKeyNeverAppearsInLogs_atTraceLevel_inEitherFormat_norWhenDifyRefusesIt() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", documentText(1))
+            try workspace.drop("b.txt", documentText(2))
+            for format in ["human", "json"] {
+                let result = try await runBinary(["run", "--db", workspace.dbPath, "--reprocess", "--log-format", format, "--log-level", "trace",
+                                          "--progress", "always", "--progress-interval", "50ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+                #expect(result.status == 0, "\(result.stderr)")
+                #expect(!result.stderr.isEmpty)
+                #expect(!result.stderr.contains(workspace.key) && !result.stdout.contains(workspace.key))
+            }
+            let wrongKey = "app-WRONG-secret-7f3a9c"
+            let refused = try Workspace(baseURL: baseURL, key: wrongKey)
+            try refused.drop("c.txt", documentText(3))
+            let result = try await runBinary(["run", "--db", refused.dbPath, "--log-level", "trace", refused.specPath], environment: refused.environment, in: refused.scratch)
+            #expect(result.status == 3, "\(result.stderr)")
+            #expect(!result.stderr.contains(wrongKey) && !result.stdout.contains(wrongKey), "\(result.stderr)")
+            #expect(!result.stderr.contains("WRONG-secret"))
+        }
+    }
+
+    @Test func badLogFlagsAreUsageErrors() throws {
+        let format = try CLI.run(["run", "--log-format", "xml", "x.yaml"])
+        #expect(format.status == 64 || format.status == 2, "\(format.status) \(format.stderr)")
+        #expect(format.stderr.contains("--log-format"))
+        let progress = try CLI.run(["run", "--progress", "sometimes", "x.yaml"])
+        #expect(progress.stderr.contains("--progress"))
+        #expect(progress.status != 0)
+    }
+}

@@ -1,0 +1,65 @@
+import DifyBatch
+import DifySimulator
+import Foundation
+import Testing
+
+@Suite(.serialized) struct ProgressEndToEndTests {
+    @Test func intoAPipe_progressIsPlainLinesWithoutEscapeCodes() async throws {
+        var faults = FaultPlan()
+        faults.latency = .milliseconds(100)
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, concurrency: 2)
+            for index in 0..<8 { try workspace.drop("p\(index).txt", documentText(index)) }
+            let result = try await runBinary(["run", "--db", workspace.dbPath, "--progress-interval", "100ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            #expect(result.status == 0, "\(result.stderr)")
+            let progress = result.stderr.split(separator: "\n").filter { $0.hasPrefix("progress: ") }
+            #expect(!progress.isEmpty, "\(result.stderr)")
+            #expect(progress.allSatisfy { $0.contains(" docs/s | ETA ") && $0.contains(" tokens") })
+            #expect(!result.stderr.contains("\u{1B}") && !result.stderr.contains("\r"))
+            #expect(!result.stdout.contains("\u{1B}"))
+        }
+    }
+
+    @Test func always_andNever_intoAPipe_neverWriteEscapeCodes() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", documentText(1))
+            let always = try await runBinary(["run", "--db", workspace.dbPath, "--progress", "always", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            #expect(always.status == 0, "\(always.stderr)")
+            #expect(!always.stderr.contains("\u{1B}") && !always.stderr.contains("\r"))
+            try workspace.drop("b.txt", documentText(2))
+            let never = try await runBinary(["run", "--db", workspace.dbPath, "--progress", "never", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            #expect(never.status == 0, "\(never.stderr)")
+            #expect(!never.stderr.contains("progress: ") && !never.stderr.contains("\u{1B}"))
+        }
+    }
+}
+
+/// Runs `dify-batch` without blocking a cooperative thread (the in-process simulator needs them), capturing
+/// stdout and stderr through files (so nothing is a terminal).
+func runBinary(_ arguments: [String], environment: [String: String], in scratch: Scratch, timeout: Duration = .seconds(90)) async throws -> CLI.Result {
+    let name = UUID().uuidString
+    let outPath = scratch.file("\(name).out"), errPath = scratch.file("\(name).err")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLI.binary)
+    process.arguments = arguments
+    var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            kill(process.processIdentifier, SIGKILL)
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+    return CLI.Result(status: process.terminationStatus, stdout: read(outPath), stderr: read(errPath))
+}
