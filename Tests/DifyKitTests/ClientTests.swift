@@ -132,7 +132,8 @@ struct ClientTests {
         #expect(file.size > Int64(size))
         #expect(recorder.get("content-length").last == String(file.size))
         #expect(chunks >= megabytes, "body must arrive in many chunks, not one buffer")
-        #expect(growthMB < 40, "upload must not hold the file in memory")
+        // Other suites run in parallel in this process, so allow noise; holding the file would add >= 50 MB.
+        #expect(growthMB < 45, "upload must not hold the file in memory")
     }
 
     @Test("an early 413 (HTML, body not read) during a large upload surfaces as the HTTP error")
@@ -285,9 +286,9 @@ struct ClientTests {
         #expect(recorder.count("onStarted") == 1)
     }
 
-    @Test("pings every 100 ms keep a 300 ms idle timeout from firing")
+    @Test("pings every 100 ms keep a 600 ms idle timeout from firing over a 1 s stream")
     func pingsResetIdle() async throws {
-        let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(300), total: .seconds(10))
+        let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(600), total: .seconds(10))
         let result = try await TestServer.run({ router in
             router.post("/v1/workflows/run") { _, _ -> Response in
                 streamResponse([pingChunk, startedChunk] + Array(repeating: pingChunk, count: 8) + [finishedChunk],
