@@ -13,7 +13,7 @@ struct DifyBatchCommand: AsyncParsableCommand {
             another process.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, WatchCommand.self, StatusCommand.self, ListCommand.self, ShowCommand.self, UsageCommand.self, SimulateCommand.self]
+        subcommands: [RunCommand.self, WatchCommand.self, StatusCommand.self, ListCommand.self, ShowCommand.self, UsageCommand.self, SimulateCommand.self, DemoCommand.self, CheckCommand.self, RetryCommand.self]
     )
 
     /// Parses, runs, and maps argument errors to the documented exit code 2 (ArgumentParser's default is 64).

@@ -1,0 +1,315 @@
+import DifyKit
+import Foundation
+
+/// What `dify-batch check` found for one job: the app behind the key, its file input and other inputs, the
+/// upload limits, and which files now in the inbox would be rejected. Built by ``JobCheck/run(spec:environment:timeouts:known:)``.
+public struct JobCheckReport: Encodable, Sendable {
+    /// How the check ended.
+    public enum Verdict: String, Encodable, Sendable {
+        /// The job can work (exit 0).
+        case ok
+        /// The API key cannot be read (exit 2).
+        case specError = "spec_error"
+        /// Dify refused the key, or the app does not fit the spec (exit 3).
+        case configuration
+        /// Dify could not be reached, or its quota is exhausted (exit 4).
+        case unavailable
+    }
+
+    public struct App: Encodable, Sendable {
+        public var name: String?
+        public var mode: String
+        /// `dify.app` of the spec (`auto`, `workflow`, ...).
+        public var specApp: String
+    }
+
+    public struct FileInput: Encodable, Sendable {
+        public var variable: String
+        /// `file` or `file-list`.
+        public var type: String
+        public var required: Bool
+        /// Empty: any type.
+        public var allowedFileTypes: [String]
+        public var allowedFileExtensions: [String]
+        /// Whether the spec names it (`dify.file_input`) or it was detected.
+        public var fromSpec: Bool
+    }
+
+    public struct Input: Encodable, Sendable {
+        public var variable: String
+        public var type: String
+        public var required: Bool
+        /// `spec` (dify.inputs), `file` (the document goes there), `default` (the app's default), or nil (not provided).
+        public var providedBy: String?
+        public var hidden: Bool
+    }
+
+    public struct Limits: Encodable, Sendable {
+        /// Dify's upload limit per file type, in bytes.
+        public var document: Int64
+        public var image: Int64
+        public var audio: Int64
+        public var video: Int64
+        /// `match.max_size` of the spec, in bytes.
+        public var maxSize: Int64?
+    }
+
+    public struct Rejection: Encodable, Sendable {
+        public var path: String
+        public var bytes: Int64
+        public var code: String?
+        public var message: String
+    }
+
+    public struct Inbox: Encodable, Sendable {
+        public var path: String
+        /// Files the job's `match` rules take.
+        public var files: Int
+        /// Of those, the ones the ledger already holds in this version (they are not taken again).
+        public var alreadyInLedger: Int?
+        /// Files that would be rejected without upload, and why.
+        public var rejected: [Rejection]
+        /// Sub-folders that cannot be read.
+        public var problems: [String]
+    }
+
+    public var job: String
+    public var specPath: String
+    public var baseURL: String
+    /// Where the key comes from (`env NAME` or `file PATH`); never the key.
+    public var apiKey: String
+    public var verdict: Verdict
+    public var exitCode: Int32
+    /// Why the job cannot work (empty when `verdict == .ok`).
+    public var problems: [String] = []
+    /// Things that do not stop the job but deserve a look.
+    public var warnings: [String] = []
+    public var app: App?
+    public var fileInput: FileInput?
+    public var inputs: [Input] = []
+    public var limits: Limits?
+    public var inbox: Inbox?
+
+    init(spec: JobSpec) {
+        job = spec.name
+        specPath = spec.specPath
+        baseURL = spec.dify.baseURL
+        apiKey = spec.dify.apiKey.description
+        verdict = .ok
+        exitCode = ExitStatus.success.rawValue
+    }
+
+    mutating func fail(_ verdict: Verdict, _ status: ExitStatus, _ message: String) {
+        self.verdict = verdict
+        exitCode = status.rawValue
+        problems.append(message)
+    }
+
+    /// The report as pretty JSON with snake_case keys.
+    public static func json(_ reports: [JobCheckReport]) throws -> String {
+        struct Document: Encodable {
+            var ok: Bool
+            var exitCode: Int32
+            var jobs: [JobCheckReport]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let document = Document(ok: reports.allSatisfy { $0.verdict == .ok }, exitCode: JobCheck.exitCode(reports), jobs: reports)
+        return String(decoding: try encoder.encode(document), as: UTF8.self) + "\n"
+    }
+
+    /// A human-readable report.
+    public func renderText() -> String {
+        var lines: [String] = []
+        func row(_ label: String, _ value: String) { lines.append("  " + label.padding(toLength: 13, withPad: " ", startingAt: 0) + value) }
+        func more(_ value: String) { lines.append(String(repeating: " ", count: 15) + value) }
+        lines.append("job \(job) (\(specPath))")
+        row("dify:", "\(baseURL), key from \(apiKey)")
+        if let app {
+            row("app:", "\(app.name.map { "\"\($0)\", " } ?? "")\(app.mode) app (dify.app: \(app.specApp))")
+        }
+        if let fileInput {
+            let types = fileInput.allowedFileTypes.isEmpty ? "any type" : fileInput.allowedFileTypes.joined(separator: ", ")
+            let extensions = fileInput.allowedFileExtensions.isEmpty ? "" : "; extensions " + fileInput.allowedFileExtensions.joined(separator: " ")
+            row("file input:", "\(fileInput.variable) (\(fileInput.type), \(fileInput.required ? "required" : "optional"), \(fileInput.fromSpec ? "dify.file_input" : "detected")) accepts \(types)\(extensions)")
+        }
+        let others = inputs.filter { $0.providedBy != "file" }
+        if !others.isEmpty {
+            for (index, input) in others.enumerated() {
+                let state: String
+                switch input.providedBy {
+                case "spec"?: state = "provided by the spec"
+                case "default"?: state = "the app's default is used"
+                default: state = input.required ? "MISSING: add it under dify.inputs" : "not provided (optional)"
+                }
+                let text = "\(input.variable) (\(input.type), \(input.required ? "required" : "optional")): \(state)"
+                if index == 0 { row("inputs:", text) } else { more(text) }
+            }
+        } else if app != nil {
+            row("inputs:", "none besides the file")
+        }
+        if let limits {
+            var text = "document \(ByteSize.format(limits.document)), image \(ByteSize.format(limits.image)), audio \(ByteSize.format(limits.audio)), video \(ByteSize.format(limits.video))"
+            if let maxSize = limits.maxSize { text += "; match.max_size \(ByteSize.format(maxSize))" }
+            row("size limits:", text)
+        }
+        if let inbox {
+            var text = "\(inbox.path): \(inbox.files) file\(inbox.files == 1 ? "" : "s")"
+            if let known = inbox.alreadyInLedger, known > 0 { text += " (\(known) already in the ledger)" }
+            text += inbox.rejected.isEmpty ? ", none would be rejected" : ", \(inbox.rejected.count) would be rejected:"
+            row("inbox:", text)
+            for rejection in inbox.rejected { more("\(rejection.path): \(rejection.message)") }
+            for problem in inbox.problems { more("cannot read \(problem)") }
+        }
+        for warning in warnings { row("warning:", warning) }
+        switch verdict {
+        case .ok: row("result:", "OK, the job can run")
+        default:
+            for (index, problem) in problems.enumerated() {
+                if index == 0 { row("result:", "NOT OK (\(verdict.rawValue), exit \(exitCode)): \(problem)") } else { more(problem) }
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// `dify-batch check`: everything a job needs, verified without uploading or running anything.
+public enum JobCheck {
+    /// Checks one job: resolves the key, asks `GET /info` and `GET /parameters`, runs ``JobPreflight/run(spec:client:)``
+    /// and judges the files now in the inbox. `known`: the ledger's latest version per inbox path, if a ledger exists.
+    public static func run(spec: JobSpec, environment: [String: String] = ProcessInfo.processInfo.environment,
+                           timeouts: DifyClient.Timeouts = .init(connect: .seconds(5), responseHead: .seconds(20), streamIdle: .seconds(20), total: .seconds(30)),
+                           known: [String: DocumentRecord]? = nil) async -> JobCheckReport {
+        var report = JobCheckReport(spec: spec)
+        let key: String
+        do {
+            key = try spec.dify.apiKey.resolve(environment: environment)
+        } catch var error as SpecError {
+            if error.file == "environment" { error.file = spec.specPath }
+            report.fail(.specError, .usage, "\(error)")
+            return report
+        } catch {
+            report.fail(.specError, .usage, "\(error)")
+            return report
+        }
+        let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts, maxConnectionsPerHost: 2)
+        let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: key, timeouts: timeouts),
+                                httpClient: httpClient)
+        await inspect(spec: spec, client: client, known: known, into: &report)
+        try? await httpClient.shutdown()
+        return report
+    }
+
+    /// The worst exit code of several reports: 2 before 3 before 4, else 0.
+    public static func exitCode(_ reports: [JobCheckReport]) -> Int32 {
+        for status in [ExitStatus.usage, .configuration, .unavailable] where reports.contains(where: { $0.exitCode == status.rawValue }) {
+            return status.rawValue
+        }
+        return ExitStatus.success.rawValue
+    }
+
+    private static func inspect(spec: JobSpec, client: DifyClient, known: [String: DocumentRecord]?, into report: inout JobCheckReport) async {
+        let info: AppInfo
+        let parameters: AppParameters
+        do {
+            info = try await client.info()
+            parameters = try await client.parameters()
+        } catch {
+            fail(error, spec: spec, into: &report)
+            return
+        }
+        report.app = .init(name: info.name, mode: info.mode.rawValue, specApp: spec.dify.app.rawValue)
+        report.limits = .init(document: parameters.systemParameters.sizeLimitBytes(for: .document),
+                              image: parameters.systemParameters.sizeLimitBytes(for: .image),
+                              audio: parameters.systemParameters.sizeLimitBytes(for: .audio),
+                              video: parameters.systemParameters.sizeLimitBytes(for: .video),
+                              maxSize: spec.match.maxSize)
+        // The file variable as the preflight would choose it (named by the spec, else the only file input).
+        let fileVariable: InputVariable?
+        if let name = spec.dify.fileInput {
+            fileVariable = parameters.variable(named: name).flatMap { $0.isFile ? $0 : nil }
+        } else {
+            let files = parameters.userInputForm.filter(\.isFile)
+            fileVariable = files.count == 1 ? files[0] : nil
+        }
+        if let fileVariable {
+            report.fileInput = .init(variable: fileVariable.variable, type: fileVariable.kind.rawValue, required: fileVariable.required,
+                                     allowedFileTypes: fileVariable.allowedFileTypes.map(\.rawValue),
+                                     allowedFileExtensions: fileVariable.allowedFileExtensions, fromSpec: spec.dify.fileInput != nil)
+        }
+        for variable in parameters.userInputForm {
+            let providedBy: String?
+            if variable.variable == fileVariable?.variable {
+                providedBy = "file"
+            } else if spec.dify.inputs[variable.variable] != nil {
+                providedBy = "spec"
+            } else if variable.default != nil {
+                providedBy = "default"
+            } else {
+                providedBy = nil
+            }
+            report.inputs.append(.init(variable: variable.variable, type: variable.kind.rawValue, required: variable.required,
+                                       providedBy: providedBy, hidden: variable.hide))
+        }
+        let formNames = Set(parameters.userInputForm.map(\.variable))
+        for name in spec.dify.inputs.keys.sorted() where !formNames.contains(name) {
+            report.warnings.append("dify.inputs.\(name): the app has no input variable \"\(name)\"; Dify ignores it")
+        }
+
+        // The verdict is the pipeline's own preflight.
+        var preflight: JobPreflight?
+        do {
+            preflight = try await JobPreflight.run(spec: spec, client: client)
+        } catch let stop as JobStop {
+            report.fail(stop.reason == .configuration ? .configuration : .unavailable, stop.exitStatus, stop.message)
+        } catch {
+            fail(error, spec: spec, into: &report)
+        }
+        if preflight == nil, let fileVariable {
+            // Same-module memberwise init: judge the inbox even though the preflight refused the job.
+            preflight = JobPreflight(mode: info.mode, fileVariable: fileVariable, limits: parameters.systemParameters, maxSize: spec.match.maxSize)
+        }
+        guard let preflight else { return }
+        report.inbox = inboxReport(spec: spec, preflight: preflight, known: known)
+    }
+
+    /// Which files in the inbox the job would take, and which of them it would reject (never uploaded).
+    static func inboxReport(spec: JobSpec, preflight: JobPreflight, known: [String: DocumentRecord]?) -> JobCheckReport.Inbox {
+        let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
+        let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
+        var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
+        do {
+            let (files, problems) = try scanner.scanReport()
+            inbox.files = files.count
+            inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
+            for file in files {
+                if let existing = known?[file.relativePath], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
+                    inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
+                }
+                if let rejection = preflight.rejection(of: file) {
+                    inbox.rejected.append(.init(path: file.relativePath, bytes: file.size, code: rejection.code, message: rejection.message))
+                }
+            }
+        } catch {
+            inbox.problems.append("\(error)")
+        }
+        return inbox
+    }
+
+    private static func fail(_ error: any Error, spec: JobSpec, into report: inout JobCheckReport) {
+        guard let error = error as? DifyError else {
+            report.fail(.unavailable, .unavailable, "Dify is unreachable at \(spec.dify.baseURL): \(error)")
+            return
+        }
+        switch error.classification {
+        case .configuration, .permanent, .invalidUploadFile:
+            report.fail(.configuration, .configuration,
+                        "Dify refused the app check: \(error.message)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""); check the API key (\(spec.dify.apiKey)) and dify.base_url")
+        case .quota:
+            report.fail(.unavailable, .unavailable, "Dify quota exhausted: \(error.message)")
+        default:
+            report.fail(.unavailable, .unavailable, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import DifyBatch
+import Foundation
+
+/// `dify-batch check SPEC...`: validates each spec, reads its key, asks Dify `GET /info` and `GET /parameters`,
+/// and reports whether the job can work. Makes no upload and no run.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check job specs against their Dify apps without uploading or running anything.",
+        discussion: """
+            Prints per job: the app mode, the file input and the types/extensions it accepts, the other inputs and \
+            whether the spec provides them, the upload size limits, and which files now in the inbox would be \
+            rejected and why. Exit codes: 0 every job can work; 2 spec or key error; 3 Dify refused the key or the \
+            app does not fit the spec; 4 Dify unreachable or quota exhausted.
+            """)
+
+    @OptionGroup var ledger: LedgerOptions
+    @Argument(help: "Job spec files or folders of *.yaml specs.") var specs: [String]
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let loaded: [JobSpec]
+        do {
+            loaded = try JobSpecLoader.load(paths: specs)
+        } catch let error as SpecError {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
+        let known = await knownVersions()
+        var reports: [JobCheckReport] = []
+        for spec in loaded {
+            reports.append(await JobCheck.run(spec: spec, known: known?[spec.name] ?? (known == nil ? nil : [:])))
+        }
+        if json {
+            Console.out(try JobCheckReport.json(reports))
+        } else {
+            Console.out(reports.map { $0.renderText() }.joined(separator: "\n"))
+        }
+        for report in reports where report.verdict != .ok {
+            Console.error("dify-batch: job \(report.job): \(report.problems.joined(separator: "; "))")
+        }
+        let code = JobCheck.exitCode(reports)
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// The ledger's latest version of each inbox path per job name, when a ledger exists (never creates one).
+    private func knownVersions() async -> [String: [String: DocumentRecord]]? {
+        let path = ledger.path
+        guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path),
+              let jobs = try? await store.jobs() else { return nil }
+        var result: [String: [String: DocumentRecord]] = [:]
+        for job in jobs {
+            result[job.name] = (try? await store.latestVersions(jobID: job.id)) ?? [:]
+        }
+        return result
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import DifyBatch
+import Foundation
+
+/// `dify-batch retry`: puts documents back in the queue (`pending`, attempts reset, history kept). The next
+/// `run`/`watch` of their job sends them again.
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Put dead, rejected or failed documents back in the queue (attempts reset, history kept).",
+        discussion: """
+            With IDs or inbox-relative paths, those documents (the newest version of a path) are requeued if they are \
+            in one of the --state states (default for named documents: dead, rejected or failed). Without, every \
+            document of the job (or of all jobs) in the --state states (default: dead) is requeued. The next \
+            `dify-batch run` sends them. Exit codes: 0 done (also when nothing was in those states); 1 an ID or \
+            path matched no document; 2 usage error.
+            """)
+
+    static let retryable: [DocumentState] = [.dead, .rejected, .failed]
+
+    @OptionGroup var ledger: LedgerOptions
+    @Option(name: .long, help: "Only documents of this job.") var job: String?
+    @Option(name: .long, help: "Only documents in these states (repeatable or comma-separated): dead, rejected, failed. Default: dead (or any of the three for named documents).")
+    var state: [String] = []
+    @Argument(help: "Document ids, or paths relative to the job's inbox.") var references: [String] = []
+    @Flag(name: .long, help: "Print JSON: {\"moved\", \"documents\": [{\"id\", \"job\", \"path\", \"from\"}]}.") var json = false
+
+    var states: [String] { state.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } }
+
+    func validate() throws {
+        for name in states where !Self.retryable.map(\.rawValue).contains(name) {
+            throw ValidationError("--state: '\(name)' cannot be retried; use dead, rejected or failed")
+        }
+    }
+
+    struct Moved: Encodable {
+        var id: Int64
+        var job: String
+        var path: String
+        var from: String
+    }
+
+    struct Output: Encodable {
+        var moved: Int
+        var documents: [Moved]
+    }
+
+    func run() async throws {
+        guard let store = try ledger.openExisting() else {
+            if json { Console.out(try ReportFormatting.json(Output(moved: 0, documents: []))) }
+            if !references.isEmpty { throw ExitCode(ExitStatus.documentsFailed.rawValue) }
+            return
+        }
+        let explicit = Set(states.compactMap(DocumentState.init(rawValue:)))
+        let allowed = explicit.isEmpty ? (references.isEmpty ? [.dead] : Set(Self.retryable)) : explicit
+        if let job, !(try await store.jobs()).contains(where: { $0.name == job }) {
+            Console.error("dify-batch: no job named '\(job)' in \(ledger.path). `dify-batch status` lists the jobs.")
+            throw ExitCode(ExitStatus.documentsFailed.rawValue)
+        }
+
+        var candidates: [DocumentRecord] = []
+        var unmatched: [String] = []
+        if references.isEmpty {
+            candidates = try await store.documents(matching: DocumentFilter(jobName: job, states: allowed))
+        } else {
+            for reference in references {
+                let found = try await resolve(reference, in: store)
+                if found.isEmpty { unmatched.append(reference) }
+                for document in found where !candidates.contains(where: { $0.id == document.id }) {
+                    if allowed.contains(document.state) {
+                        candidates.append(document)
+                    } else {
+                        Console.error("dify-batch: #\(document.id) \(document.jobName) \(document.path) is \(document.state.rawValue), not \(allowed.map(\.rawValue).sorted().joined(separator: "/")); left as it is")
+                    }
+                }
+            }
+        }
+        candidates.sort { $0.id < $1.id }
+
+        var moved: [Moved] = []
+        if !candidates.isEmpty {
+            _ = try await store.requeue(ids: candidates.map(\.id), from: allowed)
+            // Report exactly what moved: a document another process changed meanwhile is left alone.
+            for document in candidates {
+                if let now = try await store.document(id: document.id), now.state == .pending, now.attempts == 0 {
+                    moved.append(Moved(id: document.id, job: document.jobName, path: document.path, from: document.state.rawValue))
+                }
+            }
+        }
+
+        if json {
+            Console.out(try ReportFormatting.json(Output(moved: moved.count, documents: moved)))
+        } else {
+            let scope = allowed.map(\.rawValue).sorted().joined(separator: "/")
+            Console.out("Requeued \(moved.count) document\(moved.count == 1 ? "" : "s") (\(scope) → pending).\n")
+            if !moved.isEmpty {
+                Console.out(ReportFormatting.table(headers: ["JOB", "ID", "PATH", "WAS"],
+                                                   rows: moved.map { [$0.job, "\($0.id)", $0.path, $0.from] }))
+            }
+        }
+        if !moved.isEmpty {
+            let jobs = Set(moved.map(\.job)).sorted().joined(separator: ", ")
+            Console.error("dify-batch: the next `dify-batch run` of \(jobs) sends them again (a rejected file is sent as it is now in the inbox).")
+        }
+        if !unmatched.isEmpty {
+            Console.error("dify-batch: no document with id or path \(unmatched.map { "'\($0)'" }.joined(separator: ", ")). `dify-batch list` shows what the ledger holds.")
+            throw ExitCode(ExitStatus.documentsFailed.rawValue)
+        }
+    }
+
+    /// A document id, or the newest version of an inbox-relative path in each job (only `--job` when given).
+    private func resolve(_ reference: String, in store: SQLiteLedger) async throws -> [DocumentRecord] {
+        if let id = Int64(reference), let document = try await store.document(id: id) {
+            return job == nil || document.jobName == job ? [document] : []
+        }
+        let versions = try await store.documents(path: reference).filter { job == nil || $0.jobName == job }
+        var newest: [String: DocumentRecord] = [:]
+        for document in versions where (newest[document.jobName]?.id ?? Int64.min) < document.id {
+            newest[document.jobName] = document
+        }
+        return newest.values.sorted { $0.id < $1.id }
+    }
+}
