@@ -33,15 +33,41 @@ import Testing
             #expect(!never.stderr.contains("progress: ") && !never.stderr.contains("\u{1B}"))
         }
     }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func onATerminal_progressIsOneRedrawnLine_clearedBeforeTheSummary() async throws {
+        var faults = FaultPlan()
+        faults.latency = .milliseconds(150)
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, concurrency: 2)
+            for index in 0..<6 { try workspace.drop("t\(index).txt", documentText(index)) }
+            let quote = { (text: String) in "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+            let command = ([CLI.binary, "run", "--db", workspace.dbPath, "--log-level", "warning", workspace.specPath]).map(quote).joined(separator: " ")
+            // `script` gives the child a pseudo-terminal as stdin/stdout/stderr and copies what it writes to our pipe.
+            let result = try await runProgram("/usr/bin/script", ["-qec", command, "/dev/null"], environment: workspace.environment, in: workspace.scratch)
+            #expect(result.status == 0, "\(result.stdout)")
+            #expect(result.stdout.contains("\r\u{1B}[2K0 succeeded") || result.stdout.contains("\r\u{1B}[2K1 succeeded"), "\(result.stdout.debugDescription)")
+            #expect(result.stdout.contains(" docs/s | ETA "))
+            #expect(!result.stdout.contains("progress: "), "no plain lines on a terminal")
+            let summary = try #require(result.stdout.range(of: "docs:"), "\(result.stdout.debugDescription)")
+            #expect(result.stdout[..<summary.lowerBound].hasSuffix("\r\u{1B}[2K"), "the live line is cleared before the summary")
+        }
+    }
 }
 
 /// Runs `dify-batch` without blocking a cooperative thread (the in-process simulator needs them), capturing
 /// stdout and stderr through files (so nothing is a terminal).
 func runBinary(_ arguments: [String], environment: [String: String], in scratch: Scratch, timeout: Duration = .seconds(90)) async throws -> CLI.Result {
+    try await runProgram(CLI.binary, arguments, environment: environment, in: scratch, timeout: timeout)
+}
+
+/// Runs a program as ``runBinary(_:environment:in:timeout:)`` does.
+func runProgram(_ path: String, _ arguments: [String], environment: [String: String], in scratch: Scratch,
+                timeout: Duration = .seconds(90)) async throws -> CLI.Result {
     let name = UUID().uuidString
     let outPath = scratch.file("\(name).out"), errPath = scratch.file("\(name).err")
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: CLI.binary)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
     for (key, value) in environment { env[key] = value }
