@@ -31,10 +31,25 @@ struct DemoCommand: AsyncParsableCommand {
     var db: String?
     @Option(name: .long, help: "The sample documents (default: ./samples, else samples/ of the repository the binary was built in).")
     var samples: String?
-    @Option(name: .long, help: "Log level for stderr (default error; progress lines are printed anyway).") var logLevel: String = "error"
+    @Option(name: .long, help: "Log level for stderr (default error; progress is shown anyway).") var logLevel: String = "error"
+    @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal, one plain line per finished document otherwise), always, never (default auto).")
+    var progress: String = "auto"
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+        guard ProgressReporter.Mode(rawValue: progress) != nil else { throw ValidationError("--progress must be auto, always or never") }
+    }
+
+    /// On a terminal the shared live progress line; into a pipe or file one plain line per finished document
+    /// (never an escape code); nothing for `--progress never`.
+    func makeObservers(total: Int) -> [any PipelineObserver] {
+        let mode = ProgressReporter.Mode(rawValue: progress) ?? .auto
+        if mode == .never { return [] }
+        let writer = StandardErrorWriter.shared
+        if writer.isTerminal {
+            return [ProgressReporter(style: ProgressReporter.style(mode: mode, isTerminal: true, plainWhenNotTerminal: true), writer: writer)]
+        }
+        return [DemoProgress(total: total)]
     }
 
     func run() async throws {
@@ -58,7 +73,7 @@ struct DemoCommand: AsyncParsableCommand {
         var logger = Logger(label: "dify-batch") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .error
         let environment = ProcessInfo.processInfo.environment.merging([Self.keyVariable: SimulatedApp.defaultAPIKey]) { _, demo in demo }
-        let progress = DemoProgress(total: copied)
+        let observers = makeObservers(total: copied)
         let pipelineLogger = logger
 
         let (baseURL, result) = try await Self.withQuietSimulator { baseURL in
@@ -71,9 +86,9 @@ struct DemoCommand: AsyncParsableCommand {
                 Console.error("dify-batch: the demo spec \(specPath) is invalid: \(error)")
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
-            // A progress display from PipelineCommands.swift can be added to `observers` here once it exists.
+            // PipelineLauncher runs the display loop of a ProgressReporter among the observers.
             let result = try await PipelineLauncher.launch(specs: [spec], dbPath: dbPath, options: PipelineOptions(mode: .once),
-                                                           logger: pipelineLogger, observers: [progress], environment: environment)
+                                                           logger: pipelineLogger, observers: observers, environment: environment)
             return (baseURL, result)
         }
 
@@ -254,7 +269,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-/// Plain progress lines on stderr, one per document that reaches a final state.
+/// Plain progress lines on stderr (not a terminal), one per document that reaches a final state.
 final class DemoProgress: PipelineObserver {
     let total: Int
     let done = Mutex(0)
