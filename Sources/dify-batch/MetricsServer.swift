@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Where `--metrics` listens: `HOST:PORT` (`127.0.0.1:9464`, `[::1]:9464`, port 0 = any free port).
 struct MetricsAddress: Sendable, Equatable {
@@ -28,15 +29,17 @@ struct MetricsAddress: Sendable, Equatable {
 
 /// Serves `GET /metrics` from a ``MetricsRegistry`` with Hummingbird, as a lifecycle service.
 enum MetricsServer {
-    static func make(registry: MetricsRegistry, address: MetricsAddress, logger: Logger) -> some Service {
-        MetricsService(application: application(registry: registry, address: address, logger: logger), address: address)
+    /// `ledger` (the ledger's path and the jobs served) adds `dify_batch_ledger_documents`, read at each scrape.
+    static func make(registry: MetricsRegistry, address: MetricsAddress, ledger: LedgerCounts?, logger: Logger) -> some Service {
+        MetricsService(application: application(registry: registry, address: address, ledger: ledger, logger: logger), address: address)
     }
 
-    static func application(registry: MetricsRegistry, address: MetricsAddress, logger: Logger) -> some Service {
+    static func application(registry: MetricsRegistry, address: MetricsAddress, ledger: LedgerCounts?, logger: Logger) -> some Service {
         let router = Router()
         router.get("metrics") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: PrometheusText.contentType],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: registry.render())))
+            let counts = await ledger?.read()
+            return Response(status: .ok, headers: [.contentType: PrometheusText.contentType],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: registry.render(ledgerCounts: counts))))
         }
         var serverLogger = logger
         serverLogger[metadataKey: "component"] = "metrics"
@@ -74,4 +77,33 @@ struct MetricsService<Wrapped: Service>: Service {
 /// A service next to the pipeline failed (reported, exit 2).
 struct ServiceFailure: Error, CustomStringConvertible {
     var description: String
+}
+
+/// Reads documents by state from the ledger for the metrics (opened on first use; the launcher creates it).
+final class LedgerCounts: Sendable {
+    let path: String
+    let jobs: Set<String>
+    private let ledger = Mutex<SQLiteLedger?>(nil)
+
+    init(path: String, jobs: Set<String>) {
+        self.path = path
+        self.jobs = jobs
+    }
+
+    /// Job name → counts by state for the jobs served, or nil when the ledger cannot be read now.
+    func read() async -> [String: [DocumentState: Int]]? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let store: SQLiteLedger
+        if let open = ledger.withLock({ $0 }) {
+            store = open
+        } else {
+            guard let opened = try? SQLiteLedger(path: path) else { return nil }
+            ledger.withLock { $0 = opened }
+            store = opened
+        }
+        guard let records = try? await store.jobs(), let counts = try? await store.stateCounts() else { return nil }
+        var result: [String: [DocumentState: Int]] = [:]
+        for record in records where jobs.contains(record.name) { result[record.name] = counts[record.id] ?? [:] }
+        return result
+    }
 }

@@ -174,7 +174,9 @@ struct WatchCommand: AsyncParsableCommand {
         if let metrics, let address = MetricsAddress(metrics) {
             let registry = MetricsRegistry()
             observers.append(registry)
-            services.append(MetricsServer.make(registry: registry, address: address, logger: arguments.makeLogger()))
+            let jobs = Set(try arguments.loadSpecs().map(\.name))
+            services.append(MetricsServer.make(registry: registry, address: address, ledger: LedgerCounts(path: arguments.ledger.path, jobs: jobs),
+                                               logger: arguments.makeLogger()))
         }
         let result = try await arguments.execute(mode: .watch, observers: observers, services: services) { options in
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)

@@ -91,6 +91,10 @@ struct MetricsTests {
         let text = populated().render()
         #expect(expositionProblems(text) == [], "\(text)")
         #expect(expositionProblems(MetricsRegistry().render()) == [])
+        let withLedger = populated().render(ledgerCounts: ["invoices": [.succeeded: 40, .dead: 2], "other": [:]])
+        #expect(expositionProblems(withLedger) == [], "\(withLedger)")
+        #expect(withLedger.contains(#"dify_batch_ledger_documents{job="invoices",state="succeeded"} 40"#))
+        #expect(withLedger.contains(#"dify_batch_ledger_documents{job="other",state="pending"} 0"#))
     }
 
     @Test func theValidatorCatchesBrokenText() {

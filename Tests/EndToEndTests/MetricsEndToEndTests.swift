@@ -73,6 +73,7 @@ func httpGet(port: Int, path: String) throws -> (status: Int, headers: String, b
             #expect(metrics.contains(#"dify_batch_dify_request_duration_seconds_bucket{job="docs",phase="upload",le="+Inf"} 1"#))
             #expect(metrics.contains(#"dify_batch_tokens_total{job="docs",kind="total"}"#))
             #expect(metrics.contains(#"dify_batch_job_running{job="docs"} 1"#))
+            #expect(metrics.contains(#"dify_batch_ledger_documents{job="docs",state="succeeded"} 1"#), "\(metrics)")
             for line in metrics.split(separator: "\n") {
                 #expect(line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ")
                         || line.range(of: #"^[a-z_]+(\{.*\})? [-+0-9.eEInfNa]+$"#, options: .regularExpression) != nil, "\(line)")

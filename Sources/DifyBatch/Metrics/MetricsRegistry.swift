@@ -14,6 +14,8 @@ import Synchronization
 /// - `dify_batch_price_total{job,currency}` counter — price reported by Dify
 /// - `dify_batch_queue_waiting{job}`, `dify_batch_inflight{job}` gauges
 /// - `dify_batch_job_running{job}` gauge — 1 while the job works, 0 after it ended
+/// - `dify_batch_ledger_documents{job,state}` gauge — every document version in the ledger by state (when
+///   ``render(ledgerCounts:)`` is given counts)
 public final class MetricsRegistry: PipelineObserver {
     /// Histogram bucket upper bounds in seconds (`+Inf` is added).
     public static let latencyBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
@@ -81,8 +83,9 @@ public final class MetricsRegistry: PipelineObserver {
         }
     }
 
-    /// The metrics in the text exposition format 0.0.4 (ends with a newline).
-    public func render() -> String {
+    /// The metrics in the text exposition format 0.0.4 (ends with a newline). `ledgerCounts` (job name → counts by
+    /// state, as read from the ledger) adds `dify_batch_ledger_documents` with every state of each job listed.
+    public func render(ledgerCounts: [String: [DocumentState: Int]]? = nil) -> String {
         let state = self.state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -137,6 +140,14 @@ public final class MetricsRegistry: PipelineObserver {
         for job in state.queue.keys.sorted() { sample("dify_batch_inflight", [("job", job)], Double(state.queue[job]!.inFlight)) }
         family("dify_batch_job_running", "gauge", "1 while the job is working, 0 after it ended.")
         for job in state.running.keys.sorted() { sample("dify_batch_job_running", [("job", job)], state.running[job]! ? 1 : 0) }
+        if let ledgerCounts {
+            family("dify_batch_ledger_documents", "gauge", "Document versions in the ledger by state (all runs).")
+            for job in ledgerCounts.keys.sorted() {
+                for docState in DocumentState.allCases {
+                    sample("dify_batch_ledger_documents", [("job", job), ("state", docState.rawValue)], Double(ledgerCounts[job]?[docState] ?? 0))
+                }
+            }
+        }
         return out
     }
 }
