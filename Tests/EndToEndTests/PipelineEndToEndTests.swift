@@ -190,4 +190,20 @@ import Testing
             #expect(pending.count + succeeded.count == 10)
         }
     }
+
+    @Test func requeuedRejectedDocument_isCheckedAgain_andNeverUploaded() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("photo.png", "not a document")
+            let (first, ledger) = try await workspace.run()
+            #expect(first.exitStatus == .documentsFailed)
+            let rejected = try await ledger.documents(matching: DocumentFilter(states: [.rejected]))
+            #expect(try await ledger.requeue(ids: rejected.map(\.id), from: [.rejected]) == 1)
+            let (second, _) = try await workspace.run()
+            #expect(second.exitStatus == .documentsFailed)
+            #expect(simulator.stats.uploads == 0)
+            let again = try await ledger.document(id: rejected[0].id)
+            #expect(again?.state == .rejected && again?.lastError?.code == "file_type_not_allowed")
+        }
+    }
 }

@@ -42,7 +42,7 @@ public enum ReportFormatting {
             cells.enumerated().map { index, cell in
                 let padding = String(repeating: " ", count: max(0, widths[index] - cell.count))
                 return numeric[index] ? padding + cell : cell + padding
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
         return ([line(headers)] + rows.map(line)).joined(separator: "\n") + "\n"
     }

@@ -165,6 +165,10 @@ public struct DocumentProcessor: Sendable {
                                              message: "the file disappeared from the inbox before it was uploaded"))
         }
         let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+        // A requeued rejected document (or a spec/app change) is checked again: nothing unsendable is uploaded.
+        if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: size) {
+            return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
+        }
         if size != document.size {
             return .failure(try await reject(document, from: .uploading, code: "source_changed",
                                              message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
