@@ -51,7 +51,25 @@ struct PipelineArguments: ParsableArguments {
         let style = ProgressReporter.style(mode: ProgressReporter.Mode(rawValue: progress) ?? .auto,
                                            isTerminal: writer.isTerminal, plainWhenNotTerminal: plainWhenNotTerminal)
         return ProgressReporter(style: style, writer: writer,
-                                plainInterval: progressInterval.flatMap(HumanDuration.parse) ?? .seconds(10))
+                                plainInterval: progressInterval.flatMap(HumanDuration.parse) ?? .seconds(10),
+                                plainJSON: LogFormat(rawValue: logFormat) == .json)
+    }
+
+    /// The per-job summary lines on stderr; with `--log-format json` they are log records too (message `summary`),
+    /// so stderr stays one JSON object per line.
+    func printSummaries(_ summaries: [JobSummary]) {
+        guard LogFormat(rawValue: logFormat) == .json else {
+            for summary in summaries { Console.error(RunReport.summaryLine(summary)) }
+            return
+        }
+        var logger = makeLogger()
+        logger.logLevel = .info
+        for summary in summaries {
+            var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": "\(summary.remaining)"]
+            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
+            if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
+            logger.info("summary", metadata: metadata)
+        }
     }
 
     /// Loads everything and runs the pipeline through ``PipelineLauncher``.
@@ -144,7 +162,7 @@ struct RunCommand: AsyncParsableCommand {
         let result = try await arguments.execute(mode: .once) { options in
             options.maxDuration = maxDuration.flatMap(HumanDuration.parse)
         }
-        for summary in result.summaries { Console.error(RunReport.summaryLine(summary)) }
+        arguments.printSummaries(result.summaries)
         if let report {
             try AtomicFile.write(Data(try RunReport.jsonLines(result.summaries).utf8), to: report)
         }
@@ -182,7 +200,7 @@ struct WatchCommand: AsyncParsableCommand {
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)
             options.rescanInterval = HumanDuration.parse(rescan) ?? .seconds(30)
         }
-        for summary in result.summaries { Console.error(RunReport.summaryLine(summary)) }
+        arguments.printSummaries(result.summaries)
         switch result.exitStatus {
         case .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
         default: return

@@ -30,6 +30,16 @@ struct ProgressTests {
         #expect(ProgressRenderer.line(snapshot).hasSuffix("1:06:40 elapsed"))
     }
 
+    @Test func theJSONProgressRecordCarriesCountsAndRates() throws {
+        let snapshot = ProgressSnapshot(counts: [.succeeded: 12, .failed: 1], inFlight: 3, waiting: 17, finished: 12, tokens: 99, elapsedSeconds: 10)
+        let line = ProgressRenderer.jsonLine(snapshot, time: Date(timeIntervalSince1970: 0))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["message"] as? String == "progress" && object["time"] as? String == "1970-01-01T00:00:00.000Z")
+        #expect(object["succeeded"] as? String == "12" && object["failed"] as? String == "1" && object["dead"] as? String == "0")
+        #expect(object["in_flight"] as? String == "3" && object["waiting"] as? String == "17" && object["tokens"] as? String == "99")
+        #expect(object["docs_per_second"] as? String == "1.2" && object["eta_seconds"] as? String == "17")
+    }
+
     @Test func theStatusLineIsCutToTheTerminalWidth() {
         let snapshot = ProgressSnapshot(counts: [.succeeded: 1000], inFlight: 10, waiting: 100_000, finished: 1000, tokens: 9_999_999, elapsedSeconds: 100)
         let cut = ProgressRenderer.statusLine(snapshot, columns: 40)

@@ -10,11 +10,11 @@ import Testing
             try workspace.drop("a.txt", documentText(1))
             try workspace.drop("sub/b.txt", documentText(2))
             try workspace.drop("empty.txt", "")
-            let result = try await runBinary(["run", "--db", workspace.dbPath, "--log-format", "json", "--log-level", "debug", "--progress", "never",
+            let result = try await runBinary(["run", "--db", workspace.dbPath, "--log-format", "json", "--log-level", "debug", "--progress-interval", "20ms",
                                       workspace.specPath], environment: workspace.environment, in: workspace.scratch)
             #expect(result.status == 1, "empty.txt is rejected: \(result.stderr)")
             var objects: [[String: Any]] = []
-            for line in result.stderr.split(separator: "\n") where line.hasPrefix("{") {
+            for line in result.stderr.split(separator: "\n") {
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
                 objects.append(object)
             }
@@ -29,6 +29,9 @@ import Testing
             let succeeded = objects.filter { $0["message"] as? String == "succeeded" }
             #expect(Set(succeeded.compactMap { $0["path"] as? String }) == ["a.txt", "sub/b.txt"])
             #expect(succeeded.allSatisfy { $0["document"] is String && $0["job"] as? String == "docs" && $0["level"] as? String == "info" })
+            #expect(objects.contains { $0["message"] as? String == "progress" && $0["succeeded"] is String }, "\(result.stderr)")
+            let summary = try #require(objects.first { $0["message"] as? String == "summary" })
+            #expect(summary["job"] as? String == "docs" && summary["succeeded"] as? String == "2" && summary["rejected"] as? String == "1", "\(summary)")
             let rejected = try #require(objects.first { ($0["message"] as? String)?.hasPrefix("rejected") == true })
             #expect(rejected["path"] as? String == "empty.txt" && rejected["document"] is String && rejected["job"] as? String == "docs")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Turns a ``ProgressSnapshot`` into text. Pure: no clock, no terminal, no state.
 public enum ProgressRenderer {
@@ -32,6 +33,18 @@ public enum ProgressRenderer {
     /// A plain line for pipes and log files: `progress: ...`. Never contains escape codes.
     public static func plainLine(_ snapshot: ProgressSnapshot) -> String {
         "progress: " + line(snapshot)
+    }
+
+    /// The plain line as a JSON log record (for `--log-format json`): message `progress`, the counts and rates as fields.
+    public static func jsonLine(_ snapshot: ProgressSnapshot, time: Date, label: String = "dify-batch") -> String {
+        var metadata: Logger.Metadata = [
+            "in_flight": "\(snapshot.inFlight)", "waiting": "\(snapshot.waiting)", "tokens": "\(snapshot.tokens)",
+            "elapsed_seconds": "\(Int(snapshot.elapsedSeconds.rounded()))",
+        ]
+        for state in shownStates { metadata[state.rawValue] = "\(snapshot.counts[state] ?? 0)" }
+        if let throughput = snapshot.throughput { metadata["docs_per_second"] = "\(formatRate(throughput))" }
+        if let eta = snapshot.etaSeconds { metadata["eta_seconds"] = "\(Int(eta.rounded()))" }
+        return JSONLogHandler.format(time: time, level: .info, label: label, message: "progress", metadata: metadata)
     }
 
     /// `0.4`, `12.0`, `130`.

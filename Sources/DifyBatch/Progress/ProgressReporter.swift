@@ -23,6 +23,8 @@ public final class ProgressReporter: PipelineObserver {
     }
 
     public let style: Style
+    /// Plain lines as JSON log records (`--log-format json`) instead of `progress: ...` text.
+    public let plainJSON: Bool
     public let liveInterval: Duration
     public let plainInterval: Duration
     private let writer: StandardErrorWriter
@@ -38,8 +40,9 @@ public final class ProgressReporter: PipelineObserver {
     }
 
     public init(style: Style, writer: StandardErrorWriter = .shared, liveInterval: Duration = .milliseconds(200),
-                plainInterval: Duration = .seconds(10)) {
+                plainInterval: Duration = .seconds(10), plainJSON: Bool = false) {
         self.style = style
+        self.plainJSON = plainJSON
         self.writer = writer
         self.liveInterval = liveInterval
         self.plainInterval = plainInterval
@@ -100,7 +103,8 @@ public final class ProgressReporter: PipelineObserver {
         case .plain:
             while !Task.isCancelled {
                 do { try await Task.sleep(for: plainInterval) } catch { break }
-                writer.writeLine(ProgressRenderer.plainLine(snapshot()))
+                let now = snapshot()
+                writer.writeLine(plainJSON ? ProgressRenderer.jsonLine(now, time: Date()) : ProgressRenderer.plainLine(now))
             }
         }
     }
