@@ -20,33 +20,46 @@ struct CLI {
         return beside
     }()
 
-    /// Runs `dify-batch arguments...` with the environment given (plus PATH), waiting for it to exit.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> Result {
+    /// Runs `dify-batch arguments...` (optionally in another working directory) with the environment given plus
+    /// PATH and HOME. Output goes through files, so nothing is a terminal and no pipe can fill up; the wait never
+    /// blocks a thread of the cooperative pool, which an in-process simulator needs to answer the child.
+    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
+                    timeout: Duration = .seconds(90)) async throws -> Result {
+        try await runProgram(binary, arguments, in: directory, environment: environment, timeout: timeout)
+    }
+
+    /// Runs any program the way ``run(_:in:environment:timeout:)`` does; killed after `timeout`.
+    static func runProgram(_ path: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
+                           timeout: Duration = .seconds(90)) async throws -> Result {
+        let scratch = try Scratch()
+        let outPath = scratch.file("stdout"), errPath = scratch.file("stderr")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         env["HOME"] = ProcessInfo.processInfo.environment["HOME"]
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let out = Pipe(), err = Pipe()
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        defer { try? out.close(); try? err.close() }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Read both pipes fully before waiting, so a chatty child never blocks on a full pipe.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        return Result(status: process.terminationStatus, stdout: read(outPath), stderr: read(errPath))
     }
 }
 

@@ -42,7 +42,7 @@ import Testing
             try Self.drop(scratch, "empty.md", "")
             let environment = ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey]
 
-            let text = try await AsyncCLI.run(["check", "--db", scratch.file("none.sqlite"), spec], environment: environment)
+            let text = try await CLI.run(["check", "--db", scratch.file("none.sqlite"), spec], environment: environment)
             #expect(text.status == 0, "\(text.stderr)")
             for fragment in ["job checked", "\"simulated-workflow\", workflow app (dify.app: auto)",
                              "document (file, required, detected) accepts document",
@@ -54,7 +54,7 @@ import Testing
             }
             #expect(!text.stdout.contains(SimulatedApp.defaultAPIKey) && !text.stderr.contains(SimulatedApp.defaultAPIKey))
 
-            let json = try await AsyncCLI.run(["check", "--json", "--db", scratch.file("none.sqlite"), spec], environment: environment)
+            let json = try await CLI.run(["check", "--json", "--db", scratch.file("none.sqlite"), spec], environment: environment)
             #expect(json.status == 0)
             let root = try Self.json(json.stdout)
             #expect(root["ok"] as? Bool == true && root["exit_code"] as? Int == 0)
@@ -87,7 +87,7 @@ import Testing
             let scratch = try Scratch()
             let spec = try Self.spec(scratch, baseURL: baseURL)
             try Self.drop(scratch, "x.txt", "hello")
-            let result = try await AsyncCLI.run(["check", "--json", spec], environment: ["DIFY_TEST_KEY": "app-topic", "DIFY_BATCH_DB": scratch.file("l.sqlite")])
+            let result = try await CLI.run(["check", "--json", spec], environment: ["DIFY_TEST_KEY": "app-topic", "DIFY_BATCH_DB": scratch.file("l.sqlite")])
             #expect(result.status == 3, "\(result.stderr)")
             let job = try #require((try Self.json(result.stdout)["jobs"] as? [[String: Any]])?.first)
             #expect(job["verdict"] as? String == "configuration")
@@ -104,13 +104,13 @@ import Testing
         try await withDifySimulator { _, baseURL in
             let scratch = try Scratch()
             let spec = try Self.spec(scratch, baseURL: baseURL, dify: "app: completion")
-            let mismatch = try await AsyncCLI.run(["check", spec], environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey, "DIFY_BATCH_DB": scratch.file("l.sqlite")])
+            let mismatch = try await CLI.run(["check", spec], environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey, "DIFY_BATCH_DB": scratch.file("l.sqlite")])
             #expect(mismatch.status == 3)
             #expect(mismatch.stdout.contains("the spec says dify.app: completion but the app behind this key is a workflow app"), "\(mismatch.stdout)")
 
             let other = try Scratch()
             let plain = try Self.spec(other, baseURL: baseURL)
-            let wrongKey = try await AsyncCLI.run(["check", plain], environment: ["DIFY_TEST_KEY": "app-not-a-key", "DIFY_BATCH_DB": other.file("l.sqlite")])
+            let wrongKey = try await CLI.run(["check", plain], environment: ["DIFY_TEST_KEY": "app-not-a-key", "DIFY_BATCH_DB": other.file("l.sqlite")])
             #expect(wrongKey.status == 3)
             #expect(wrongKey.stdout.contains("HTTP 401"), "\(wrongKey.stdout)")
             #expect(!wrongKey.stdout.contains("app-not-a-key") && !wrongKey.stderr.contains("app-not-a-key"))
@@ -122,16 +122,16 @@ import Testing
         let spec = try Self.spec(scratch, baseURL: "http://127.0.0.1:1/v1")
         let environment = ["DIFY_BATCH_DB": scratch.file("l.sqlite")]
 
-        let noKey = try await AsyncCLI.run(["check", spec], environment: environment)
+        let noKey = try await CLI.run(["check", spec], environment: environment)
         #expect(noKey.status == 2)
         #expect(noKey.stderr.contains("DIFY_TEST_KEY"), "\(noKey.stderr)")
 
-        let unreachable = try await AsyncCLI.run(["check", "--json", spec], environment: environment.merging(["DIFY_TEST_KEY": "k"]) { $1 })
+        let unreachable = try await CLI.run(["check", "--json", spec], environment: environment.merging(["DIFY_TEST_KEY": "k"]) { $1 })
         #expect(unreachable.status == 4, "\(unreachable.stderr)")
         let job = try #require((try Self.json(unreachable.stdout)["jobs"] as? [[String: Any]])?.first)
         #expect(job["verdict"] as? String == "unavailable")
 
-        let missing = try await AsyncCLI.run(["check", scratch.file("nope.yaml")], environment: environment)
+        let missing = try await CLI.run(["check", scratch.file("nope.yaml")], environment: environment)
         #expect(missing.status == 2)
         #expect(missing.stdout.isEmpty)
     }

@@ -37,7 +37,7 @@ import Testing
         let rejectedSample = "scans/receipt photo.png"
         #expect(files.contains(rejectedSample))
 
-        let result = try await AsyncCLI.run(["demo", "--dir", demo], in: scratch.path, environment: ["HOME": scratch.path])
+        let result = try await CLI.run(["demo", "--dir", demo], in: scratch.path, environment: ["HOME": scratch.path])
         #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
 
         // The ledger: every sample once, each in its expected state.
@@ -76,43 +76,9 @@ import Testing
 
     @Test func demo_withoutSamples_exits2WithAClearMessage() async throws {
         let scratch = try Scratch()
-        let result = try await AsyncCLI.run(["demo", "--dir", scratch.file("d"), "--samples", scratch.file("nowhere")], in: scratch.path)
+        let result = try await CLI.run(["demo", "--dir", scratch.file("d"), "--samples", scratch.file("nowhere")], in: scratch.path)
         #expect(result.status == 2)
         #expect(result.stderr.contains("cannot find the samples/ folder"), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
-    }
-}
-
-/// Runs the built binary without blocking a thread of the cooperative pool while it runs (an in-process
-/// simulator needs those threads to answer the child), optionally in another working directory.
-enum AsyncCLI {
-    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) async throws -> CLI.Result {
-        let scratch = try Scratch()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        env["HOME"] = ProcessInfo.processInfo.environment["HOME"]
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let outPath = scratch.file("stdout"), errPath = scratch.file("stderr")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        defer { try? out.close(); try? err.close() }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
-        return CLI.Result(status: status, stdout: try String(contentsOfFile: outPath, encoding: .utf8),
-                          stderr: try String(contentsOfFile: errPath, encoding: .utf8))
     }
 }

@@ -10,8 +10,8 @@ import Testing
             try workspace.drop("a.txt", documentText(1))
             try workspace.drop("sub/b.txt", documentText(2))
             try workspace.drop("empty.txt", "")
-            let result = try await runBinary(["run", "--db", workspace.dbPath, "--log-format", "json", "--log-level", "debug", "--progress-interval", "20ms",
-                                      workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, "--log-format", "json", "--log-level", "debug", "--progress-interval", "20ms",
+                                      workspace.specPath], environment: workspace.environment)
             #expect(result.status == 1, "empty.txt is rejected: \(result.stderr)")
             var objects: [[String: Any]] = []
             for line in result.stderr.split(separator: "\n") {
@@ -41,7 +41,7 @@ import Testing
         try await withDifySimulator { _, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("a.txt", documentText(1))
-            let result = try await runBinary(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
             #expect(result.status == 0, "\(result.stderr)")
             let line = try #require(result.stderr.split(separator: "\n").first { $0.hasSuffix("succeeded") || $0.contains(" succeeded ") })
             #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ info job=docs path=a\.txt document=\d+ succeeded"#,
@@ -55,8 +55,8 @@ import Testing
             try workspace.drop("a.txt", documentText(1))
             try workspace.drop("b.txt", documentText(2))
             for format in ["human", "json"] {
-                let result = try await runBinary(["run", "--db", workspace.dbPath, "--reprocess", "--log-format", format, "--log-level", "trace",
-                                          "--progress", "always", "--progress-interval", "50ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+                let result = try await CLI.run(["run", "--db", workspace.dbPath, "--reprocess", "--log-format", format, "--log-level", "trace",
+                                          "--progress", "always", "--progress-interval", "50ms", workspace.specPath], environment: workspace.environment)
                 #expect(result.status == 0, "\(result.stderr)")
                 #expect(!result.stderr.isEmpty)
                 #expect(!result.stderr.contains(workspace.key) && !result.stdout.contains(workspace.key))
@@ -64,18 +64,18 @@ import Testing
             let wrongKey = "app-WRONG-secret-7f3a9c"
             let refused = try Workspace(baseURL: baseURL, key: wrongKey)
             try refused.drop("c.txt", documentText(3))
-            let result = try await runBinary(["run", "--db", refused.dbPath, "--log-level", "trace", refused.specPath], environment: refused.environment, in: refused.scratch)
+            let result = try await CLI.run(["run", "--db", refused.dbPath, "--log-level", "trace", refused.specPath], environment: refused.environment)
             #expect(result.status == 3, "\(result.stderr)")
             #expect(!result.stderr.contains(wrongKey) && !result.stdout.contains(wrongKey), "\(result.stderr)")
             #expect(!result.stderr.contains("WRONG-secret"))
         }
     }
 
-    @Test func badLogFlagsAreUsageErrors() throws {
-        let format = try CLI.run(["run", "--log-format", "xml", "x.yaml"])
+    @Test func badLogFlagsAreUsageErrors() async throws {
+        let format = try await CLI.run(["run", "--log-format", "xml", "x.yaml"])
         #expect(format.status == 64 || format.status == 2, "\(format.status) \(format.stderr)")
         #expect(format.stderr.contains("--log-format"))
-        let progress = try CLI.run(["run", "--progress", "sometimes", "x.yaml"])
+        let progress = try await CLI.run(["run", "--progress", "sometimes", "x.yaml"])
         #expect(progress.stderr.contains("--progress"))
         #expect(progress.status != 0)
     }

@@ -85,12 +85,12 @@ func httpGet(port: Int, path: String) throws -> (status: Int, headers: String, b
     }
 
     @Test func aBadOrBusyMetricsAddressIsAUsageError() async throws {
-        let bad = try CLI.run(["watch", "--metrics", "localhost", "x.yaml"])
+        let bad = try await CLI.run(["watch", "--metrics", "localhost", "x.yaml"])
         #expect(bad.status != 0 && bad.stderr.contains("--metrics"), "\(bad.stderr)")
         try await withDifySimulator { _, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             let port = URL(string: baseURL)!.port!
-            let busy = try await runBinary(["watch", "--db", workspace.dbPath, "--metrics", "127.0.0.1:\(port)", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let busy = try await CLI.run(["watch", "--db", workspace.dbPath, "--metrics", "127.0.0.1:\(port)", workspace.specPath], environment: workspace.environment)
             #expect(busy.status == 2, "\(busy.stderr)")
             #expect(busy.stderr.contains("cannot serve metrics"), "\(busy.stderr)")
         }

@@ -15,7 +15,7 @@ final class Child: @unchecked Sendable {
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
@@ -114,7 +114,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
                                    stderrPath: workspace.scratch.file("holder.log"))
             #expect(try await waitUntil { simulator.stats.uploads > 0 })
             let uploads = simulator.stats.uploads
-            let second = try CLI.run(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
+            let second = try await CLI.run(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
             #expect(second.status == 5)
             #expect(second.stderr.contains("pid \(holder.process.processIdentifier)"), "\(second.stderr)")
             #expect(simulator.stats.uploads <= uploads + 1, "the second process sent nothing")
@@ -122,11 +122,11 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
         }
     }
 
-    @Test func run_withABadSpec_exits2BeforeTouchingAnything() throws {
+    @Test func run_withABadSpec_exits2BeforeTouchingAnything() async throws {
         let scratch = try Scratch()
         try FileManager.default.createDirectory(atPath: scratch.file("in"), withIntermediateDirectories: true)
         try "inbox: in\noutbox: out\ndify: {base_url: http://127.0.0.1:9/v1}\nconcurrency: -2\n".write(toFile: scratch.file("bad.yaml"), atomically: true, encoding: .utf8)
-        let result = try CLI.run(["run", "--db", scratch.file("l.sqlite"), scratch.file("bad.yaml")])
+        let result = try await CLI.run(["run", "--db", scratch.file("l.sqlite"), scratch.file("bad.yaml")])
         #expect(result.status == 2)
         #expect(result.stderr.contains("bad.yaml:4: concurrency: must be a whole number from 1 to 256 (got -2)"), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.file("l.sqlite")))
@@ -138,7 +138,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
             try workspace.drop("ok.txt", "fine")
             try workspace.drop("empty.txt", "")
             let report = workspace.scratch.file("report.jsonl")
-            let result = try CLI.run(["run", "--db", workspace.dbPath, "--report", report, workspace.specPath], environment: workspace.environment)
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, "--report", report, workspace.specPath], environment: workspace.environment)
             #expect(result.status == 1, "one rejected document: \(result.stderr)")
             #expect(result.stderr.contains("docs: succeeded 1, skipped 0, dead 0, rejected 1"))
             #expect(result.stdout.isEmpty)

@@ -10,7 +10,7 @@ import Testing
         try await withDifySimulator(SimulatorConfiguration(faults: faults)) { _, baseURL in
             let workspace = try Workspace(baseURL: baseURL, concurrency: 2)
             for index in 0..<8 { try workspace.drop("p\(index).txt", documentText(index)) }
-            let result = try await runBinary(["run", "--db", workspace.dbPath, "--progress-interval", "100ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, "--progress-interval", "100ms", workspace.specPath], environment: workspace.environment)
             #expect(result.status == 0, "\(result.stderr)")
             let progress = result.stderr.split(separator: "\n").filter { $0.hasPrefix("progress: ") }
             #expect(!progress.isEmpty, "\(result.stderr)")
@@ -24,11 +24,11 @@ import Testing
         try await withDifySimulator { _, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("a.txt", documentText(1))
-            let always = try await runBinary(["run", "--db", workspace.dbPath, "--progress", "always", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let always = try await CLI.run(["run", "--db", workspace.dbPath, "--progress", "always", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment)
             #expect(always.status == 0, "\(always.stderr)")
             #expect(!always.stderr.contains("\u{1B}") && !always.stderr.contains("\r"))
             try workspace.drop("b.txt", documentText(2))
-            let never = try await runBinary(["run", "--db", workspace.dbPath, "--progress", "never", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment, in: workspace.scratch)
+            let never = try await CLI.run(["run", "--db", workspace.dbPath, "--progress", "never", "--progress-interval", "10ms", workspace.specPath], environment: workspace.environment)
             #expect(never.status == 0, "\(never.stderr)")
             #expect(!never.stderr.contains("progress: ") && !never.stderr.contains("\u{1B}"))
         }
@@ -44,7 +44,7 @@ import Testing
             let quote = { (text: String) in "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
             let command = ([CLI.binary, "run", "--db", workspace.dbPath, "--log-level", "warning", workspace.specPath]).map(quote).joined(separator: " ")
             // `script` gives the child a pseudo-terminal as stdin/stdout/stderr and copies what it writes to our pipe.
-            let result = try await runProgram("/usr/bin/script", ["-qec", command, "/dev/null"], environment: workspace.environment, in: workspace.scratch)
+            let result = try await CLI.runProgram("/usr/bin/script", ["-qec", command, "/dev/null"], environment: workspace.environment)
             #expect(result.status == 0, "\(result.stdout)")
             #expect(result.stdout.contains("\r\u{1B}[2K0 succeeded") || result.stdout.contains("\r\u{1B}[2K1 succeeded"), "\(result.stdout.debugDescription)")
             #expect(result.stdout.contains(" docs/s | ETA "))
@@ -55,37 +55,3 @@ import Testing
     }
 }
 
-/// Runs `dify-batch` without blocking a cooperative thread (the in-process simulator needs them), capturing
-/// stdout and stderr through files (so nothing is a terminal).
-func runBinary(_ arguments: [String], environment: [String: String], in scratch: Scratch, timeout: Duration = .seconds(90)) async throws -> CLI.Result {
-    try await runProgram(CLI.binary, arguments, environment: environment, in: scratch, timeout: timeout)
-}
-
-/// Runs a program as ``runBinary(_:environment:in:timeout:)`` does.
-func runProgram(_ path: String, _ arguments: [String], environment: [String: String], in scratch: Scratch,
-                timeout: Duration = .seconds(90)) async throws -> CLI.Result {
-    let name = UUID().uuidString
-    let outPath = scratch.file("\(name).out"), errPath = scratch.file("\(name).err")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning {
-        if ContinuousClock.now > deadline {
-            kill(process.processIdentifier, SIGKILL)
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-    return CLI.Result(status: process.terminationStatus, stdout: read(outPath), stderr: read(errPath))
-}

@@ -3,24 +3,24 @@ import Foundation
 import Testing
 
 @Suite struct ReadCommandsEndToEndTests {
-    @Test func status_onMissingLedger_explainsOnStderrAndExitsZero() throws {
+    @Test func status_onMissingLedger_explainsOnStderrAndExitsZero() async throws {
         let scratch = try Scratch()
         let db = scratch.file("none/ledger.sqlite")
-        let result = try CLI.run(["status", "--db", db])
+        let result = try await CLI.run(["status", "--db", db])
         #expect(result.status == 0)
         #expect(result.stdout.isEmpty, "stdout is for data only")
         #expect(result.stderr.contains("no ledger at \(db)"))
         #expect(!FileManager.default.fileExists(atPath: db), "reading commands never create a ledger")
-        let json = try CLI.run(["status", "--db", db, "--json"])
+        let json = try await CLI.run(["status", "--db", db, "--json"])
         let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect((object["jobs"] as? [Any])?.isEmpty == true)
     }
 
-    @Test func defaultLedgerPath_followsDIFY_BATCH_DBThenXDG_STATE_HOME() throws {
+    @Test func defaultLedgerPath_followsDIFY_BATCH_DBThenXDG_STATE_HOME() async throws {
         let scratch = try Scratch()
-        let explicit = try CLI.run(["status"], environment: ["DIFY_BATCH_DB": scratch.file("x.sqlite")])
+        let explicit = try await CLI.run(["status"], environment: ["DIFY_BATCH_DB": scratch.file("x.sqlite")])
         #expect(explicit.stderr.contains(scratch.file("x.sqlite")))
-        let xdg = try CLI.run(["status"], environment: ["XDG_STATE_HOME": scratch.path])
+        let xdg = try await CLI.run(["status"], environment: ["XDG_STATE_HOME": scratch.path])
         #expect(xdg.stderr.contains(scratch.file("dify-batch/dify-batch.sqlite")))
     }
 
@@ -38,26 +38,26 @@ import Testing
                                      UsageAmounts(promptTokens: 2, completionTokens: 1, totalTokens: 3, totalPrice: Decimal(string: "0.25"), currency: "EUR"))
         try await ledger.transition(doc.id, from: .running, to: .succeeded, [])
 
-        let list = try CLI.run(["list", "--db", db, "--state", "succeeded", "--json"])
+        let list = try await CLI.run(["list", "--db", db, "--state", "succeeded", "--json"])
         #expect(list.status == 0)
         let rows = try #require(JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         #expect(rows.map { $0["path"] as? String } == ["ä/brief 1.txt"])
 
-        let badState = try CLI.run(["list", "--db", db, "--state", "done"])
+        let badState = try await CLI.run(["list", "--db", db, "--state", "done"])
         #expect(badState.status == 2)
         #expect(badState.stderr.contains("unknown state 'done'"))
 
-        let show = try CLI.run(["show", "--db", db, "ä/brief 1.txt"])
+        let show = try await CLI.run(["show", "--db", db, "ä/brief 1.txt"])
         #expect(show.status == 0 && show.stdout.contains("workflow_run_id  wr"))
-        let missing = try CLI.run(["show", "--db", db, "nope.txt"])
+        let missing = try await CLI.run(["show", "--db", db, "nope.txt"])
         #expect(missing.status == 1 && missing.stderr.contains("no document"))
 
-        let usage = try CLI.run(["usage", "--db", db, "--by", "job", "--json"])
+        let usage = try await CLI.run(["usage", "--db", db, "--by", "job", "--json"])
         let report = try #require(JSONSerialization.jsonObject(with: Data(usage.stdout.utf8)) as? [String: Any])
         let total = try #require(report["total"] as? [String: Any])
         #expect(total["total_price"] as? String == "0.25" && total["currency"] as? String == "EUR" && total["total_tokens"] as? Int == 3)
 
-        let status = try CLI.run(["status", "--db", db])
+        let status = try await CLI.run(["status", "--db", db])
         #expect(status.stdout.contains("letters") && status.stdout.contains("0.25 EUR"))
     }
 }
