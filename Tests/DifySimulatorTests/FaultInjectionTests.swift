@@ -158,9 +158,9 @@ struct FaultInjectionTests {
             let elapsed = clock.now - start
             #expect(r.status == 200)
             #expect(elapsed >= .milliseconds(195))
-            #expect(elapsed < .seconds(2))
+            #expect(elapsed < .seconds(5))
             let reported = try #require(r.json?["data"]?["elapsed_time"]?.doubleValue)
-            #expect(reported >= 0.19 && reported <= 0.6)
+            #expect(reported >= 0.19 && reported <= 2.0)
         }
     }
 }
