@@ -9,14 +9,49 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var ledger: LedgerOptions
     @Flag(name: .long, help: "Print JSON (stable keys) instead of a table.") var json = false
+    @Flag(name: .long, help: "Keep printing the status every --interval until interrupted (redrawn in place on a terminal).")
+    var watch = false
+    @Option(name: .long, help: "With --watch: how often to refresh (default 2s).") var interval: String = "2s"
+
+    func validate() throws {
+        guard let every = HumanDuration.parse(interval), every >= .milliseconds(100) else {
+            throw ValidationError("--interval: expected a duration of at least 100ms, such as 2s")
+        }
+    }
 
     func run() async throws {
-        guard let store = try ledger.openExisting() else {
-            if json { Console.out(try ReportFormatting.json(StatusReport(database: ledger.path, jobs: []))) }
+        guard watch else {
+            guard let store = try ledger.openExisting() else {
+                if json { Console.out(try ReportFormatting.json(StatusReport(database: ledger.path, jobs: []))) }
+                return
+            }
+            Console.out(try render(try await StatusReport.build(from: store, database: ledger.path)))
             return
         }
-        let report = try await StatusReport.build(from: store, database: ledger.path)
-        Console.out(json ? try ReportFormatting.json(report) : report.renderText())
+        let every = HumanDuration.parse(interval) ?? .seconds(2)
+        let terminal = isatty(STDOUT_FILENO) == 1 && !json
+        var store: SQLiteLedger?
+        while true {
+            if store == nil, FileManager.default.fileExists(atPath: ledger.path) { store = try SQLiteLedger(path: ledger.path) }
+            var report = StatusReport(database: ledger.path, jobs: [])
+            if let store { report = try await StatusReport.build(from: store, database: ledger.path) }
+            let body = try render(report)
+            if terminal {
+                // Home + clear screen, then the table and the time: a live view.
+                Console.out("\u{1B}[H\u{1B}[2J" + body + "\n\(ReportFormatting.timestamp(Date()) ?? "")  (every \(interval); Ctrl-C to stop)\n")
+            } else {
+                Console.out(body + (json ? "" : "\n"))
+            }
+            try await Task.sleep(for: every)
+        }
+    }
+
+    private func render(_ report: StatusReport) throws -> String {
+        if json {
+            // One compact document per line with --watch, so the output is valid JSON Lines.
+            return watch ? try ReportFormatting.jsonLine(report) : try ReportFormatting.json(report)
+        }
+        return report.renderText()
     }
 }
 

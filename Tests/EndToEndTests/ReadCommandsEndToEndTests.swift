@@ -60,4 +60,21 @@ import Testing
         let status = try await CLI.run(["status", "--db", db])
         #expect(status.stdout.contains("letters") && status.stdout.contains("0.25 EUR"))
     }
+
+    @Test func statusWatch_printsOneJSONDocumentPerInterval_withoutEscapeCodesIntoAPipe() async throws {
+        let scratch = try Scratch()
+        let db = scratch.file("ledger.sqlite")
+        let ledger = try SQLiteLedger(path: db)
+        _ = try await ledger.register(JobRegistration(name: "live", specPath: "/s.yaml", specHash: "h", baseURL: "http://127.0.0.1:9/v1",
+                                                      difyUser: "u", inbox: "/in", outbox: "/out"))
+        let result = try await CLI.runProgram("/usr/bin/timeout", ["1", CLI.binary, "status", "--db", db, "--watch", "--json", "--interval", "100ms"])
+        #expect(result.status == 124, "stopped by timeout, not by an error: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count >= 3)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect((object?["jobs"] as? [[String: Any]])?.first?["name"] as? String == "live")
+        }
+        #expect(!result.stdout.contains("\u{1B}"))
+    }
 }

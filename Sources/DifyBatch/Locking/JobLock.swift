@@ -125,7 +125,7 @@ public final class JobLock: Sendable {
 
     private static func writeHolder(_ fd: Int32) {
         var hostBuffer = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&hostBuffer, hostBuffer.count - 1) == 0 ? String(cString: hostBuffer) : "unknown"
+        let host = gethostname(&hostBuffer, hostBuffer.count - 1) == 0 ? String(decoding: hostBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "unknown"
         let holder: JSONValue = .object([
             "pid": .int(Int64(getpid())),
             "host": .string(host),

@@ -25,6 +25,13 @@ public enum ReportFormatting {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
+    /// Compact, key-sorted JSON on one line with a trailing newline (for JSON Lines streams).
+    public static func jsonLine<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+    }
+
     /// A left-aligned plain-text table; numeric-looking columns are right-aligned.
     public static func table(headers: [String], rows: [[String]]) -> String {
         var widths = headers.map(\.count)

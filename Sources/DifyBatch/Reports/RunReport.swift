@@ -4,15 +4,7 @@ import Foundation
 public enum RunReport {
     /// The JSONL text for these summaries (keys as in `list --json`).
     public static func jsonLines(_ summaries: [JobSummary]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var lines: [String] = []
-        for summary in summaries {
-            for document in summary.touched {
-                lines.append(String(decoding: try encoder.encode(DocumentJSON(document)), as: UTF8.self))
-            }
-        }
-        return lines.map { $0 + "\n" }.joined()
+        try summaries.flatMap(\.touched).map { try ReportFormatting.jsonLine(DocumentJSON($0)) }.joined()
     }
 
     /// The one-line summary per job printed to stderr at the end of a run.
