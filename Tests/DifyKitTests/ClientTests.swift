@@ -350,14 +350,14 @@ struct ClientTests {
     func totalDeadline() async throws {
         let clock = ContinuousClock()
         let timeouts = DifyClient.Timeouts(responseHead: .seconds(30), streamIdle: .seconds(5),
-                                           total: .milliseconds(1200))
+                                           total: .seconds(3))
         let (getError, runError, elapsed) = try await TestServer.run({ router in
             router.get("/v1/info") { _, _ -> Response in
-                try? await Task.sleep(for: .seconds(4))
+                try? await Task.sleep(for: .seconds(8))
                 return .json(#"{"name":"x","mode":"workflow"}"#)
             }
             router.post("/v1/workflows/run") { _, _ -> Response in
-                streamResponse([pingChunk, startedChunk] + Array(repeating: pingChunk, count: 40),
+                streamResponse([startedChunk] + Array(repeating: pingChunk, count: 80),
                                delay: .milliseconds(100))
             }
         }) { baseURL in
@@ -375,8 +375,8 @@ struct ClientTests {
         #expect(runError?.code == .timeout)
         #expect(runError?.classification == .ambiguous)
         #expect(runError?.runStarted?.workflowRunID == "r1")
-        // Without the deadline the GET alone would take 4 s and the stream 4 s more.
-        #expect(elapsed < .seconds(6))
+        // Without the deadline the GET alone would take 8 s and the stream 8 s more.
+        #expect(elapsed < .seconds(12))
     }
 
     @Test("the response-head timeout fires for a server that never answers")
