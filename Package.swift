@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "DifyBatch", targets: ["DifyBatch"]),
         .library(name: "DifySimulator", targets: ["DifySimulator"]),
         .executable(name: "dify-batch", targets: ["dify-batch"]),
+        .executable(name: "dify-batch-bench", targets: ["dify-batch-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -69,6 +70,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "dify-batch-bench",
+            dependencies: [
+                "DifyBatch",
+                "DifyKit",
+                "DifySimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,64 @@
+import ArgumentParser
+import DifyBatch
+import Foundation
+
+/// 2. Overhead: CPU per document of the pipeline alone, with the simulator in a child process.
+struct OverheadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "overhead",
+        abstract: "CPU ms per document of the pipeline (latency 0), the simulator running as a child process.",
+        discussion: """
+            The simulator runs as a child process (this binary's hidden `simulator` subcommand), so \
+            getrusage(RUSAGE_SELF) around Pipeline.run() is the daemon's CPU alone: preflight, scan and sha256, \
+            ledger writes (on disk, WAL, synchronous=NORMAL), HTTP client, outbox writes. The child's CPU is \
+            reported separately from /proc/PID/stat.
+            """)
+
+    @Option(help: "Small files.") var files = 2000
+    @Option(help: "Concurrency.") var concurrency = 8
+    @Option(name: .customLong("after-success"), help: "keep or move.") var afterSuccess = "keep"
+    @Option(name: .customLong("repeat"), help: "Repetitions (fresh workspace each).") var repetitions = 1
+
+    func run() async throws {
+        var rows: [[String]] = []
+        for _ in 0..<max(1, repetitions) {
+            note("overhead: files=\(files) c=\(concurrency)…")
+            rows.append(try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess))
+            note("  → \(rows.last!.joined(separator: "  "))")
+        }
+        say(Table.render(headers: ["c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc", "of which scan+hash ms/doc",
+                                   "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc"], rows: rows))
+    }
+
+    static func measure(files: Int, concurrency: Int, afterSuccess: String) async throws -> [String] {
+        let simulator = try SimulatorChild()
+        defer { simulator.stop() }
+        let workspace = try BenchWorkspace()
+        defer { workspace.remove() }
+        try workspace.writeSpec(baseURL: simulator.baseURL, concurrency: concurrency, afterSuccess: afterSuccess)
+        try workspace.dropSmallFiles(files)
+        let observer = BenchObserver()
+        let (pipeline, ledger) = try workspace.makePipeline(mode: .once, observers: [observer])
+        let mode = try ledger.journalMode()
+        guard mode.lowercased() == "wal" else { throw BenchError("ledger journal mode is \(mode), not WAL") }
+        let usage0 = ProcessStats.selfUsage()
+        let simCPU0 = ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0
+        let start = ContinuousClock.now
+        let result = try await pipeline.run()
+        let wall = (ContinuousClock.now - start).seconds
+        let usage1 = ProcessStats.selfUsage()
+        let simCPU = (ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0) - simCPU0
+        func secs(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        let user = secs(usage1.ru_utime) - secs(usage0.ru_utime)
+        let system = secs(usage1.ru_stime) - secs(usage0.ru_stime)
+        let cpu0 = secs(usage0.ru_utime) + secs(usage0.ru_stime)
+        let succeeded = result.summaries.first?.counts[.succeeded] ?? 0
+        if succeeded != files { note("  warning: \(succeeded) of \(files) succeeded (exit \(result.exitStatus))") }
+        let n = Double(max(succeeded, 1))
+        let state = observer.state.withLock { $0 }
+        let scanCPU = (state.cpuAtFirstUpload ?? cpu0) - cpu0
+        return [String(concurrency), String(files), String(succeeded), fmt(wall, 2), fmt(Double(succeeded) / wall),
+                fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3), fmt((user + system - scanCPU) * 1000 / n, 3),
+                "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3)]
+    }
+}
