@@ -180,11 +180,13 @@ public final class JobRunner: Sendable {
         var consecutiveUnreachable = 0
 
         return try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                // Background children: the ticker and (watch) the inotify watcher. They end when the group is cancelled.
+            // A discarding group: finished document tasks are released at once (a plain task group would keep
+            // every finished child until the job ends). Children never throw; they end when the group is cancelled.
+            try await withThrowingDiscardingTaskGroup(returning: JobStop?.self) { group in
+                // Background children: the ticker and (watch) the inotify watcher.
                 group.addTask { [clock, options] in
                     while !Task.isCancelled {
-                        try await clock.sleep(for: options.tick)
+                        do { try await clock.sleep(for: options.tick) } catch { return }
                         wake.yield(.tick)
                     }
                 }
@@ -290,7 +292,7 @@ public final class JobRunner: Sendable {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
                             draining = true
                             group.addTask { [clock, options] in
-                                try await clock.sleep(for: options.grace)
+                                do { try await clock.sleep(for: options.grace) } catch { return }
                                 wake.yield(.graceExpired)
                             }
                         }
@@ -325,12 +327,7 @@ public final class JobRunner: Sendable {
                         wake.finish()
                     }
                 }
-                // Children (ticker, watcher, timers) end with the group; their CancellationErrors are expected.
-                while let result = await group.nextResult() {
-                    if case .failure(let error) = result, !(error is CancellationError) {
-                        logger.debug("background task ended: \(error)")
-                    }
-                }
+                // Children (ticker, watcher, timers) end with the cancelled group.
                 return stop
             }
         } onGracefulShutdown: {
