@@ -52,7 +52,7 @@ CREATE TABLE documents (
     updated_at          INTEGER NOT NULL,
     finished_at         INTEGER
 );
-CREATE INDEX documents_by_job_path ON documents(job_id, path);
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);

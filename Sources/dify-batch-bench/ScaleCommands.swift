@@ -12,7 +12,7 @@ struct ScanCommand: AsyncParsableCommand {
         discussion: """
             Creates N small files (1000 per folder), lists them with InboxScanner and prefills the ledger with one \
             `succeeded` row per file with the same size and mtime (one SQL transaction), then times: the inbox \
-            walk alone (InboxScanner.scanReport), the ledger lookup alone (latestVersions), and a whole \
+            walk alone (InboxScanner.scanReport), the ledger lookup alone (knownFiles, what the scanner uses), and a whole \
             `dify-batch run` in-process (open ledger, preflight against the in-process simulator, scan, find \
             nothing to do, exit). Each is repeated --repeat times.
             """)
@@ -48,7 +48,7 @@ struct ScanCommand: AsyncParsableCommand {
                 _ = try scanner.scanReport()
                 walk.append((ContinuousClock.now - t).seconds)
                 t = ContinuousClock.now
-                let known = try await ledger.latestVersions(jobID: job.id)
+                let known = try await ledger.knownFiles(jobID: job.id)
                 lookup.append((ContinuousClock.now - t).seconds)
                 guard known.count == files else { throw BenchError("ledger knows \(known.count) files") }
                 simulator.resetStats()
@@ -102,7 +102,7 @@ struct ScanCommand: AsyncParsableCommand {
                               "narrow query \(cell(narrowTimes)); + covering index \(cell(covered))"])
             return breakdown
         }
-        say(Table.render(headers: ["files known", "inbox walk (s)", "ledger latestVersions (s)", "whole `run`, nothing to do (s)"],
+        say(Table.render(headers: ["files known", "inbox walk (s)", "ledger knownFiles (s)", "whole `run`, nothing to do (s)"],
                          rows: rows))
     }
 }

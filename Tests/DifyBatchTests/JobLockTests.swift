@@ -11,7 +11,7 @@ struct JobLockTests {
     static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
         _ = gethostname(&buffer, 255)
-        return String(cString: buffer)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func heldCode(_ body: () throws -> JobLock) -> JobLockError.Code? {
@@ -109,7 +109,7 @@ struct JobLockTests {
     func lockHeldByAChildProcessIsFreedWhenTheChildIsKilled() async throws {
         let folder = try TemporaryDirectory()
         let path = JobLock.lockPath(directory: folder.path, job: "invoices")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         // sh opens the file on fd 9, flock(1) locks it, the shell writes its details, then execs sleep (same
         // pid, fd 9 inherited), so exactly one process holds the lock.
         let script = """

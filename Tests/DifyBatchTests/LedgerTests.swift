@@ -108,6 +108,9 @@ import Testing
         let latest = try await ledger.latestVersions(jobID: job.id)
         #expect(latest.count == 2)
         #expect(latest["a.txt"]?.id == newer.id)
+        let known = try await ledger.knownFiles(jobID: job.id)
+        #expect(known["a.txt"] == KnownFile(newer))
+        #expect(known.count == 2)
         #expect(try await ledger.documents(path: "a.txt").map(\.sha256) == ["new", "old"])
     }
 

@@ -36,6 +36,8 @@ public protocol Ledger: LedgerReader {
 
     /// The newest version of every path of a job, keyed by path (the scanner's view).
     func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord]
+    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan).
+    func knownFiles(jobID: Int64) async throws -> [String: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
     /// A succeeded document of this job with this content, other than `excluding`.

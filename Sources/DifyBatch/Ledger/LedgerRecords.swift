@@ -79,6 +79,25 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var finishedAt: Date?
 }
 
+/// What the scanner needs to know about the newest version of a path.
+public struct KnownFile: Sendable, Equatable {
+    public var id: Int64
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    public var state: DocumentState
+
+    public init(id: Int64, size: Int64, mtimeNanoseconds: Int64, state: DocumentState) {
+        self.id = id
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.state = state
+    }
+
+    public init(_ document: DocumentRecord) {
+        self.init(id: document.id, size: document.size, mtimeNanoseconds: document.mtimeNanoseconds, state: document.state)
+    }
+}
+
 /// A new document version found by the scanner.
 public struct NewDocument: Sendable, Equatable {
     public var jobID: Int64

@@ -293,6 +293,20 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
+        try await pool.read { db in
+            var result: [String: KnownFile] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = ? ORDER BY path, id",
+                                             arguments: [jobID])
+            while let row = try cursor.next() {
+                // Rows come in id order per path: the last one is the newest version.
+                result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
+                                           state: DocumentState(rawValue: row[4]) ?? .pending)
+            }
+            return result
+        }
+    }
+
     public func insert(_ document: NewDocument) async throws -> DocumentRecord {
         let now = nowMillis
         return try await pool.write { db in

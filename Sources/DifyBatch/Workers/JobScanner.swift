@@ -23,7 +23,7 @@ public final class JobScanner: Sendable {
     private let reported = Mutex<Set<String>>([])
     /// The newest version of every path this job knows, loaded from the ledger on the first scan and kept up to
     /// date here, so a rescan of an unchanged inbox costs no ledger query.
-    private let known = Mutex<[String: DocumentRecord]?>(nil)
+    private let known = Mutex<[String: KnownFile]?>(nil)
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
                 logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
@@ -61,11 +61,11 @@ public final class JobScanner: Sendable {
         let wallNow = clock.now()
         let settled = tracker.withLock { $0.observe(report.files, now: now, wallNow: wallNow) }
         guard !settled.isEmpty else { return 0 }
-        var cache: [String: DocumentRecord]
+        var cache: [String: KnownFile]
         if let loaded = known.withLock({ $0 }) {
             cache = loaded
         } else {
-            cache = try await ledger.latestVersions(jobID: job.id)
+            cache = try await ledger.knownFiles(jobID: job.id)
         }
         defer { known.withLock { [cache] in $0 = cache } }
         var added = 0
@@ -74,12 +74,12 @@ public final class JobScanner: Sendable {
                 if cached.size == file.size && cached.mtimeNanoseconds == file.mtimeNanoseconds { continue }
                 // Changed since we last looked: decide on the ledger's current view of that document.
                 if let current = try await ledger.document(id: cached.id), !current.state.isTerminal {
-                    cache[file.relativePath] = try await refresh(current, with: file) ?? current
+                    cache[file.relativePath] = KnownFile(try await refresh(current, with: file) ?? current)
                     continue
                 }
             }
             if let document = try await record(file) {
-                cache[file.relativePath] = document
+                cache[file.relativePath] = KnownFile(document)
                 added += 1
             }
         }
