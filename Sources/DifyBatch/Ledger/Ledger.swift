@@ -56,8 +56,6 @@ public protocol Ledger: LedgerReader {
     func inFlight(jobID: Int64) async throws -> [DocumentRecord]
     /// How many of the job's documents wait (`pending` or `failed`). Cheap: one indexed count.
     func waitingCount(jobID: Int64) async throws -> Int
-    /// The earliest `next_attempt_at` of the job's `failed` documents.
-    func nextRetryDate(jobID: Int64) async throws -> Date?
     /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved.
     func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int
 

@@ -432,13 +432,6 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
-    public func nextRetryDate(jobID: Int64) async throws -> Date? {
-        try await pool.read { db in
-            Self.date(try Int64.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM documents WHERE job_id = ? AND state = 'failed'",
-                                         arguments: [jobID]))
-        }
-    }
-
     public func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int {
         let states = allowed.filter { $0.canTransition(to: .pending) }.sorted()
         guard !ids.isEmpty, !states.isEmpty else { return 0 }

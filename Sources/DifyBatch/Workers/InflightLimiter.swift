@@ -17,7 +17,6 @@ public actor InflightLimiter {
         held = max(0, held - 1)
     }
 
-    public var available: Int { max(0, limit - held) }
 }
 
 /// Spaces requests to at most `perMinute` per minute (a job's `rate_limit`).

@@ -99,6 +99,7 @@ public final class JobRunner: Sendable {
     /// Preflight; in `watch` mode transport problems are retried with backoff until shutdown.
     private func preflightWithRetry() async throws -> JobPreflight? {
         var attempt = 0
+        var random = SystemRandomNumberGenerator()
         while true {
             do {
                 return try await JobPreflight.run(spec: spec, client: client)
@@ -114,7 +115,7 @@ public final class JobRunner: Sendable {
                         throw JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message); work is kept for the next run")
                     }
                     let delay = Backoff(policy: spec.retry).delay(afterAttempt: min(attempt, 8), retryAfter: error.retryAfter,
-                                                                 using: &Self.preflightRandom)
+                                                                 using: &random)
                     logger.warning("preflight failed (\(error.message)); retrying in \(HumanDuration.format(delay))")
                     if Task.isShuttingDownGracefully { return nil }
                     try await clock.sleep(for: delay)
@@ -123,7 +124,6 @@ public final class JobRunner: Sendable {
         }
     }
 
-    nonisolated(unsafe) static var preflightRandom = SystemRandomNumberGenerator()
 
     // MARK: - The loop
 
