@@ -7,8 +7,10 @@ import GRDB
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
     public static let schemaVersion = 1
-    /// Migrations from version N-1 to N, applied in order inside one transaction each. Never edit a past entry.
-    static let migrations: [Int: String] = [:]
+    /// Migrations to version N from the version before it, applied in ascending order inside the open write
+    /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
+    /// no entry is skipped.
+    static let migrations: [Int: @Sendable (Database) throws -> Void] = [:]
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -67,12 +69,11 @@ public final class SQLiteLedger: Ledger {
             try db.execute(sql: "PRAGMA user_version = \(schemaVersion)")
             return
         }
-        for next in (version + 1)...max(version + 1, schemaVersion) where next <= schemaVersion {
-            guard let sql = migrations[next] else {
-                throw LedgerError(.schemaTooNew, "no migration to schema version \(next)")
-            }
-            try db.execute(sql: sql)
-            try db.execute(sql: "PRAGMA user_version = \(next)")
+        for next in migrations.keys.sorted() where next > version && next <= schemaVersion {
+            try migrations[next]?(db)
+        }
+        if version < schemaVersion {
+            try db.execute(sql: "PRAGMA user_version = \(schemaVersion)")
         }
     }
 
