@@ -104,7 +104,9 @@ struct SpendFactsTests {
         let port = try await TestServer.run({ _ in }) { baseURL in
             Int(baseURL.split(separator: ":").last!.split(separator: "/").first!)!
         }
-        let error = try await withDifyClient(baseURL: "http://127.0.0.1:\(port)/v1") { client in
+        // AHC keeps retrying a refused connect until the connect timeout: keep it short.
+        let timeouts = DifyClient.Timeouts(connect: .milliseconds(300), responseHead: .seconds(5), total: .seconds(5))
+        let error = try await withDifyClient(baseURL: "http://127.0.0.1:\(port)/v1", timeouts: timeouts) { client in
             try await runError(client, RunRequest(mode: .workflow, inputs: [:], user: "u", responseMode: .blocking))
         }
         #expect(error?.requestSent == false)
