@@ -6,11 +6,19 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 3
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
-    static let migrations: [Int: @Sendable (Database) throws -> Void] = [:]
+    static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
+        3: { db in
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN device INTEGER")
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN inode INTEGER")
+            try db.execute(sql: "DROP INDEX documents_by_job_path")
+            try db.execute(sql: "CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)")
+        },
+    ]
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -297,12 +305,15 @@ public final class SQLiteLedger: Ledger {
     public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
         try await pool.read { db in
             var result: [String: KnownFile] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = ? ORDER BY path, id",
+            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
             while let row = try cursor.next() {
                 // Rows come in id order per path: the last one is the newest version.
+                let device: Int64? = row[5]
+                let inode: Int64? = row[6]
                 result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
-                                           state: DocumentState(rawValue: row[4]) ?? .pending)
+                                           state: DocumentState(rawValue: row[4]) ?? .pending,
+                                           device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
             }
             return result
         }
@@ -314,11 +325,12 @@ public final class SQLiteLedger: Ledger {
             let error = document.error
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
-                                 now, now, document.state.isTerminal ? now : nil])
+                                 now, now, document.state.isTerminal ? now : nil,
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
         }
@@ -402,6 +414,9 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .fileIdentity(let v):
+                sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
+                arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
             }
         }
         arguments += [id, expecting.rawValue]
@@ -580,6 +595,7 @@ public final class SQLiteLedger: Ledger {
             workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
-            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]))
+            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
+            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) })
     }
 }
