@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -105,7 +106,7 @@ public final class PinnedFile: Sendable {
     /// sha256 (lower-case hex) of the file's bytes read through the descriptor in 1 MiB chunks. Throws
     /// `source_changed` when the file did not have exactly ``identity``'s size or its mtime moved while it was read.
     public func sha256() throws(PinnedFileError) -> String {
-        var hasher = StreamingSHA256()
+        let hasher = StreamingSHA256()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: FileHasher.chunkSize, alignment: 16)
         defer { buffer.deallocate() }
         var offset: Int64 = 0
@@ -139,17 +140,19 @@ public final class PinnedFile: Sendable {
     }
 }
 
-/// sha256 fed chunk by chunk (the bytes an upload sends), finished as lower-case hex.
-public struct StreamingSHA256 {
+/// sha256 fed chunk by chunk (the bytes an upload sends, from whichever task streams them), finished as
+/// lower-case hex. Safe to share between tasks: every call takes a lock.
+public final class StreamingSHA256: @unchecked Sendable {
+    private let lock = NSLock()
     private var hasher = SHA256()
 
     public init() {}
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        hasher.update(bufferPointer: bytes)
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        lock.withLock { hasher.update(bufferPointer: bytes) }
     }
 
     public func finalize() -> String {
-        FileHasher.hex(hasher.finalize())
+        lock.withLock { FileHasher.hex(hasher.finalize()) }
     }
 }

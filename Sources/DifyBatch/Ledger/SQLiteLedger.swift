@@ -287,31 +287,31 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: - Documents
 
-    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+    public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
                 """, arguments: [jobID])
-            var result: [String: DocumentRecord] = [:]
+            var result: [PathKey: DocumentRecord] = [:]
             result.reserveCapacity(rows.count)
             for row in rows {
                 let document = Self.document(row)
-                result[document.path] = document
+                result[PathKey(document.path)] = document
             }
             return result
         }
     }
 
-    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
+    public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         try await pool.read { db in
-            var result: [String: KnownFile] = [:]
+            var result: [PathKey: KnownFile] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
             while let row = try cursor.next() {
                 // Rows come in id order per path: the last one is the newest version.
                 let device: Int64? = row[5]
                 let inode: Int64? = row[6]
-                result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
+                result[PathKey(row[0] as String)] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
                                            state: DocumentState(rawValue: row[4]) ?? .pending,
                                            device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
             }
