@@ -321,6 +321,8 @@ public struct DocumentProcessor: Sendable {
             try disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
         } catch {
             logger(document).warning("the result was written but the source could not be disposed of (\(spec.afterSuccess.rawValue)): \(error)")
+            // A new version took the path while this one was processed: it is left in place and processed too.
+            if (error as? FileOperationError)?.errorNumber == ESTALE { context.onSuperseded(document.path) }
         }
         logger(document).info("succeeded", metadata: ["output": "\(outputPath)", "tokens": "\(usage.totalTokens ?? 0)"])
         return .settled(.succeeded)
