@@ -302,6 +302,7 @@ public final class JobRunner: Sendable {
                             needScan = true
                         }
                         if !options.useInotify && options.mode == .watch { needScan = true }
+                        if inboxMissing, let last = lastFullScan, clock.now().timeIntervalSince(last) >= 1 { needScan = true }
                     case .shutdown:
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
@@ -332,7 +333,7 @@ public final class JobRunner: Sendable {
                         } catch let error as ScanError where options.mode == .watch {
                             if !inboxMissing {
                                 inboxMissing = true
-                                logger.warning("cannot list the inbox (\(error)); waiting for it, looking again every \(HumanDuration.format(options.rescanInterval))")
+                                logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
                             }
                         }
                     }
