@@ -18,9 +18,12 @@ extension DifyClient {
     /// An in-stream `error` event is thrown as `.inStreamError`.
     public func run(_ request: RunRequest,
                     onStarted: @Sendable (RunStarted) async throws -> Void = { _ in }) async throws -> RunResult {
-        try await withoutActuallyEscaping(onStarted) { onStarted in
+        var result = try await withoutActuallyEscaping(onStarted) { onStarted in
             try await runEscaping(request, onStarted: onStarted)
         }
+        // The workflow's error text came from the network: no key in it, whatever it is later cut to.
+        result.error = result.error.map(redact)
+        return result
     }
 
     private func runEscaping(_ request: RunRequest,
