@@ -11,6 +11,7 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: "Documents in flight across all jobs (default: the sum of the jobs' concurrency).") var maxInflight: Int?
     @Flag(name: .long, help: "Run documents again even when the same content already succeeded.") var reprocess = false
     @Flag(name: .long, help: "Wait for a job held by another run/watch instead of exiting with code 5.") var wait = false
+    @Flag(name: .long, help: "A job name the ledger knows with another inbox moved on purpose: take this spec's inbox (otherwise exit 2).") var adoptInbox = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String = "info"
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
@@ -80,6 +81,7 @@ struct PipelineArguments: ParsableArguments {
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
+        options.adoptInbox = adoptInbox
         configure(&options)
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
@@ -102,7 +104,7 @@ enum PipelineLauncher {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
-        let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: dbPath + ".locks", logger: logger,
+        let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.

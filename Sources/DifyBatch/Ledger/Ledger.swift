@@ -75,4 +75,7 @@ public protocol Ledger: LedgerReader {
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
     /// Records the end of a run.
     func finishRun(_ runID: Int64, exitCode: Int) async throws
+    /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused
+    /// a lock names the holder's command and start time.
+    func unfinishedRuns() async throws -> [RunRecord]
 }

@@ -540,6 +540,12 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id DESC").map(Self.run)
+        }
+    }
+
     // MARK: - Introspection (tests and tools)
 
     /// The schema as SQLite reports it: table → columns, and index names with their tables.

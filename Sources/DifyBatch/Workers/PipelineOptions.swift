@@ -20,6 +20,9 @@ public struct PipelineOptions: Sendable {
     public var grace: Duration = .seconds(30)
     /// Wait for a job held by another process instead of exiting with code 5 (default false).
     public var waitForLock: Bool = false
+    /// `--adopt-inbox`: a job name the ledger knows with another inbox takes this spec's inbox (the job moved on
+    /// purpose). Default false: such a spec is refused with exit 2.
+    public var adoptInbox: Bool = false
     /// How often the job loop wakes to look for due retries and settled files (default 200ms).
     public var tick: Duration = .milliseconds(200)
     /// `watch`: full rescan of the inbox as a safety net for missed events (default 30s).
