@@ -140,7 +140,9 @@ public struct Pipeline: Sendable {
         if summaries.contains(where: { $0.stop?.reason == .usage }) { return .usage }
         if summaries.contains(where: { $0.stop?.reason == .configuration }) { return .configuration }
         if summaries.contains(where: { $0.stop?.reason == .unavailable }) { return .unavailable }
-        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) > 0 }) { return .documentsFailed }
+        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + $0.localFailures > 0 }) {
+            return .documentsFailed
+        }
         return .success
     }
 

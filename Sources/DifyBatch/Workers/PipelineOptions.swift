@@ -31,6 +31,10 @@ public struct PipelineOptions: Sendable {
     public var seed: UInt64?
     /// `run`: stop a job after this many consecutive "Dify unreachable" errors (default 3).
     public var unreachableLimit: Int = 3
+    /// `run`: how often a document whose result is stored may fail its local work (outbox, disposal, ledger)
+    /// in one invocation before `run` ends without it (exit 1; the next `run` or `watch` tries again). `watch`
+    /// retries such documents indefinitely. Default 3.
+    public var localRetriesPerRun: Int = 3
     /// How often recovery polls a lost run's detail at first (default 500ms).
     public var recoveryPollInterval: Duration = .milliseconds(500)
     /// Use inotify in `watch` mode (default true).
