@@ -17,8 +17,7 @@ public final class JobScanner: Sendable {
     let runID: Int64?
     let onSettled: @Sendable (DocumentRecord) -> Void
     let scanner: InboxScanner
-    let outbox: OutboxWriter
-    let disposer: SourceDisposer
+    let settler: DocumentSettler
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<PathKey>>([])
     /// The newest version of every path this job knows (keyed by the path's bytes), loaded from the ledger on the
@@ -38,8 +37,8 @@ public final class JobScanner: Sendable {
         self.onSettled = onSettled
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
-        outbox = OutboxWriter(outbox: spec.outbox)
-        disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive, failedFolder: spec.failedFolder)
+        settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
+                                  runID: runID, logger: logger, onSettled: onSettled)
         tracker = Mutex(SettleTracker(settle: spec.match.settle))
     }
 
@@ -168,57 +167,19 @@ public final class JobScanner: Sendable {
 
     @discardableResult
     private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError, identity: FileIdentity?) async throws -> DocumentRecord {
-        var error = error
-        var path: String?
-        do {
-            path = try outbox.writeFailure(FailureRecord(
-                status: "rejected", job: spec.name, source: SourceInfo(path: file.relativePath, sha256: sha256, bytes: file.size),
-                errorCode: error.code, errorMessage: error.message, httpStatus: nil, difyCode: nil, attempts: 0, finishedAt: clock.now()))
-        } catch let writeError {
-            // The rejection is still recorded on the file (and shown by `list`/`show`); the scan goes on.
-            error.message += " (its .error.json could not be written: \(writeError))"
-            logger.error("cannot write the .error.json of \(file.relativePath): \(writeError)", metadata: ["path": "\(file.relativePath)"])
-        }
         let recorded = identity ?? file.identity
         let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: recorded.size,
                                                            mtimeNanoseconds: recorded.mtimeNanoseconds, state: .rejected, error: error,
                                                            device: recorded.device, inode: recorded.inode))
-        let withOutput = path == nil ? document : try await ledger.update(document.id, in: .rejected, [.outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
-        onSettled(withOutput)
-        if !file.isSymlink && !file.hasInvalidName, let identity {
-            _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath, expected: identity)
-        }
+        // Only a file that was pinned (so its identity is known) is moved to the failed folder.
+        let settled = try await settler.endWithError(document, from: .rejected, to: .rejected, error: error, difyCode: nil,
+                                                     disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
-        return withOutput
+        return settled
     }
 
     private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {
-        let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
-        let path: String
-        do {
-            path = try outbox.writeSuccess(SuccessRecord(
-            status: result.status, job: spec.name,
-            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            appMode: preflight.mode.rawValue, outputs: outputs, usage: nil,
-            uploadFileID: original.uploadFileID, workflowRunID: original.workflowRunID, messageID: original.messageID,
-            taskID: original.taskID, attempts: 0, elapsedMilliseconds: 0, finishedAt: clock.now(), duplicateOf: original.path))
-        } catch {
-            // Never sent again (that would pay twice): recorded as skipped with the error, no output file.
-            let failure = RecordedError(errorClass: "local", code: "outbox_write_failed",
-                                        message: "same content as \(original.path), but the output could not be written: \(error)")
-            let skipped = try await ledger.transition(document.id, from: .pending, to: .skipped, [.duplicateOf(original.id), .lastError(failure)])
-            if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
-            onSettled(skipped)
-            logger.error("\(failure.message)", metadata: ["path": "\(document.path)", "document": "\(document.id)"])
-            return skipped
-        }
-        let skipped = try await ledger.transition(document.id, from: .pending, to: .skipped, [.duplicateOf(original.id), .outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
-        onSettled(skipped)
-        _ = try? disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
-        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result",
-                    metadata: ["path": "\(document.path)", "document": "\(document.id)"])
-        return skipped
+        _ = try await settler.skipped(document, duplicateOf: original, result: result)
+        return try await ledger.document(id: document.id) ?? document
     }
 }
