@@ -76,7 +76,7 @@ struct SimulatorFactsTests {
     @Test("run_whenAProxyHoldsTheStreamBeforeWorkflowStarted_throwsStalledOnceAndTheLogsFindTheRun")
     func bufferingProxy() async throws {
         let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(500), total: .seconds(20))
-        try await Self.withUploaded(timeouts: timeouts, { $0.silenceBeforeStart = .seconds(3) }) { simulator, client, file in
+        try await Self.withUploaded(timeouts: timeouts, { $0.silenceBeforeStart = .seconds(8) }) { simulator, client, file in
             let error = try #require(try await runError(client, Self.request(file, .streaming)))
             #expect(error.code == .streamStalled)
             #expect(error.runMayHaveStarted)
