@@ -3,7 +3,7 @@
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 1
+-- schema-version: 4
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -50,7 +50,9 @@ CREATE TABLE documents (
     last_http_status    INTEGER,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
-    finished_at         INTEGER
+    finished_at         INTEGER,
+    text_sha256         TEXT,                   -- issue 12: sha256 of the text sent in dify.text_input (UTF-8), NULL for file inputs
+    text_length         INTEGER                 -- issue 12: that text's length in characters
 );
 CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
@@ -85,6 +87,7 @@ CREATE TABLE run_jobs (
     dead        INTEGER NOT NULL DEFAULT 0,
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
+    not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files present but not matched by match.include/exclude at the last scan
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -118,7 +121,8 @@ CREATE TABLE usage (
     total_price_nanos  INTEGER,                 -- total_price × 10^9, for exact sums
     currency           TEXT,
     latency_ms         INTEGER,
-    recorded_at        INTEGER NOT NULL
+    recorded_at        INTEGER NOT NULL,
+    usage_source       TEXT                     -- issue 12: message | stream | blocking | run_detail (blocking and run_detail: tokens only, split and price unknown)
 );
 CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);

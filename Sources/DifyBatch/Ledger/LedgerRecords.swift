@@ -186,15 +186,19 @@ public struct UsageAmounts: Sendable, Equatable, Codable {
     public var totalPrice: Decimal?
     public var currency: String?
     public var latencyMilliseconds: Int?
+    /// Where Dify's numbers came from (DifyKit's `UsageSource`: `message`, `stream`, `blocking`, `run_detail`);
+    /// `blocking` and `run_detail` carry tokens only, so the split and the price are nil (unknown), not zero.
+    public var source: String?
 
     public init(promptTokens: Int? = nil, completionTokens: Int? = nil, totalTokens: Int? = nil,
-                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil) {
+                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil, source: String? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.totalTokens = totalTokens
         self.totalPrice = totalPrice
         self.currency = currency
         self.latencyMilliseconds = latencyMilliseconds
+        self.source = source
     }
 }
 
@@ -289,10 +293,15 @@ public struct UsageTotal: Sendable, Equatable, Codable {
     public var group: String
     public var documents: Int
     public var runs: Int
-    public var promptTokens: Int
-    public var completionTokens: Int
+    /// Sum over the runs whose split is known (``splitRuns``); `nil` when none is.
+    public var promptTokens: Int?
+    public var completionTokens: Int?
     public var totalTokens: Int
     /// Exact sum of the prices; `nil` when no run reported a price.
     public var totalPrice: Decimal?
     public var currency: String?
+    /// Runs whose prompt/completion split is known (streamed workflows, completion/chat apps).
+    public var splitRuns: Int = 0
+    /// Runs with a price.
+    public var pricedRuns: Int = 0
 }

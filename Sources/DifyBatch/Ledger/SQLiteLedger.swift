@@ -6,11 +6,21 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 4
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
-    static let migrations: [Int: @Sendable (Database) throws -> Void] = [:]
+    static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 12: extracted text per document, where a run's usage came from, files not matched per run.
+        4: { db in
+            try db.execute(sql: """
+                ALTER TABLE documents ADD COLUMN text_sha256 TEXT;
+                ALTER TABLE documents ADD COLUMN text_length INTEGER;
+                ALTER TABLE run_jobs ADD COLUMN not_matched INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE usage ADD COLUMN usage_source TEXT;
+                """)
+        },
+    ]
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -188,13 +198,13 @@ public final class SQLiteLedger: Ledger {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
                        sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
-                       sum(latency_ms) AS latency
+                       sum(latency_ms) AS latency, max(usage_source) AS source
                 FROM usage WHERE document_id = ?
                 """, arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
             let priced: Int = row["priced"]
             return UsageAmounts(promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                 totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
-                                currency: row["currency"], latencyMilliseconds: row["latency"])
+                                currency: row["currency"], latencyMilliseconds: row["latency"], source: row["source"])
         }
     }
 
@@ -225,9 +235,9 @@ public final class SQLiteLedger: Ledger {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
                        count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
-                       coalesce(sum(u.prompt_tokens), 0) AS p, coalesce(sum(u.completion_tokens), 0) AS c,
+                       sum(u.prompt_tokens) AS p, sum(u.completion_tokens) AS c,
                        coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
-                       count(u.total_price_nanos) AS priced
+                       count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)
                 GROUP BY grp ORDER BY grp
@@ -240,7 +250,8 @@ public final class SQLiteLedger: Ledger {
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))")
+                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                                  splitRuns: row["split"], pricedRuns: priced)
             }
         }
     }
@@ -482,10 +493,10 @@ public final class SQLiteLedger: Ledger {
         try await pool.write { db in
             try db.execute(sql: """
                 INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
-                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
-                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now])
+                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
         }
     }
 

@@ -253,7 +253,8 @@ public struct DocumentProcessor: Sendable {
     private func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
         let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
                                  totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
-                                 currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds)
+                                 currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds,
+                                 source: result.usage.source?.rawValue)
         let difyRunID = result.workflowRunID ?? result.messageID ?? document.workflowRunID ?? document.messageID
         if usage.totalTokens != nil || usage.totalPrice != nil {
             try await ledger.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage)
@@ -447,7 +448,7 @@ public struct DocumentProcessor: Sendable {
                                                                           message: "recovered run \(runID): \(detail.status.rawValue)"))
                     let result = RunResult(mode: .workflow, status: detail.status, outputs: detail.outputs, error: detail.error,
                                            workflowRunID: runID, taskID: current.taskID,
-                                           usage: Usage(totalTokens: detail.totalTokens), elapsedTime: detail.elapsedTime)
+                                           usage: Usage(totalTokens: detail.totalTokens, source: .runDetail), elapsedTime: detail.elapsedTime)
                     logger(current).info("recovered the lost run \(runID) (\(detail.status.rawValue)) without running it again")
                     return try await finishRun(current, result: result, latencyMilliseconds: detail.elapsedTime.map { Int($0 * 1000) })
                 }
