@@ -139,6 +139,8 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// The text sent in `dify.text_input`: its sha256 and length in characters (issue 12).
+    case text(sha256: String?, length: Int?)
 }
 
 /// The phase an attempt belongs to.

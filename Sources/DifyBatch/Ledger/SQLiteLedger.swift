@@ -413,6 +413,7 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .text(let sha, let length): sets.append("text_sha256 = ?, text_length = ?"); arguments += [sha, length]
             }
         }
         arguments += [id, expecting.rawValue]

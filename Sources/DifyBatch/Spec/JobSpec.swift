@@ -30,6 +30,8 @@ public struct JobSpec: Sendable, Equatable {
     public var archive: String
     /// Where sources of dead or rejected documents are moved (default: nowhere, they stay in the inbox).
     public var failedFolder: String?
+    /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
+    public var extractors: [String: ExtractorCommand] = [:]
 
     public enum AfterSuccess: String, Sendable, Equatable, CaseIterable {
         case move, keep, delete
@@ -56,6 +58,16 @@ public struct DifySettings: Sendable, Equatable {
     public var query: String?
     /// Pin a published workflow version (`/workflows/{id}/run`).
     public var workflowID: String?
+    /// The text-input/paragraph variable that receives each document's text (default: detected when the app
+    /// has no file variable and exactly one text variable the spec does not fill).
+    public var textInput: String? = nil
+    /// Whether the file is also sent in the run's top-level `files` (default `auto`: when the app's
+    /// `file_upload` feature accepts its type and no file variable takes it).
+    public var attach: AttachMode = .auto
+
+    public enum AttachMode: String, Sendable, Equatable, CaseIterable {
+        case auto, always, never
+    }
 
     public enum AppSelection: String, Sendable, Equatable, CaseIterable {
         case auto, workflow, completion, chat

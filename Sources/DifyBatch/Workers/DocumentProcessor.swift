@@ -131,15 +131,16 @@ public struct DocumentProcessor: Sendable {
     private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
         var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
         var reuploads = 0
+        var inputs: DocumentInputs?
         while true {
             try Task.checkCancellation()
             if document.state == .uploading {
                 switch try await upload(document) {
-                case .success(let uploaded): document = uploaded
+                case .success(let uploaded, let prepared): (document, inputs) = (uploaded, prepared)
                 case .failure(let outcome): return outcome
                 }
             }
-            let outcome = try await run(document)
+            let outcome = try await run(document, inputs: inputs)
             switch outcome {
             case .reupload(let again):
                 reuploads += 1
@@ -155,7 +156,7 @@ public struct DocumentProcessor: Sendable {
         }
     }
 
-    private enum UploadStep { case success(DocumentRecord), failure(DocumentOutcome) }
+    private enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
 
     private func upload(_ document: DocumentRecord) async throws -> UploadStep {
         let path = sourcePath(document)
@@ -173,6 +174,18 @@ public struct DocumentProcessor: Sendable {
             return .failure(try await reject(document, from: .uploading, code: "source_changed",
                                              message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
         }
+        let inputs: DocumentInputs
+        switch try await DocumentInputs.prepare(path: path, filename: (document.path as NSString).lastPathComponent, preflight: context.preflight) {
+        case .success(let prepared): inputs = prepared
+        case .failure(let failure): return .failure(try await reject(document, from: .uploading, code: failure.code, message: failure.message))
+        }
+        if let text = inputs.text {
+            _ = try await ledger.update(document.id, in: .uploading, [.text(sha256: text.sha256, length: text.length)])
+            logger(document).debug("text extracted", metadata: ["extractor": "\(text.method)", "characters": "\(text.length)"])
+        }
+        guard inputs.uploadsFile else {
+            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]), inputs)
+        }
         try await context.rateLimiter?.wait()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
@@ -181,7 +194,7 @@ public struct DocumentProcessor: Sendable {
             try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
-            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(uploaded.id)]))
+            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(uploaded.id)]), inputs)
         } catch let error as DifyError {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
@@ -190,12 +203,24 @@ public struct DocumentProcessor: Sendable {
 
     private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }
 
-    private func run(_ uploadedDocument: DocumentRecord) async throws -> RunStep {
-        guard let uploadFileID = uploadedDocument.uploadFileID else {
+    private func run(_ uploadedDocument: DocumentRecord, inputs prepared: DocumentInputs?) async throws -> RunStep {
+        let filename = (uploadedDocument.path as NSString).lastPathComponent
+        // Claimed as `uploaded` (Dify already holds the file): decide the inputs again.
+        let inputs: DocumentInputs
+        if let prepared {
+            inputs = prepared
+        } else {
+            switch try await DocumentInputs.prepare(path: sourcePath(uploadedDocument), filename: filename, preflight: context.preflight) {
+            case .success(let again): inputs = again
+            case .failure(let failure):
+                return .done(try await dead(uploadedDocument, from: .uploaded,
+                                            error: RecordedError(errorClass: "rejected", code: failure.code, message: failure.message)))
+            }
+        }
+        if inputs.uploadsFile && uploadedDocument.uploadFileID == nil {
             return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
         }
-        let filename = (uploadedDocument.path as NSString).lastPathComponent
-        let request = runRequest(uploadFileID: uploadFileID, filename: filename)
+        let request = runRequest(inputs, uploadFileID: uploadedDocument.uploadFileID)
         try await context.rateLimiter?.wait()
         let sentAt = context.clock.now()
         var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
@@ -234,17 +259,17 @@ public struct DocumentProcessor: Sendable {
         }
     }
 
-    func runRequest(uploadFileID: String, filename: String) -> RunRequest {
+    func runRequest(_ document: DocumentInputs, uploadFileID: String?) -> RunRequest {
         var inputs: [String: JSONValue] = [:]
         for (key, value) in spec.dify.inputs { inputs[key] = value.json }
-        let file = FileReference.localFile(uploadFileID: uploadFileID, kind: context.preflight.declaredKind(filename: filename))
-        inputs[context.preflight.fileVariable.variable] = context.preflight.fileVariable.kind == .fileList ? .array([file]) : file
+        var files: [JSONValue] = []
+        document.apply(uploadFileID: uploadFileID, to: &inputs, files: &files)
         let mode = context.preflight.mode
         let isChat = [AppMode.chat, .advancedChat, .agentChat, .agent].contains(mode)
         return RunRequest(mode: mode, inputs: inputs, user: spec.dify.user,
                           responseMode: spec.dify.responseMode == "blocking" && ![AppMode.agentChat, .agent].contains(mode) ? .blocking : .streaming,
                           query: isChat ? (spec.dify.query ?? "Process the attached document.") : spec.dify.query,
-                          workflowID: spec.dify.workflowID)
+                          workflowID: spec.dify.workflowID, files: files.isEmpty ? nil : files)
     }
 
     // MARK: - Results
@@ -483,7 +508,7 @@ public struct DocumentProcessor: Sendable {
 
     private func findRunInLogs(_ document: DocumentRecord) async throws -> LogLookup {
         guard let uploadFileID = document.uploadFileID, let sentAt = document.runSentAt else { return .unknown }
-        let variable = context.preflight.fileVariable.variable
+        guard let variable = context.preflight.fileVariable?.variable else { return .unknown }
         var page = 1
         while page <= 20 {
             let logs: WorkflowLogsPage
