@@ -77,6 +77,10 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// sha256 of the text sent in `dify.text_input` (nil for file inputs; issue 12).
+    public var textSHA256: String? = nil
+    /// That text's length in characters.
+    public var textLength: Int? = nil
 }
 
 /// What the scanner needs to know about the newest version of a path.

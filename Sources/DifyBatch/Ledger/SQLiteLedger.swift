@@ -592,6 +592,7 @@ public final class SQLiteLedger: Ledger {
             workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
-            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]))
+            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
+            textSHA256: row["text_sha256"], textLength: row["text_length"])
     }
 }

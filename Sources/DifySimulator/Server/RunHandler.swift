@@ -155,7 +155,8 @@ struct RunHandler {
             user: user, endUserID: plan.endUserID, mode: app.mode, status: "running",
             inputsString: runDetailInputs(plan), createdAt: plan.createdAt, startedAt: .now)
         state.addRun(record)
-        simulator.recorder.runStarted(sha256: validated.files.first?.upload.summary.sha256)
+        // Keyed by what the model reads: a completion/chat app's text input when it has one.
+        simulator.recorder.runStarted(sha256: kind == .workflow ? validated.files.first?.upload.summary.sha256 : plan.summary.sha256)
         let dropAfterStart = streaming && state.roll(faults.dropAfterStartRate)
 
         let (frames, continuation) = AsyncStream<StreamFrame>.makeStream()
