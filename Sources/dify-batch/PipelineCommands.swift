@@ -68,6 +68,7 @@ struct PipelineArguments: ParsableArguments {
             var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": "\(summary.remaining)"]
             for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
+            metadata["not_matched"] = "\(summary.notMatched.count)"
             logger.info("summary", metadata: metadata)
         }
     }

@@ -22,14 +22,20 @@ enum ExternalCommand {
         return nil
     }
 
+    /// Foundation starts the child in its own process group: killing the group also stops what it started.
+    private static func killGroup(_ pid: Int32) {
+        kill(-pid, SIGKILL)
+        kill(pid, SIGKILL)
+    }
+
     /// Runs `executable arguments…`; stdout is limited to `maxOutput` bytes (the rest is cut off).
     static func run(_ executable: String, _ arguments: [String], timeout: Duration, maxOutput: Int = 64 << 20) async throws -> Output {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dify-batch-extract-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outURL = scratch.appendingPathComponent("out"), errURL = scratch.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         defer { try? out.close(); try? err.close() }
 
@@ -50,13 +56,13 @@ enum ExternalCommand {
                     return false
                 }
                 let first = await group.next() ?? true
-                if !first { kill(process.processIdentifier, SIGKILL) }
+                if !first { Self.killGroup(process.processIdentifier) }
                 group.cancelAll()
                 await group.waitForAll()
                 return first
             }
         } onCancel: {
-            kill(process.processIdentifier, SIGKILL)
+            Self.killGroup(process.processIdentifier)
         }
         try Task.checkCancellation()
         let reader = try FileHandle(forReadingFrom: outURL)

@@ -236,13 +236,16 @@ public struct RunJobCounts: Sendable, Equatable, Codable {
     public var dead = 0
     public var rejected = 0
     public var skipped = 0
+    /// Inbox files `match.include`/`exclude` left out at the run's last scan (issue 12).
+    public var notMatched = 0
 
-    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0) {
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0) {
         self.succeeded = succeeded
         self.failed = failed
         self.dead = dead
         self.rejected = rejected
         self.skipped = skipped
+        self.notMatched = notMatched
     }
 }
 

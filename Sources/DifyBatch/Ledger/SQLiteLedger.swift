@@ -117,7 +117,7 @@ public final class SQLiteLedger: Ledger {
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, r.*
+                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
                 FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
                 WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
                 """)
@@ -126,7 +126,7 @@ public final class SQLiteLedger: Ledger {
                 result[row["job_id"]] = JobLastRun(
                     run: Self.run(row),
                     counts: RunJobCounts(succeeded: row["succeeded"], failed: row["failed"], dead: row["dead"],
-                                         rejected: row["rejected"], skipped: row["skipped"]))
+                                         rejected: row["rejected"], skipped: row["skipped"], notMatched: row["not_matched"]))
             }
             return result
         }
@@ -524,6 +524,15 @@ public final class SQLiteLedger: Ledger {
                 try db.execute(sql: "INSERT INTO run_jobs (run_id, job_id) VALUES (?, ?)", arguments: [runID, job])
             }
             return runID
+        }
+    }
+
+    public func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (?, ?, ?)
+                ON CONFLICT(run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
+                """, arguments: [runID, jobID, count])
         }
     }
 

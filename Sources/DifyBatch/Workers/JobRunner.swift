@@ -15,6 +15,8 @@ public struct JobSummary: Sendable {
     public var touched: [DocumentRecord] = []
     /// Documents still waiting (pending or failed) when the job ended.
     public var remaining = 0
+    /// Inbox files `match.include`/`exclude` left out at the last scan (relative paths).
+    public var notMatched: [String] = []
 
     public init(job: String) { self.job = job }
 }
@@ -58,6 +60,7 @@ public final class JobRunner: Sendable {
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int])>(([:], [:]))
+        let notMatched = Mutex<[String]>([])
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -92,6 +95,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
+        summary.notMatched = tracker.notMatched.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -150,7 +154,7 @@ public final class JobRunner: Sendable {
                                  reprocess: options.reprocess, runID: runID, onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
-                                 })
+                                 }, onNotMatched: { paths in tracker.notMatched.withLock { $0 = paths } })
 
         // Crash recovery first: documents a killed process left in flight.
         let leftovers = try await ledger.inFlight(jobID: job.id)
