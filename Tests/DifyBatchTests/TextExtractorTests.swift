@@ -50,11 +50,8 @@ import Testing
         let upper = TextExtractor(overrides: [".LOG": ExtractorCommand(command: "tr a-z A-Z < {path}")])
         #expect(try await extract(upper, path).get() == ExtractedText(text: "LINE ONE\n", method: "command: tr a-z A-Z < {path}"))
         let slow = TextExtractor(overrides: ["log": ExtractorCommand(command: "sleep 5; cat {path}", timeout: .milliseconds(200))])
-        let clock = ContinuousClock()
-        let started = clock.now
         guard case .failure(let failure) = try await extract(slow, path) else { Issue.record("no timeout"); return }
-        #expect(failure.code == "extractor_failed" && failure.message.contains("longer than"))
-        #expect(clock.now - started < .seconds(4))
+        #expect(failure.code == "extractor_failed" && failure.message.contains("longer than 200ms"))
         let failing = TextExtractor(overrides: ["log": ExtractorCommand(command: "echo broken >&2; exit 3 # {path}")])
         guard case .failure(let exit) = try await extract(failing, path) else { Issue.record("exit 3 accepted"); return }
         #expect(exit.message.contains("exit status 3") && exit.message.contains("broken"))
