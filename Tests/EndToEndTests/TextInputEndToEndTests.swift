@@ -76,3 +76,53 @@ import Testing
         }
     }
 }
+
+@Suite struct NotMatchedAndAttachmentEndToEndTests {
+    @Test func notMatchedFiles_areCountedInCheckStatusAndTheRunSummary_andUpperCaseExtensionsMatch() async throws {
+        let config = SimulatorConfiguration(apps: [.completion(apiKey: "app-text", fileUploadTypes: [])])
+        try await withDifySimulator(config) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, key: "app-text")
+            try String(contentsOfFile: workspace.specPath, encoding: .utf8).replacingOccurrences(of: "  settle: 0s", with: "  settle: 0s\n  include: [\"*.txt\", \"*.md\"]")
+                .write(toFile: workspace.specPath, atomically: true, encoding: .utf8)
+            try workspace.drop("NOTES.MD", "# upper-case extension\n")
+            try workspace.drop("photo.png", "not taken")
+            try workspace.drop("sheet.xlsx", "not taken either")
+            let spec = try JobSpecLoader.load(paths: [workspace.specPath])[0]
+            let check = await JobCheck.run(spec: spec, environment: workspace.environment)
+            #expect(check.verdict == .ok)
+            #expect(check.textInput?.variable == "text" && check.textInput?.fromSpec == false)
+            #expect(check.inbox?.files == 1 && check.inbox?.notMatched == ["photo.png", "sheet.xlsx"])
+            #expect(check.inbox?.extraction.map(\.extractor) == ["utf8"])
+            #expect(check.renderText().contains("not matched: 2 (photo.png, sheet.xlsx)"))
+
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .success)
+            let summary = try #require(result.summaries.first)
+            #expect(summary.notMatched == ["photo.png", "sheet.xlsx"])
+            #expect(RunReport.summaryLine(summary).contains("not matched 2 (photo.png, sheet.xlsx)"))
+            let status = try await StatusReport.build(from: ledger, database: workspace.dbPath)
+            #expect(status.jobs.first?.lastRun?.notMatched == 2)
+            #expect(status.renderText().contains("not matched: 2"))
+            #expect(simulator.stats.runsBySHA256.values.reduce(0, +) == 1)
+        }
+    }
+
+    @Test func attachAuto_uploadsAndAttachesWhatTheFileUploadFeatureAccepts_attachNever_sendsTextOnly() async throws {
+        let config = SimulatorConfiguration(apps: [.completion(apiKey: "app-docs", fileUploadTypes: ["document"])])
+        try await withDifySimulator(config) { simulator, baseURL in
+            let auto = try Workspace(baseURL: baseURL, key: "app-docs")
+            try auto.drop("a.txt", "attached and sent as text\n")
+            #expect(try await auto.run().0.exitStatus == .success)
+            #expect(simulator.stats.uploads == 1)
+            let answer = try #require((try auto.json("a.txt.json")["outputs"] as? [String: Any])?["answer_json"] as? [String: Any])
+            #expect(answer["filename"] as? String == "a.txt" && answer["text"] as? String == "attached and sent as text\n")
+
+            let never = try Workspace(baseURL: baseURL, key: "app-docs")
+            try String(contentsOfFile: never.specPath, encoding: .utf8).replacingOccurrences(of: "  inputs: {language: de}", with: "  inputs: {language: de}\n  attach: never")
+                .write(toFile: never.specPath, atomically: true, encoding: .utf8)
+            try never.drop("b.txt", "text only\n")
+            #expect(try await never.run().0.exitStatus == .success)
+            #expect(simulator.stats.uploads == 1, "no upload with attach: never")
+        }
+    }
+}
