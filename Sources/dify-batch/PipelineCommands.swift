@@ -148,7 +148,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Process everything in the jobs' inboxes (and every retry that comes due), then exit.",
-        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected; 2 usage or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
+        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead, rejected or unresolved; 2 usage or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
 
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "Write one JSON line per document touched to this file.") var report: String?

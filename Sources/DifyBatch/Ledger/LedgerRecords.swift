@@ -77,6 +77,14 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// Run POSTs that may have started a run, across processes; capped by `retry.max_attempts`, never refunded (issue 10).
+    public var runPosts: Int = 0
+    /// The last run's outcome could not be established: the next send is counted in `duplicate_runs`.
+    public var outcomeUnknown: Bool = false
+    /// Dify's clock minus ours in milliseconds, learned from the upload's `created_at` (used to search the logs).
+    public var difyClockOffsetMilliseconds: Int64? = nil
+    /// When the run was first seen `paused` (awaiting human input).
+    public var pausedAt: Date? = nil
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -108,6 +116,15 @@ public struct NewDocument: Sendable, Equatable {
     /// `pending` for work, `rejected` for bad input found before sending (then `error` says why).
     public var state: DocumentState
     public var error: RecordedError?
+    /// One run per content per batch (issue 10 rule 6): a `pending` document whose content another document of the
+    /// job is already processing (or, with `.processingOrSucceeded`, already succeeded with) is inserted waiting
+    /// for it (`duplicate_of` set in the same transaction as the lookup); it is never claimed while that document
+    /// is on its way, becomes `skipped` when it succeeds, and is claimed normally when it fails.
+    public var sameContent: SameContent = .ignore
+
+    public enum SameContent: Sendable, Equatable {
+        case ignore, waitForProcessing, waitForProcessingOrSucceeded
+    }
 
     public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
                 state: DocumentState = .pending, error: RecordedError? = nil) {
@@ -139,6 +156,13 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// One more run POST that may start a run (issue 10's send budget).
+    case incrementRunPosts
+    case runPosts(Int)
+    case duplicateRuns(Int)
+    case outcomeUnknown(Bool)
+    case difyClockOffsetMilliseconds(Int64?)
+    case pausedAt(Date?)
 }
 
 /// The phase an attempt belongs to.

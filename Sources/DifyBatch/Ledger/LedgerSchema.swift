@@ -9,7 +9,7 @@ public enum LedgerSchema {
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 1
+-- schema-version: 2
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -39,7 +39,7 @@ CREATE TABLE documents (
     mtime_ns            INTEGER NOT NULL,       -- nanoseconds since the epoch, as seen when the file settled
     state               TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN (
                             'pending', 'uploading', 'uploaded', 'running', 'recovering',
-                            'succeeded', 'failed', 'dead', 'rejected', 'skipped')),
+                            'succeeded', 'failed', 'dead', 'rejected', 'skipped', 'unresolved', 'paused')),
     attempts            INTEGER NOT NULL DEFAULT 0,   -- attempts used against max_attempts (backpressure excluded)
     next_attempt_at     INTEGER,                -- when a 'failed' document may be claimed again
     upload_file_id      TEXT,
@@ -56,7 +56,11 @@ CREATE TABLE documents (
     last_http_status    INTEGER,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
-    finished_at         INTEGER
+    finished_at         INTEGER,
+    run_posts           INTEGER NOT NULL DEFAULT 0,   -- issue 10: run POSTs that may have started a run (capped by max_attempts, never refunded)
+    outcome_unknown     INTEGER NOT NULL DEFAULT 0,   -- issue 10: 1 when the last run's outcome could not be established (the next send is a duplicate_run)
+    dify_clock_offset_ms INTEGER,                     -- issue 10: Dify's clock minus ours, from the upload's created_at (logs search window)
+    paused_at           INTEGER                       -- issue 10: when the run was first seen paused (awaiting human input)
 );
 CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);

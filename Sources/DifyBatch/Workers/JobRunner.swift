@@ -48,6 +48,8 @@ public final class JobRunner: Sendable {
     /// Things that wake the job loop.
     enum Wake: Sendable {
         case documentDone(DocumentOutcome)
+        /// A poll of a paused run ended (it held no worker slot).
+        case pausedPolled(Int64, DocumentOutcome)
         case filesChanged
         case tick
         case uploaded
@@ -135,6 +137,8 @@ public final class JobRunner: Sendable {
                                  rateLimiter: spec.rateLimit.map { RateLimiter(perMinute: $0, clock: clock) },
                                  random: SharedRandom(seed: options.seed ?? UInt64.random(in: 1...UInt64.max)))
         context.recoveryPollInterval = options.recoveryPollInterval
+        context.stopOnBackpressure = options.mode == .once
+        let lookupStop = context.lookupStop
         context.onUploaded = {
             if !uploadedOnce.exchange(true, ordering: .relaxed) { wake.yield(.uploaded) }
         }
@@ -207,6 +211,22 @@ public final class JobRunner: Sendable {
                 var recoveryQueue = toRecover[...]
                 var needScan = true
                 var lastFullScan: Date? = nil
+                // Paused runs (Human Input) being polled right now; they hold no worker slot.
+                var polling: Set<Int64> = []
+
+                func pollPausedRuns() async throws {
+                    guard !draining, stop == nil else { return }
+                    let now = clock.now()
+                    let due = try await ledger.documents(matching: DocumentFilter(jobName: job.name, states: [.paused]))
+                        .filter { !polling.contains($0.id) && ($0.nextAttemptAt ?? now) <= now }
+                    for document in due {
+                        polling.insert(document.id)
+                        group.addTask {
+                            let outcome = await processor.pollPaused(document)
+                            wake.yield(.pausedPolled(document.id, outcome))
+                        }
+                    }
+                }
 
                 func startRecoveries() async {
                     while inFlight < spec.concurrency, let next = recoveryQueue.popFirst() {
@@ -221,8 +241,9 @@ public final class JobRunner: Sendable {
                 func claimMore() async throws {
                     guard !draining, stop == nil, recoveryQueue.isEmpty else { return }
                     if let maxDuration = options.maxDuration, clock.now().timeIntervalSince(started) >= maxDuration.seconds {
-                        if !draining { logger.info("--max-duration reached; taking no new work") }
+                        if !draining { logger.info("--max-duration reached; taking no new work; open run lookups stay recovering for the next run") }
                         draining = true
+                        lookupStop.stop()
                         return
                     }
                     let cap = warmedUp ? spec.concurrency : 1
@@ -248,6 +269,7 @@ public final class JobRunner: Sendable {
                     }
                 }
 
+                try await scanner.settleDuplicates()
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
@@ -271,11 +293,18 @@ public final class JobRunner: Sendable {
                                 logger.warning("\(reason); its documents wait for their next attempt time")
                             }
                         case .settled(let state):
-                            if state == .succeeded { consecutiveUnreachable = 0 }
+                            if state == .succeeded {
+                                consecutiveUnreachable = 0
+                                try await scanner.settleDuplicates()
+                            }
                         case .interrupted:
                             break
                         }
                         await startRecoveries()
+                    case .pausedPolled(let id, let outcome):
+                        polling.remove(id)
+                        if case .settled(.succeeded) = outcome { try await scanner.settleDuplicates() }
+                        if case .stopJob(let reason) = outcome, reason.reason == .configuration { stop = stop ?? reason }
                     case .filesChanged:
                         needScan = true
                     case .uploaded:
@@ -291,6 +320,7 @@ public final class JobRunner: Sendable {
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
                             draining = true
+                            lookupStop.stop()
                             group.addTask { [clock, options] in
                                 do { try await clock.sleep(for: options.grace) } catch { return }
                                 wake.yield(.graceExpired)
@@ -311,6 +341,7 @@ public final class JobRunner: Sendable {
                     }
                     if stop == nil {
                         try await claimMore()
+                        try await pollPausedRuns()
                     }
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))

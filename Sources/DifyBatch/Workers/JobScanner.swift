@@ -116,8 +116,13 @@ public final class JobScanner: Sendable {
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "unreadable",
                 message: "cannot read the file: \(error); check its permissions"))
         }
-        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: file.size,
-                                                           mtimeNanoseconds: file.mtimeNanoseconds))
+        var new = NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: file.size, mtimeNanoseconds: file.mtimeNanoseconds)
+        new.sameContent = reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
+        let document = try await ledger.insert(new)
+        if let twin = document.duplicateOf {
+            logger.info("\(file.relativePath) has the same content as document \(twin); it waits for that run instead of running again",
+                        metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        }
         if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
@@ -138,6 +143,19 @@ public final class JobScanner: Sendable {
         if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
         return withOutput
+    }
+
+    /// Marks `skipped` every document that waited for a same-content document which has now succeeded, writing
+    /// its output from the stored result (also after a crash between that success and this step).
+    public func settleDuplicates() async throws {
+        for (waiting, original) in try await ledger.heldDuplicates(jobID: job.id) {
+            guard let stored = try await ledger.result(documentID: original.id) else { continue }
+            do {
+                _ = try await skip(waiting, duplicateOf: original, result: stored)
+            } catch let error as LedgerError where error.code == .stateChanged {
+                continue
+            }
+        }
     }
 
     private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {

@@ -109,12 +109,12 @@ public struct Pipeline: Sendable {
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
     }
 
-    /// 3 for a configuration stop, then 4 for unavailable/quota, then 1 when documents ended dead or rejected.
+    /// 3 for a configuration stop, then 4 for unavailable/quota, then 1 when documents ended dead, rejected or unresolved.
     static func exitStatus(for summaries: [JobSummary]) -> ExitStatus {
         if summaries.contains(where: { $0.stop?.reason == .locked }) { return .locked }
         if summaries.contains(where: { $0.stop?.reason == .configuration }) { return .configuration }
         if summaries.contains(where: { $0.stop?.reason == .unavailable }) { return .unavailable }
-        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) > 0 }) { return .documentsFailed }
+        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + ($0.counts[.unresolved] ?? 0) > 0 }) { return .documentsFailed }
         return .success
     }
 }
