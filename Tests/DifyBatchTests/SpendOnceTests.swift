@@ -7,9 +7,9 @@ import Testing
 /// Issue 10's decision tables, in zero wall time.
 @Suite struct FailurePolicyTests {
     static func error(_ code: DifyError.Code, status: Int? = nil, difyCode: String? = nil, sent: Bool = true,
-                      started: RunStarted? = nil, _ classification: ErrorClass) -> DifyError {
+                      started: RunStarted? = nil, _ classification: ErrorClass, mayHaveRun: Bool = false) -> DifyError {
         DifyError(code: code, httpStatus: status, difyCode: difyCode, message: "m", endpoint: "POST /workflows/run",
-                  runStarted: started, requestSent: sent, classification: classification)
+                  runStarted: started, requestSent: sent, classification: classification, runMayHaveStarted: mayHaveRun)
     }
 
     @Test func everyErrorClass_mapsToOneDecision_perPhase() {
@@ -30,22 +30,6 @@ import Testing
         for (error, phase, expected) in table {
             #expect(FailurePolicy.decide(error, phase: phase) == expected, "\(error) in \(phase)")
         }
-    }
-
-    @Test func aRunMayHaveStarted_unlessDifysAnswerProvesItDidNot() {
-        // Proof that no run started: never sent, or an HTTP 4xx (incl. 429) before any event.
-        #expect(!FailurePolicy.runMayHaveStarted(Self.error(.transport, sent: false, .retryable)))
-        #expect(!FailurePolicy.runMayHaveStarted(Self.error(.http, status: 429, difyCode: "too_many_requests", .backpressure)))
-        #expect(!FailurePolicy.runMayHaveStarted(Self.error(.http, status: 429, .backpressure)))  // gateway HTML 429
-        #expect(!FailurePolicy.runMayHaveStarted(Self.error(.http, status: 400, difyCode: "invalid_param", .permanent)))
-        // Anything else may have run and been billed.
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.http, status: 500, difyCode: "internal_server_error", .ambiguous)))
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.http, status: 524, .ambiguous)))
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.timeout, .ambiguous)))
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.streamStalled, .ambiguous)))
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.inStreamError, status: 400, difyCode: "completion_request_error",
-                                                           started: RunStarted(taskID: "t"), .permanent)))
-        #expect(FailurePolicy.runMayHaveStarted(Self.error(.http, status: 408, .ambiguous)))
     }
 }
 
@@ -80,8 +64,9 @@ import Testing
         let sent = Self.record(runPosts: 2, duplicateRuns: 3)
         let proof = FailurePolicyTests.error(.http, status: 429, difyCode: "too_many_requests", .backpressure)
         #expect(budget.changesAfterFailure(before: before, sent: sent, proof) == [.runPosts(1), .duplicateRuns(2), .outcomeUnknown(true)])
-        for mayHaveRun in [FailurePolicyTests.error(.http, status: 502, .ambiguous), FailurePolicyTests.error(.timeout, .ambiguous),
-                           FailurePolicyTests.error(.streamEndedEarly, .ambiguous)] {
+        for mayHaveRun in [FailurePolicyTests.error(.http, status: 502, .ambiguous, mayHaveRun: true),
+                           FailurePolicyTests.error(.timeout, .ambiguous, mayHaveRun: true),
+                           FailurePolicyTests.error(.streamEndedEarly, .ambiguous, mayHaveRun: true)] {
             #expect(budget.changesAfterFailure(before: before, sent: sent, mayHaveRun).isEmpty)
         }
     }

@@ -44,23 +44,9 @@ public enum FailurePolicy {
         }
     }
 
-    /// Whether a failed run POST may have started a run (and so counts against `max_attempts` for good).
-    ///
-    /// Proof that no run started: the request never left (connect failed), or Dify answered with an HTTP error
-    /// before any stream event (a 4xx, a 429, its concurrency cap, an auth or mode error). Anything else — a 5xx,
-    /// a timeout, a broken or stalled stream, an in-stream `error` event (the run existed and ended), a decoding
-    /// failure of a 200 — may have run and is paid for.
-    public static func runMayHaveStarted(_ error: DifyError) -> Bool {
-        if !error.requestSent { return false }
-        if let started = error.runStarted, started.workflowRunID != nil || started.taskID != nil || started.messageID != nil { return true }
-        switch error.code {
-        case .http:
-            guard let status = error.httpStatus else { return true }
-            return !(400...499).contains(status) || status == 408
-        case .invalidRequest, .fileAccess:
-            return false
-        default:
-            return true
-        }
-    }
+    /// Whether a failed run POST may have started a run (and so counts against `max_attempts` for good): DifyKit's
+    /// fact ``DifyError/runMayHaveStarted``. Proof that no run started is only a request that never left or an HTTP
+    /// 4xx before any stream event (every 429 included); a 5xx, a timeout, a broken or stalled stream, an in-stream
+    /// `error` event or an undecodable 200 may have run and been billed.
+    public static func runMayHaveStarted(_ error: DifyError) -> Bool { error.runMayHaveStarted }
 }

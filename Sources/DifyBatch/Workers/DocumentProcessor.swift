@@ -217,7 +217,7 @@ public struct DocumentProcessor: Sendable {
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
             // Dify's clock, learned from the upload's created_at (seconds): the logs search runs in Dify's time.
-            let offset = uploaded.createdAt.map { Int64($0) * 1000 - Int64((context.clock.now().timeIntervalSince1970 * 1000).rounded()) }
+            let offset = (uploaded.serverDate ?? uploaded.createdAt.map { Date(timeIntervalSince1970: Double($0)) }).map(clockOffset)
             return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded,
                                                         [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)]))
         } catch let error as DifyError {
@@ -265,7 +265,7 @@ public struct DocumentProcessor: Sendable {
                                                            httpStatus: 200, message: result.error))
             document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
                                                                            .messageID(result.messageID)])
-            if result.status == .paused, let runID = result.workflowRunID ?? document.workflowRunID {
+            if result.isPaused, let runID = result.workflowRunID ?? document.workflowRunID {
                 return .done(try await pause(document, from: .running, runID: runID))
             }
             let latency = result.usage.latency.map { Int(($0 * 1000).rounded()) } ?? Int(Date().timeIntervalSince(started) * 1000)
@@ -283,7 +283,8 @@ public struct DocumentProcessor: Sendable {
                 document = try await ledger.transition(document.id, from: .running, to: .recovering,
                                                        [.workflowRunID(ids.workflowRunID ?? document.workflowRunID),
                                                         .taskID(ids.taskID ?? document.taskID), .messageID(ids.messageID ?? document.messageID),
-                                                        .lastError(recorded(error))] + refund)
+                                                        .lastError(recorded(error))] + refund
+                                                       + (error.serverDate.map { [.difyClockOffsetMilliseconds(clockOffset($0))] } ?? []))
                 logger(document).warning("run outcome unknown (\(error.message)); looking it up, never sending it again blindly")
                 return .done(try await InFlightRecovery(processor: self).recover(document))
             default:
@@ -291,6 +292,11 @@ public struct DocumentProcessor: Sendable {
                 return .done(try await handle(error, document: document, from: .running))
             }
         }
+    }
+
+    /// Dify's clock minus ours, in milliseconds, from a time Dify just reported.
+    func clockOffset(_ difyNow: Date) -> Int64 {
+        Int64((difyNow.timeIntervalSince(context.clock.now()) * 1000).rounded())
     }
 
     func runRequest(uploadFileID: String, filename: String) -> RunRequest {
@@ -382,8 +388,8 @@ public struct DocumentProcessor: Sendable {
         let now = context.clock.instant()
         let delay = context.backpressure.record429(retryAfter: error.retryAfter, now: now)
         let continuous = context.backpressure.continuous(now: now)
-        if error.difyCode == nil {
-            logger(document).warning("HTTP 429 that is not Dify's: a gateway/CDN rate limit in front of Dify (\(String(error.message.prefix(200)))); backing off \(HumanDuration.format(delay)) without using an attempt")
+        if error.backpressureSource == .gatewayRateLimit || (error.httpStatus == 429 && error.difyCode == nil) {
+            logger(document).warning("HTTP 429 from a gateway/CDN rate limit in front of Dify, not from Dify (body: \(error.bodySnippet ?? String(error.message.prefix(200)))); backing off \(HumanDuration.format(delay)) without using an attempt")
         } else {
             logger(document).info("Dify is at its concurrency limit (429 \(error.difyCode ?? "")); backing off \(HumanDuration.format(delay)) without using an attempt")
         }
