@@ -213,12 +213,16 @@ public final class JobRunner: Sendable {
                 var lastFullScan: Date? = nil
                 // Paused runs (Human Input) being polled right now; they hold no worker slot.
                 var polling: Set<Int64> = []
+                // A new invocation polls every paused run once at its start, whatever its next poll time.
+                var firstPausedPoll = true
 
                 func pollPausedRuns() async throws {
                     guard !draining, stop == nil else { return }
                     let now = clock.now()
+                    let everyOne = firstPausedPoll
+                    firstPausedPoll = false
                     let due = try await ledger.documents(matching: DocumentFilter(jobName: job.name, states: [.paused]))
-                        .filter { !polling.contains($0.id) && ($0.nextAttemptAt ?? now) <= now }
+                        .filter { !polling.contains($0.id) && (everyOne || ($0.nextAttemptAt ?? now) <= now) }
                     for document in due {
                         polling.insert(document.id)
                         group.addTask {
@@ -349,7 +353,8 @@ public final class JobRunner: Sendable {
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
-                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles && waiting == 0
+                        // Paused runs are polled while there is other work; a poll already sent is awaited (one GET).
+                        finished = inFlight == 0 && polling.isEmpty && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles && waiting == 0
                     } else {
                         finished = false
                     }
