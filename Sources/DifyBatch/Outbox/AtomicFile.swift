@@ -47,7 +47,7 @@ public enum AtomicFile {
         let directory = folder.isEmpty ? "." : folder
         try createDirectories(directory)
 
-        let temporary = (directory as NSString).appendingPathComponent(".\(name).tmp-\(randomSuffix())")
+        let temporary = (directory as NSString).appendingPathComponent(temporaryName(for: name))
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
         guard fd >= 0 else { throw FileOperationError.posix("create", temporary) }
         var closed = false
@@ -65,6 +65,12 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else { throw FileOperationError.posix("rename", path) }
         renamed = true
         try syncDirectory(directory)
+    }
+
+    /// The name of the temporary file written before it is renamed to `name` (`check` measures it against the
+    /// file system's 255-byte name limit).
+    static func temporaryName(for name: String) -> String {
+        ".\(name).tmp-\(randomSuffix())"
     }
 
     /// Flushes a folder's entries (a rename or unlink in it) to disk.
