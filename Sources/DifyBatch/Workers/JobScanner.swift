@@ -88,7 +88,9 @@ public final class JobScanner: Sendable {
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
     /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
     private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws -> DocumentRecord? {
-        guard existing.state == .pending || existing.state == .failed else { return nil }
+        // A document whose result is stored keeps the content it was run with; a new content becomes a new version
+        // once that one is settled.
+        guard existing.state == .pending || existing.state == .failed, !existing.resultStored else { return nil }
         guard let sha = try? FileHasher.sha256(path: file.absolutePath) else { return nil }
         var changes: [DocumentChange] = [.size(file.size), .mtimeNanoseconds(file.mtimeNanoseconds)]
         if sha != existing.sha256 {
