@@ -190,7 +190,7 @@ public enum JobCheck {
     /// and judges the files now in the inbox. `known`: the ledger's latest version per inbox path, if a ledger exists.
     public static func run(spec: JobSpec, environment: [String: String] = ProcessInfo.processInfo.environment,
                            timeouts: DifyClient.Timeouts = .init(connect: .seconds(5), responseHead: .seconds(20), streamIdle: .seconds(20), total: .seconds(30)),
-                           known: [String: DocumentRecord]? = nil) async -> JobCheckReport {
+                           known: [PathKey: DocumentRecord]? = nil) async -> JobCheckReport {
         var report = JobCheckReport(spec: spec)
         let key: String
         do {
@@ -233,7 +233,7 @@ public enum JobCheck {
         return ExitStatus.success.rawValue
     }
 
-    private static func inspect(spec: JobSpec, client: DifyClient, known: [String: DocumentRecord]?, into report: inout JobCheckReport) async {
+    private static func inspect(spec: JobSpec, client: DifyClient, known: [PathKey: DocumentRecord]?, into report: inout JobCheckReport) async {
         let info: AppInfo
         let parameters: AppParameters
         do {
@@ -302,7 +302,7 @@ public enum JobCheck {
     }
 
     /// Which files in the inbox the job would take, and which of them it would reject (never uploaded).
-    static func inboxReport(spec: JobSpec, preflight: JobPreflight, known: [String: DocumentRecord]?) -> JobCheckReport.Inbox {
+    static func inboxReport(spec: JobSpec, preflight: JobPreflight, known: [PathKey: DocumentRecord]?) -> JobCheckReport.Inbox {
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
@@ -314,12 +314,12 @@ public enum JobCheck {
             for file in files {
                 let bytes = [outbox.errorPath(for: file.relativePath), outbox.successPath(for: file.relativePath)].map { path in
                     let name = (path as NSString).lastPathComponent
-                    return max(name.utf8.count, AtomicFile.temporaryName(for: name).utf8.count)
+                    return max(name.utf8.count, AtomicFile.temporaryName().utf8.count)
                 }.max() ?? 0
                 if bytes > (inbox.longestName?.bytes ?? -1) {
                     inbox.longestName = .init(path: file.relativePath, bytes: bytes, fits: bytes <= 255)
                 }
-                if let existing = known?[file.relativePath], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
+                if let existing = known?[PathKey(file.relativePath)], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
                     inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
                 }
                 if let rejection = preflight.rejection(of: file) {

@@ -34,10 +34,11 @@ public protocol Ledger: LedgerReader {
     /// Records the app mode learned from Dify.
     func setAppMode(jobID: Int64, mode: String) async throws
 
-    /// The newest version of every path of a job, keyed by path (the scanner's view).
-    func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord]
-    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan).
-    func knownFiles(jobID: Int64) async throws -> [String: KnownFile]
+    /// The newest version of every path of a job, keyed by the path's bytes (the scanner's view).
+    func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord]
+    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan),
+    /// keyed by the path's bytes (names differing only in Unicode normalization are different paths).
+    func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
     /// A succeeded document of this job with this content, other than `excluding`.

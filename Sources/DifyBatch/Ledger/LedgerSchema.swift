@@ -57,10 +57,12 @@ CREATE TABLE documents (
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
     finished_at         INTEGER,
+    device              INTEGER,                -- issue 11: st_dev of the file version as pinned (NULL before schema 3)
+    inode               INTEGER,                -- issue 11: st_ino of the file version as pinned (NULL before schema 3)
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again
     local_failures      INTEGER NOT NULL DEFAULT 0    -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
 );
-CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);

@@ -11,6 +11,13 @@ public final class SQLiteLedger: Ledger {
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
     static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
+        3: { db in
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN device INTEGER")
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN inode INTEGER")
+            try db.execute(sql: "DROP INDEX documents_by_job_path")
+            try db.execute(sql: "CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)")
+        },
         // Issue 11: a paid result is stored before any local work; local failures are retried from it.
         6: { db in
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
@@ -285,30 +292,33 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: - Documents
 
-    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+    public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
                 """, arguments: [jobID])
-            var result: [String: DocumentRecord] = [:]
+            var result: [PathKey: DocumentRecord] = [:]
             result.reserveCapacity(rows.count)
             for row in rows {
                 let document = Self.document(row)
-                result[document.path] = document
+                result[PathKey(document.path)] = document
             }
             return result
         }
     }
 
-    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
+    public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         try await pool.read { db in
-            var result: [String: KnownFile] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = ? ORDER BY path, id",
+            var result: [PathKey: KnownFile] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
             while let row = try cursor.next() {
                 // Rows come in id order per path: the last one is the newest version.
-                result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
-                                           state: DocumentState(rawValue: row[4]) ?? .pending)
+                let device: Int64? = row[5]
+                let inode: Int64? = row[6]
+                result[PathKey(row[0] as String)] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
+                                           state: DocumentState(rawValue: row[4]) ?? .pending,
+                                           device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
             }
             return result
         }
@@ -320,11 +330,12 @@ public final class SQLiteLedger: Ledger {
             let error = document.error
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
-                                 now, now, document.state.isTerminal ? now : nil])
+                                 now, now, document.state.isTerminal ? now : nil,
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
         }
@@ -408,6 +419,9 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .fileIdentity(let v):
+                sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
+                arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
             case .resultStored(let v): sets.append("result_stored = ?"); arguments += [v]
             case .localFailures(let n): sets.append("local_failures = ?"); arguments += [n]
             }
@@ -599,6 +613,7 @@ public final class SQLiteLedger: Ledger {
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
             createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
+            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
             resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0)
     }
 }

@@ -31,6 +31,9 @@ public struct JobContext: Sendable {
     public var onUploaded: @Sendable () -> Void = {}
     /// Called with every document that reached a resting state in this invocation.
     public var onSettled: @Sendable (DocumentRecord) -> Void = { _ in }
+    /// Called with the path of a version found replaced or rewritten before it was sent (the scanner then takes
+    /// the file at that path as a new version).
+    public var onSuperseded: @Sendable (String) -> Void = { _ in }
     /// Receives attempt and usage events.
     public var observer = PipelineObservers()
 
@@ -72,7 +75,7 @@ public struct DocumentProcessor: Sendable {
         self.context = context
         settler = DocumentSettler(spec: context.spec, jobID: context.job.id, appMode: context.preflight.mode.rawValue,
                                   ledger: context.ledger, clock: context.clock, runID: context.runID, logger: context.logger,
-                                  onSettled: context.onSettled)
+                                  onSettled: context.onSettled, onSuperseded: context.onSuperseded)
         backoff = Backoff(policy: context.spec.retry)
     }
 
@@ -160,27 +163,44 @@ public struct DocumentProcessor: Sendable {
 
     private enum UploadStep { case success(DocumentRecord), failure(DocumentOutcome) }
 
+    /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
+    /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
+    /// replaced or rewritten since it was recorded is never sent under the old version's name and hash.
     private func upload(_ document: DocumentRecord) async throws -> UploadStep {
         let path = sourcePath(document)
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              (attributes[.type] as? FileAttributeType) == .typeRegular else {
-            return .failure(try await reject(document, from: .uploading, code: "source_missing",
-                                             message: "the file disappeared from the inbox before it was uploaded"))
+        let pinned: PinnedFile
+        do {
+            pinned = try PinnedFile(path: path)
+        } catch {
+            if error.code == .missing {
+                return .failure(try await reject(document, from: .uploading, code: "source_missing",
+                                                 message: "the file disappeared from the inbox before it was uploaded"))
+            }
+            if error.code == .unreadable {
+                return .failure(try await reject(document, from: .uploading, code: "unreadable", message: error.message))
+            }
+            // A symlink or FIFO now at the path is not the file that was recorded.
+            return .failure(try await supersede(document, because: "the path now holds something else (\(error.message))"))
         }
-        let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+        guard pinned.identity.matches(document.identity) else {
+            return .failure(try await supersede(document, because: "the file was replaced or changed before it was uploaded (recorded \(document.identity); now \(pinned.identity))"))
+        }
         // A requeued rejected document (or a spec/app change) is checked again: nothing unsendable is uploaded.
-        if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: size) {
+        if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
             return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
-        }
-        if size != document.size {
-            return .failure(try await reject(document, from: .uploading, code: "source_changed",
-                                             message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
         }
         try await context.rateLimiter?.wait()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
-            let uploaded = try await context.client.upload(fileAt: path, filename: (document.path as NSString).lastPathComponent,
-                                                           user: spec.dify.user)
+            let sent = StreamingSHA256()
+            let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,
+                                                           filename: (document.path as NSString).lastPathComponent,
+                                                           user: spec.dify.user, onChunk: { bytes in sent.update(bytes) })
+            let sentSHA = sent.finalize()
+            if let recorded = document.sha256, sentSHA != recorded || (try? pinned.currentIdentity()) != pinned.identity {
+                try await finishAttempt(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run"))
+                return .failure(try await supersede(document, because: "the file was rewritten while it was uploaded (sha256 \(recorded) recorded, \(sentSHA) sent); the upload is not used"))
+            }
             try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
@@ -189,6 +209,21 @@ public struct DocumentProcessor: Sendable {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
         }
+    }
+
+    /// The recorded version is gone from the path (replaced, rewritten, or something else put there): it ends
+    /// `rejected` with code `source_changed` and no outbox file (the path's outcome comes from the new version,
+    /// which the scanner records and processes in its own right).
+    private func supersede(_ document: DocumentRecord, because reason: String) async throws -> DocumentOutcome {
+        let error = RecordedError(errorClass: "rejected", code: "source_changed",
+                                  message: reason + "; the new content is processed as a new version")
+        let moved = try await ledger.transition(document.id, from: .uploading, to: .rejected,
+                                                [.lastError(error), .nextAttemptAt(nil), .attempts(max(0, document.attempts - 1))])
+        if let runID = context.runID { try await ledger.countInRun(runID: runID, jobID: context.job.id, state: .rejected) }
+        context.onSettled(moved)
+        logger(document).warning("\(error.message)")
+        context.onSuperseded(document.path)
+        return .settled(.rejected)
     }
 
     private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }

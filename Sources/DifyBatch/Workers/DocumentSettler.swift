@@ -28,12 +28,15 @@ struct DocumentSettler: Sendable {
     let runID: Int64?
     let baseLogger: Logger
     let onSettled: @Sendable (DocumentRecord) -> Void
+    /// Called with the path when the source there is no longer the version that was processed (issue 11).
+    let onSuperseded: @Sendable (String) -> Void
     let outbox: OutboxWriter
     let disposer: SourceDisposer
     let backoff: Backoff
 
     init(spec: JobSpec, jobID: Int64, appMode: String, ledger: any Ledger, clock: any PipelineClock, runID: Int64?,
-         logger: Logger, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
+         logger: Logger, onSettled: @escaping @Sendable (DocumentRecord) -> Void,
+         onSuperseded: @escaping @Sendable (String) -> Void = { _ in }) {
         self.spec = spec
         self.jobID = jobID
         self.appMode = appMode
@@ -42,6 +45,7 @@ struct DocumentSettler: Sendable {
         self.runID = runID
         baseLogger = logger
         self.onSettled = onSettled
+        self.onSuperseded = onSuperseded
         outbox = OutboxWriter(outbox: spec.outbox)
         disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive,
                                   failedFolder: spec.failedFolder)
@@ -146,13 +150,18 @@ struct DocumentSettler: Sendable {
                              finishedAt: clock.now(), duplicateOf: nil)
     }
 
-    /// `after_success`; a source that is already gone (disposed of by an earlier try) is not a failure.
+    /// `after_success`, only for the version that was processed (its recorded device, inode, size and mtime); a
+    /// source that is already gone (disposed of by an earlier try) is not a failure, and neither is a new version
+    /// at the path: it is left alone and processed in its own right.
     private func disposeAfterSuccess(_ document: DocumentRecord) throws {
         do {
-            try disposer.disposeAfterSuccess(relativePath: document.path)
+            try disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
         } catch let error as FileOperationError
                     where error.errorNumber == ENOENT && error.path == SafeRelativePath.join(spec.inbox, document.path) {
             logger(document).info("the source is no longer in the inbox; nothing to dispose of")
+        } catch let error as FileOperationError where error.errorNumber == ESTALE {
+            logger(document).warning("\(error.reason); not disposed of")
+            onSuperseded(document.path)
         }
     }
 
@@ -202,7 +211,7 @@ struct DocumentSettler: Sendable {
                                                 [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)])
         }
         await countAndReport(moved)
-        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path) }
+        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }
         return moved
     }
 

@@ -163,12 +163,23 @@ public final class JobRunner: Sendable {
             observer.record(.documentSettled(job: jobName, document: document))
         }
         context.observer = observer
-        let processor = DocumentProcessor(context: context)
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
                                  reprocess: options.reprocess, runID: runID, onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
                                  })
+        context.onSuperseded = { path in
+            // The file at `path` is a new version: look at it again now (a `run` would otherwise end without it).
+            scanner.forget(path: path)
+            wake.yield(.filesChanged)
+        }
+        let processor = DocumentProcessor(context: context)
+
+        // Temporary files a killed process left in the outbox (we hold the job's lock).
+        let leftoverTemporaries = AtomicFile.removeTemporaryFiles(under: spec.outbox)
+        if leftoverTemporaries > 0 {
+            logger.info("removed \(leftoverTemporaries) temporary file(s) an interrupted process left in the outbox")
+        }
 
         // Crash recovery first: documents a killed process left in flight.
         let leftovers = try await ledger.inFlight(jobID: job.id)
@@ -208,7 +219,8 @@ public final class JobRunner: Sendable {
                         wake.yield(.tick)
                     }
                 }
-                if options.mode == .watch && options.useInotify {
+                func startWatcher() {
+                    guard options.mode == .watch && options.useInotify else { return }
                     do {
                         let watcher = try InboxWatcher(directory: spec.inbox, recursive: spec.match.recursive)
                         group.addTask {
@@ -218,6 +230,9 @@ public final class JobRunner: Sendable {
                         logger.warning("inotify unavailable (\(error)); falling back to rescanning every \(HumanDuration.format(options.rescanInterval))")
                     }
                 }
+                startWatcher()
+                // `watch`: an inbox that cannot be listed (removed, unmounted) is waited for, not fatal.
+                var inboxMissing = false
 
                 var inFlight = 0
                 var heldSlots = 0
@@ -305,6 +320,7 @@ public final class JobRunner: Sendable {
                             needScan = true
                         }
                         if !options.useInotify && options.mode == .watch { needScan = true }
+                        if inboxMissing, let last = lastFullScan, clock.now().timeIntervalSince(last) >= 1 { needScan = true }
                     case .shutdown:
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
@@ -325,7 +341,19 @@ public final class JobRunner: Sendable {
                     if needScan && !draining && stop == nil {
                         needScan = false
                         lastFullScan = clock.now()
-                        try await scanner.scan()
+                        do {
+                            try await scanner.scan()
+                            if inboxMissing {
+                                inboxMissing = false
+                                logger.info("the inbox \(spec.inbox) can be listed again; watching it")
+                                startWatcher()
+                            }
+                        } catch let error as ScanError where options.mode == .watch {
+                            if !inboxMissing {
+                                inboxMissing = true
+                                logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
+                            }
+                        }
                     }
                     if stop == nil {
                         try await claimMore()

@@ -1,3 +1,5 @@
+/// `schema.sql` as released at schema version 1 (commit e893a69), to prove old ledgers migrate forward.
+let ledgerSchemaVersion1SQL = #"""
 -- dify-batch ledger schema. This file is the single source of truth: the store creates new databases from it
 -- (an identical copy is compiled into the binary; a test fails if the two differ) and stamps
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
@@ -123,3 +125,4 @@ CREATE TABLE usage (
 CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);
 CREATE INDEX usage_by_time ON usage(recorded_at);
+"""#
