@@ -93,8 +93,8 @@ final class BusyOnSuccessLedger: Ledger {
     func result(documentID: Int64) async throws -> StoredResult? { try await pass(); return try await base.result(documentID: documentID) }
     func register(_ job: JobRegistration) async throws -> JobRecord { try await pass(); return try await base.register(job) }
     func setAppMode(jobID: Int64, mode: String) async throws { try await pass(); return try await base.setAppMode(jobID: jobID, mode: mode) }
-    func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] { try await pass(); return try await base.latestVersions(jobID: jobID) }
-    func knownFiles(jobID: Int64) async throws -> [String: KnownFile] { try await pass(); return try await base.knownFiles(jobID: jobID) }
+    func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] { try await pass(); return try await base.latestVersions(jobID: jobID) }
+    func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] { try await pass(); return try await base.knownFiles(jobID: jobID) }
     func insert(_ document: NewDocument) async throws -> DocumentRecord { try await pass(); return try await base.insert(document) }
     func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord? {
         try await pass(); return try await base.succeededDocument(jobID: jobID, sha256: sha256, excluding: excluding)
