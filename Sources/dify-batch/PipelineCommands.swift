@@ -205,7 +205,7 @@ struct WatchCommand: AsyncParsableCommand {
         }
         arguments.printSummaries(result.summaries)
         switch result.exitStatus {
-        case .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
+        case .usage, .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
         default: return
         }
     }

@@ -110,7 +110,10 @@ public final class JobScanner: Sendable {
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
     /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
     private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws -> DocumentRecord? {
-        guard existing.state == .pending || existing.state == .failed, !file.isSymlink, !file.hasInvalidName else { return nil }
+        // A document whose result is stored keeps the content it was run with; a new content becomes a new version
+        // once that one is settled.
+        guard existing.state == .pending || existing.state == .failed, !existing.resultStored, !file.isSymlink,
+              !file.hasInvalidName else { return nil }
         guard let pinned = try? PinnedFile(path: file.absolutePath), pinned.identity.matches(file.identity),
               let sha = try? pinned.sha256() else { return nil }
         var changes: [DocumentChange] = [.fileIdentity(pinned.identity)]
