@@ -9,7 +9,7 @@ import Testing
     @Test func v1Ledger_migratesToTheFreshSchema_andKeepsItsRows() throws {
         let dir = try TemporaryDirectory()
         let oldPath = dir.file("v1.sqlite")
-        let v1 = try String(contentsOfFile: repositoryRoot + "/Tests/Fixtures/schema-v1.sql", encoding: .utf8)
+        let v1 = try String(contentsOfFile: repositoryRoot + "/Tests/Fixtures/ledger-schema-v1.sql", encoding: .utf8)
         let queue = try DatabaseQueue(path: oldPath)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: v1)
