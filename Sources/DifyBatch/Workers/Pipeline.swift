@@ -137,13 +137,13 @@ public struct Pipeline: Sendable {
     }
 
     /// 5 for a held inbox, 2 for a job that could not start, 3 for a configuration stop, then 4 for
-    /// unavailable/quota, then 1 when documents ended dead or rejected (or wait for local work, see ``JobSummary``).
+    /// unavailable/quota, then 1 when documents ended dead, rejected or unresolved (or wait for local work, see ``JobSummary``).
     static func exitStatus(for summaries: [JobSummary]) -> ExitStatus {
         if summaries.contains(where: { $0.stop?.reason == .locked }) { return .locked }
         if summaries.contains(where: { $0.stop?.reason == .usage }) { return .usage }
         if summaries.contains(where: { $0.stop?.reason == .configuration }) { return .configuration }
         if summaries.contains(where: { $0.stop?.reason == .unavailable }) { return .unavailable }
-        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + $0.localFailures > 0 }) {
+        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + ($0.counts[.unresolved] ?? 0) + $0.localFailures > 0 }) {
             return .documentsFailed
         }
         return .success
