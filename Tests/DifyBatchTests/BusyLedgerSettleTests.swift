@@ -122,6 +122,12 @@ final class BusyOnSuccessLedger: Ledger {
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
         try await pass(); return try await base.countInRun(runID: runID, jobID: jobID, state: state)
     }
+    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
+        try await pass(); return try await base.heldDuplicates(jobID: jobID)
+    }
+    func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        try await pass(); return try await base.recordNotMatched(runID: runID, jobID: jobID, count: count)
+    }
     func finishRun(_ runID: Int64, exitCode: Int) async throws { try await pass(); return try await base.finishRun(runID, exitCode: exitCode) }
     func unfinishedRuns() async throws -> [RunRecord] { try await pass(); return try await base.unfinishedRuns() }
 }
