@@ -56,6 +56,9 @@ public struct DifySettings: Sendable, Equatable {
     public var query: String?
     /// Pin a published workflow version (`/workflows/{id}/run`).
     public var workflowID: String?
+    /// A PEM file of CA certificates trusted for an HTTPS `base_url` in addition to the system store (an internal
+    /// CA); absolute, resolved against the spec's folder. Default none (issue 16).
+    public var caFile: String? = nil
 
     public enum AppSelection: String, Sendable, Equatable, CaseIterable {
         case auto, workflow, completion, chat

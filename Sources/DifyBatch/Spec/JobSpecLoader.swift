@@ -64,7 +64,7 @@ public enum JobSpecLoader {
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
                                        "timeout", "recover_deadline", "after_success", "archive", "failed_folder"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
-                                        "response_mode", "user", "query", "workflow_id"]
+                                        "response_mode", "user", "query", "workflow_id", "ca_file"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
     static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay"]
 
@@ -139,9 +139,19 @@ public enum JobSpecLoader {
         }
         let user = try difyNode.string("user") ?? "dify-batch-\(name)"
         guard !user.isEmpty else { throw difyNode.error("user", "must not be empty") }
-        let dify = DifySettings(baseURL: baseURL, apiKey: apiKey, app: app, fileInput: try difyNode.string("file_input"),
+        var dify = DifySettings(baseURL: baseURL, apiKey: apiKey, app: app, fileInput: try difyNode.string("file_input"),
                                 inputs: inputs, responseMode: responseMode, user: user,
                                 query: try difyNode.string("query"), workflowID: try difyNode.string("workflow_id"))
+        if let caText = try difyNode.string("ca_file") {
+            let caFile = resolve(caText)
+            guard let data = FileManager.default.contents(atPath: caFile) else {
+                throw difyNode.error("ca_file", "cannot read \(caFile); name a readable PEM file of CA certificates")
+            }
+            guard String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+                throw difyNode.error("ca_file", "\(caFile) holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            }
+            dify.caFile = caFile
+        }
 
         // match
         var match = MatchRules(include: [], exclude: [], recursive: true, settle: .seconds(2), maxSize: nil)

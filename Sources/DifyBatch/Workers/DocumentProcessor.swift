@@ -297,7 +297,7 @@ public struct DocumentProcessor: Sendable {
     private func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
         if error.code == .transport && !error.requestSent {
             try await putBack(document, from: state, refund: true, after: backoffDelay(attempt: 1, retryAfter: error.retryAfter), error: error)
-            return .stopJob(JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)", isUnreachable: true))
+            return .stopJob(JobStop(.unavailable, job: spec.name, PreflightFailure.unreachableMessage(error, spec: spec), isUnreachable: true))
         }
         switch error.classification {
         case .backpressure:

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import DifyKit
 import Foundation
 import Logging
@@ -80,8 +81,16 @@ public struct Pipeline: Sendable {
                                               host: ProcessInfo.processInfo.hostName, jobIDs: jobs.map(\.id))
         let totalConcurrency = specs.reduce(0) { $0 + $1.concurrency }
         let limiter = options.maxInflight.map { InflightLimiter(limit: $0) }
-        let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts,
-                                                   maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4)
+        // One HTTP client per distinct CA trust (dify.ca_file, SSL_CERT_FILE); most setups have one.
+        var httpClients: [TLSTrust: HTTPClient] = [:]
+        for spec in specs {
+            let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
+            if httpClients[trust] == nil {
+                httpClients[trust] = DifyClient.makeHTTPClient(
+                    timeouts: timeouts, maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4,
+                    trust: trust)
+            }
+        }
         let summaries: [JobSummary]
         do {
             summaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
@@ -90,7 +99,7 @@ public struct Pipeline: Sendable {
                     timeouts.total = spec.timeout
                     let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index],
                                                                                     timeouts: timeouts),
-                                            httpClient: httpClient)
+                                            httpClient: httpClients[TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)]!)
                     var jobLogger = logger
                     jobLogger[metadataKey: "job"] = "\(spec.name)"
                     let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
@@ -103,7 +112,7 @@ public struct Pipeline: Sendable {
                 return results.sorted { $0.0 < $1.0 }.map(\.1)
             }
         }
-        try? await httpClient.shutdown()
+        for httpClient in httpClients.values { try? await httpClient.shutdown() }
         let status = Self.exitStatus(for: summaries)
         try await ledger.finishRun(runID, exitCode: Int(status.rawValue))
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
