@@ -65,8 +65,8 @@ struct PipelineArguments: ParsableArguments {
         var logger = makeLogger()
         logger.logLevel = .info
         for summary in summaries {
-            var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": "\(summary.remaining)"]
-            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
+            var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": .stringConvertible(summary.remaining)]
+            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = .stringConvertible(summary.counts[state] ?? 0) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             logger.info("summary", metadata: metadata)
         }

@@ -84,7 +84,7 @@ public struct DocumentProcessor: Sendable {
         var logger = context.logger
         logger[metadataKey: "job"] = "\(spec.name)"
         logger[metadataKey: "path"] = "\(document.path)"
-        logger[metadataKey: "document"] = "\(document.id)"
+        logger[metadataKey: "document"] = .stringConvertible(document.id)
         return logger
     }
 
@@ -288,7 +288,9 @@ public struct DocumentProcessor: Sendable {
         } catch {
             logger(document).warning("the result was written but the source could not be disposed of (\(spec.afterSuccess.rawValue)): \(error)")
         }
-        logger(document).info("succeeded", metadata: ["output": "\(outputPath)", "tokens": "\(usage.totalTokens ?? 0)"])
+        var metadata: Logger.Metadata = ["output": "\(outputPath)"]
+        if let tokens = usage.totalTokens { metadata["tokens"] = .stringConvertible(tokens) }
+        logger(document).info("succeeded", metadata: metadata)
         return .settled(.succeeded)
     }
 

@@ -95,7 +95,7 @@ public final class JobScanner: Sendable {
         if sha != existing.sha256 {
             changes += [.sha256(sha), .uploadFileID(nil)]
             logger.info("\(file.relativePath) changed while queued; the new content will be sent",
-                        metadata: ["path": "\(file.relativePath)", "document": "\(existing.id)"])
+                        metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(existing.id)])
         }
         return try? await ledger.update(existing.id, in: existing.state, changes)
     }
@@ -136,7 +136,7 @@ public final class JobScanner: Sendable {
         if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
         onSettled(withOutput)
         if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
-        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
         return withOutput
     }
 
@@ -153,7 +153,7 @@ public final class JobScanner: Sendable {
         onSettled(skipped)
         _ = try? disposer.disposeAfterSuccess(relativePath: document.path)
         logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result",
-                    metadata: ["path": "\(document.path)", "document": "\(document.id)"])
+                    metadata: ["path": "\(document.path)", "document": .stringConvertible(document.id)])
         return skipped
     }
 }

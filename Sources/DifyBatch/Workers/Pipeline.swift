@@ -97,11 +97,13 @@ public struct Pipeline: Sendable {
                 for (index, spec) in specs.enumerated() {
                     var timeouts = self.timeouts
                     timeouts.total = spec.timeout
-                    let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index],
-                                                                                    timeouts: timeouts),
-                                            httpClient: httpClients[TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)]!)
                     var jobLogger = logger
                     jobLogger[metadataKey: "job"] = "\(spec.name)"
+                    var configuration = DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index], timeouts: timeouts)
+                    // DifyKit's request lines (trace) and failures (debug) go to the job's log.
+                    configuration.logger = jobLogger
+                    let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
+                    let client = DifyClient(configuration: configuration, httpClient: httpClients[trust]!)
                     let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
                                            logger: jobLogger, limiter: limiter, runID: runID, observer: observer)
                     let job = jobs[index]
