@@ -1,0 +1,55 @@
+import DifyBatch
+import DifySimulator
+import Foundation
+import Testing
+
+/// What an operator sees of a daemon's life: status after a crash, signals during waits (issue 16).
+@Suite(.serialized) struct OperatorEndToEndTests {
+    static func lastRun(_ text: String) throws -> [String: Any] {
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let job = try #require((root["jobs"] as? [[String: Any]])?.first)
+        return try #require(job["last_run"] as? [String: Any])
+    }
+
+    @Test func status_showsALiveWatchAsRunning_andAKilledOneAsGone() async throws {
+        try await withDifySimulator { _, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            let daemon = try Child(["watch", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                                   stderrPath: workspace.scratch.file("watch.log"))
+            try workspace.drop("a.txt", documentText(1))
+            #expect(try await waitUntil { workspace.outputs().count == 1 }, "\(daemon.stderr)")
+
+            let alive = try await CLI.run(["status", "--json", "--db", workspace.dbPath])
+            #expect(try Self.lastRun(alive.stdout)["state"] as? String == "running", "\(alive.stdout)")
+
+            daemon.signal(SIGKILL)
+            _ = try await daemon.exitStatus()
+            let gone = try await CLI.run(["status", "--json", "--db", workspace.dbPath])
+            let run = try Self.lastRun(gone.stdout)
+            #expect(run["state"] as? String == "gone", "\(gone.stdout)")
+            #expect(run["ended_at"] is NSNull && run["exit_code"] is NSNull)
+            let table = try await CLI.run(["status", "--db", workspace.dbPath])
+            #expect(table.stdout.contains("ended (process gone)") && !table.stdout.contains("in progress"), "\(table.stdout)")
+
+            // A run that ended says so.
+            let finished = try await CLI.run(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
+            #expect(finished.status == 0, "\(finished.stderr)")
+            let ended = try await CLI.run(["status", "--json", "--db", workspace.dbPath])
+            #expect(try Self.lastRun(ended.stdout)["state"] as? String == "ended")
+        }
+    }
+
+    @Test func watch_whenDifyIsDown_SIGTERMEndsTheRetryWaitAtOnce() async throws {
+        // Dify down and a 10-minute backoff: the daemon must not sleep through SIGTERM.
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1", retry: "{max_attempts: 3, base_delay: 10m, max_delay: 10m}")
+        let daemon = try Child(["watch", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                               stderrPath: workspace.scratch.file("watch.log"))
+        #expect(try await waitUntil { daemon.stderr.contains("retrying in") }, "\(daemon.stderr)")
+        // The first failure is logged at once, in one sentence naming the URL and the fix.
+        #expect(daemon.stderr.contains("cannot connect to http://127.0.0.1:1/v1: connection refused"), "\(daemon.stderr)")
+        daemon.signal(SIGTERM)
+        // Far below the 10-minute wait; the bound only proves the wait was cut short.
+        let status = try await daemon.exitStatus(timeout: .seconds(60))
+        #expect(status == 0, "\(daemon.stderr)")
+    }
+}
