@@ -114,7 +114,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["DifyBatch", "DifyKit", "DifySimulator"],
+            dependencies: ["DifyBatch", "DifyKit", "DifySimulator", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -15,6 +15,8 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
     @Option(name: .long, help: .hidden) var progressInterval: String?
+    /// How long opening the ledger waits for another program's write lock (tests shorten it).
+    @Option(name: .long, help: .hidden) var busyTimeout: String?
 
     func validate() throws {
         if let maxInflight, maxInflight < 1 { throw ValidationError("--max-inflight must be at least 1") }
@@ -83,7 +85,8 @@ struct PipelineArguments: ParsableArguments {
         configure(&options)
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
-                                                 observers: [progress] + observers, services: services)
+                                                 observers: [progress] + observers, services: services,
+                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds ?? 10)
     }
 }
 
@@ -96,9 +99,14 @@ struct PipelineArguments: ParsableArguments {
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
                        observers: [any PipelineObserver] = [], services: [any Service] = [],
-                       environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
+                       environment: [String: String] = ProcessInfo.processInfo.environment,
+                       busyTimeout: TimeInterval = 10) async throws -> PipelineResult {
         let store: SQLiteLedger
-        do { store = try SQLiteLedger(path: dbPath) } catch {
+        do { store = try SQLiteLedger(path: dbPath, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
+            // Temporary: the other program will let go.
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
+        } catch {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }

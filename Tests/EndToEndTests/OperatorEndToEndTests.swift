@@ -1,6 +1,7 @@
 import DifyBatch
 import DifySimulator
 import Foundation
+import GRDB
 import Testing
 
 /// What an operator sees of a daemon's life: status after a crash, signals during waits (issue 16).
@@ -51,5 +52,30 @@ import Testing
         // Far below the 10-minute wait; the bound only proves the wait was cut short.
         let status = try await daemon.exitStatus(timeout: .seconds(60))
         #expect(status == 0, "\(daemon.stderr)")
+    }
+
+    @Test func run_whenAnotherProgramHoldsTheLedgerWriteLock_waitsTheBusyTimeoutThenExits4NamingIt() async throws {
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        _ = try SQLiteLedger(path: workspace.dbPath)
+        // Another program (think: an sqlite3 shell) holds a write transaction, on a thread of its own.
+        let other = try DatabaseQueue(path: workspace.dbPath)
+        let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread {
+            try? other.inDatabase { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                locked.signal()
+                release.wait()
+                try db.execute(sql: "ROLLBACK")
+            }
+            done.signal()
+        }.start()
+        locked.wait()
+        let result = try await CLI.run(["run", "--db", workspace.dbPath, "--busy-timeout", "300ms", workspace.specPath],
+                                       environment: workspace.environment)
+        release.signal()
+        done.wait()
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("stayed locked by another program"), "\(result.stderr)")
+        #expect(!result.stderr.contains("SQLITE_BUSY") && !result.stderr.contains("database is locked"))
     }
 }
