@@ -77,6 +77,12 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// Dify's result is stored in the ledger; only local work (outbox, disposal) is left. Such a document is
+    /// never sent to Dify again, also after `dify-batch retry`.
+    public var resultStored: Bool = false
+    /// Local failures (outbox, ledger, disposal) since the result was stored; they pace the local retries and are
+    /// not counted in `attempts`.
+    public var localFailures: Int = 0
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -139,6 +145,9 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// Issue 11: whether only local work is left (set by `storeResult`).
+    case resultStored(Bool)
+    case localFailures(Int)
 }
 
 /// The phase an attempt belongs to.

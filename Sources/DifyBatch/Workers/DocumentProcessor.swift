@@ -65,15 +65,14 @@ public final class SharedRandom: @unchecked Sendable {
 /// Never runs a document twice blindly: a run whose outcome is unknown is recovered first.
 public struct DocumentProcessor: Sendable {
     let context: JobContext
-    let outbox: OutboxWriter
-    let disposer: SourceDisposer
+    let settler: DocumentSettler
     let backoff: Backoff
 
     public init(context: JobContext) {
         self.context = context
-        outbox = OutboxWriter(outbox: context.spec.outbox)
-        disposer = SourceDisposer(inbox: context.spec.inbox, afterSuccess: context.spec.afterSuccess,
-                                  archive: context.spec.archive, failedFolder: context.spec.failedFolder)
+        settler = DocumentSettler(spec: context.spec, jobID: context.job.id, appMode: context.preflight.mode.rawValue,
+                                  ledger: context.ledger, clock: context.clock, runID: context.runID, logger: context.logger,
+                                  onSettled: context.onSettled)
         backoff = Backoff(policy: context.spec.retry)
     }
 
@@ -94,9 +93,11 @@ public struct DocumentProcessor: Sendable {
 
     // MARK: - Entry points
 
-    /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file).
+    /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file, or
+    /// `recovering` when its result is stored and only local work is left: that never calls Dify).
     public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
         do {
+            if claimed.resultStored { return try await settler.resume(claimed) }
             return try await processThrowing(claimed)
         } catch is CancellationError {
             return .interrupted
@@ -115,6 +116,8 @@ public struct DocumentProcessor: Sendable {
             if current.state == .running {
                 current = try await ledger.transition(current.id, from: .running, to: .recovering, [])
             }
+            // A result stored before the process stopped: only the local work is redone, Dify is not asked.
+            if current.resultStored { return try await settler.resume(current) }
             return try await recoverThrowing(current)
         } catch is CancellationError {
             return .interrupted
@@ -268,30 +271,12 @@ public struct DocumentProcessor: Sendable {
         }
         var outputs = result.outputs
         if let answer = result.answer, outputs["answer"] == nil { outputs["answer"] = .string(answer) }
-        let status = result.status == .partialSucceeded ? "partial-succeeded" : "succeeded"
-        try await ledger.storeResult(documentID: document.id, status: status, outputsJSON: JSONValue.object(outputs).jsonString())
-        let record = SuccessRecord(
-            status: status, job: spec.name,
-            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            appMode: context.preflight.mode.rawValue, outputs: outputs,
-            usage: try await ledger.usage(documentID: document.id),
-            uploadFileID: document.uploadFileID, workflowRunID: result.workflowRunID ?? document.workflowRunID,
-            messageID: result.messageID ?? document.messageID, taskID: result.taskID ?? document.taskID,
-            attempts: document.attempts,
-            elapsedMilliseconds: Int64(context.clock.now().timeIntervalSince(document.createdAt) * 1000),
-            finishedAt: context.clock.now(), duplicateOf: nil)
-        let outputPath = try outbox.writeSuccess(record)
-        let done = try await ledger.transition(document.id, from: from, to: .succeeded, [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil)])
-        try await countAndReport(done)
-        do {
-            try disposer.disposeAfterSuccess(relativePath: document.path)
-        } catch {
-            logger(document).warning("the result was written but the source could not be disposed of (\(spec.afterSuccess.rawValue)): \(error)")
-        }
-        var metadata: Logger.Metadata = ["output": "\(outputPath)"]
-        if let tokens = usage.totalTokens { metadata["tokens"] = .stringConvertible(tokens) }
-        logger(document).info("succeeded", metadata: metadata)
-        return .settled(.succeeded)
+        var finished = document
+        finished.workflowRunID = result.workflowRunID ?? document.workflowRunID
+        finished.messageID = result.messageID ?? document.messageID
+        finished.taskID = result.taskID ?? document.taskID
+        return try await settler.succeeded(finished, from: from, status: result.status == .partialSucceeded ? "partial-succeeded" : "succeeded",
+                                           outputs: outputs)
     }
 
     // MARK: - Failures
@@ -377,34 +362,18 @@ public struct DocumentProcessor: Sendable {
     }
 
     private func dead(_ document: DocumentRecord, from state: DocumentState, error: RecordedError, difyCode: String? = nil) async throws -> DocumentOutcome {
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "dead", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus,
-            difyCode: difyCode ?? (error.httpStatus == nil ? nil : error.code), attempts: document.attempts, finishedAt: context.clock.now()))
-        let moved = try await ledger.transition(document.id, from: state, to: .dead, [.lastError(error), .outputPath(path), .nextAttemptAt(nil)])
-        try await countAndReport(moved)
-        _ = try? disposer.disposeAfterFailure(relativePath: document.path)
+        try await settler.endWithError(document, from: state, to: .dead, error: error,
+                                       difyCode: difyCode ?? (error.httpStatus == nil ? nil : error.code))
         logger(document).error("dead after \(document.attempts) attempt(s): \(error.code ?? "-"): \(error.message)")
         return .settled(.dead)
     }
 
     private func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
-        let error = RecordedError(errorClass: "rejected", code: code, message: message)
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "rejected", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            errorCode: code, errorMessage: message, httpStatus: nil, difyCode: nil, attempts: document.attempts,
-            finishedAt: context.clock.now()))
-        let moved = try await ledger.transition(document.id, from: state, to: .rejected, [.lastError(error), .outputPath(path)])
-        try await countAndReport(moved)
+        try await settler.endWithError(document, from: state, to: .rejected,
+                                       error: RecordedError(errorClass: "rejected", code: code, message: message), difyCode: nil,
+                                       disposeSource: false)
         logger(document).error("\(code): \(message)")
         return .settled(.rejected)
-    }
-
-    private func countAndReport(_ document: DocumentRecord) async throws {
-        if let runID = context.runID {
-            try await ledger.countInRun(runID: runID, jobID: context.job.id, state: document.state)
-        }
-        context.onSettled(document)
     }
 
     // MARK: - Recovery

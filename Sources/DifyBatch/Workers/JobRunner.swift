@@ -15,6 +15,9 @@ public struct JobSummary: Sendable {
     public var touched: [DocumentRecord] = []
     /// Documents still waiting (pending or failed) when the job ended.
     public var remaining = 0
+    /// Of the documents touched, those left `failed` by a local error after their result was stored (outbox,
+    /// disposal, ledger): exit 1. They are retried from the stored result, never sent to Dify again.
+    public var localFailures = 0
 
     public init(job: String) { self.job = job }
 }
@@ -57,12 +60,26 @@ public final class JobRunner: Sendable {
 
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
-        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int])>(([:], [:]))
+        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
                 value.touched[document.id] = document
                 if document.state.isTerminal { value.counts[document.state, default: 0] += 1 }
+                if Self.isLocalFailure(document) { value.localFailures[document.id, default: 0] += 1 }
+            }
+        }
+
+        static func isLocalFailure(_ document: DocumentRecord) -> Bool {
+            document.state == .failed && document.lastError?.errorClass == LocalFailure.errorClass
+        }
+
+        /// Documents now `failed` by local work that failed at least `limit` times in this invocation.
+        func givenUp(limit: Int) -> Int {
+            state.withLock { value in
+                value.localFailures.filter { id, count in
+                    count >= limit && value.touched[id].map(Self.isLocalFailure) == true
+                }.count
             }
         }
     }
@@ -92,6 +109,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
+        summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -164,7 +182,7 @@ public final class JobRunner: Sendable {
             case .uploading, .uploaded:
                 // Nothing was sent for a run: the upload is simply made again (or reused).
                 let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
-                                                        [.attempts(max(0, document.attempts - 1))])
+                                                        document.resultStored ? [] : [.attempts(max(0, document.attempts - 1))])
                 logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process",
                             metadata: ["path": "\(moved.path)", "document": .stringConvertible(moved.id)])
             case .running, .recovering:
@@ -322,7 +340,10 @@ public final class JobRunner: Sendable {
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
-                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles && waiting == 0
+                        // Documents whose local work kept failing (outbox, disposal) do not hold `run` open
+                        // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
+                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
+                            && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
                     } else {
                         finished = false
                     }

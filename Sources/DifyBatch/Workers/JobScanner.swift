@@ -17,8 +17,7 @@ public final class JobScanner: Sendable {
     let runID: Int64?
     let onSettled: @Sendable (DocumentRecord) -> Void
     let scanner: InboxScanner
-    let outbox: OutboxWriter
-    let disposer: SourceDisposer
+    let settler: DocumentSettler
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<String>>([])
     /// The newest version of every path this job knows, loaded from the ledger on the first scan and kept up to
@@ -38,8 +37,8 @@ public final class JobScanner: Sendable {
         self.onSettled = onSettled
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
-        outbox = OutboxWriter(outbox: spec.outbox)
-        disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive, failedFolder: spec.failedFolder)
+        settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
+                                  runID: runID, logger: logger, onSettled: onSettled)
         tracker = Mutex(SettleTracker(settle: spec.match.settle))
     }
 
@@ -127,33 +126,16 @@ public final class JobScanner: Sendable {
 
     @discardableResult
     private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError) async throws -> DocumentRecord {
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "rejected", job: spec.name, source: SourceInfo(path: file.relativePath, sha256: sha256, bytes: file.size),
-            errorCode: error.code, errorMessage: error.message, httpStatus: nil, difyCode: nil, attempts: 0, finishedAt: clock.now()))
         let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: file.size,
                                                            mtimeNanoseconds: file.mtimeNanoseconds, state: .rejected, error: error))
-        let withOutput = try await ledger.update(document.id, in: .rejected, [.outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
-        onSettled(withOutput)
-        if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
+        let settled = try await settler.endWithError(document, from: .rejected, to: .rejected, error: error, difyCode: nil,
+                                                     disposeSource: !file.isSymlink)
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
-        return withOutput
+        return settled
     }
 
     private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {
-        let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
-        let path = try outbox.writeSuccess(SuccessRecord(
-            status: result.status, job: spec.name,
-            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            appMode: preflight.mode.rawValue, outputs: outputs, usage: nil,
-            uploadFileID: original.uploadFileID, workflowRunID: original.workflowRunID, messageID: original.messageID,
-            taskID: original.taskID, attempts: 0, elapsedMilliseconds: 0, finishedAt: clock.now(), duplicateOf: original.path))
-        let skipped = try await ledger.transition(document.id, from: .pending, to: .skipped, [.duplicateOf(original.id), .outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
-        onSettled(skipped)
-        _ = try? disposer.disposeAfterSuccess(relativePath: document.path)
-        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result",
-                    metadata: ["path": "\(document.path)", "document": .stringConvertible(document.id)])
-        return skipped
+        _ = try await settler.skipped(document, duplicateOf: original, result: result)
+        return try await ledger.document(id: document.id) ?? document
     }
 }
