@@ -29,14 +29,18 @@ struct PipelineArguments: ParsableArguments {
         }
     }
 
-    /// Loads the specs or exits 2 with the spec error.
-    func loadSpecs() throws -> [JobSpec] {
-        do {
-            return try JobSpecLoader.load(paths: specs)
-        } catch let error as SpecError {
-            Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.usage.rawValue)
+    /// Loads the specs that load and reports every one that does not (all of its errors, in file order); exits 2
+    /// when none loads. The bad ones are returned so the run can end with exit 2 (issue 16).
+    func loadSpecs() throws -> (specs: [JobSpec], failures: [SpecError]) {
+        let report = JobSpecLoader.loadReport(paths: specs)
+        for failure in report.failures {
+            Console.error("dify-batch: " + failure.description.replacingOccurrences(of: "\n", with: "\ndify-batch: "))
         }
+        if report.specs.isEmpty { throw ExitCode(ExitStatus.usage.rawValue) }
+        if !report.failures.isEmpty {
+            Console.error("dify-batch: \(report.failures.count) spec file(s) did not load and are skipped; the other \(report.specs.count) job(s) run")
+        }
+        return (report.specs, report.failures)
     }
 
     /// The logger for `--log-level` and `--log-format`, writing to stderr.
@@ -79,8 +83,9 @@ struct PipelineArguments: ParsableArguments {
     /// Loads everything and runs the pipeline through ``PipelineLauncher``.
     func execute(mode: PipelineOptions.Mode, observers: [any PipelineObserver] = [], services: [any Service] = [],
                  configure: (inout PipelineOptions) -> Void) async throws -> PipelineResult {
-        let specs = try loadSpecs()
+        let (specs, failures) = try loadSpecs()
         var options = PipelineOptions(mode: mode)
+        options.badSpecs = failures
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
@@ -203,7 +208,7 @@ struct WatchCommand: AsyncParsableCommand {
         if let metrics, let address = MetricsAddress(metrics) {
             let registry = MetricsRegistry()
             observers.append(registry)
-            let jobs = Set(try arguments.loadSpecs().map(\.name))
+            let jobs = Set(JobSpecLoader.loadReport(paths: arguments.specs).specs.map(\.name))
             services.append(MetricsServer.make(registry: registry, address: address, ledger: LedgerCounts(path: arguments.ledger.path, jobs: jobs),
                                                logger: arguments.makeLogger()))
         }

@@ -78,4 +78,23 @@ import Testing
         #expect(result.stderr.contains("stayed locked by another program"), "\(result.stderr)")
         #expect(!result.stderr.contains("SQLITE_BUSY") && !result.stderr.contains("database is locked"))
     }
+
+    @Test func run_aJobsFolderWithABadSpec_runsTheGoodJob_reportsEveryErrorOfTheBadOne_exits2() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", documentText(1))
+            try "inbox: ../in\noutbox: ../out2\nconcurency: 2\ndify:\n  base_url: \(baseURL)\n  resonse_mode: blocking\n"
+                .write(toFile: workspace.scratch.file("jobs/bad.yaml"), atomically: true, encoding: .utf8)
+            let folder = workspace.scratch.file("jobs")
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, folder], environment: workspace.environment)
+            #expect(result.status == 2, "\(result.stderr)")
+            #expect(workspace.outputs().count == 1, "the good job ran")
+            #expect(simulator.stats.runsBySHA256.values.reduce(0, +) == 1)
+            let lines = result.stderr.split(separator: "\n").map(String.init)
+            let first = try #require(lines.firstIndex { $0.contains("bad.yaml:3: concurency: unknown key (did you mean concurrency?)") }, "\(result.stderr)")
+            let second = try #require(lines.firstIndex { $0.contains("bad.yaml:6: dify.resonse_mode: unknown key") }, "\(result.stderr)")
+            #expect(first < second, "in file order")
+            #expect(result.stderr.contains("1 spec file(s) did not load and are skipped"))
+        }
+    }
 }

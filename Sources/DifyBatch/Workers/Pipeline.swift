@@ -110,9 +110,9 @@ public struct Pipeline: Sendable {
                     trust: trust)
             }
         }
-        let summaries: [JobSummary]
+        let jobSummaries: [JobSummary]
         do {
-            summaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
+            jobSummaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
                 for (index, spec) in specs.enumerated() {
                     guard let job = jobs[index] else {
                         var summary = JobSummary(job: spec.name)
@@ -139,9 +139,20 @@ public struct Pipeline: Sendable {
             }
         }
         for httpClient in httpClients.values { try? await httpClient.shutdown() }
+        let summaries = jobSummaries + Self.badSpecSummaries(options.badSpecs)
         let status = Self.exitStatus(for: summaries)
         try await ledger.finishRun(runID, exitCode: Int(status.rawValue))
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
+    }
+
+    /// A job that could not start for each spec file that did not load (named after the file).
+    static func badSpecSummaries(_ failures: [SpecError]) -> [JobSummary] {
+        failures.map { failure in
+            let name = ((failure.file as NSString).lastPathComponent as NSString).deletingPathExtension
+            var summary = JobSummary(job: name)
+            summary.stop = JobStop(.usage, job: name, "the spec \(failure.file) did not load; fix it (see the errors above)")
+            return summary
+        }
     }
 
     /// 5 for a held inbox, 2 for a job that could not start, 3 for a configuration stop, then 4 for
