@@ -33,7 +33,7 @@ CREATE TABLE documents (
     mtime_ns            INTEGER NOT NULL,       -- nanoseconds since the epoch, as seen when the file settled
     state               TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN (
                             'pending', 'uploading', 'uploaded', 'running', 'recovering',
-                            'succeeded', 'failed', 'dead', 'rejected', 'skipped')),
+                            'succeeded', 'failed', 'dead', 'rejected', 'skipped', 'unresolved', 'paused')),
     attempts            INTEGER NOT NULL DEFAULT 0,   -- attempts used against max_attempts (backpressure excluded)
     next_attempt_at     INTEGER,                -- when a 'failed' document may be claimed again
     upload_file_id      TEXT,
@@ -51,10 +51,18 @@ CREATE TABLE documents (
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
     finished_at         INTEGER,
+    run_posts           INTEGER NOT NULL DEFAULT 0,   -- issue 10: run POSTs that may have started a run (capped by max_attempts, never refunded)
+    outcome_unknown     INTEGER NOT NULL DEFAULT 0,   -- issue 10: 1 when the last run's outcome could not be established (the next send is a duplicate_run)
+    dify_clock_offset_ms INTEGER,                     -- issue 10: Dify's clock minus ours, from the upload's created_at (logs search window)
+    paused_at           INTEGER,                      -- issue 10: when the run was first seen paused (awaiting human input)
+    device              INTEGER,                -- issue 11: st_dev of the file version as pinned (NULL before schema 3)
+    inode               INTEGER,                -- issue 11: st_ino of the file version as pinned (NULL before schema 3)
+    text_sha256         TEXT,                   -- issue 12: sha256 of the text sent in dify.text_input (UTF-8), NULL for file inputs
+    text_length         INTEGER,                -- issue 12: that text's length in characters
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again
     local_failures      INTEGER NOT NULL DEFAULT 0    -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
 );
-CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
@@ -87,6 +95,7 @@ CREATE TABLE run_jobs (
     dead        INTEGER NOT NULL DEFAULT 0,
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
+    not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files present but not matched by match.include/exclude at the last scan
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -120,7 +129,8 @@ CREATE TABLE usage (
     total_price_nanos  INTEGER,                 -- total_price × 10^9, for exact sums
     currency           TEXT,
     latency_ms         INTEGER,
-    recorded_at        INTEGER NOT NULL
+    recorded_at        INTEGER NOT NULL,
+    usage_source       TEXT                     -- issue 12: message | stream | blocking | run_detail (blocking and run_detail: tokens only, split and price unknown)
 );
 CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);

@@ -34,16 +34,19 @@ public final class DifySimulator: Service, Sendable {
     let recorder = StatsRecorder()
     let background = BackgroundWork()
     let shutdown = ShutdownFlag()
+    let lookupFaults = LookupFaultCounter()
     let logger: Logger
     /// Directory holding uploads, and whether the simulator created (and so removes) it.
     let storageDirectory: String
     private let ownsStorage: Bool
-    let startedAt = Date()
+    /// When the simulator was created, in its own clock (the published workflow `version` in logs).
+    let startedAt: Date
 
     public init(configuration: SimulatorConfiguration, logger: Logger = Logger(label: "dify-simulator")) {
         self.configuration = configuration
         self.logger = logger
         state = SimulatorState(seed: configuration.faults.seed)
+        startedAt = Date().addingTimeInterval(configuration.faults.clockOffset.seconds)
         if let dir = configuration.storageDirectory {
             storageDirectory = dir
             ownsStorage = false
@@ -67,12 +70,14 @@ public final class DifySimulator: Service, Sendable {
         }
         let host = configuration.host
         let state = self.state
-        var server = HTTPServerBuilder.http1()
+        let clockOffset = configuration.faults.clockOffset
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ResponseHeadRewriter(clockOffset: clockOffset)]))
+        var server = http1
         let scheme = configuration.tls == nil ? "http" : "https"
         if let tls = configuration.tls {
             let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)
-            server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            server = try .tls(http1, tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
         }
         let app = Application(
             responder: SimulatorResponder(simulator: self),

@@ -23,6 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
         let loaded: [JobSpec]
         do {
             loaded = try JobSpecLoader.load(paths: specs)
+            try FolderOverlap.check(loaded)
         } catch let error as SpecError {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
@@ -45,11 +46,11 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     /// The ledger's latest version of each inbox path per job name, when a ledger exists (never creates one).
-    private func knownVersions() async -> [String: [String: DocumentRecord]]? {
+    private func knownVersions() async -> [String: [PathKey: DocumentRecord]]? {
         let path = ledger.path
         guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path),
               let jobs = try? await store.jobs() else { return nil }
-        var result: [String: [String: DocumentRecord]] = [:]
+        var result: [String: [PathKey: DocumentRecord]] = [:]
         for job in jobs {
             result[job.name] = (try? await store.latestVersions(jobID: job.id)) ?? [:]
         }

@@ -34,12 +34,16 @@ public protocol Ledger: LedgerReader {
     /// Records the app mode learned from Dify.
     func setAppMode(jobID: Int64, mode: String) async throws
 
-    /// The newest version of every path of a job, keyed by path (the scanner's view).
-    func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord]
-    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan).
-    func knownFiles(jobID: Int64) async throws -> [String: KnownFile]
+    /// The newest version of every path of a job, keyed by the path's bytes (the scanner's view).
+    func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord]
+    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan),
+    /// keyed by the path's bytes (names differing only in Unicode normalization are different paths).
+    func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
+    /// `pending` documents of a job that wait for a document with the same content which has now succeeded
+    /// (issue 10 rule 6), each with that document. They are to be marked `skipped`.
+    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)]
     /// A succeeded document of this job with this content, other than `excluding`.
     func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord?
 
@@ -57,8 +61,9 @@ public protocol Ledger: LedgerReader {
     func inFlight(jobID: Int64) async throws -> [DocumentRecord]
     /// How many of the job's documents wait (`pending` or `failed`). Cheap: one indexed count.
     func waitingCount(jobID: Int64) async throws -> Int
-    /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved. A
-    /// document with a stored result keeps it (and its run ids): it is settled from it, never sent again.
+    /// Puts documents back in the queue (`pending`, attempts and the run-send budget reset, history kept; an
+    /// `unresolved` document keeps `outcome_unknown`, so its next send counts in `duplicate_runs`). Returns how
+    /// many moved. A document with a stored result keeps it (and its run ids): it is settled from it, never sent again.
     func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int
 
     /// Starts an attempt row; returns its id.
@@ -76,6 +81,8 @@ public protocol Ledger: LedgerReader {
     func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64
     /// Counts a document that reached `state` in this run.
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
+    /// Sets how many inbox files `match.include`/`exclude` left out at this run's last scan of the job.
+    func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws
     /// Records the end of a run.
     func finishRun(_ runID: Int64, exitCode: Int) async throws
     /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused

@@ -77,12 +77,34 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// Run POSTs that may have started a run, across processes; capped by `retry.max_attempts`, never refunded (issue 10).
+    public var runPosts: Int = 0
+    /// The last run's outcome could not be established: the next send is counted in `duplicate_runs`.
+    public var outcomeUnknown: Bool = false
+    /// Dify's clock minus ours in milliseconds, learned from the upload's `created_at` (used to search the logs).
+    public var difyClockOffsetMilliseconds: Int64? = nil
+    /// When the run was first seen `paused` (awaiting human input).
+    public var pausedAt: Date? = nil
+    /// `st_dev` / `st_ino` of the file version as pinned (issue 11); nil for rows recorded before schema 3.
+    public var device: UInt64? = nil
+    public var inode: UInt64? = nil
+
+    /// `(device, inode, size, mtime)` as recorded: what the file at ``path`` must still be before it is uploaded
+    /// or disposed of.
+    public var identity: FileIdentity {
+        FileIdentity(device: device, inode: inode, size: size, mtimeNanoseconds: mtimeNanoseconds)
+    }
+
     /// Dify's result is stored in the ledger; only local work (outbox, disposal) is left. Such a document is
     /// never sent to Dify again, also after `dify-batch retry`.
     public var resultStored: Bool = false
     /// Local failures (outbox, ledger, disposal) since the result was stored; they pace the local retries and are
     /// not counted in `attempts`.
     public var localFailures: Int = 0
+    /// sha256 of the text sent in `dify.text_input` (nil for file inputs; issue 12).
+    public var textSHA256: String? = nil
+    /// That text's length in characters.
+    public var textLength: Int? = nil
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -91,16 +113,27 @@ public struct KnownFile: Sendable, Equatable {
     public var size: Int64
     public var mtimeNanoseconds: Int64
     public var state: DocumentState
+    /// nil for rows recorded before schema 3.
+    public var device: UInt64?
+    public var inode: UInt64?
 
-    public init(id: Int64, size: Int64, mtimeNanoseconds: Int64, state: DocumentState) {
+    public init(id: Int64, size: Int64, mtimeNanoseconds: Int64, state: DocumentState, device: UInt64? = nil, inode: UInt64? = nil) {
         self.id = id
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.state = state
+        self.device = device
+        self.inode = inode
     }
 
     public init(_ document: DocumentRecord) {
-        self.init(id: document.id, size: document.size, mtimeNanoseconds: document.mtimeNanoseconds, state: document.state)
+        self.init(id: document.id, size: document.size, mtimeNanoseconds: document.mtimeNanoseconds, state: document.state,
+                  device: document.device, inode: document.inode)
+    }
+
+    /// The recorded identity (device/inode nil for old rows).
+    public var identity: FileIdentity {
+        FileIdentity(device: device, inode: inode, size: size, mtimeNanoseconds: mtimeNanoseconds)
     }
 }
 
@@ -114,9 +147,21 @@ public struct NewDocument: Sendable, Equatable {
     /// `pending` for work, `rejected` for bad input found before sending (then `error` says why).
     public var state: DocumentState
     public var error: RecordedError?
+    /// One run per content per batch (issue 10 rule 6): a `pending` document whose content another document of the
+    /// job is already processing (or, with `.processingOrSucceeded`, already succeeded with) is inserted waiting
+    /// for it (`duplicate_of` set in the same transaction as the lookup); it is never claimed while that document
+    /// is on its way, becomes `skipped` when it succeeds, and is claimed normally when it fails.
+    public var sameContent: SameContent = .ignore
+
+    public enum SameContent: Sendable, Equatable {
+        case ignore, waitForProcessing, waitForProcessingOrSucceeded
+    }
+    /// `st_dev` / `st_ino` of the pinned file (nil when it was never opened, e.g. a rejected symlink).
+    public var device: UInt64?
+    public var inode: UInt64?
 
     public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
-                state: DocumentState = .pending, error: RecordedError? = nil) {
+                state: DocumentState = .pending, error: RecordedError? = nil, device: UInt64? = nil, inode: UInt64? = nil) {
         self.jobID = jobID
         self.path = path
         self.sha256 = sha256
@@ -124,6 +169,8 @@ public struct NewDocument: Sendable, Equatable {
         self.mtimeNanoseconds = mtimeNanoseconds
         self.state = state
         self.error = error
+        self.device = device
+        self.inode = inode
     }
 }
 
@@ -145,9 +192,20 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// One more run POST that may start a run (issue 10's send budget).
+    case incrementRunPosts
+    case runPosts(Int)
+    case duplicateRuns(Int)
+    case outcomeUnknown(Bool)
+    case difyClockOffsetMilliseconds(Int64?)
+    case pausedAt(Date?)
+    /// Size, mtime, device and inode at once (issue 11).
+    case fileIdentity(FileIdentity)
     /// Issue 11: whether only local work is left (set by `storeResult`).
     case resultStored(Bool)
     case localFailures(Int)
+    /// The text sent in `dify.text_input`: its sha256 and length in characters (issue 12).
+    case text(sha256: String?, length: Int?)
 }
 
 /// The phase an attempt belongs to.
@@ -195,15 +253,19 @@ public struct UsageAmounts: Sendable, Equatable, Codable {
     public var totalPrice: Decimal?
     public var currency: String?
     public var latencyMilliseconds: Int?
+    /// Where Dify's numbers came from (DifyKit's `UsageSource`: `message`, `stream`, `blocking`, `run_detail`);
+    /// `blocking` and `run_detail` carry tokens only, so the split and the price are nil (unknown), not zero.
+    public var source: String?
 
     public init(promptTokens: Int? = nil, completionTokens: Int? = nil, totalTokens: Int? = nil,
-                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil) {
+                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil, source: String? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.totalTokens = totalTokens
         self.totalPrice = totalPrice
         self.currency = currency
         self.latencyMilliseconds = latencyMilliseconds
+        self.source = source
     }
 }
 
@@ -235,13 +297,16 @@ public struct RunJobCounts: Sendable, Equatable, Codable {
     public var dead = 0
     public var rejected = 0
     public var skipped = 0
+    /// Inbox files `match.include`/`exclude` left out at the run's last scan (issue 12).
+    public var notMatched = 0
 
-    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0) {
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0) {
         self.succeeded = succeeded
         self.failed = failed
         self.dead = dead
         self.rejected = rejected
         self.skipped = skipped
+        self.notMatched = notMatched
     }
 }
 
@@ -298,10 +363,15 @@ public struct UsageTotal: Sendable, Equatable, Codable {
     public var group: String
     public var documents: Int
     public var runs: Int
-    public var promptTokens: Int
-    public var completionTokens: Int
+    /// Sum over the runs whose split is known (``splitRuns``); `nil` when none is.
+    public var promptTokens: Int?
+    public var completionTokens: Int?
     public var totalTokens: Int
     /// Exact sum of the prices; `nil` when no run reported a price.
     public var totalPrice: Decimal?
     public var currency: String?
+    /// Runs whose prompt/completion split is known (streamed workflows, completion/chat apps).
+    public var splitRuns: Int = 0
+    /// Runs with a price.
+    public var pricedRuns: Int = 0
 }

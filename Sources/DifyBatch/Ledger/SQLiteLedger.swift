@@ -11,12 +11,70 @@ public final class SQLiteLedger: Ledger {
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
     static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 10 (spend once): states unresolved and paused, send budget, Dify's clock, paused since.
+        2: migrateToSpendOnce,
+        // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
+        3: { db in
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN device INTEGER")
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN inode INTEGER")
+            try db.execute(sql: "DROP INDEX documents_by_job_path")
+            try db.execute(sql: "CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)")
+        },
+        // Issue 12: extracted text per document, where a run's usage came from, files not matched per run.
+        4: { db in
+            try db.execute(sql: """
+                ALTER TABLE documents ADD COLUMN text_sha256 TEXT;
+                ALTER TABLE documents ADD COLUMN text_length INTEGER;
+                ALTER TABLE run_jobs ADD COLUMN not_matched INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE usage ADD COLUMN usage_source TEXT;
+                """)
+        },
         // Issue 11: a paid result is stored before any local work; local failures are retried from it.
         6: { db in
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0")
         },
     ]
+
+    /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
+    /// `run_posts`, `outcome_unknown`, `dify_clock_offset_ms`, `paused_at` are added at the end of `documents`.
+    ///
+    /// SQLite cannot alter a CHECK in place. Rebuilding `documents` would cascade through the foreign keys of
+    /// `results`, `attempts` and `usage` (foreign keys cannot be switched off inside the migration's transaction), so
+    /// the CHECK is widened with SQLite's documented procedure for constraint changes that every existing row
+    /// already satisfies (sqlite.org/lang_altertable.html, "making other kinds of table schema changes"): rewrite
+    /// the table's SQL text in `sqlite_master` under `writable_schema`, bump `schema_version`, then let
+    /// `integrity_check` confirm the result.
+    @Sendable static func migrateToSpendOnce(_ db: Database) throws {
+        let old = "'rejected', 'skipped'))"
+        let new = "'rejected', 'skipped', 'unresolved', 'paused'))"
+        guard let sql = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'documents'") else {
+            throw LedgerError(.cannotOpen, "the ledger has no documents table; it is not a dify-batch ledger")
+        }
+        if !sql.contains(new) {
+            guard sql.components(separatedBy: old).count == 2 else {
+                throw LedgerError(.cannotOpen, "cannot migrate the ledger to schema 2: the documents.state CHECK is not the one schema 1 wrote; restore the ledger from a backup or use another --db")
+            }
+            let rewritten = sql.replacingOccurrences(of: old, with: new)
+            let schemaVersion = try Int.fetchOne(db, sql: "PRAGMA schema_version") ?? 0
+            try db.execute(sql: "PRAGMA writable_schema = ON")
+            try db.execute(sql: "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'documents'", arguments: [rewritten])
+            try db.execute(sql: "PRAGMA schema_version = \(schemaVersion + 1)")
+            try db.execute(sql: "PRAGMA writable_schema = OFF")
+        }
+        try db.execute(sql: """
+            ALTER TABLE documents ADD COLUMN run_posts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN dify_clock_offset_ms INTEGER;
+            ALTER TABLE documents ADD COLUMN paused_at INTEGER;
+            """)
+        // Documents sent before this version counted their sends only in `attempts`.
+        try db.execute(sql: "UPDATE documents SET run_posts = attempts WHERE run_sent_at IS NOT NULL")
+        let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        guard check == ["ok"] else {
+            throw LedgerError(.cannotOpen, "the ledger failed its integrity check while migrating to schema 2: \(check.prefix(3).joined(separator: "; ")); restore it from a backup")
+        }
+    }
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -128,7 +186,7 @@ public final class SQLiteLedger: Ledger {
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, r.*
+                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
                 FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
                 WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
                 """)
@@ -137,7 +195,7 @@ public final class SQLiteLedger: Ledger {
                 result[row["job_id"]] = JobLastRun(
                     run: Self.run(row),
                     counts: RunJobCounts(succeeded: row["succeeded"], failed: row["failed"], dead: row["dead"],
-                                         rejected: row["rejected"], skipped: row["skipped"]))
+                                         rejected: row["rejected"], skipped: row["skipped"], notMatched: row["not_matched"]))
             }
             return result
         }
@@ -209,13 +267,13 @@ public final class SQLiteLedger: Ledger {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
                        sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
-                       sum(latency_ms) AS latency
+                       sum(latency_ms) AS latency, max(usage_source) AS source
                 FROM usage WHERE document_id = ?
                 """, arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
             let priced: Int = row["priced"]
             return UsageAmounts(promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                 totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
-                                currency: row["currency"], latencyMilliseconds: row["latency"])
+                                currency: row["currency"], latencyMilliseconds: row["latency"], source: row["source"])
         }
     }
 
@@ -246,9 +304,9 @@ public final class SQLiteLedger: Ledger {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
                        count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
-                       coalesce(sum(u.prompt_tokens), 0) AS p, coalesce(sum(u.completion_tokens), 0) AS c,
+                       sum(u.prompt_tokens) AS p, sum(u.completion_tokens) AS c,
                        coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
-                       count(u.total_price_nanos) AS priced
+                       count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)
                 GROUP BY grp ORDER BY grp
@@ -261,7 +319,8 @@ public final class SQLiteLedger: Ledger {
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))")
+                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                                  splitRuns: row["split"], pricedRuns: priced)
             }
         }
     }
@@ -300,30 +359,33 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: - Documents
 
-    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+    public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
                 """, arguments: [jobID])
-            var result: [String: DocumentRecord] = [:]
+            var result: [PathKey: DocumentRecord] = [:]
             result.reserveCapacity(rows.count)
             for row in rows {
                 let document = Self.document(row)
-                result[document.path] = document
+                result[PathKey(document.path)] = document
             }
             return result
         }
     }
 
-    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
+    public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         try await pool.read { db in
-            var result: [String: KnownFile] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = ? ORDER BY path, id",
+            var result: [PathKey: KnownFile] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
             while let row = try cursor.next() {
                 // Rows come in id order per path: the last one is the newest version.
-                result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
-                                           state: DocumentState(rawValue: row[4]) ?? .pending)
+                let device: Int64? = row[5]
+                let inode: Int64? = row[6]
+                result[PathKey(row[0] as String)] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
+                                           state: DocumentState(rawValue: row[4]) ?? .pending,
+                                           device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
             }
             return result
         }
@@ -333,15 +395,44 @@ public final class SQLiteLedger: Ledger {
         let now = nowMillis
         return try await pool.write { db in
             let error = document.error
+            var twin: Int64?
+            if document.state == .pending, let sha = document.sha256, document.sameContent != .ignore {
+                let states = document.sameContent == .waitForProcessingOrSucceeded
+                    ? Self.processingStates + ", 'succeeded'" : Self.processingStates
+                twin = try Int64.fetchOne(db, sql: """
+                    SELECT id FROM documents WHERE job_id = ? AND sha256 = ? AND duplicate_of IS NULL AND state IN (\(states))
+                    ORDER BY id LIMIT 1
+                    """, arguments: [document.jobID, sha])
+            }
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
-                                 now, now, document.state.isTerminal ? now : nil])
+                                 now, now, document.state.isTerminal ? now : nil,
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+        }
+    }
+
+    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals.
+    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused'"
+
+    public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
+        try await pool.read { db in
+            let waiting = try Row.fetchAll(db, sql: Self.documentSelect + """
+                 WHERE d.job_id = ? AND d.state = 'pending' AND d.duplicate_of IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'succeeded')
+                 ORDER BY d.id
+                """, arguments: [jobID]).map(Self.document)
+            return try waiting.compactMap { document in
+                guard let originalID = document.duplicateOf,
+                      let original = try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [originalID]).map(Self.document)
+                else { return nil }
+                return (document, original)
+            }
         }
     }
 
@@ -361,11 +452,13 @@ public final class SQLiteLedger: Ledger {
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
-                    next_attempt_at = NULL, updated_at = ?
+                    next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?
                 WHERE id IN (
-                    SELECT id FROM documents
-                    WHERE job_id = ? AND (state = 'pending' OR (state = 'failed' AND next_attempt_at <= ?))
-                    ORDER BY coalesce(next_attempt_at, 0), id
+                    SELECT d.id FROM documents d
+                    WHERE d.job_id = ? AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
+                      AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
+                    ORDER BY coalesce(d.next_attempt_at, 0), d.id
                     LIMIT ?)
                 RETURNING id
                 """, arguments: [stamp, jobID, now, limit])
@@ -423,6 +516,16 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .incrementRunPosts: sets.append("run_posts = run_posts + 1")
+            case .runPosts(let n): sets.append("run_posts = ?"); arguments += [n]
+            case .duplicateRuns(let n): sets.append("duplicate_runs = ?"); arguments += [n]
+            case .outcomeUnknown(let v): sets.append("outcome_unknown = ?"); arguments += [v ? 1 : 0]
+            case .difyClockOffsetMilliseconds(let v): sets.append("dify_clock_offset_ms = ?"); arguments += [v]
+            case .pausedAt(let d): sets.append("paused_at = ?"); arguments += [d.map(Self.millis)]
+            case .text(let sha, let length): sets.append("text_sha256 = ?, text_length = ?"); arguments += [sha, length]
+            case .fileIdentity(let v):
+                sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
+                arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
             case .resultStored(let v): sets.append("result_stored = ?"); arguments += [v]
             case .localFailures(let n): sets.append("local_failures = ?"); arguments += [n]
             }
@@ -468,7 +571,7 @@ public final class SQLiteLedger: Ledger {
                 arguments += StatementArguments(slice)
                 arguments += StatementArguments(states.map(\.rawValue))
                 try db.execute(sql: """
-                    UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
+                    UPDATE documents SET state = 'pending', attempts = 0, run_posts = 0, paused_at = NULL, next_attempt_at = NULL, finished_at = NULL,
                         upload_file_id = CASE WHEN result_stored = 1 THEN upload_file_id END,
                         workflow_run_id = CASE WHEN result_stored = 1 THEN workflow_run_id END,
                         message_id = CASE WHEN result_stored = 1 THEN message_id END,
@@ -508,10 +611,10 @@ public final class SQLiteLedger: Ledger {
         try await pool.write { db in
             try db.execute(sql: """
                 INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
-                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
-                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now])
+                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
         }
     }
 
@@ -539,6 +642,15 @@ public final class SQLiteLedger: Ledger {
                 try db.execute(sql: "INSERT INTO run_jobs (run_id, job_id) VALUES (?, ?)", arguments: [runID, job])
             }
             return runID
+        }
+    }
+
+    public func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (?, ?, ?)
+                ON CONFLICT(run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
+                """, arguments: [runID, jobID, count])
         }
     }
 
@@ -614,7 +726,11 @@ public final class SQLiteLedger: Ledger {
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
             createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
-            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0)
+            runPosts: row["run_posts"], outcomeUnknown: (row["outcome_unknown"] as Int) != 0,
+            difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
+            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
+            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0,
+            textSHA256: row["text_sha256"], textLength: row["text_length"])
     }
 }
 

@@ -33,6 +33,22 @@ public enum InboxNames {
         fnmatch(pattern, string, 0) == 0
     }
 
+    /// ``glob(_:matches:)`` with the extension of the last path component (pattern and string) compared
+    /// without regard to case: `*.pdf` matches `SCAN_0001.PDF`, `*.PDF` matches `a.pdf`.
+    public static func globIgnoringExtensionCase(_ pattern: String, matches string: String) -> Bool {
+        if fnmatch(pattern, string, 0) == 0 { return true }
+        let lowerPattern = lowercasingExtension(pattern), lowerString = lowercasingExtension(string)
+        guard lowerPattern != pattern || lowerString != string else { return false }
+        return fnmatch(lowerPattern, lowerString, 0) == 0
+    }
+
+    /// `dir/Name.PDF` → `dir/Name.pdf` (a leading dot of the name is not an extension).
+    static func lowercasingExtension(_ text: String) -> String {
+        let nameStart = text.lastIndex(of: "/").map { text.index(after: $0) } ?? text.startIndex
+        guard let dot = text[nameStart...].lastIndex(of: "."), dot != nameStart else { return text }
+        return String(text[..<dot]) + text[dot...].lowercased()
+    }
+
     /// Byte-wise (UTF-8) order, the order `ls` gives with `LC_ALL=C`; much faster than `<` on non-ASCII names.
     public static func bytewiseLess(_ lhs: String, _ rhs: String) -> Bool {
         var lhs = lhs, rhs = rhs
@@ -46,6 +62,29 @@ public enum InboxNames {
                 return a.count < b.count
             }
         }
+    }
+
+    /// A name whose bytes are not valid UTF-8, shown with each byte of an invalid sequence as `\xNN` (valid
+    /// characters kept): `caf\xE9.txt`.
+    public static func escapedName(_ bytes: UnsafeRawBufferPointer) -> String {
+        var out = ""
+        var index = 0
+        let all = Array(bytes)
+        while index < all.count {
+            // Take the longest valid UTF-8 sequence starting here (1...4 bytes).
+            var taken = 0
+            for length in 1...4 where index + length <= all.count {
+                if String(validating: all[index..<index + length], as: UTF8.self) != nil { taken = length; break }
+            }
+            if taken > 0 {
+                out += String(decoding: all[index..<index + taken], as: UTF8.self)
+                index += taken
+            } else {
+                out += "\\x" + String(all[index], radix: 16, uppercase: true).leftPadded(to: 2)
+                index += 1
+            }
+        }
+        return out
     }
 
     /// Lexically normalises an absolute or relative path: no `.`/empty components, `..` resolved, no
@@ -68,6 +107,12 @@ public enum InboxNames {
             }
         }
         return "/" + parts.joined(separator: "/")
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

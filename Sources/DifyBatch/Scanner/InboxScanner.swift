@@ -13,7 +13,10 @@ import Darwin
 ///   (whether it points at a file or a folder) so the caller can reject it with a reason.
 /// - Skips dotfiles and dot-folders, and partial names (``InboxNames/isPartial(_:)``).
 /// - `include`/`exclude` are `fnmatch` globs tried against the relative path and against the file name;
-///   a file matches a pattern if either does. Empty `include` takes every file; `exclude` wins.
+///   a file matches a pattern if either does. The extension (after the last dot of the last path component)
+///   is compared without regard to case, so `*.pdf` takes `SCAN_0001.PDF`; the rest of a pattern is
+///   case-sensitive. Empty `include` takes every file; `exclude` wins. Regular files that `include`/`exclude`
+///   leave out are listed in ``InboxScan/notMatched`` (they are counted and named, never silently ignored).
 ///   Patterns do not apply to folders: a folder is descended (when `recursive`) unless it is hidden or excluded
 ///   by `excluding`.
 /// - Sub-folders that cannot be listed become ``ScanProblem``s; only an inbox that cannot be opened throws.
@@ -45,6 +48,12 @@ public struct InboxScanner: Sendable {
 
     /// The files and the problems met on the way. Throws ``ScanError`` only if the inbox itself cannot be opened.
     public func scanReport() throws -> (files: [InboxFile], problems: [ScanProblem]) {
+        let scan = try scanAll()
+        return (scan.files, scan.problems)
+    }
+
+    /// The files, the problems, and the files `match.include`/`exclude` leave out.
+    public func scanAll() throws -> InboxScan {
         let rootFD = open(inbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else {
             let code = errno
@@ -89,8 +98,17 @@ public struct InboxScanner: Sendable {
         }
         walk.files.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
         walk.problems.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
-        return (walk.files, walk.problems)
+        walk.notMatched.sort(by: InboxNames.bytewiseLess)
+        return InboxScan(files: walk.files, problems: walk.problems, notMatched: walk.notMatched)
     }
+}
+
+/// One walk of an inbox.
+public struct InboxScan: Sendable {
+    public var files: [InboxFile]
+    public var problems: [ScanProblem]
+    /// Relative paths of regular files present but left out by `match.include`/`exclude` (sorted).
+    public var notMatched: [String]
 }
 
 /// A file's identity on disk.
@@ -110,6 +128,7 @@ private struct Walk {
     let excludedPaths: Set<String>
     var files: [InboxFile] = []
     var problems: [ScanProblem] = []
+    var notMatched: [String] = []
     var pendingFolders: [(absolute: String, relative: String)] = []
 
     init(rules: MatchRules, excludedIDs: Set<FileID>, excludedPaths: Set<String>) {
@@ -137,14 +156,9 @@ private struct Walk {
             let cName = (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self)
             // ".", ".." and every dotfile or dot-folder.
             if cName.pointee == CChar(UInt8(ascii: ".")) { continue }
-            let entryRelative: String
-            guard let name = String(validatingCString: cName) else {
-                let lossy = String(decoding: UnsafeRawBufferPointer(start: cName, count: strlen(cName)), as: UTF8.self)
-                problems.append(ScanProblem(relativePath: relative.isEmpty ? lossy : relative + "/" + lossy,
-                                            message: "the name is not valid UTF-8; rename it to be processed"))
-                continue
-            }
-            entryRelative = relative.isEmpty ? name : relative + "/" + name
+            let validName = String(validatingCString: cName)
+            let name = validName ?? InboxNames.escapedName(UnsafeRawBufferPointer(start: cName, count: strlen(cName)))
+            let entryRelative = relative.isEmpty ? name : relative + "/" + name
             var st = stat()
             guard fstatat(dfd, cName, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
                 let code = errno
@@ -155,6 +169,11 @@ private struct Walk {
                 continue
             }
             let kind = st.st_mode & S_IFMT
+            if validName == nil && kind != S_IFREG && kind != S_IFLNK {
+                problems.append(ScanProblem(relativePath: entryRelative,
+                                            message: "the name is not valid UTF-8; rename it to be processed"))
+                continue
+            }
             if kind == S_IFDIR {
                 guard rules.recursive else { continue }
                 let entryAbsolute = absolute + "/" + name
@@ -163,15 +182,20 @@ private struct Walk {
                 continue
             }
             if InboxNames.isPartial(name) { continue }
-            guard Self.matches(rules, relativePath: entryRelative, name: name) else { continue }
+            guard Self.matches(rules, relativePath: entryRelative, name: name) else {
+                if kind == S_IFREG { notMatched.append(entryRelative) }
+                continue
+            }
             switch kind {
             case S_IFREG, S_IFLNK:
+                let identity = FileIdentity(st)
                 files.append(InboxFile(relativePath: entryRelative, absolutePath: absolute + "/" + name,
-                                       size: Int64(st.st_size), mtimeNanoseconds: Self.mtimeNanoseconds(st),
-                                       isSymlink: kind == S_IFLNK))
+                                       size: identity.size, mtimeNanoseconds: identity.mtimeNanoseconds,
+                                       isSymlink: kind == S_IFLNK, device: identity.device, inode: identity.inode,
+                                       hasInvalidName: validName == nil))
             default:
                 problems.append(ScanProblem(relativePath: entryRelative,
-                                            message: "not a regular file (\(Self.kindName(kind))); skipped"))
+                                            message: "not a regular file (\(PinnedFile.kindName(kind))); skipped"))
             }
         }
         pendingFolders.append(contentsOf: subfolders.reversed())
@@ -179,27 +203,10 @@ private struct Walk {
 
     static func matches(_ rules: MatchRules, relativePath: String, name: String) -> Bool {
         func hit(_ pattern: String) -> Bool {
-            InboxNames.glob(pattern, matches: name) || InboxNames.glob(pattern, matches: relativePath)
+            InboxNames.globIgnoringExtensionCase(pattern, matches: name) || InboxNames.globIgnoringExtensionCase(pattern, matches: relativePath)
         }
         if !rules.include.isEmpty && !rules.include.contains(where: hit) { return false }
         return !rules.exclude.contains(where: hit)
     }
 
-    static func mtimeNanoseconds(_ st: stat) -> Int64 {
-        #if canImport(Darwin)
-        return Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
-        #else
-        return Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        #endif
-    }
-
-    static func kindName(_ kind: mode_t) -> String {
-        switch kind {
-        case S_IFIFO: return "a FIFO"
-        case S_IFSOCK: return "a socket"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        default: return "an unknown file type"
-        }
-    }
 }

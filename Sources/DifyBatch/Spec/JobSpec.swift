@@ -30,6 +30,10 @@ public struct JobSpec: Sendable, Equatable {
     public var archive: String
     /// Where sources of dead or rejected documents are moved (default: nowhere, they stay in the inbox).
     public var failedFolder: String?
+    /// What happens to a run whose outcome could not be established (default: park it as `unresolved`).
+    public var recovery = RecoverySettings()
+    /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
+    public var extractors: [String: ExtractorCommand] = [:]
 
     public enum AfterSuccess: String, Sendable, Equatable, CaseIterable {
         case move, keep, delete
@@ -59,6 +63,16 @@ public struct DifySettings: Sendable, Equatable {
     /// A PEM file of CA certificates trusted for an HTTPS `base_url` in addition to the system store (an internal
     /// CA); absolute, resolved against the spec's folder. Default none (issue 16).
     public var caFile: String? = nil
+    /// The text-input/paragraph variable that receives each document's text (default: detected when the app
+    /// has no file variable and exactly one text variable the spec does not fill).
+    public var textInput: String? = nil
+    /// Whether the file is also sent in the run's top-level `files` (default `auto`: when the app's
+    /// `file_upload` feature accepts its type and no file variable takes it).
+    public var attach: AttachMode = .auto
+
+    public enum AttachMode: String, Sendable, Equatable, CaseIterable {
+        case auto, always, never
+    }
 
     public enum AppSelection: String, Sendable, Equatable, CaseIterable {
         case auto, workflow, completion, chat
@@ -122,12 +136,32 @@ public struct RetryPolicy: Sendable, Equatable {
     public var baseDelay: Duration
     /// The largest delay (default 5m).
     public var maxDelay: Duration
+    /// `retry.max_backpressure` (default 15m): after this much continuous 429 / concurrency-cap backpressure `run`
+    /// stops the job with exit 4 (work kept); `watch` keeps waiting at `max_delay` (issue 10).
+    public var maxBackpressure: Duration
 
-    public init(maxAttempts: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(300)) {
+    public init(maxAttempts: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(300),
+                maxBackpressure: Duration = .seconds(900)) {
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
+        self.maxBackpressure = maxBackpressure
     }
+}
+
+/// `recovery:` — what to do with a sent run whose outcome could not be established (issue 10).
+public struct RecoverySettings: Sendable, Equatable {
+    public enum OnUnknown: String, Sendable, Equatable, CaseIterable {
+        /// Park the document as `unresolved` (terminal for `run`, exit 1); `dify-batch retry --state unresolved` re-sends it.
+        case park
+        /// Send it again at once (it may run twice in Dify; counted in `duplicate_runs`, capped by `max_attempts`).
+        case resend
+    }
+
+    /// `recovery.on_unknown` (default `park`).
+    public var onUnknown: OnUnknown
+
+    public init(onUnknown: OnUnknown = .park) { self.onUnknown = onUnknown }
 }
 
 /// A value from a spec's `inputs` map.

@@ -105,11 +105,12 @@ public enum JobSpecLoader {
     }
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
-                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder"]
+                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
-                                        "response_mode", "user", "query", "workflow_id", "ca_file"]
+                                        "response_mode", "user", "query", "workflow_id", "text_input", "attach", "ca_file"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
-    static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay"]
+    static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay", "max_backpressure"]
+    static let recoveryKeys: Set<String> = ["on_unknown"]
 
     /// Builds the spec, collecting every problem (a bad value falls back to its default so the checks after it
     /// still run); throws one ``SpecError`` listing them all in file order.
@@ -207,7 +208,17 @@ public enum JobSpecLoader {
             }
             let user = soft { try difyNode.string("user") } ?? "dify-batch-\(name)"
             if user.isEmpty { fail(difyNode.error("user", "must not be empty")) } else { dify.user = user }
+            let attachText = soft { try difyNode.string("attach") } ?? "auto"
+            if let attach = DifySettings.AttachMode(rawValue: attachText) {
+                dify.attach = attach
+            } else {
+                fail(difyNode.error("attach", "must be one of auto, always, never (got \"\(attachText)\")"))
+            }
             dify.fileInput = soft { try difyNode.string("file_input") }
+            dify.textInput = soft { try difyNode.string("text_input") }
+            if dify.fileInput != nil && dify.textInput != nil {
+                fail(difyNode.error("text_input", "give either file_input (the file goes to a file variable) or text_input (its text goes to a text variable), not both"))
+            }
             dify.query = soft { try difyNode.string("query") }
             dify.workflowID = soft { try difyNode.string("workflow_id") }
             if let caText = soft({ try difyNode.string("ca_file") }) {
@@ -246,6 +257,19 @@ public enum JobSpecLoader {
             if retry.maxDelay < retry.baseDelay {
                 fail(retryNode.error("max_delay", "must be at least base_delay (\(HumanDuration.format(retry.baseDelay)))"))
             }
+            retry.maxBackpressure = try retryNode.duration("max_backpressure") ?? .seconds(900)
+            guard retry.maxBackpressure > .zero else {
+                throw retryNode.error("max_backpressure", "must be longer than 0s")
+            }
+        }
+        var recovery = RecoverySettings()
+        if let recoveryNode = try root.child("recovery") {
+            try recoveryNode.checkKeys(allowed: recoveryKeys)
+            let text = try recoveryNode.string("on_unknown") ?? "park"
+            guard let onUnknown = RecoverySettings.OnUnknown(rawValue: text) else {
+                throw recoveryNode.error("on_unknown", "must be park (default: keep it `unresolved` until you decide) or resend (send it again; it may run twice) (got \"\(text)\")")
+            }
+            recovery.onUnknown = onUnknown
         }
         var timeout = soft { try root.duration("timeout") } ?? .seconds(600)
         if timeout <= .zero {
@@ -264,10 +288,29 @@ public enum JobSpecLoader {
             fail(root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)"))
         }
 
+        var extractors: [String: ExtractorCommand] = [:]
+        do {
+            if let extractorsNode = try root.child("extractors") {
+                for key in extractorsNode.keys {
+                    guard let entry = try extractorsNode.child(key) else { continue }
+                    try entry.checkKeys(allowed: ["command", "timeout"])
+                    guard let command = try entry.string("command"), command.contains("{path}") else {
+                        throw entry.error("command", "is required and must contain {path}, e.g. \"pdftotext -layout {path} -\" (stdout is the text)")
+                    }
+                    let timeout = try entry.duration("timeout") ?? .seconds(60)
+                    guard timeout > .zero else { throw entry.error("timeout", "must be longer than 0s") }
+                    extractors[TextExtractor.normalise(key)] = ExtractorCommand(command: command, timeout: timeout)
+                }
+            }
+        } catch let error as SpecError {
+            fail(error)
+        }
+
         if let first = SpecError.combined(problems) { throw first }
         return JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
                        concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
-                       recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder)
+                       recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
+                       recovery: recovery, extractors: extractors)
     }
 
     private static func yamlLine(_ error: YamlError) -> Int? {
@@ -314,6 +357,13 @@ struct SpecNode {
             if let suggestion, distance(suggestion, pair.key) <= 2 { message = "unknown key (did you mean \(suggestion)?); allowed here: \(shown.sorted().joined(separator: ", "))" }
             return SpecError(file: file, keyPath: path(pair.key), line: pair.line, message: message)
         }
+    }
+
+    /// The mapping's keys in file order.
+    var keys: [String] { pairs.map(\.key) }
+
+    func checkKeys(allowed: Set<String>) throws {
+        if let first = unknownKeys(allowed: allowed).first { throw first }
     }
 
     private func raw(_ key: String) -> Node? {

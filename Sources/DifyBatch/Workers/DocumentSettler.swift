@@ -28,12 +28,15 @@ struct DocumentSettler: Sendable {
     let runID: Int64?
     let baseLogger: Logger
     let onSettled: @Sendable (DocumentRecord) -> Void
+    /// Called with the path when the source there is no longer the version that was processed (issue 11).
+    let onSuperseded: @Sendable (String) -> Void
     let outbox: OutboxWriter
     let disposer: SourceDisposer
     let backoff: Backoff
 
     init(spec: JobSpec, jobID: Int64, appMode: String, ledger: any Ledger, clock: any PipelineClock, runID: Int64?,
-         logger: Logger, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
+         logger: Logger, onSettled: @escaping @Sendable (DocumentRecord) -> Void,
+         onSuperseded: @escaping @Sendable (String) -> Void = { _ in }) {
         self.spec = spec
         self.jobID = jobID
         self.appMode = appMode
@@ -42,6 +45,7 @@ struct DocumentSettler: Sendable {
         self.runID = runID
         baseLogger = logger
         self.onSettled = onSettled
+        self.onSuperseded = onSuperseded
         outbox = OutboxWriter(outbox: spec.outbox)
         disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive,
                                   failedFolder: spec.failedFolder)
@@ -146,13 +150,18 @@ struct DocumentSettler: Sendable {
                              finishedAt: clock.now(), duplicateOf: nil)
     }
 
-    /// `after_success`; a source that is already gone (disposed of by an earlier try) is not a failure.
+    /// `after_success`, only for the version that was processed (its recorded device, inode, size and mtime); a
+    /// source that is already gone (disposed of by an earlier try) is not a failure, and neither is a new version
+    /// at the path: it is left alone and processed in its own right.
     private func disposeAfterSuccess(_ document: DocumentRecord) throws {
         do {
-            try disposer.disposeAfterSuccess(relativePath: document.path)
+            try disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
         } catch let error as FileOperationError
                     where error.errorNumber == ENOENT && error.path == SafeRelativePath.join(spec.inbox, document.path) {
             logger(document).info("the source is no longer in the inbox; nothing to dispose of")
+        } catch let error as FileOperationError where error.errorNumber == ESTALE {
+            logger(document).warning("\(error.reason); not disposed of")
+            onSuperseded(document.path)
         }
     }
 
@@ -179,9 +188,10 @@ struct DocumentSettler: Sendable {
     /// sent). A document already in `target` (the scanner inserts rejections as such) only gets its file. When the
     /// error file cannot be written the state is recorded anyway and the cause is logged and appended to the
     /// recorded message (the document has no `output_path` then). A failed folder that is set receives the source.
+    /// `extra` changes are made in the same ledger statement (issue 10: `unresolved` sets `outcome_unknown`).
     @discardableResult
     func endWithError(_ document: DocumentRecord, from state: DocumentState, to target: DocumentState, error: RecordedError,
-                      difyCode: String?, disposeSource: Bool = true) async throws -> DocumentRecord {
+                      difyCode: String?, disposeSource: Bool = true, extra: [DocumentChange] = []) async throws -> DocumentRecord {
         var recorded = error
         var outputPath: String?
         do {
@@ -196,13 +206,13 @@ struct DocumentSettler: Sendable {
         }
         let moved: DocumentRecord
         if state == target {
-            moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)])
+            moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)] + extra)
         } else {
             moved = try await ledger.transition(document.id, from: state, to: target,
-                                                [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)])
+                                                [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)] + extra)
         }
         await countAndReport(moved)
-        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path) }
+        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }
         return moved
     }
 

@@ -18,6 +18,8 @@ public struct JobSummary: Sendable {
     /// Of the documents touched, those left `failed` by a local error after their result was stored (outbox,
     /// disposal, ledger): exit 1. They are retried from the stored result, never sent to Dify again.
     public var localFailures = 0
+    /// Inbox files `match.include`/`exclude` left out at the last scan (relative paths).
+    public var notMatched: [String] = []
 
     public init(job: String) { self.job = job }
 }
@@ -51,6 +53,8 @@ public final class JobRunner: Sendable {
     /// Things that wake the job loop.
     enum Wake: Sendable {
         case documentDone(DocumentOutcome)
+        /// A poll of a paused run ended (it held no worker slot).
+        case pausedPolled(Int64, DocumentOutcome)
         case filesChanged
         case tick
         case uploaded
@@ -61,6 +65,7 @@ public final class JobRunner: Sendable {
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
+        let notMatched = Mutex<[String]>([])
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -110,6 +115,7 @@ public final class JobRunner: Sendable {
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
         summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
+        summary.notMatched = tracker.notMatched.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -157,6 +163,8 @@ public final class JobRunner: Sendable {
                                  rateLimiter: spec.rateLimit.map { RateLimiter(perMinute: $0, clock: clock) },
                                  random: SharedRandom(seed: options.seed ?? UInt64.random(in: 1...UInt64.max)))
         context.recoveryPollInterval = options.recoveryPollInterval
+        context.stopOnBackpressure = options.mode == .once
+        let lookupStop = context.lookupStop
         context.onUploaded = {
             if !uploadedOnce.exchange(true, ordering: .relaxed) { wake.yield(.uploaded) }
         }
@@ -167,12 +175,23 @@ public final class JobRunner: Sendable {
             observer.record(.documentSettled(job: jobName, document: document))
         }
         context.observer = observer
-        let processor = DocumentProcessor(context: context)
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
                                  reprocess: options.reprocess, runID: runID, onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
-                                 })
+                                 }, onNotMatched: { paths in tracker.notMatched.withLock { $0 = paths } })
+        context.onSuperseded = { path in
+            // The file at `path` is a new version: look at it again now (a `run` would otherwise end without it).
+            scanner.forget(path: path)
+            wake.yield(.filesChanged)
+        }
+        let processor = DocumentProcessor(context: context)
+
+        // Temporary files a killed process left in the outbox (we hold the job's lock).
+        let leftoverTemporaries = AtomicFile.removeTemporaryFiles(under: spec.outbox)
+        if leftoverTemporaries > 0 {
+            logger.info("removed \(leftoverTemporaries) temporary file(s) an interrupted process left in the outbox")
+        }
 
         // Crash recovery first: documents a killed process left in flight.
         let leftovers = try await ledger.inFlight(jobID: job.id)
@@ -212,7 +231,8 @@ public final class JobRunner: Sendable {
                         wake.yield(.tick)
                     }
                 }
-                if options.mode == .watch && options.useInotify {
+                func startWatcher() {
+                    guard options.mode == .watch && options.useInotify else { return }
                     do {
                         let watcher = try InboxWatcher(directory: spec.inbox, recursive: spec.match.recursive)
                         group.addTask {
@@ -222,6 +242,9 @@ public final class JobRunner: Sendable {
                         logger.warning("inotify unavailable (\(error)); falling back to rescanning every \(HumanDuration.format(options.rescanInterval))")
                     }
                 }
+                startWatcher()
+                // `watch`: an inbox that cannot be listed (removed, unmounted) is waited for, not fatal.
+                var inboxMissing = false
 
                 var inFlight = 0
                 var heldSlots = 0
@@ -229,6 +252,26 @@ public final class JobRunner: Sendable {
                 var recoveryQueue = toRecover[...]
                 var needScan = true
                 var lastFullScan: Date? = nil
+                // Paused runs (Human Input) being polled right now; they hold no worker slot.
+                var polling: Set<Int64> = []
+                // A new invocation polls every paused run once at its start, whatever its next poll time.
+                var firstPausedPoll = true
+
+                func pollPausedRuns() async throws {
+                    guard !draining, stop == nil else { return }
+                    let now = clock.now()
+                    let everyOne = firstPausedPoll
+                    firstPausedPoll = false
+                    let due = try await ledger.documents(matching: DocumentFilter(jobName: job.name, states: [.paused]))
+                        .filter { !polling.contains($0.id) && (everyOne || ($0.nextAttemptAt ?? now) <= now) }
+                    for document in due {
+                        polling.insert(document.id)
+                        group.addTask {
+                            let outcome = await processor.pollPaused(document)
+                            wake.yield(.pausedPolled(document.id, outcome))
+                        }
+                    }
+                }
 
                 func startRecoveries() async {
                     while inFlight < spec.concurrency, let next = recoveryQueue.popFirst() {
@@ -243,8 +286,9 @@ public final class JobRunner: Sendable {
                 func claimMore() async throws {
                     guard !draining, stop == nil, recoveryQueue.isEmpty else { return }
                     if let maxDuration = options.maxDuration, clock.now().timeIntervalSince(started) >= maxDuration.seconds {
-                        if !draining { logger.info("--max-duration reached; taking no new work") }
+                        if !draining { logger.info("--max-duration reached; taking no new work; open run lookups stay recovering for the next run") }
                         draining = true
+                        lookupStop.stop()
                         return
                     }
                     let cap = warmedUp ? spec.concurrency : 1
@@ -270,6 +314,7 @@ public final class JobRunner: Sendable {
                     }
                 }
 
+                try await scanner.settleDuplicates()
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
@@ -293,11 +338,18 @@ public final class JobRunner: Sendable {
                                 logger.warning("\(reason); its documents wait for their next attempt time")
                             }
                         case .settled(let state):
-                            if state == .succeeded { consecutiveUnreachable = 0 }
+                            if state == .succeeded {
+                                consecutiveUnreachable = 0
+                                try await scanner.settleDuplicates()
+                            }
                         case .interrupted:
                             break
                         }
                         await startRecoveries()
+                    case .pausedPolled(let id, let outcome):
+                        polling.remove(id)
+                        if case .settled(.succeeded) = outcome { try await scanner.settleDuplicates() }
+                        if case .stopJob(let reason) = outcome, reason.reason == .configuration { stop = stop ?? reason }
                     case .filesChanged:
                         needScan = true
                     case .uploaded:
@@ -309,10 +361,12 @@ public final class JobRunner: Sendable {
                             needScan = true
                         }
                         if !options.useInotify && options.mode == .watch { needScan = true }
+                        if inboxMissing, let last = lastFullScan, clock.now().timeIntervalSince(last) >= 1 { needScan = true }
                     case .shutdown:
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
                             draining = true
+                            lookupStop.stop()
                             group.addTask { [clock, options] in
                                 do { try await clock.sleep(for: options.grace) } catch { return }
                                 wake.yield(.graceExpired)
@@ -329,10 +383,23 @@ public final class JobRunner: Sendable {
                     if needScan && !draining && stop == nil {
                         needScan = false
                         lastFullScan = clock.now()
-                        try await scanner.scan()
+                        do {
+                            try await scanner.scan()
+                            if inboxMissing {
+                                inboxMissing = false
+                                logger.info("the inbox \(spec.inbox) can be listed again; watching it")
+                                startWatcher()
+                            }
+                        } catch let error as ScanError where options.mode == .watch {
+                            if !inboxMissing {
+                                inboxMissing = true
+                                logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
+                            }
+                        }
                     }
                     if stop == nil {
                         try await claimMore()
+                        try await pollPausedRuns()
                     }
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
@@ -340,9 +407,10 @@ public final class JobRunner: Sendable {
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
+                        // Paused runs are polled while there is other work; a poll already sent is awaited (one GET).
                         // Documents whose local work kept failing (outbox, disposal) do not hold `run` open
                         // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
-                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
+                        finished = inFlight == 0 && polling.isEmpty && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
                             && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
                     } else {
                         finished = false
