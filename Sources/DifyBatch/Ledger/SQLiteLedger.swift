@@ -113,10 +113,25 @@ public final class SQLiteLedger: Ledger {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            throw Self.busyError(path: path, timeout: busyTimeout)
         } catch {
             throw LedgerError(.cannotOpen, "cannot open the ledger \(path): \(error)")
         }
-        try pool.write { db in try Self.migrate(db) }
+        do {
+            try pool.write { db in try Self.migrate(db) }
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            throw Self.busyError(path: path, timeout: busyTimeout)
+        }
+    }
+
+    static func isBusy(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+    }
+
+    /// Another program holds the write lock past the busy timeout (issue 16: exit 4, not a usage error).
+    static func busyError(path: String, timeout: TimeInterval) -> LedgerError {
+        LedgerError(.busy, "the ledger \(path) stayed locked by another program for \(Int(timeout)) s (busy timeout); end the program holding a write transaction on it (an sqlite3 shell, a backup tool) and try again")
     }
 
     static func migrate(_ db: Database) throws {

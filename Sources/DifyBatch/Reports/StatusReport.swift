@@ -36,6 +36,8 @@ public struct StatusReport: Encodable, Sendable {
         public var pid: Int
         public var host: String
         public var exitCode: Int?
+        /// `running`, `ended`, or `gone` (not ended, yet its process on this host no longer exists).
+        public var state: RunLiveness = .running
         public var succeeded: Int
         public var failed: Int
         public var dead: Int
@@ -45,7 +47,7 @@ public struct StatusReport: Encodable, Sendable {
         public var notMatched: Int = 0
 
         enum CodingKeys: String, CodingKey {
-            case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code"
+            case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code", state
             case succeeded, failed, dead, rejected, skipped, notMatched = "not_matched"
         }
 
@@ -58,6 +60,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(pid, forKey: .pid)
             try container.encode(host, forKey: .host)
             try container.encode(exitCode, forKey: .exitCode)
+            try container.encode(state, forKey: .state)
             try container.encode(succeeded, forKey: .succeeded)
             try container.encode(failed, forKey: .failed)
             try container.encode(dead, forKey: .dead)
@@ -86,11 +89,13 @@ public struct StatusReport: Encodable, Sendable {
             for state in DocumentState.allCases { stateCounts[state.rawValue] = counts[job.id]?[state] ?? 0 }
             let jobUsage = usage.filter { $0.group == job.name }
             let last = lastRuns[job.id].map { entry in
-                LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
+                var run = LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
                         endedAt: ReportFormatting.timestamp(entry.run.endedAt), pid: entry.run.pid, host: entry.run.host,
                         exitCode: entry.run.exitCode, succeeded: entry.counts.succeeded, failed: entry.counts.failed,
                         dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped,
                         notMatched: entry.counts.notMatched)
+                run.state = RunLiveness.of(endedAt: entry.run.endedAt, pid: entry.run.pid, host: entry.run.host)
+                return run
             }
             return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
                        total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last)
@@ -109,10 +114,15 @@ public struct StatusReport: Encodable, Sendable {
             }
             let price = job.usage.totalPrice.map { "\($0) \(job.usage.currency ?? "")".trimmingCharacters(in: .whitespaces) } ?? "-"
             let last = job.lastRun.map { run in
-                let exit = run.exitCode.map { "exit \($0)" } ?? (run.endedAt == nil ? "in progress" : "")
+                let exit: String
+                switch run.state {
+                case .gone: exit = "ended (process gone)"
+                case .running: exit = "in progress"
+                case .ended: exit = run.exitCode.map { "exit \($0)" } ?? "ended"
+                }
                 return "\(run.command) #\(run.id) \(run.startedAt ?? "") \(exit)".trimmingCharacters(in: .whitespaces)
             } ?? "never"
-            return [job.name] + cells + [String(job.usage.totalTokens ?? 0), price, last]
+            return [job.name] + cells + [job.usage.totalTokens.map(String.init) ?? "-", price, last]
         }
         var text = ReportFormatting.table(headers: headers, rows: rows)
         for job in jobs {
