@@ -64,18 +64,22 @@ struct RecoveryFaultTests {
     }
 
     @Test func logsOnlyWhenFinished_hidesARunningRunThatRunDetailAlreadyShows() async throws {
-        try await withSimulator(Self.config { $0.logsOnlyWhenFinished = true; $0.latency = .milliseconds(600) }) { _, client in
+        // The run would take a minute; it ends only when stopped, so "still running" holds however slow the machine.
+        try await withSimulator(Self.config { $0.logsOnlyWhenFinished = true; $0.latency = .seconds(60) }) { _, client in
             let id = try await client.uploadID(bytes: helloText)
             var stream = try await client.openStream("/workflows/run", TestClient.runBody(fileID: id, mode: "streaming"))
             _ = try await stream.next()  // ping
-            let runID = try #require(try await stream.next()?.data?["workflow_run_id"]?.stringValue)
+            let started = try #require(try await stream.next()?.data)
+            let runID = try #require(started["workflow_run_id"]?.stringValue)
+            let taskID = try #require(started["task_id"]?.stringValue)
             let running = try await client.send(.GET, "/workflows/run/\(runID)")
             #expect(running.json?["status"] == "running")
             let hidden = try await client.send(.GET, "/workflows/logs")
             #expect(hidden.json?["total"] == 0, "a running run is not listed yet")
+            _ = try await client.postJSON("/workflows/tasks/\(taskID)/stop", #"{"user":"test-user"}"#)
             while try await stream.next() != nil {}
             let listed = try await Self.eventually { try await client.send(.GET, "/workflows/logs").json?["total"] == 1 }
-            #expect(listed)
+            #expect(listed, "listed once it has finished")
         }
     }
 
@@ -144,7 +148,7 @@ struct RecoveryFaultTests {
     }
 
     @Test func dropAfterStart_runDetailSaysRunningThenSucceededWithUsage() async throws {
-        try await withSimulator(Self.config { $0.dropAfterStartRate = 1; $0.latency = .milliseconds(400) }) { simulator, client in
+        try await withSimulator(Self.config { $0.dropAfterStartRate = 1; $0.latency = .seconds(3) }) { simulator, client in
             let id = try await client.uploadID(bytes: helloText)
             var stream = try await client.openStream("/workflows/run", TestClient.runBody(fileID: id, mode: "streaming"))
             _ = try await stream.next()
@@ -162,12 +166,12 @@ struct RecoveryFaultTests {
     }
 
     @Test func silenceBeforeStart_holdsTheStreamWhileTheRunHappens() async throws {
-        try await withSimulator(Self.config { $0.silenceBeforeStart = .seconds(3) }) { simulator, client in
+        try await withSimulator(Self.config { $0.silenceBeforeStart = .seconds(5) }) { simulator, client in
             let id = try await client.uploadID(bytes: helloText)
             var stream = try await client.openStream("/workflows/run", TestClient.runBody(fileID: id, mode: "streaming"))
             #expect(try await stream.next()?.event == "ping")
             // The client has seen only a ping, yet the run already finished server-side.
-            let finished = try await Self.eventually(2.5) { simulator.stats.runsByStatus["succeeded"] == 1 }
+            let finished = try await Self.eventually(4.5) { simulator.stats.runsByStatus["succeeded"] == 1 }
             #expect(finished)
             let next = try await stream.next()
             #expect(next?.data?["event"] == "workflow_started")

@@ -57,19 +57,15 @@ public struct Pipeline: Sendable {
         try await checkRegisteredInboxes()
 
         var refused: [Int: JobStop] = [:]
-        for (index, spec) in specs.enumerated() {
-            if let problem = Self.unwritableFolder(spec) {
-                refused[index] = JobStop(.usage, job: spec.name, problem)
-            }
-        }
         var locks: [JobLock] = []
         defer { locks.forEach { $0.release() } }
-        for (index, spec) in specs.enumerated() where refused[index] == nil {
+        for (index, spec) in specs.enumerated() {
+            let lock: JobLock
             do {
                 if options.waitForLock {
-                    locks.append(try await JobLock.acquire(inbox: spec.inbox, job: spec.name, waitingEvery: .milliseconds(500)))
+                    lock = try await JobLock.acquire(inbox: spec.inbox, job: spec.name, waitingEvery: .milliseconds(500))
                 } else {
-                    locks.append(try JobLock.acquire(inbox: spec.inbox, job: spec.name))
+                    lock = try JobLock.acquire(inbox: spec.inbox, job: spec.name)
                 }
             } catch var error as JobLockError {
                 if error.exitStatus == .usage {
@@ -82,6 +78,13 @@ public struct Pipeline: Sendable {
                 summary.stop = JobStop(.locked, job: spec.name, "\(error)")
                 return PipelineResult(summaries: [summary], exitStatus: .locked, runID: nil)
             }
+            // Only the holder of the inbox touches the job's folders (creating a missing outbox is a write).
+            if let problem = Self.unwritableFolder(spec) {
+                lock.release()
+                refused[index] = JobStop(.usage, job: spec.name, problem)
+                continue
+            }
+            locks.append(lock)
         }
         for stop in refused.sorted(by: { $0.key < $1.key }).map(\.value) {
             logger.error("\(stop); the job does not start")
