@@ -11,9 +11,12 @@ public struct StatusReport: Encodable, Sendable {
         public var total: Int
         public var usage: UsageJSON
         public var lastRun: LastRun?
+        /// When the longest-paused run of this job was first seen paused (issue 10); nil when none is paused.
+        public var pausedSince: Date? = nil
 
         enum CodingKeys: String, CodingKey {
             case name, specPath = "spec_path", appMode = "app_mode", counts, total, usage, lastRun = "last_run"
+            case pausedSince = "paused_since"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -25,6 +28,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(total, forKey: .total)
             try container.encode(usage, forKey: .usage)
             try container.encode(lastRun, forKey: .lastRun)
+            try container.encode(pausedSince.flatMap { ReportFormatting.timestamp($0) }, forKey: .pausedSince)
         }
     }
 
@@ -84,6 +88,11 @@ public struct StatusReport: Encodable, Sendable {
         let counts = try await ledger.stateCounts()
         let lastRuns = try await ledger.lastRuns()
         let usage = try await ledger.usageTotals(matching: UsageFilter(), by: .job)
+        var pausedSince: [Int64: Date] = [:]
+        for document in try await ledger.documents(matching: DocumentFilter(states: [.paused])) {
+            let since = document.pausedAt ?? document.updatedAt
+            pausedSince[document.jobID] = min(pausedSince[document.jobID] ?? since, since)
+        }
         return StatusReport(database: database, jobs: jobs.map { job in
             var stateCounts: [String: Int] = [:]
             for state in DocumentState.allCases { stateCounts[state.rawValue] = counts[job.id]?[state] ?? 0 }
@@ -98,14 +107,15 @@ public struct StatusReport: Encodable, Sendable {
                 return run
             }
             return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
-                       total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last)
+                       total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last,
+                       pausedSince: pausedSince[job.id])
         })
     }
 
     /// The human table.
     public func renderText() -> String {
         guard !jobs.isEmpty else { return "No jobs in the ledger \(database) yet.\n" }
-        let shown: [DocumentState] = [.pending, .running, .recovering, .failed, .succeeded, .skipped, .dead, .rejected]
+        let shown: [DocumentState] = [.pending, .running, .recovering, .failed, .paused, .succeeded, .skipped, .dead, .rejected, .unresolved]
         let headers = ["JOB"] + shown.map { $0.rawValue.uppercased() } + ["TOKENS", "PRICE", "LAST RUN"]
         let rows = jobs.map { job -> [String] in
             let inFlight = (job.counts["uploading"] ?? 0) + (job.counts["uploaded"] ?? 0) + (job.counts["running"] ?? 0)
@@ -126,6 +136,10 @@ public struct StatusReport: Encodable, Sendable {
         }
         var text = ReportFormatting.table(headers: headers, rows: rows)
         for job in jobs {
+            if let since = job.pausedSince {
+                let waited = HumanDuration.format(.seconds(max(0, Int64(Date().timeIntervalSince(since)))))
+                text += "\(job.name): \(job.counts["paused"] ?? 0) run(s) paused in Dify waiting for human input, the oldest for \(waited); they are polled, never re-sent\n"
+            }
             if let notMatched = job.lastRun?.notMatched, notMatched > 0 {
                 text += "\(job.name): not matched: \(notMatched) file(s) in the inbox at the last run (match.include/exclude); see dify-batch check\n"
             }
