@@ -17,16 +17,12 @@ import Testing
     @Test func check_deadPort_failsAtOnce_exit4_oneSentenceNamingURLAndFix() async throws {
         let scratch = try Scratch()
         let spec = try CheckEndToEndTests.spec(scratch, baseURL: "http://127.0.0.1:1/v1")
-        let started = ContinuousClock.now
         let result = try await CLI.run(["check", "--db", scratch.file("l.sqlite"), spec], environment: ["DIFY_TEST_KEY": "app-k"])
-        let elapsed = ContinuousClock.now - started
         #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stdout.contains("cannot connect to http://127.0.0.1:1/v1: connection refused (nothing listens at 127.0.0.1:1); start Dify or correct dify.base_url"),
                 "\(result.stdout)")
         Self.expectClean(result.stdout + result.stderr)
-        // `check` allows 5 s to connect; the HTTP client used to retry a refused connect until then. The margin
-        // is for a loaded machine: the failure itself takes milliseconds.
-        #expect(elapsed < .milliseconds(4500), "check took \(elapsed)")
+        // That no connect retry waits is proven without wall-clock bounds in TransportFailureTests.
     }
 
     @Test func check_baseURLWithoutV1_exit3_namesTheFix() async throws {
