@@ -418,6 +418,9 @@ public final class JobRunner: Sendable {
                     if finished {
                         group.cancelAll()
                         wake.finish()
+                        // Events still buffered in the stream (ticks) must not claim more work into a cancelled
+                        // group: a document claimed now would be left `recovering` with its worker cancelled.
+                        break
                     }
                 }
                 // Children (ticker, watcher, timers) end with the cancelled group.
