@@ -276,6 +276,33 @@ import Testing
             #expect(workspace.outputs() == ["a.txt.json"])
         }
     }
+
+    @Test func pausedRun_withAnIdenticalCopy_runExits0WithOnePOST_andTheCopyIsSkippedOnceTheRunEnds() async throws {
+        var faults = FaultPlan()
+        faults.pausedRunRate = 1.0
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", "same bytes")
+            try workspace.drop("b.txt", "same bytes")
+            // `run` does not wait for a human: neither for the paused run nor for the copy held behind it (it would
+            // otherwise run until --max-duration, 120 s here).
+            let started = ContinuousClock.now
+            let (first, ledger) = try await workspace.run { $0.maxDuration = .seconds(120) }
+            #expect(ContinuousClock.now - started < .seconds(60))
+            #expect(first.exitStatus == .success)
+            let documents = try await ledger.documents(matching: DocumentFilter())
+            let paused = try #require(documents.first { $0.state == .paused })
+            #expect(documents.count == 2 && documents.filter { $0.state == .pending }.count == 1)
+            #expect(simulator.stats.runRequestsReceived == 1)
+            #expect(simulator.resumePausedRun(id: try #require(paused.workflowRunID)))
+            let (second, again) = try await workspace.run { $0.maxDuration = .seconds(120) }
+            #expect(second.exitStatus == .success)
+            let final = try await again.documents(matching: DocumentFilter())
+            #expect(Set(final.map(\.state)) == [.succeeded, .skipped])
+            #expect(simulator.stats.runRequestsReceived == 1, "the copy never ran")
+            #expect(workspace.outputs() == ["a.txt.json", "b.txt.json"])
+        }
+    }
 }
 
 /// The SIGKILL loop of issue 10, short form (the long form is `Scripts/sigkill-loop.sh`): the real binary killed

@@ -554,8 +554,12 @@ public final class SQLiteLedger: Ledger {
 
     public func waitingCount(jobID: Int64) async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM documents WHERE job_id = ? AND state IN ('pending', 'failed')",
-                             arguments: [jobID]) ?? 0
+            // A copy held behind a paused run of the same content waits for a human, as that run does: not counted.
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM documents d WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
+                  AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'paused'))
+                """, arguments: [jobID]) ?? 0
         }
     }
 
