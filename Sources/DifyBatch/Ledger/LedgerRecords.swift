@@ -226,6 +226,8 @@ public struct AttemptRecord: Sendable, Equatable, Codable {
     public var message: String?
     /// in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
     public var outcome: String
+    /// A run that ended `failed`: the node Dify named as failing (title or node id); nil otherwise (issue 16).
+    public var failedNode: String? = nil
 }
 
 /// How an attempt ended.
@@ -234,12 +236,15 @@ public struct AttemptResult: Sendable, Equatable {
     public var httpStatus: Int?
     public var difyCode: String?
     public var message: String?
+    /// A run that ended `failed`: the node that failed, when Dify named it.
+    public var failedNode: String?
 
-    public init(outcome: String, httpStatus: Int? = nil, difyCode: String? = nil, message: String? = nil) {
+    public init(outcome: String, httpStatus: Int? = nil, difyCode: String? = nil, message: String? = nil, failedNode: String? = nil) {
         self.outcome = outcome
         self.httpStatus = httpStatus
         self.difyCode = difyCode
         self.message = message
+        self.failedNode = failedNode
     }
 
     public static let ok = AttemptResult(outcome: "ok")

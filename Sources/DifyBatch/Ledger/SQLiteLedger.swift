@@ -6,7 +6,7 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 6
+    public static let schemaVersion = 8
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -33,6 +33,10 @@ public final class SQLiteLedger: Ledger {
         6: { db in
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0")
+        },
+        // Issue 16: the node a failed workflow run named, so a run that fails the same way twice is not sent again.
+        8: { db in
+            try db.execute(sql: "ALTER TABLE attempts ADD COLUMN failed_node TEXT")
         },
     ]
 
@@ -257,7 +261,7 @@ public final class SQLiteLedger: Ledger {
                               phase: AttemptPhase(rawValue: row["phase"]) ?? .run,
                               startedAt: Self.date(row["started_at"])!, endedAt: Self.date(row["ended_at"]),
                               httpStatus: row["http_status"], difyCode: row["dify_code"], message: row["message"],
-                              outcome: row["outcome"])
+                              outcome: row["outcome"], failedNode: row["failed_node"])
             }
         }
     }
@@ -603,8 +607,8 @@ public final class SQLiteLedger: Ledger {
     public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
         let now = nowMillis
         try await pool.write { db in
-            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ? WHERE id = ?",
-                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, attemptID])
+            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?",
+                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
         }
     }
 

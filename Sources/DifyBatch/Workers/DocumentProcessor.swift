@@ -331,7 +331,7 @@ public struct DocumentProcessor: Sendable {
             }
             context.backpressure.recordAnswer()
             try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : result.status == .paused ? "paused" : "failed",
-                                                           httpStatus: 200, message: result.error))
+                                                           httpStatus: 200, message: result.error, failedNode: result.failedNode))
             document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
                                                                            .messageID(result.messageID)])
             if result.isPaused, let runID = result.workflowRunID ?? document.workflowRunID {
@@ -398,6 +398,16 @@ public struct DocumentProcessor: Sendable {
         guard result.status.isSuccess else {
             let message = result.error.map { "the \(context.preflight.mode.rawValue) run ended \(result.status.rawValue): \($0)" }
                 ?? "the run ended \(result.status.rawValue)"
+            if result.status == .failed {
+                let failure = RunFailure(node: result.failedNode, error: result.error ?? "")
+                if FailurePolicy.decideEndedRun(failure, previous: try await previousRunFailure(document.id)) == .dead {
+                    let node = failure.node.map { "node \"\($0)\": " } ?? ""
+                    return try await dead(document, from: from, error: RecordedError(
+                        errorClass: "permanent", code: "failed_same_way_twice",
+                        message: "\(FailurePolicy.sameFailureTwiceReason) (\(node)\(failure.error.isEmpty ? "no error text" : failure.error)); "
+                            + "not sent again: the same content would fail again. Fix the workflow or the file, then `dify-batch retry \(document.id)`"))
+                }
+            }
             return try await failed(document, from: from, classification: .retryable, code: "run_\(result.status.rawValue)",
                                     message: message, httpStatus: 200, difyCode: nil, retryAfter: nil)
         }
@@ -412,6 +422,16 @@ public struct DocumentProcessor: Sendable {
     }
 
     // MARK: - Failures
+
+    /// The run of this document version that ended `failed` before the one just recorded (the last attempt with
+    /// outcome `failed` is the current run's), from the ledger's attempts.
+    func previousRunFailure(_ documentID: Int64) async throws -> RunFailure? {
+        let failures = try await ledger.attempts(documentID: documentID)
+            .filter { $0.outcome == "failed" && ($0.phase == .run || $0.phase == .recover) }
+        guard failures.count >= 2 else { return nil }
+        let previous = failures[failures.count - 2]
+        return RunFailure(node: previous.failedNode, error: previous.message ?? "")
+    }
 
     /// The one catch site: what a failed upload or run means, from ``FailurePolicy``.
     private func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
