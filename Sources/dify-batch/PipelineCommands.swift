@@ -3,6 +3,7 @@ import DifyBatch
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Options shared by `run` and `watch`.
 struct PipelineArguments: ParsableArguments {
@@ -124,13 +125,28 @@ enum PipelineLauncher {
         let service = PipelineService(pipeline: pipeline)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
         let extra = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        // Signals are ours, not the group's: the first SIGTERM/SIGINT shuts the group down gracefully (the drain),
+        // a second one cancels the drain (issue 16).
         let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+                                                      gracefulShutdownSignals: [], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
         let reporters = observers.compactMap { $0 as? ProgressReporter }
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 for reporter in reporters { tasks.addTask { await reporter.run() } }
+                tasks.addTask {
+                    var received = 0
+                    for await signal in signals {
+                        received += 1
+                        if received == 1 {
+                            await group.triggerGracefulShutdown()
+                        } else {
+                            logger.warning("\(signal) again: cancelling the drain; what is in flight stays recorded and is recovered on the next start")
+                            options.drainCancellation.cancel()
+                        }
+                    }
+                }
                 defer { tasks.cancelAll() }
                 try await group.run()
             }

@@ -161,6 +161,14 @@ public struct DocumentProcessor: Sendable {
     var budget: SendBudget { SendBudget(maxSends: spec.retry.maxAttempts) }
 
     private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
+        do {
+            return try await uploadAndRun(claimed)
+        } catch is StoppedBeforeSend {
+            return try await putBackUnsent(claimed.id)
+        }
+    }
+
+    private func uploadAndRun(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
         var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
         var reuploads = 0
         var inputs: DocumentInputs?
@@ -188,13 +196,44 @@ public struct DocumentProcessor: Sendable {
         }
     }
 
-    /// Waits while the job is under backpressure (one wait shared by every worker of the job).
-    private func waitOutBackpressure() async throws {
+    /// Waits before a request is sent: while the job is under backpressure (one wait shared by every worker of the
+    /// job), then for the job's `rate_limit` slot. Throws ``StoppedBeforeSend`` within 200 ms of the process
+    /// stopping (SIGTERM/SIGINT, `--max-duration`), so a shutdown never waits out a backoff.
+    private func waitToSend() async throws {
         while true {
             let wait = context.backpressure.remainingWait(now: context.clock.instant())
-            guard wait > .zero else { return }
-            try await context.clock.sleep(for: wait)
+            guard wait > .zero else { break }
+            try await sleepUnlessStopping(wait)
         }
+        if let limiter = context.rateLimiter {
+            try await sleepUnlessStopping(await limiter.reserve())
+        }
+    }
+
+    /// Sleeps in steps of at most 200 ms, throwing ``StoppedBeforeSend`` once the process is stopping.
+    private func sleepUnlessStopping(_ duration: Duration) async throws {
+        var left = duration
+        while left > .zero {
+            if context.lookupStop.isStopped { throw StoppedBeforeSend() }
+            let step = min(left, .milliseconds(200))
+            try await context.clock.sleep(for: step)
+            left -= step
+        }
+        if context.lookupStop.isStopped { throw StoppedBeforeSend() }
+    }
+
+    /// The process began to stop while a document waited to send a request: nothing was sent for this wait.
+    struct StoppedBeforeSend: Error {}
+
+    /// Puts a document that was stopped before its send back in the queue (`pending`, its attempt given back).
+    private func putBackUnsent(_ documentID: Int64) async throws -> DocumentOutcome {
+        guard let current = try await ledger.document(id: documentID), current.state == .uploading || current.state == .uploaded else {
+            return .interrupted
+        }
+        let moved = try await ledger.transition(current.id, from: current.state, to: .pending, [.attempts(max(0, current.attempts - 1))])
+        logger(moved).info("stopping: not sent; back in the queue for the next run")
+        context.onSettled(moved)
+        return .settled(.pending)
     }
 
     private enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
@@ -241,8 +280,7 @@ public struct DocumentProcessor: Sendable {
         guard inputs.uploadsFile else {
             return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]), inputs)
         }
-        try await waitOutBackpressure()
-        try await context.rateLimiter?.wait()
+        try await waitToSend()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
             let sent = StreamingSHA256()
@@ -309,8 +347,7 @@ public struct DocumentProcessor: Sendable {
                                                              message: budget.exhaustedMessage(uploadedDocument))))
         }
         let request = runRequest(inputs, uploadFileID: uploadedDocument.uploadFileID)
-        try await waitOutBackpressure()
-        try await context.rateLimiter?.wait()
+        try await waitToSend()
         let sentAt = context.clock.now()
         // The send is counted in the same statement that records it as sent: a crash after this line still counts.
         var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,

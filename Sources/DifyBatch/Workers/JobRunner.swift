@@ -60,6 +60,8 @@ public final class JobRunner: Sendable {
         case uploaded
         case shutdown
         case graceExpired
+        /// A second shutdown signal: cancel what is in flight now.
+        case drainCancelled
     }
 
     /// Collects what the job touched (written from worker tasks).
@@ -157,6 +159,8 @@ public final class JobRunner: Sendable {
 
     private func loop(job: JobRecord, preflight: JobPreflight, tracker: Tracker) async throws -> JobStop? {
         let (wakes, wake) = AsyncStream<Wake>.makeStream(bufferingPolicy: .unbounded)
+        let drainToken = options.drainCancellation.onCancel { wake.yield(.drainCancelled) }
+        defer { options.drainCancellation.remove(drainToken) }
         let uploadedOnce = Atomic<Bool>(false)
         var context = JobContext(spec: spec, job: job, preflight: preflight, client: client, ledger: ledger, clock: clock,
                                  runID: runID, logger: logger,
@@ -372,10 +376,13 @@ public final class JobRunner: Sendable {
                                 wake.yield(.graceExpired)
                             }
                         }
-                    case .graceExpired:
+                    case .graceExpired, .drainCancelled:
+                        var why = "grace period over"
+                        if case .drainCancelled = event { why = "second signal: the drain is cancelled" }
                         if inFlight > 0 {
-                            logger.warning("grace period over: \(inFlight) document(s) left in flight are recorded and will be recovered on the next start")
+                            logger.warning("\(why): \(inFlight) document(s) left in flight are recorded and will be recovered on the next start")
                         }
+                        lookupStop.stop()
                         group.cancelAll()
                         wake.finish()
                         continue

@@ -42,6 +42,8 @@ public struct PipelineOptions: Sendable {
     public var recoveryPollInterval: Duration = .milliseconds(500)
     /// Use inotify in `watch` mode (default true).
     public var useInotify: Bool = true
+    /// Cancelled by a second SIGTERM/SIGINT: the drain ends at once (default: a token nobody cancels).
+    public var drainCancellation = DrainCancellation()
 
     public init(mode: Mode) { self.mode = mode }
 }
