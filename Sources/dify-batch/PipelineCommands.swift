@@ -78,6 +78,10 @@ struct PipelineArguments: ParsableArguments {
             if summary.localFailures > 0 { metadata["local_failures"] = .stringConvertible(summary.localFailures) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             metadata["not_matched"] = "\(summary.notMatched.count)"
+            if summary.unsettled.count > 0 {
+                metadata["unsettled"] = .stringConvertible(summary.unsettled.count)
+                metadata["unsettled_oldest"] = "\(summary.unsettled.oldestPath ?? "")"
+            }
             logger.info("summary", metadata: metadata)
         }
     }

@@ -304,8 +304,16 @@ public struct RunJobCounts: Sendable, Equatable, Codable {
     public var skipped = 0
     /// Inbox files `match.include`/`exclude` left out at the run's last scan (issue 12).
     public var notMatched = 0
+    /// Files seen still changing at the run's last look (issue 16), the one changing the longest, and since when.
+    public var unsettled = 0
+    public var unsettledOldest: String? = nil
+    public var unsettledSince: Date? = nil
 
-    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0) {
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0,
+                unsettled: Int = 0, unsettledOldest: String? = nil, unsettledSince: Date? = nil) {
+        self.unsettled = unsettled
+        self.unsettledOldest = unsettledOldest
+        self.unsettledSince = unsettledSince
         self.succeeded = succeeded
         self.failed = failed
         self.dead = dead

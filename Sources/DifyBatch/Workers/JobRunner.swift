@@ -20,6 +20,8 @@ public struct JobSummary: Sendable {
     public var localFailures = 0
     /// Inbox files `match.include`/`exclude` left out at the last scan (relative paths).
     public var notMatched: [String] = []
+    /// Files seen and still changing when the job ended (issue 16).
+    public var unsettled = UnsettledFiles.none
 
     public init(job: String) { self.job = job }
 }
@@ -68,6 +70,7 @@ public final class JobRunner: Sendable {
     final class Tracker: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
         let notMatched = Mutex<[String]>([])
+        let unsettled = Mutex<UnsettledFiles>(.none)
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -118,6 +121,7 @@ public final class JobRunner: Sendable {
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
         summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
         summary.notMatched = tracker.notMatched.withLock { $0 }
+        summary.unsettled = tracker.unsettled.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -180,7 +184,8 @@ public final class JobRunner: Sendable {
         }
         context.observer = observer
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
-                                 reprocess: options.reprocess, runID: runID, onSettled: { document in
+                                 reprocess: options.reprocess, runID: runID, givesUpUnsettled: options.mode == .once,
+                                 onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
                                  }, onNotMatched: { paths in tracker.notMatched.withLock { $0 = paths } })
@@ -249,6 +254,35 @@ public final class JobRunner: Sendable {
                 startWatcher()
                 // `watch`: an inbox that cannot be listed (removed, unmounted) is waited for, not fatal.
                 var inboxMissing = false
+                // Files that do not settle (issue 16): what the ledger was last told, and when to log them again.
+                var recordedUnsettled = UnsettledFiles.none
+                var nextUnsettledLog: Duration = .seconds(60)
+
+                func reportUnsettled() async throws {
+                    let unsettled = scanner.unsettled(now: clock.instant())
+                    tracker.unsettled.withLock { $0 = unsettled }
+                    observer.record(.unsettled(job: jobName, files: unsettled))
+                    if unsettled.count != recordedUnsettled.count || unsettled.oldestPath != recordedUnsettled.oldestPath {
+                        recordedUnsettled = unsettled
+                        if let runID {
+                            let since = unsettled.count > 0 ? clock.now().addingTimeInterval(-unsettled.oldestFor.seconds) : nil
+                            try await ledger.recordUnsettled(runID: runID, jobID: job.id, count: unsettled.count,
+                                                             oldestPath: unsettled.oldestPath, since: since)
+                        }
+                    }
+                    guard let text = unsettled.summary else {
+                        nextUnsettledLog = .seconds(60)
+                        return
+                    }
+                    // At 1m, 2m, 4m, … of the oldest file's changing, then hourly.
+                    if unsettled.oldestFor >= nextUnsettledLog {
+                        let what = options.mode == .watch
+                            ? "still waiting (watch never gives up on a file)"
+                            : "run gives up on a file after match.settle_timeout (\(HumanDuration.format(spec.match.settleTimeout)))"
+                        logger.warning("\(text); \(what)")
+                        nextUnsettledLog = unsettled.oldestFor + min(max(unsettled.oldestFor, .seconds(60)), .seconds(3600))
+                    }
+                }
 
                 var inFlight = 0
                 var heldSlots = 0
@@ -408,6 +442,7 @@ public final class JobRunner: Sendable {
                         try await claimMore()
                         try await pollPausedRuns()
                     }
+                    try await reportUnsettled()
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
                     let finished: Bool
