@@ -1,5 +1,6 @@
 import ArgumentParser
 import DifyBatch
+import DifyBatchPostgres
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -15,12 +16,17 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
     @Option(name: .long, help: .hidden) var progressInterval: String?
+    @Option(name: .long, help: "PostgreSQL ledger only: how long a claimed document stays leased to this process without a heartbeat before another process may take it over through recovery (default 30s).")
+    var lease: String = "30s"
 
     func validate() throws {
         if let maxInflight, maxInflight < 1 { throw ValidationError("--max-inflight must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be human or json") }
         guard ProgressReporter.Mode(rawValue: progress) != nil else { throw ValidationError("--progress must be auto, always or never") }
+        guard let leaseDuration = HumanDuration.parse(lease), leaseDuration >= .seconds(1) else {
+            throw ValidationError("--lease: expected a duration of at least 1s, such as 30s")
+        }
         if let progressInterval, (HumanDuration.parse(progressInterval) ?? .zero) <= .zero {
             throw ValidationError("--progress-interval: expected a duration such as 10s")
         }
@@ -83,7 +89,8 @@ struct PipelineArguments: ParsableArguments {
         configure(&options)
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
-                                                 observers: [progress] + observers, services: services)
+                                                 observers: [progress] + observers, services: services,
+                                                 lease: HumanDuration.parse(lease) ?? .seconds(30))
     }
 }
 
@@ -95,18 +102,38 @@ struct PipelineArguments: ParsableArguments {
 /// the same ServiceGroup, are shut down after the pipeline and end with it.
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
-                       observers: [any PipelineObserver] = [], services: [any Service] = [],
+                       observers: [any PipelineObserver] = [], services: [any Service] = [], lease: Duration = .seconds(30),
                        environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
-        let store: SQLiteLedger
-        do { store = try SQLiteLedger(path: dbPath) } catch {
+        let store: any Ledger
+        var ledgerServices: [any Service] = []
+        var prepare: (@Sendable () async throws -> Void)?
+        let url: LedgerURL
+        do { url = try LedgerURL.parse(dbPath) } catch {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
+        switch url {
+        case .sqlite(let path):
+            do { store = try SQLiteLedger(path: path) } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+        case .postgres(let location):
+            // The client and the lease heartbeat are services of the group, before the pipeline: they stop after it.
+            let ledger: PostgresLedger
+            do { ledger = try PostgresLedger(location: location, leaseDuration: lease, environment: environment, logger: logger) } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+            store = ledger
+            ledgerServices = ledger.services
+            prepare = { try await ledger.prepare(timeout: Duration.seconds(20)) }
+        }
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: dbPath + ".locks", logger: logger,
                                 environment: environment, observers: observers)
-        let service = PipelineService(pipeline: pipeline)
+        let service = PipelineService(pipeline: pipeline, prepare: prepare)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
-        let extra = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        let extra = (ledgerServices + services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
         let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
@@ -123,6 +150,9 @@ enum PipelineLauncher {
         } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error as LedgerError {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
         }
         guard let result = service.result.withLock({ $0 }) else { throw ExitCode(ExitStatus.unavailable.rawValue) }
         return result
@@ -134,11 +164,17 @@ import Synchronization
 /// The pipeline as a lifecycle service: runs once and keeps its result.
 final class PipelineService: Service {
     let pipeline: Pipeline
+    /// Runs first (the PostgreSQL ledger creates or migrates its schema once its client runs).
+    let prepare: (@Sendable () async throws -> Void)?
     let result = Mutex<PipelineResult?>(nil)
 
-    init(pipeline: Pipeline) { self.pipeline = pipeline }
+    init(pipeline: Pipeline, prepare: (@Sendable () async throws -> Void)? = nil) {
+        self.pipeline = pipeline
+        self.prepare = prepare
+    }
 
     func run() async throws {
+        try await prepare?()
         let outcome = try await pipeline.run()
         result.withLock { $0 = outcome }
     }

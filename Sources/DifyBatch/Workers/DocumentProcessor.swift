@@ -100,6 +100,9 @@ public struct DocumentProcessor: Sendable {
             return try await processThrowing(claimed)
         } catch is CancellationError {
             return .interrupted
+        } catch let error as LedgerError where error.code == .leaseLost {
+            logger(claimed).warning("\(error)")
+            return .interrupted
         } catch let error as DifyError where error.code == .cancelled {
             return .interrupted
         } catch {
@@ -117,6 +120,9 @@ public struct DocumentProcessor: Sendable {
             }
             return try await recoverThrowing(current)
         } catch is CancellationError {
+            return .interrupted
+        } catch let error as LedgerError where error.code == .leaseLost {
+            logger(document).warning("\(error)")
             return .interrupted
         } catch let error as DifyError where error.code == .cancelled {
             return .interrupted
@@ -251,6 +257,9 @@ public struct DocumentProcessor: Sendable {
 
     /// Records a run that ended (from the response, or found again by recovery).
     private func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
+        // Nothing is recorded or written for a document another process took over (this one was stopped or cut
+        // off past its lease): that process recovers the run and writes the result.
+        try await ledger.confirmLease(documentID: document.id)
         let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
                                  totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
                                  currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds)
@@ -375,6 +384,7 @@ public struct DocumentProcessor: Sendable {
     }
 
     private func dead(_ document: DocumentRecord, from state: DocumentState, error: RecordedError, difyCode: String? = nil) async throws -> DocumentOutcome {
+        try await ledger.confirmLease(documentID: document.id)
         let path = try outbox.writeFailure(FailureRecord(
             status: "dead", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
             errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus,
@@ -388,6 +398,7 @@ public struct DocumentProcessor: Sendable {
 
     private func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
         let error = RecordedError(errorClass: "rejected", code: code, message: message)
+        try await ledger.confirmLease(documentID: document.id)
         let path = try outbox.writeFailure(FailureRecord(
             status: "rejected", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
             errorCode: code, errorMessage: message, httpStatus: nil, difyCode: nil, attempts: document.attempts,

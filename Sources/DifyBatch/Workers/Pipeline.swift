@@ -54,7 +54,9 @@ public struct Pipeline: Sendable {
         }
         var locks: [JobLock] = []
         defer { locks.forEach { $0.release() } }
-        for spec in specs {
+        // A ledger that coordinates processes (PostgreSQL) replaces the per-job file lock with leases: several
+        // processes on several hosts may serve one job.
+        for spec in specs where !ledger.coordinatesProcesses {
             do {
                 if options.waitForLock {
                     locks.append(try await JobLock.acquire(directory: lockDirectory, job: spec.name, waitingEvery: .milliseconds(500)))
