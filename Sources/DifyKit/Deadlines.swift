@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import _NIOFileSystem
 
 /// Shared state between a request and its watchdog.
@@ -35,8 +36,19 @@ final class RequestContext: @unchecked Sendable {
         do { try await body() } catch { throw CallbackError(underlying: error) }
     }
 
-    func markHeadReceived() { lock.withLock { headReceived = true } }
+    private var headDate: Date?
+
+    /// Records that the response head arrived, with its `Date` header (Dify's clock).
+    func markHeadReceived(_ headers: HTTPHeaders? = nil) {
+        let date = headers.flatMap(DifyClient.serverDate)
+        lock.withLock {
+            headReceived = true
+            if let date { headDate = date }
+        }
+    }
     var didReceiveHead: Bool { lock.withLock { headReceived } }
+    /// The `Date` header of the response head, when one arrived.
+    var serverDate: Date? { lock.withLock { headDate } }
 
     func record(_ ids: RunStarted) {
         lock.withLock {
@@ -111,6 +123,18 @@ extension DifyClient {
     }
 
     func mapError(_ error: any Error, endpoint: String, isRun: Bool, context: RequestContext) -> any Error {
+        var mapped = mapErrorFacts(error, endpoint: endpoint, isRun: isRun, context: context)
+        if var difyError = mapped as? DifyError, !(error is DifyError) {
+            // Facts every locally detected failure carries: a sent run request may have started a run, and the
+            // response head (if any) gave Dify's clock.
+            difyError.runMayHaveStarted = isRun && difyError.requestSent
+            difyError.serverDate = difyError.serverDate ?? context.serverDate
+            mapped = difyError
+        }
+        return mapped
+    }
+
+    private func mapErrorFacts(_ error: any Error, endpoint: String, isRun: Bool, context: RequestContext) -> any Error {
         let started = context.runStarted
         let runStarted: RunStarted? = started.isEmpty ? nil : started
         switch error {
@@ -127,7 +151,9 @@ extension DifyClient {
         case WatchdogFired.idle(let idle):
             if Task.isCancelled { break }
             let detail = started.workflowRunID != nil || started.taskID != nil
-                ? "after the run started" : "before workflow_started (no run id received)"
+                ? "after the run started"
+                : "before workflow_started (no run id received); the request was sent and its outcome is unknown: "
+                    + "look the run up (logs by user and time) before sending it again"
             return DifyError(
                 code: .streamStalled,
                 message: "stream stalled: no bytes for \(Self.seconds(idle)) \(detail)", endpoint: endpoint,

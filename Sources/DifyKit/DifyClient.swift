@@ -105,17 +105,40 @@ public struct DifyClient: Sendable {
         return try decode(json, endpoint: "GET /parameters", isRun: false) { try AppParameters(json: $0) }
     }
 
-    /// `GET /workflows/run/{id}`.
+    /// `GET /workflows/run/{id}`. A 404 `not_found` is thrown as a ``DifyError`` (HTTP 404); it is "not visible now",
+    /// not proof that the run never existed (a proxy or a replica lag can answer it for a run that exists).
+    /// `serverDate` is the response's `Date` header.
     public func workflowRunDetail(id: String) async throws -> WorkflowRunDetail {
         let path = "/workflows/run/\(Self.pathComponent(id))"
-        let json = try await getJSON(path: path)
-        return try decode(json, endpoint: "GET \(path)", isRun: false) { try WorkflowRunDetail(json: $0) }
+        let (json, date) = try await getJSONWithDate(path: path)
+        var detail = try decode(json, endpoint: "GET \(path)", isRun: false) { try WorkflowRunDetail(json: $0) }
+        detail.serverDate = date
+        return detail
     }
 
-    /// `GET /workflows/logs`.
+    /// `GET /workflows/logs`: one page, newest first. Dify filters `created_at__after/__before` against the log row's
+    /// `created_at` in its own clock (whole seconds), so build the window from ``DifyError/serverDate``,
+    /// ``RunResult/serverDate`` or ``UploadedFile/createdAt``, not the local clock. `serverDate` is the `Date` header.
     public func workflowLogs(_ query: WorkflowLogsQuery) async throws -> WorkflowLogsPage {
-        let json = try await getJSON(path: "/workflows/logs", query: query.queryItems)
-        return try decode(json, endpoint: "GET /workflows/logs", isRun: false) { try WorkflowLogsPage(json: $0) }
+        let (json, date) = try await getJSONWithDate(path: "/workflows/logs", query: query.queryItems)
+        var page = try decode(json, endpoint: "GET /workflows/logs", isRun: false) { try WorkflowLogsPage(json: $0) }
+        page.serverDate = date
+        return page
+    }
+
+    /// Every entry matching `query`, following `has_more` from `query.page` on, at most `maxPages` pages
+    /// (default 50, i.e. 5,000 entries at `limit` 100). Throws the first page error; the returned entries are
+    /// newest first as Dify lists them (entries may repeat across pages if runs finish while paging).
+    public func allWorkflowLogs(_ query: WorkflowLogsQuery, maxPages: Int = 50) async throws -> [WorkflowLogEntry] {
+        var query = query
+        var entries: [WorkflowLogEntry] = []
+        for _ in 0..<max(1, maxPages) {
+            let page = try await workflowLogs(query)
+            entries += page.data
+            guard page.hasMore, !page.data.isEmpty else { break }
+            query.page += 1
+        }
+        return entries
     }
 
     /// `POST /workflows/tasks/{task_id}/stop` (takes the task id, not the run id).
@@ -179,11 +202,16 @@ public struct DifyClient: Sendable {
     }
 
     func getJSON(path: String, query: [(String, String)] = []) async throws -> JSONValue {
+        try await getJSONWithDate(path: path, query: query).json
+    }
+
+    /// A GET's JSON body and the response's `Date` header.
+    func getJSONWithDate(path: String, query: [(String, String)] = []) async throws -> (json: JSONValue, date: Date?) {
         let endpoint = "GET \(path)"
         let request = baseRequest(method: .GET, path: path, query: query)
         let exchange = try await perform(request, endpoint: endpoint, isRun: false,
                                          headTimeout: configuration.timeouts.responseHead)
-        return try parseSuccess(exchange, endpoint: endpoint, isRun: false)
+        return (try parseSuccess(exchange, endpoint: endpoint, isRun: false), Self.serverDate(exchange.headers))
     }
 
     func postJSON(path: String, body: JSONValue) async throws -> JSONValue {
@@ -227,7 +255,8 @@ public struct DifyClient: Sendable {
             throw DifyError(
                 code: .decoding, httpStatus: exchange.status,
                 message: redact("HTTP \(exchange.status) response is not JSON: \(snippet)"),
-                endpoint: endpoint, classification: isRun ? .ambiguous : .permanent)
+                endpoint: endpoint, classification: isRun ? .ambiguous : .permanent, runMayHaveStarted: isRun,
+                serverDate: Self.serverDate(exchange.headers))
         }
     }
 
@@ -236,7 +265,8 @@ public struct DifyClient: Sendable {
             return try make(json)
         } catch {
             throw DifyError(code: .decoding, httpStatus: 200, message: redact("unexpected response shape: \(error)"),
-                            endpoint: endpoint, classification: isRun ? .ambiguous : .permanent)
+                            endpoint: endpoint, classification: isRun ? .ambiguous : .permanent,
+                            runMayHaveStarted: isRun)
         }
     }
 
@@ -252,27 +282,66 @@ public struct DifyClient: Sendable {
     static func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
                           runStarted: RunStarted? = nil, apiKey: String, now: Date = Date()) -> DifyError {
         func redact(_ text: String) -> String { Redactor.redact(text, key: apiKey) }
-        let retryAfter = RetryAfter.parse(headers.first(name: "Retry-After"), now: now)
+        let serverDate = Self.serverDate(headers)
+        // An HTTP-date Retry-After is measured against the server's own clock when it sent one.
+        let retryAfter = RetryAfter.parse(headers.first(name: "Retry-After"), now: serverDate ?? now)
         let contentType = headers.first(name: "Content-Type") ?? ""
         var difyCode: String?
         var message: String
-        if let json = try? JSONValue.parse(Data(buffer: body)), json.objectValue != nil {
+        var snippet: String?
+        let json = try? JSONValue.parse(Data(buffer: body))
+        // Dify's error shape is `{"code","message","status"}` (libs/external_api.py); anything else is not Dify's.
+        let isDifyJSON = json?["code"]?.stringValue != nil && json?["message"]?.stringValue != nil
+        if let json, json.objectValue != nil {
             difyCode = json["code"]?.stringValue ?? "unknown"
             let text = json["message"]?.stringValue ?? json["error"]?.stringValue ?? json["detail"]?.stringValue ?? ""
             message = text.isEmpty ? "HTTP \(status) \(difyCode ?? "unknown") (no message)" : text
+            if !isDifyJSON { snippet = Self.redactedSnippet(body, apiKey: apiKey) }
         } else if body.readableBytes == 0 {
             message = "HTTP \(status) with an empty body (likely from a proxy or gateway in front of Dify)"
         } else {
             let kind = contentType.isEmpty ? "non-JSON" : contentType.split(separator: ";")[0].description
             message = "HTTP \(status) with a \(kind) body, likely from a proxy or gateway in front of Dify: "
                 + Self.htmlSummary(body)
+            snippet = Self.redactedSnippet(body, apiKey: apiKey)
         }
-        if let hint = Self.hint(status: status, difyCode: difyCode) { message += " — \(hint)" }
+        var backpressureSource: BackpressureSource?
+        if status == 429 {
+            if difyCode == "too_many_requests" && isDifyJSON {
+                backpressureSource = .difyConcurrencyLimit
+            } else if !isDifyJSON {
+                backpressureSource = .gatewayRateLimit
+                message = "HTTP 429 rate limit from a gateway or CDN in front of Dify (not Dify's concurrency cap); "
+                    + "body: \(snippet ?? "(empty)")"
+            }
+        }
+        // Dify's other 429 (`rate_limit_error`, a quota) has no hint; a non-Dify body gets the status hint.
+        let quota429 = status == 429 && isDifyJSON && difyCode != "too_many_requests"
+        if !quota429, let hint = Self.hint(status: status, difyCode: isDifyJSON ? difyCode : nil) {
+            message += " — \(hint)"
+        }
         let classification = ErrorClassifier.classify(status: status, difyCode: difyCode, message: message,
                                                       isRun: isRun, inStream: false)
+        // A 4xx answer to a run POST comes before any event: Dify (or a proxy) refused the request, no run exists.
+        let runMayHaveStarted = isRun && !(400..<500).contains(status)
         return DifyError(code: .http, httpStatus: status, difyCode: difyCode, message: redact(message),
                          endpoint: endpoint, retryAfter: retryAfter, runStarted: runStarted, requestSent: true,
-                         classification: classification)
+                         classification: classification, runMayHaveStarted: runMayHaveStarted,
+                         serverDate: serverDate, backpressureSource: backpressureSource, bodySnippet: snippet)
+    }
+
+    /// The response's `Date` header (RFC 9110 IMF-fixdate, also the obsolete forms), i.e. Dify's clock.
+    static func serverDate(_ headers: HTTPHeaders) -> Date? {
+        headers.first(name: "Date").flatMap { Lenient.httpDate($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// The first `limit` characters of a body, whitespace collapsed, with the API key redacted BEFORE cutting (so a
+    /// key straddling the cut cannot leak a prefix).
+    static func redactedSnippet(_ body: ByteBuffer, apiKey: String, limit: Int = 200) -> String {
+        let text = String(decoding: body.readableBytesView.prefix(64 * 1024), as: UTF8.self)
+        let collapsed = Redactor.redact(text, key: apiKey).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let redacted = Redactor.redact(collapsed, key: apiKey)
+        return redacted.count > limit ? String(redacted.prefix(limit)) : redacted
     }
 
     static func hint(status: Int, difyCode: String?) -> String? {
@@ -287,6 +356,7 @@ public struct DifyClient: Sendable {
         default: break
         }
         switch status {
+        case 429: return "a gateway or CDN is rate-limiting this client; back off (honour Retry-After) and retry"
         case 413: return "request body too large for the server or proxy (client_max_body_size)"
         case 502, 503, 504: return "gateway error; the service may be restarting or overloaded"
         case 524: return "gateway timeout (Cloudflare 100 s); a run may still be executing"

@@ -63,10 +63,28 @@ public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugSt
     /// False when the request is known never to have left (connect failed).
     public var requestSent: Bool
     public var classification: ErrorClass
+    /// A FACT for run requests (`POST /workflows/run`, `/completion-messages`, `/chat-messages`): false only when the
+    /// answer proves that no run started — the request never left, or the server answered 4xx before any stream
+    /// event (validation errors, 401/403, 404, 413, every 429 including Dify's concurrency cap and a gateway's
+    /// rate limit). True for everything else on a sent run request: 5xx and gateway timeouts, a dropped connection,
+    /// a stream that stalled or ended early, an in-stream `error` event, an undecodable 200. Always false for
+    /// requests that are not runs. DifyKit never re-sends a run; the caller decides from this fact.
+    public var runMayHaveStarted: Bool
+    /// Dify's clock: the `Date` header of the HTTP response this error came from (nil when no response head was
+    /// received). Use it, not the local clock, to search `/workflows/logs` (Dify stamps `created_at` with its time).
+    public var serverDate: Date?
+    /// Who is pushing back, for HTTP 429: ``BackpressureSource/difyConcurrencyLimit`` for Dify's JSON
+    /// `too_many_requests`, ``BackpressureSource/gatewayRateLimit`` for a 429 whose body is not Dify's JSON
+    /// (a CDN or gateway such as Cloudflare "error 1015"). nil otherwise (including Dify's `rate_limit_error` quota).
+    public var backpressureSource: BackpressureSource?
+    /// For an HTTP error whose body is not Dify's `{"code","message","status"}` JSON: the first 200 characters of
+    /// the body (whitespace collapsed), with the API key redacted before cutting. nil for Dify JSON errors.
+    public var bodySnippet: String?
 
     public init(code: Code, httpStatus: Int? = nil, difyCode: String? = nil, message: String, endpoint: String,
                 retryAfter: Duration? = nil, runStarted: RunStarted? = nil, requestSent: Bool = true,
-                classification: ErrorClass) {
+                classification: ErrorClass, runMayHaveStarted: Bool = false, serverDate: Date? = nil,
+                backpressureSource: BackpressureSource? = nil, bodySnippet: String? = nil) {
         self.code = code
         self.httpStatus = httpStatus
         self.difyCode = difyCode
@@ -76,6 +94,10 @@ public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugSt
         self.runStarted = runStarted
         self.requestSent = requestSent
         self.classification = classification
+        self.runMayHaveStarted = runMayHaveStarted
+        self.serverDate = serverDate
+        self.backpressureSource = backpressureSource
+        self.bodySnippet = bodySnippet
     }
 
     public var description: String {
@@ -84,6 +106,7 @@ public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugSt
         if let difyCode { parts.append("[\(difyCode)]") }
         var text = parts.joined(separator: " ") + ": " + message
         if let retryAfter { text += " (retry after \(retryAfter))" }
+        if runMayHaveStarted { text += " (a run may have started)" }
         if let runStarted, !runStarted.isEmpty {
             text += " (workflow_run_id=\(runStarted.workflowRunID ?? "-"), task_id=\(runStarted.taskID ?? "-")"
             if let messageID = runStarted.messageID { text += ", message_id=\(messageID)" }
@@ -96,6 +119,16 @@ public struct DifyError: Error, Sendable, CustomStringConvertible, CustomDebugSt
 
     /// True if retrying is reasonable at all (retryable or backpressure).
     public var isRetryable: Bool { classification == .retryable || classification == .backpressure }
+}
+
+/// Who answered HTTP 429 (see ``DifyError/backpressureSource``).
+public enum BackpressureSource: String, Sendable, Hashable {
+    /// Dify's JSON `too_many_requests`: the app's cap on concurrent requests (`max_active_requests`) was hit.
+    /// Dify sends no `Retry-After` with it (dify-api.md §7).
+    case difyConcurrencyLimit
+    /// A 429 whose body is not Dify's JSON: a CDN or gateway in front of Dify is rate-limiting this client
+    /// (for example Cloudflare "error 1015", an HTML page). `Retry-After` may be present.
+    case gatewayRateLimit
 }
 
 // MARK: - Classification
@@ -162,7 +195,8 @@ enum ErrorClassifier {
 // MARK: - Retry-After
 
 enum RetryAfter {
-    /// `Retry-After`: delta-seconds or an HTTP-date (relative to `now`; past dates give zero).
+    /// `Retry-After`: delta-seconds or an HTTP-date (relative to `now`, which should be the response's own `Date`
+    /// so that a skewed local clock does not distort it; past dates give zero).
     static func parse(_ value: String?, now: Date = Date()) -> Duration? {
         guard let raw = value?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
         if let seconds = Int64(raw) { return .seconds(max(0, seconds)) }

@@ -251,10 +251,13 @@ public struct UploadedFile: Sendable, Codable, Hashable {
     public var `extension`: String?
     public var mimeType: String?
     public var createdBy: String?
+    /// Dify's clock: epoch seconds when Dify stored the file.
     public var createdAt: Int?
+    /// Dify's clock: the upload response's `Date` header. Not encoded.
+    public var serverDate: Date?
 
     public init(id: String, name: String, size: Int64, extension: String? = nil, mimeType: String? = nil,
-                createdBy: String? = nil, createdAt: Int? = nil) {
+                createdBy: String? = nil, createdAt: Int? = nil, serverDate: Date? = nil) {
         self.id = id
         self.name = name
         self.size = size
@@ -262,6 +265,7 @@ public struct UploadedFile: Sendable, Codable, Hashable {
         self.mimeType = mimeType
         self.createdBy = createdBy
         self.createdAt = createdAt
+        self.serverDate = serverDate
     }
 
     enum CodingKeys: String, CodingKey {
@@ -432,11 +436,18 @@ public struct RunResult: Sendable {
     public var totalSteps: Int?
     /// `workflow_id` (version) when known.
     public var workflowID: String?
+    /// Dify's clock: the run's `created_at` (from `workflow_started`, the blocking `data`, or the message events).
+    public var createdAt: Date?
+    /// Dify's clock: the `Date` header of the run response (for a stream, of its head, i.e. about when it started).
+    public var serverDate: Date?
+    /// Paused runs (`status == .paused`): the node ids waiting for a human (`paused_nodes`). Empty otherwise.
+    public var pausedNodes: [String]
 
     public init(mode: AppMode, status: RunStatus, outputs: [String: JSONValue] = [:], answer: String? = nil,
                 error: String? = nil, workflowRunID: String? = nil, taskID: String? = nil, messageID: String? = nil,
                 conversationID: String? = nil, usage: Usage = Usage(), elapsedTime: Double? = nil,
-                totalSteps: Int? = nil, workflowID: String? = nil) {
+                totalSteps: Int? = nil, workflowID: String? = nil, createdAt: Date? = nil, serverDate: Date? = nil,
+                pausedNodes: [String] = []) {
         self.mode = mode
         self.status = status
         self.outputs = outputs
@@ -450,7 +461,13 @@ public struct RunResult: Sendable {
         self.elapsedTime = elapsedTime
         self.totalSteps = totalSteps
         self.workflowID = workflowID
+        self.createdAt = createdAt
+        self.serverDate = serverDate
+        self.pausedNodes = pausedNodes
     }
+
+    /// True when the workflow paused for human input (Dify ≥ 1.13): the run exists and is waiting, not failed.
+    public var isPaused: Bool { status == .paused }
 
     public var runStarted: RunStarted {
         RunStarted(workflowRunID: workflowRunID, taskID: taskID, messageID: messageID)
@@ -474,10 +491,13 @@ public struct WorkflowRunDetail: Sendable {
     public var createdAt: Date?
     public var finishedAt: Date?
     public var elapsedTime: Double?
+    /// Dify's clock: the response's `Date` header.
+    public var serverDate: Date?
 
     public init(id: String, workflowID: String? = nil, status: RunStatus, inputs: [String: JSONValue] = [:],
                 outputs: [String: JSONValue] = [:], error: String? = nil, totalSteps: Int? = nil,
-                totalTokens: Int? = nil, createdAt: Date? = nil, finishedAt: Date? = nil, elapsedTime: Double? = nil) {
+                totalTokens: Int? = nil, createdAt: Date? = nil, finishedAt: Date? = nil, elapsedTime: Double? = nil,
+                serverDate: Date? = nil) {
         self.id = id
         self.workflowID = workflowID
         self.status = status
@@ -489,6 +509,7 @@ public struct WorkflowRunDetail: Sendable {
         self.createdAt = createdAt
         self.finishedAt = finishedAt
         self.elapsedTime = elapsedTime
+        self.serverDate = serverDate
     }
 
     init(json: JSONValue) throws {
@@ -509,7 +530,9 @@ public struct WorkflowRunDetail: Sendable {
     }
 }
 
-/// Query for `GET /workflows/logs`.
+/// Query for `GET /workflows/logs` (Dify `WorkflowAppLogQuery`: `keyword`, `status`, `created_at__before`,
+/// `created_at__after` (ISO 8601, compared with the log row's `created_at`, Dify's clock, whole seconds),
+/// `created_by_end_user_session_id`, `page` 1–99999, `limit` 1–100; dify-api.md §3).
 public struct WorkflowLogsQuery: Sendable {
     public var keyword: String?
     /// `succeeded | failed | stopped` (string literals work: `status: "failed"`).
@@ -551,6 +574,8 @@ public struct WorkflowLogsPage: Sendable {
     public var total: Int
     public var hasMore: Bool
     public var data: [WorkflowLogEntry]
+    /// Dify's clock: the response's `Date` header.
+    public var serverDate: Date?
 
     init(json: JSONValue) throws {
         guard let items = json["data"]?.arrayValue else { throw LenientDecodingError("logs response has no `data`") }

@@ -4,65 +4,29 @@ import NIOCore
 import NIOFoundationCompat
 
 extension DifyClient {
-    /// Runs a workflow, completion or chat app.
+    /// Runs a workflow, completion or chat app. Sends exactly one request: DifyKit never repeats a run request.
     ///
     /// - Streaming (default): events are parsed as they arrive; `onStarted` is awaited as soon as
     ///   `workflow_started` (or the first message event carrying `task_id`/`message_id`) arrives — persist the ids there.
-    ///   If the stream is silent for `timeouts.streamIdle` before any run id arrived (Dify 1.14 answers invalid inputs
-    ///   with 200 + one ping, then silence), the same request is repeated once in **blocking** mode to learn the real
-    ///   reason, which is thrown (its message says it was diagnosed after a stall). If a run id was known, a
-    ///   `.streamStalled` error classified `.ambiguous` is thrown with `runStarted` filled.
+    ///   If the stream is silent for `timeouts.streamIdle`, `.streamStalled` is thrown (classified `.ambiguous`,
+    ///   `runMayHaveStarted == true`), with `runStarted` filled when ids were known. A stall before any id means the
+    ///   request was sent and its outcome is unknown: Dify 1.14 answers invalid inputs with 200 + one ping + silence
+    ///   (no run exists; captures 39b/39c), but a buffering proxy holding back a real run looks the same. The caller
+    ///   looks the run up (`/workflows/logs` by `user` and Dify's time, ``DifyError/serverDate``) and decides.
     /// - Blocking: `onStarted` is called once with the ids from the response before returning.
     ///
-    /// A workflow that ends `failed` (HTTP 200) is returned with `status == .failed`, not thrown.
-    /// An in-stream `error` event is thrown as `.inStreamError`.
+    /// A workflow that ends `failed` (HTTP 200) is returned with `status == .failed`, not thrown. A workflow that
+    /// pauses for human input (Dify ≥ 1.13 Human Input node: stream event `workflow_paused`, or a blocking body with
+    /// `data.status == "paused"`) is returned with `status == .paused` and its `workflowRunID`: the run exists and is
+    /// waiting; poll ``workflowRunDetail(id:)`` until it ends. An in-stream `error` event is thrown as `.inStreamError`.
+    /// ``RunResult/serverDate`` carries the response's `Date` header (Dify's clock).
     public func run(_ request: RunRequest,
                     onStarted: @Sendable (RunStarted) async throws -> Void = { _ in }) async throws -> RunResult {
         try await withoutActuallyEscaping(onStarted) { onStarted in
-            try await runEscaping(request, onStarted: onStarted)
-        }
-    }
-
-    private func runEscaping(_ request: RunRequest,
-                             onStarted: @escaping @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
-        switch request.responseMode {
-        case .blocking:
-            return try await runBlocking(request, onStarted: onStarted)
-        case .streaming:
-            do {
-                return try await runStreaming(request, onStarted: onStarted)
-            } catch let error as DifyError
-                where error.code == .streamStalled && (error.runStarted?.isEmpty ?? true) && request.mode.supportsBlocking {
-                // Dify 1.14 answers invalid inputs on a stream with 200 + ping, then silence until it closes the
-                // stream after ~300 s: no run exists. The blocking form of the same request returns the reason.
-                // A stream that *closes* early is not repeated (a proxy may have cut a run that did start): it is
-                // thrown as `.streamEndedEarly` (ambiguous).
-                return try await diagnoseStall(request, stall: error, onStarted: onStarted)
+            switch request.responseMode {
+            case .blocking: return try await runBlocking(request, onStarted: onStarted)
+            case .streaming: return try await runStreaming(request, onStarted: onStarted)
             }
-        }
-    }
-
-    /// Repeats a stalled streaming request once in blocking mode. Dify answers the blocking form of an invalid
-    /// request with a 400 carrying the reason; that error is thrown with a note. If the repeat succeeds, its result
-    /// is returned. If the repeat itself fails without an HTTP answer, the original stall is thrown.
-    private func diagnoseStall(_ request: RunRequest, stall: DifyError,
-                               onStarted: @escaping @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
-        var blocking = request
-        blocking.responseMode = .blocking
-        configuration.logger.debug("stream stalled before workflow_started; repeating once in blocking mode",
-                                   metadata: ["endpoint": "\(stall.endpoint)"])
-        do {
-            return try await runBlocking(blocking, onStarted: onStarted)
-        } catch var error as DifyError where error.code == .http {
-            error.message += " (diagnosed by repeating the request in blocking mode after the stream stalled: "
-                + stall.message + ")"
-            throw error
-        } catch var error as DifyError {
-            if error.code == .cancelled { throw error }
-            var original = stall
-            original.message += "; the blocking repeat to diagnose it also failed: \(error.message)"
-            error = original
-            throw error
         }
     }
 
@@ -110,14 +74,15 @@ extension DifyClient {
         return try await guarded(endpoint: endpoint, isRun: true, context: context, idle: nil) {
             let response = try await self.httpClient.execute(
                 http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-            context.markHeadReceived()
+            context.markHeadReceived(response.headers)
             let status = Int(response.status.code)
             let buffer = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
             let json = try self.parseSuccess(Exchange(status: status, headers: response.headers, body: buffer),
                                              endpoint: endpoint, isRun: true)
-            let result = try self.decode(json, endpoint: endpoint, isRun: true) {
+            var result = try self.decode(json, endpoint: endpoint, isRun: true) {
                 try BlockingResponse.result(mode: mode, json: $0)
             }
+            result.serverDate = context.serverDate
             context.record(result.runStarted)
             try await context.runCallback { try await onStarted(result.runStarted) }
             return result
@@ -135,7 +100,7 @@ extension DifyClient {
                                  idle: configuration.timeouts.streamIdle) {
             let response = try await self.httpClient.execute(
                 http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.responseHead))
-            context.markHeadReceived()
+            context.markHeadReceived(response.headers)
             let status = Int(response.status.code)
             let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
             guard status == 200, contentType.contains("text/event-stream") else {
@@ -143,9 +108,10 @@ extension DifyClient {
                 let buffer = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
                 let json = try self.parseSuccess(Exchange(status: status, headers: response.headers, body: buffer),
                                                  endpoint: endpoint, isRun: true)
-                let result = try self.decode(json, endpoint: endpoint, isRun: true) {
+                var result = try self.decode(json, endpoint: endpoint, isRun: true) {
                     try BlockingResponse.result(mode: mode, json: $0)
                 }
+                result.serverDate = context.serverDate
                 context.record(result.runStarted)
                 try await context.runCallback { try await onStarted(result.runStarted) }
                 return result
@@ -153,6 +119,12 @@ extension DifyClient {
             context.touch()  // arms the idle watchdog
             var parser = SSEParser()
             var accumulator = RunAccumulator(mode: mode)
+
+            func finished() -> RunResult {
+                var result = accumulator.result()
+                result.serverDate = context.serverDate
+                return result
+            }
 
             func handle(_ events: [SSEEvent]) async throws -> RunResult? {
                 for sse in events {
@@ -164,9 +136,11 @@ extension DifyClient {
                     }
                     switch step {
                     case .proceed: continue
-                    case .finished: return accumulator.result()
-                    case .failed(let event): throw self.inStreamError(event, endpoint: endpoint,
-                                                                      runStarted: accumulator.runStarted)
+                    case .finished: return finished()
+                    case .failed(let event):
+                        var error = self.inStreamError(event, endpoint: endpoint, runStarted: accumulator.runStarted)
+                        error.serverDate = context.serverDate
+                        throw error
                     }
                 }
                 return nil
@@ -177,7 +151,7 @@ extension DifyClient {
                 if let result = try await handle(parser.feed(chunk.readableBytesView)) { return result }
             }
             if let result = try await handle(parser.finish()) { return result }
-            if accumulator.hasResult { return accumulator.result() }
+            if accumulator.hasResult { return finished() }
             let started = accumulator.runStarted
             throw DifyError(
                 code: .streamEndedEarly,
@@ -185,7 +159,7 @@ extension DifyClient {
                     ? "stream ended without a terminal event and before any run id arrived"
                     : "stream ended without a terminal event (no workflow_finished / message_end / error)",
                 endpoint: endpoint, runStarted: started.isEmpty ? nil : started, requestSent: true,
-                classification: .ambiguous)
+                classification: .ambiguous, runMayHaveStarted: true, serverDate: context.serverDate)
         }
     }
 
@@ -194,6 +168,7 @@ extension DifyClient {
             code: .inStreamError, httpStatus: event.status, difyCode: event.code, message: redact(event.message),
             endpoint: endpoint, runStarted: runStarted.isEmpty ? nil : runStarted, requestSent: true,
             classification: ErrorClassifier.classify(status: event.status, difyCode: event.code,
-                                                     message: event.message, isRun: true, inStream: true))
+                                                     message: event.message, isRun: true, inStream: true),
+            runMayHaveStarted: true)
     }
 }

@@ -61,15 +61,20 @@ public struct WorkflowStartedEvent: Sendable, Hashable {
     public var envelope: EventEnvelope
     public var workflowRunID: String?
     public var workflowID: String?
+    /// Dify's clock: `data.created_at`.
+    public var createdAt: Date?
 
     init(envelope: EventEnvelope) {
         self.envelope = envelope
         workflowRunID = envelope.workflowRunID ?? envelope.data["id"]?.stringValue
         workflowID = envelope.data["workflow_id"]?.stringValue
+        createdAt = Lenient.date(envelope.data["created_at"])
     }
 }
 
-/// `workflow_finished` / `workflow_paused`.
+/// `workflow_finished` / `workflow_paused`. A paused event's `data` carries `workflow_run_id` (not `id`),
+/// `paused_nodes`, `reasons` (e.g. `{"type":"human_input_required","form_id",…}`), `status: "paused"` and no
+/// `finished_at` (Dify `WorkflowPauseStreamResponse`, dify-api.md §2.4).
 public struct WorkflowFinishedEvent: Sendable, Hashable {
     public var envelope: EventEnvelope
     public var id: String?
@@ -80,6 +85,9 @@ public struct WorkflowFinishedEvent: Sendable, Hashable {
     public var elapsedTime: Double?
     public var totalTokens: Int?
     public var totalSteps: Int?
+    public var createdAt: Date?
+    /// `paused_nodes` of a `workflow_paused` event.
+    public var pausedNodes: [String]
 
     init(envelope: EventEnvelope, defaultStatus: RunStatus) {
         self.envelope = envelope
@@ -92,6 +100,8 @@ public struct WorkflowFinishedEvent: Sendable, Hashable {
         elapsedTime = data["elapsed_time"]?.lenientDouble
         totalTokens = data["total_tokens"]?.intValue
         totalSteps = data["total_steps"]?.intValue
+        createdAt = Lenient.date(data["created_at"])
+        pausedNodes = data["paused_nodes"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 }
 
@@ -220,6 +230,7 @@ struct RunAccumulator: Sendable {
     var messageID: String?
     var conversationID: String?
     var workflowID: String?
+    var createdAt: Date?
     var startedReported = false
 
     var answer = ""
@@ -251,6 +262,7 @@ struct RunAccumulator: Sendable {
     }
 
     private mutating func absorb(_ envelope: EventEnvelope) {
+        if createdAt == nil, let date = Lenient.date(envelope.raw["created_at"]) { createdAt = date }
         if workflowRunID == nil, let id = envelope.workflowRunID { workflowRunID = id }
         if taskID == nil, let id = envelope.taskID { taskID = id }
         if messageID == nil, let id = envelope.messageID { messageID = id }
@@ -271,6 +283,7 @@ struct RunAccumulator: Sendable {
             absorb(started.envelope)
             if workflowRunID == nil { workflowRunID = started.workflowRunID }
             workflowID = workflowID ?? started.workflowID
+            createdAt = createdAt ?? started.createdAt
             return .proceed
         case .nodeStarted(let node):
             absorb(node.envelope)
@@ -360,7 +373,9 @@ struct RunAccumulator: Sendable {
                 usage: usage,
                 elapsedTime: finished?.elapsedTime,
                 totalSteps: finished?.totalSteps,
-                workflowID: workflowID
+                workflowID: workflowID,
+                createdAt: createdAt ?? finished?.createdAt,
+                pausedNodes: finished?.pausedNodes ?? []
             )
         }
         var usage = messageUsage ?? Usage()
@@ -384,7 +399,9 @@ struct RunAccumulator: Sendable {
             usage: usage,
             elapsedTime: finished?.elapsedTime ?? usage.latency,
             totalSteps: finished?.totalSteps,
-            workflowID: workflowID
+            workflowID: workflowID,
+            createdAt: createdAt ?? finished?.createdAt,
+            pausedNodes: finished?.pausedNodes ?? []
         )
     }
 }
@@ -410,7 +427,11 @@ enum BlockingResponse {
                 usage: Usage(totalTokens: data["total_tokens"]?.intValue),
                 elapsedTime: data["elapsed_time"]?.lenientDouble,
                 totalSteps: data["total_steps"]?.intValue,
-                workflowID: data["workflow_id"]?.stringValue
+                workflowID: data["workflow_id"]?.stringValue,
+                createdAt: Lenient.date(data["created_at"]),
+                // Dify ≥ 1.13 answers a blocking run that pauses with HTTP 200 and `data.status: "paused"`,
+                // `finished_at: null`, `paused_nodes`, `reasons` (WorkflowAppPausedBlockingResponse).
+                pausedNodes: data["paused_nodes"]?.arrayValue?.compactMap(\.stringValue) ?? []
             )
         }
         guard let answer = json["answer"]?.stringValue else {
@@ -427,7 +448,8 @@ enum BlockingResponse {
             messageID: json["message_id"]?.stringValue ?? json["id"]?.stringValue,
             conversationID: json["conversation_id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
             usage: usage,
-            elapsedTime: usage.latency
+            elapsedTime: usage.latency,
+            createdAt: Lenient.date(json["created_at"])
         )
     }
 }

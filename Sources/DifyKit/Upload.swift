@@ -11,6 +11,7 @@ extension DifyClient {
     /// - `user`: must equal the `user` of the run that uses the file (files are scoped to key and user).
     ///
     /// Uploads wait for the response head up to `timeouts.total` (the head follows the whole body).
+    /// The result's `createdAt` (Dify's epoch seconds) and `serverDate` (the `Date` header) are Dify's clock.
     public func upload(fileAt path: String, filename: String? = nil, user: String) async throws -> UploadedFile {
         try await upload(fileAt: path, filename: filename, user: user, boundary: MultipartUpload.randomBoundary())
     }
@@ -35,12 +36,14 @@ extension DifyClient {
                 request.body = .stream(body, length: .known(multipart.contentLength(fileSize: size)))
                 let response = try await self.httpClient.execute(
                     request, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-                context.markHeadReceived()
+                context.markHeadReceived(response.headers)
                 let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
                 return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
             }
         }
         let json = try parseSuccess(exchange, endpoint: endpoint, isRun: false)
-        return try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
+        var file = try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
+        file.serverDate = Self.serverDate(exchange.headers)
+        return file
     }
 }

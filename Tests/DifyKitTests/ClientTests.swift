@@ -200,8 +200,8 @@ struct ClientTests {
                          "user": "oracle-user", "response_mode": "streaming"])
     }
 
-    @Test("a stream that pings then goes silent before workflow_started is diagnosed by one blocking repeat")
-    func stallDiagnosis() async throws {
+    @Test("run_whenStreamGoesSilentBeforeWorkflowStarted_throwsStalledRunMayHaveStartedAndSendsOnce")
+    func stallBeforeStartIsNotRepeated() async throws {
         let recorder = Recorder()
         let clock = ContinuousClock()
         let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(300), total: .seconds(10))
@@ -209,10 +209,6 @@ struct ClientTests {
             router.post("/v1/workflows/run") { request, _ -> Response in
                 let body = try await bodyJSON(request)
                 recorder.bump(body["response_mode"]?.stringValue ?? "none")
-                if body["response_mode"] == "blocking" {
-                    return .json(#"{"code":"invalid_param","message":"file is required in input form","status":400}"#,
-                                 status: .badRequest)
-                }
                 return streamResponse([pingChunk], stallAfter: .seconds(8))
             }
         }) { baseURL in
@@ -224,15 +220,15 @@ struct ClientTests {
                 } catch let error as DifyError { return (error, clock.now - start) }
             }
         }
-        let diagnosed = try #require(error)
-        #expect(diagnosed.code == .http)
-        #expect(diagnosed.httpStatus == 400)
-        #expect(diagnosed.difyCode == "invalid_param")
-        #expect(diagnosed.classification == .permanent)
-        #expect(diagnosed.message.contains("file is required in input form"))
-        #expect(diagnosed.message.contains("diagnosed"))
+        let stalled = try #require(error)
+        #expect(stalled.code == .streamStalled)
+        #expect(stalled.classification == .ambiguous)
+        #expect(stalled.runMayHaveStarted)
+        #expect(stalled.runStarted == nil)
+        #expect(stalled.serverDate != nil, "the stream's head carried a Date header")
+        #expect(stalled.message.contains("outcome is unknown"))
         #expect(recorder.count("streaming") == 1)
-        #expect(recorder.count("blocking") == 1, "exactly one blocking repeat per stalled run")
+        #expect(recorder.count("blocking") == 0, "DifyKit never repeats a run request by itself")
         #expect(elapsed < .seconds(7), "idle detection must not wait for the server's 8 s stall")
     }
 

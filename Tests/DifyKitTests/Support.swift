@@ -180,3 +180,11 @@ func rssKB() -> (rss: Int, hwm: Int) {
     }
     return (value("VmRSS:"), value("VmHWM:"))
 }
+
+/// Runs `request` and returns the DifyError it threw (nil when it succeeded; other errors are rethrown).
+func runError(_ client: DifyClient, _ request: RunRequest) async throws -> DifyError? {
+    do {
+        _ = try await client.run(request)
+        return nil
+    } catch let error as DifyError { return error }
+}
