@@ -12,9 +12,39 @@ extension PostgresLedger {
     /// other's rows instead of waiting, and each claimed document is leased to this process.
     public func claim(jobID: Int64, limit: Int, now date: Date) async throws -> [DocumentRecord] {
         guard limit > 0 else { return [] }
+        let ids = try await rows(claimQuery(jobID: jobID, limit: limit, due: date)).compactMap { try Self.int64($0, "id") }
+        return try await claimed(ids)
+    }
+
+    /// As ``claim(jobID:limit:now:)``, and the job's in-flight documents across all processes stay at or under
+    /// `maxActive`: claimers of the job take turns (a transaction-scoped advisory lock on the job) to count and claim.
+    public func claim(jobID: Int64, limit: Int, now date: Date, maxActive: Int?) async throws -> [DocumentRecord] {
+        guard let maxActive else { return try await claim(jobID: jobID, limit: limit, now: date) }
+        guard limit > 0 else { return [] }
+        let query = claimQuery(jobID: jobID, limit: limit, due: date, maxActive: maxActive)
+        let logger = self.logger
+        let ids: [Int64]
+        do {
+            ids = try await client.withTransaction(logger: logger) { connection in
+                // 1684171370 = "dbjb": the key space of dify-batch's per-job claim locks.
+                try await connection.query("SELECT pg_advisory_xact_lock(1684171370, \(Int32(truncatingIfNeeded: jobID)))", logger: logger)
+                var ids: [Int64] = []
+                for try await id in try await connection.query(query, logger: logger).decode(Int64.self) { ids.append(id) }
+                return ids
+            }
+        } catch let error as PostgresTransactionError {
+            if let closure = error.closureError as? PSQLError { throw Self.ledgerError(closure, location: location) }
+            throw error.closureError ?? LedgerError(.cannotOpen, "PostgreSQL ledger \(location): the claim transaction failed")
+        }
+        return try await claimed(ids)
+    }
+
+    /// The claiming UPDATE; with `maxActive`, the limit shrinks by the job's documents already in flight.
+    private func claimQuery(jobID: Int64, limit: Int, due date: Date, maxActive: Int? = nil) -> PostgresQuery {
         let due = Self.millis(date)
         let stamp = nowMillis
-        let found = try await rows("""
+        let cap: Int64 = maxActive.map(Int64.init) ?? Int64(limit)
+        return """
             UPDATE documents
             SET state = CASE WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                 next_attempt_at = NULL, updated_at = \(stamp),
@@ -23,11 +53,14 @@ extension PostgresLedger {
                 SELECT id FROM documents
                 WHERE job_id = \(jobID) AND (state = 'pending' OR (state = 'failed' AND next_attempt_at <= \(due)))
                 ORDER BY coalesce(next_attempt_at, 0), id
-                LIMIT \(Int64(limit))
+                LIMIT greatest(0, least(\(Int64(limit)), \(cap) - (SELECT count(*) FROM documents
+                    WHERE job_id = \(jobID) AND state IN \(unescaped: Self.inFlightStates) AND \(maxActive != nil))))
                 FOR UPDATE SKIP LOCKED)
             RETURNING id
-            """)
-        let ids = try found.compactMap { try Self.int64($0, "id") }
+            """
+    }
+
+    private func claimed(_ ids: [Int64]) async throws -> [DocumentRecord] {
         guard !ids.isEmpty else { return [] }
         return try await rows("\(unescaped: Self.documentSelect) WHERE d.id = ANY(\(ids)) ORDER BY d.id").map(Self.document)
     }

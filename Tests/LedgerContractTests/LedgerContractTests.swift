@@ -198,4 +198,21 @@ import Testing
             #expect(try await ledger.jobs().first?.appMode == "workflow")
         }
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func claim_withMaxActive_neverExceedsTheCapOfDocumentsInFlight(kind: StoreKind) async throws {
+        try await withStore(kind) { ledger in
+            let job = try await makeJob(ledger)
+            for index in 0..<10 {
+                _ = try await ledger.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+            }
+            let first = try await ledger.claim(jobID: job.id, limit: 10, now: Date(), maxActive: 3)
+            #expect(first.count == 3)
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date(), maxActive: 3).isEmpty)
+            let done = try #require(first.first)
+            try await ledger.transition(done.id, from: .uploading, to: .dead, [])
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date(), maxActive: 3).count == 1)
+            #expect(try await ledger.claim(jobID: job.id, limit: 2, now: Date(), maxActive: nil).count == 2, "no cap without max_active")
+        }
+    }
 }

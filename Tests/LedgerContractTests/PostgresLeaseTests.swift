@@ -127,4 +127,21 @@ import Testing
         }
         await TestPostgres.dropDatabase(foreign, on: server)
     }
+
+    @Test func maxActive_capsDocumentsInFlightAcrossProcessesClaimingAtOnce() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                for index in 0..<50 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                for _ in 0..<5 {
+                    async let x = a.claim(jobID: job.id, limit: 4, now: Date(), maxActive: 6)
+                    async let y = b.claim(jobID: job.id, limit: 4, now: Date(), maxActive: 6)
+                    _ = try await (x, y)
+                }
+                #expect(try await a.inFlight(jobID: job.id).count == 6)
+            }
+        }
+    }
 }

@@ -91,4 +91,7 @@ public protocol Ledger: LedgerReader {
     func confirmLease(documentID: Int64) async throws
     /// True while another live process works on the job: holds in-flight documents or the scanner lease.
     func othersActive(jobID: Int64) async throws -> Bool
+    /// ``claim(jobID:limit:now:)`` taking no more than keeps the job's in-flight documents (across every process
+    /// on this ledger) at or under `maxActive` (the spec's `max_active`; nil: no cap).
+    func claim(jobID: Int64, limit: Int, now: Date, maxActive: Int?) async throws -> [DocumentRecord]
 }

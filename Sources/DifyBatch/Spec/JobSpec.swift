@@ -30,6 +30,9 @@ public struct JobSpec: Sendable, Equatable {
     public var archive: String
     /// Where sources of dead or rejected documents are moved (default: nowhere, they stay in the inbox).
     public var failedFolder: String?
+    /// Documents in flight at once for this job across all processes sharing a PostgreSQL ledger (default:
+    /// no cap beyond each process's `concurrency`). Issue 15.
+    public var maxActive: Int? = nil
 
     public enum AfterSuccess: String, Sendable, Equatable, CaseIterable {
         case move, keep, delete

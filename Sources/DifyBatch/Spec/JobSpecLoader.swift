@@ -62,7 +62,8 @@ public enum JobSpecLoader {
     }
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
-                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder"]
+                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder",
+                                       "max_active"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
                                         "response_mode", "user", "query", "workflow_id"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
@@ -156,6 +157,7 @@ public enum JobSpecLoader {
 
         let concurrency = try root.int("concurrency", range: 1...256) ?? 4
         let rateLimit = try root.int("rate_limit", range: 1...1_000_000)
+        let maxActive = try root.int("max_active", range: 1...100_000)
         var retry = RetryPolicy()
         if let retryNode = try root.child("retry") {
             try retryNode.checkKeys(allowed: retryKeys)
@@ -179,9 +181,11 @@ public enum JobSpecLoader {
             throw root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)")
         }
 
-        return JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
-                       concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
-                       recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder)
+        var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
+                           concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
+                           recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder)
+        spec.maxActive = maxActive
+        return spec
     }
 
     private static func yamlLine(_ error: YamlError) -> Int? {

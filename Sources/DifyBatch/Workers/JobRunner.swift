@@ -224,7 +224,7 @@ public final class JobRunner: Sendable {
                         want = got
                     }
                     guard want > 0 else { return }
-                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now())
+                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now(), maxActive: spec.maxActive)
                     if let limiter {
                         for _ in claimed.count..<want { await limiter.release() }
                     }
