@@ -70,6 +70,8 @@ CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at)
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_lease ON documents(lease_owner) WHERE lease_owner IS NOT NULL;
+-- PostgreSQL only: the claim walks the due documents in claim order and stops after LIMIT rows.
+CREATE INDEX documents_claimable ON documents(job_id, (coalesce(next_attempt_at, 0)), id) WHERE state IN ('pending', 'failed');
 
 -- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.
 CREATE TABLE results (

@@ -215,4 +215,17 @@ import Testing
             #expect(try await ledger.claim(jobID: job.id, limit: 2, now: Date(), maxActive: nil).count == 2, "no cap without max_active")
         }
     }
+
+    @Test(arguments: StoreKind.allCases)
+    func priceWithMoreThanNineDecimals_isRejectedRatherThanRounded(kind: StoreKind) async throws {
+        try await withStore(kind) { ledger in
+            let job = try await makeJob(ledger)
+            let doc = try await ledger.insert(NewDocument(jobID: job.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
+            await #expect(throws: LedgerError.self) {
+                try await ledger.recordUsage(documentID: doc.id, jobID: job.id, runID: nil, difyRunID: nil,
+                                             UsageAmounts(totalPrice: Decimal(string: "0.0000000001")))
+            }
+            #expect(try await ledger.usage(documentID: doc.id) == nil)
+        }
+    }
 }
