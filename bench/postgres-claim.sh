@@ -25,7 +25,7 @@ SQL
 script=$(mktemp /tmp/claim.XXXXXX.sql)
 cat > "$script" <<'SQL'
 UPDATE documents
-SET state = CASE WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
+SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
     next_attempt_at = NULL, updated_at = 1, lease_owner = 'bench:' || pg_backend_pid(),
     lease_until = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 30000
 WHERE id IN (

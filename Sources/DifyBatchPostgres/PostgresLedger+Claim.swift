@@ -46,7 +46,7 @@ extension PostgresLedger {
         let cap: Int64 = maxActive.map(Int64.init) ?? Int64(limit)
         return """
             UPDATE documents
-            SET state = CASE WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
+            SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                 next_attempt_at = NULL, updated_at = \(stamp),
                 lease_owner = \(owner), lease_until = \(unescaped: Self.databaseNow) + \(leaseMillis)
             WHERE id IN (
@@ -119,6 +119,11 @@ extension PostgresLedger {
             case .sha256(let v): sets.append("sha256 = \(statement.bind(v))")
             case .size(let v): sets.append("size = \(statement.bind(v))")
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = \(statement.bind(v))")
+            case .fileIdentity(let v):
+                sets.append("size = \(statement.bind(v.size)), mtime_ns = \(statement.bind(v.mtimeNanoseconds)), "
+                            + "device = \(statement.bind(v.deviceColumn)), inode = \(statement.bind(v.inodeColumn))")
+            case .resultStored(let v): sets.append("result_stored = \(statement.bind(Int64(v ? 1 : 0)))")
+            case .localFailures(let n): sets.append("local_failures = \(statement.bind(Int64(n)))")
             }
         }
         let idBind = statement.bind(id)

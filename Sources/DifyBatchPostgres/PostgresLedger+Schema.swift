@@ -6,7 +6,20 @@ import PostgresNIO
 extension PostgresLedger {
     /// Migrations to version N from the version before it, under the same numbers as SQLiteLedger's (gaps are
     /// skipped), each run inside the migrating transaction. Never edit a past entry.
-    static let migrations: [Int: String] = [:]
+    static let migrations: [Int: String] = [
+        // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
+        3: """
+            ALTER TABLE documents ADD COLUMN device BIGINT;
+            ALTER TABLE documents ADD COLUMN inode BIGINT;
+            DROP INDEX documents_by_job_path;
+            CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)
+            """,
+        // Issue 11: a paid result is stored before any local work; local failures are retried from it.
+        6: """
+            ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0
+            """,
+    ]
 
     /// Creates the schema in an empty database (from `schema.postgres.sql`) or migrates an older one, under an
     /// advisory lock so processes starting together do it once.

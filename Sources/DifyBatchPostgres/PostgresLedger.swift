@@ -15,7 +15,7 @@ import PostgresNIO
 /// before use. New databases are created from `schema.postgres.sql`.
 public final class PostgresLedger: Ledger {
     /// The schema version this build writes (kept equal to SQLiteLedger's by a test).
-    public static let schemaVersion = 1
+    public static let schemaVersion = 6
 
     let client: PostgresClient
     let logger: Logger
@@ -224,26 +224,28 @@ public final class PostgresLedger: Ledger {
 
     // MARK: - Documents
 
-    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+    public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         let found = try await rows("""
             \(unescaped: Self.documentSelect)
             WHERE d.job_id = \(jobID) AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
             """)
-        var result: [String: DocumentRecord] = [:]
+        var result: [PathKey: DocumentRecord] = [:]
         result.reserveCapacity(found.count)
         for row in found {
             let document = try Self.document(row)
-            result[document.path] = document
+            result[PathKey(document.path)] = document
         }
         return result
     }
 
-    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
-        var result: [String: KnownFile] = [:]
-        let sequence = try await client.query("SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = \(jobID) ORDER BY id",
-                                              logger: logger)
-        for try await (path, id, size, mtime, state) in sequence.decode((String, Int64, Int64, Int64, String).self) {
-            result[path] = KnownFile(id: id, size: size, mtimeNanoseconds: mtime, state: DocumentState(rawValue: state) ?? .pending)
+    public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
+        var result: [PathKey: KnownFile] = [:]
+        let sequence = try await client.query("""
+            SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = \(jobID) ORDER BY id
+            """, logger: logger)
+        for try await (path, id, size, mtime, state, device, inode) in sequence.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self) {
+            result[PathKey(path)] = KnownFile(id: id, size: size, mtimeNanoseconds: mtime, state: DocumentState(rawValue: state) ?? .pending,
+                                              device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
         }
         return result
     }
@@ -254,10 +256,10 @@ public final class PostgresLedger: Ledger {
         let finished: Int64? = document.state.isTerminal ? now : nil
         let found = try await rows("""
             INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                last_error_message, last_http_status, created_at, updated_at, finished_at)
+                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
             VALUES (\(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
                 \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
-                \(now), \(now), \(finished))
+                \(now), \(now), \(finished), \(document.device.map { Int64(bitPattern: $0) }), \(document.inode.map { Int64(bitPattern: $0) }))
             RETURNING id
             """)
         guard let id = try Self.int64(found.first, "id"),
@@ -300,8 +302,12 @@ public final class PostgresLedger: Ledger {
             let stateList = states.map { statement.bind($0.rawValue) }.joined(separator: ",")
             statement.append("""
                 UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
-                    upload_file_id = NULL, workflow_run_id = NULL, message_id = NULL, task_id = NULL, run_sent_at = NULL,
-                    duplicate_of = NULL, lease_owner = NULL, lease_until = NULL, updated_at = \(stamp)
+                    upload_file_id = CASE WHEN result_stored = 1 THEN upload_file_id END,
+                    workflow_run_id = CASE WHEN result_stored = 1 THEN workflow_run_id END,
+                    message_id = CASE WHEN result_stored = 1 THEN message_id END,
+                    task_id = CASE WHEN result_stored = 1 THEN task_id END, run_sent_at = NULL,
+                    duplicate_of = CASE WHEN result_stored = 1 THEN duplicate_of END, local_failures = 0,
+                    lease_owner = NULL, lease_until = NULL, updated_at = \(stamp)
                 WHERE id IN (\(idList)) AND state IN (\(stateList))
                 RETURNING id
                 """)
@@ -348,10 +354,14 @@ public final class PostgresLedger: Ledger {
 
     public func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
         let now = nowMillis
+        // One statement: the result and the mark that only local work is left appear together.
         _ = try await rows("""
-            INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (\(documentID), \(status), \(outputsJSON), \(now))
-            ON CONFLICT (document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
-                recorded_at = excluded.recorded_at
+            WITH stored AS (
+                INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (\(documentID), \(status), \(outputsJSON), \(now))
+                ON CONFLICT (document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
+                    recorded_at = excluded.recorded_at
+                RETURNING document_id)
+            UPDATE documents SET result_stored = 1, updated_at = \(now) WHERE id IN (SELECT document_id FROM stored)
             """)
     }
 
@@ -385,6 +395,10 @@ public final class PostgresLedger: Ledger {
             INSERT INTO run_jobs (run_id, job_id, \(unescaped: column)) VALUES (\(runID), \(jobID), 1)
             ON CONFLICT (run_id, job_id) DO UPDATE SET \(unescaped: column) = run_jobs.\(unescaped: column) + 1
             """)
+    }
+
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        try await rows("SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id DESC").map { try RunRecord(row: PostgresLedgerRow($0)) }
     }
 
     public func finishRun(_ runID: Int64, exitCode: Int) async throws {

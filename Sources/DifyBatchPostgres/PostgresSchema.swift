@@ -10,7 +10,7 @@ public enum PostgresSchema {
 -- ledger_meta. Changes to an existing database are numbered migrations in PostgresLedger+Schema.swift, under the
 -- same numbers as SQLiteLedger's, never edits of the past.
 --
--- schema-version: 1
+-- schema-version: 6
 --
 -- Conventions as in schema.sql: every *_at column is milliseconds since the Unix epoch (UTC) as BIGINT; sizes are
 -- bytes; prices are kept as exact text and as integer nano-units. Ids are BIGINT identities.
@@ -66,12 +66,17 @@ CREATE TABLE documents (
     created_at          BIGINT  NOT NULL,
     updated_at          BIGINT  NOT NULL,
     finished_at         BIGINT,
+    device              BIGINT,                 -- issue 11: st_dev of the file version as pinned (bit pattern)
+    inode               BIGINT,                 -- issue 11: st_ino of the file version as pinned (bit pattern)
+    result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work is left
+    local_failures      INTEGER NOT NULL DEFAULT 0,   -- issue 11: local failures since the result was stored
+    -- (new columns go above this line: the PostgreSQL-only columns stay last)
     -- PostgreSQL only (issue 15): the process holding an in-flight document ("host:pid:start") and until when
     -- (database clock, ms). NULL when no process holds it. An expired lease is taken over through recovery.
     lease_owner         TEXT,
     lease_until         BIGINT
 );
-CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);

@@ -113,6 +113,7 @@ public struct DifyClient: Sendable {
         let (json, date) = try await getJSONWithDate(path: path)
         var detail = try decode(json, endpoint: "GET \(path)", isRun: false) { try WorkflowRunDetail(json: $0) }
         detail.serverDate = date
+        detail.error = detail.error.map(redact)
         return detail
     }
 
@@ -251,7 +252,7 @@ public struct DifyClient: Sendable {
         do {
             return try JSONValue.parse(Data(buffer: exchange.body))
         } catch {
-            let snippet = Self.snippet(exchange.body)
+            let snippet = Self.snippet(exchange.body, apiKey: configuration.apiKey)
             throw DifyError(
                 code: .decoding, httpStatus: exchange.status,
                 message: redact("HTTP \(exchange.status) response is not JSON: \(snippet)"),
@@ -302,7 +303,7 @@ public struct DifyClient: Sendable {
         } else {
             let kind = contentType.isEmpty ? "non-JSON" : contentType.split(separator: ";")[0].description
             message = "HTTP \(status) with a \(kind) body, likely from a proxy or gateway in front of Dify: "
-                + Self.htmlSummary(body)
+                + Self.htmlSummary(body, apiKey: apiKey)
             snippet = Self.redactedSnippet(body, apiKey: apiKey)
         }
         var backpressureSource: BackpressureSource?
@@ -364,19 +365,20 @@ public struct DifyClient: Sendable {
         }
     }
 
-    static func snippet(_ body: ByteBuffer, limit: Int = 200) -> String {
-        let text = String(decoding: body.readableBytesView.prefix(limit * 4), as: UTF8.self)
-        let collapsed = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        return collapsed.count > limit ? String(collapsed.prefix(limit)) + "…" : collapsed
+    /// The body as text, the key removed from all of it before it is cut to `limit` characters.
+    static func snippet(_ body: ByteBuffer, limit: Int = 200, apiKey: String) -> String {
+        Redactor.redactThenCut(String(decoding: body.readableBytesView, as: UTF8.self), key: apiKey, limit: limit)
     }
 
-    /// `<title>` of an HTML page, else its text with tags stripped.
-    static func htmlSummary(_ body: ByteBuffer) -> String {
-        let text = String(decoding: body.readableBytesView.prefix(16 * 1024), as: UTF8.self)
+    /// `<title>` of an HTML page, else its text with tags stripped; the key is removed before the first 16 KiB
+    /// are looked at and before the text is cut to 200 characters.
+    static func htmlSummary(_ body: ByteBuffer, apiKey: String) -> String {
+        let whole = Redactor.redact(String(decoding: body.readableBytesView, as: UTF8.self), key: apiKey)
+        let text = String(whole.prefix(16 * 1024))
         if let open = text.range(of: "<title>", options: .caseInsensitive),
            let close = text.range(of: "</title>", options: .caseInsensitive, range: open.upperBound..<text.endIndex) {
             let title = text[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
-            if !title.isEmpty { return "\"\(title)\"" }
+            if !title.isEmpty { return "\"\(Redactor.redactThenCut(title, key: apiKey, limit: 200))\"" }
         }
         var stripped = ""
         var inTag = false
@@ -385,8 +387,7 @@ public struct DifyClient: Sendable {
             if character == ">" { inTag = false; continue }
             if !inTag { stripped.append(character) }
         }
-        let collapsed = stripped.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        return collapsed.count > 200 ? String(collapsed.prefix(200)) + "…" : collapsed
+        return Redactor.redactThenCut(stripped, key: apiKey, limit: 200)
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {

@@ -209,11 +209,22 @@ enum RetryAfter {
 
 // MARK: - Redaction
 
-enum Redactor {
-    /// Replaces every occurrence of the key (and `Bearer <key>`) with a placeholder.
-    static func redact(_ text: String, key: String) -> String {
+/// Removes the API key from text that came from the network. Every cut of such text goes through
+/// ``redactThenCut(_:key:limit:)``: the key is removed from the whole text first, so a cut can never leave a
+/// prefix of the key behind (issue 11: an error page echoing `Authorization` was cut mid-key, then redacted).
+public enum Redactor {
+    /// Replaces every occurrence of the key (and so `Bearer <key>`) with `app-***`. Keys shorter than 4
+    /// characters are left alone (they would match ordinary text).
+    public static func redact(_ text: String, key: String) -> String {
         guard key.count >= 4 else { return text }
         return text.replacingOccurrences(of: key, with: "app-***")
+    }
+
+    /// Redacts `text`, collapses runs of white space to one space, and only then keeps at most `limit`
+    /// characters (a cut text ends with `…`).
+    public static func redactThenCut(_ text: String, key: String, limit: Int) -> String {
+        let collapsed = redact(text, key: key).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return collapsed.count > limit ? String(collapsed.prefix(max(0, limit))) + "…" : collapsed
     }
 }
 

@@ -22,12 +22,15 @@ extension DifyClient {
     /// ``RunResult/serverDate`` carries the response's `Date` header (Dify's clock).
     public func run(_ request: RunRequest,
                     onStarted: @Sendable (RunStarted) async throws -> Void = { _ in }) async throws -> RunResult {
-        try await withoutActuallyEscaping(onStarted) { onStarted in
+        var result = try await withoutActuallyEscaping(onStarted) { onStarted in
             switch request.responseMode {
             case .blocking: return try await runBlocking(request, onStarted: onStarted)
             case .streaming: return try await runStreaming(request, onStarted: onStarted)
             }
         }
+        // The workflow's error text came from the network: no key in it, whatever it is later cut to.
+        result.error = result.error.map(redact)
+        return result
     }
 
     func runTarget(_ request: RunRequest) throws -> (path: String, body: JSONValue) {

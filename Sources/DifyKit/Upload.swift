@@ -47,3 +47,46 @@ extension DifyClient {
         return file
     }
 }
+
+extension DifyClient {
+    /// `POST /files/upload` from a file the caller already opened: the first `length` bytes of `descriptor`,
+    /// read with `pread` from offset 0 and streamed with a known Content-Length. The descriptor is neither
+    /// closed nor moved, so the caller keeps control of what is uploaded (no path is opened again, so a file
+    /// swapped in at the same path is never sent).
+    ///
+    /// - `filename`: the name Dify stores (path separators stripped, as for ``upload(fileAt:filename:user:)``).
+    /// - `onChunk`: sees every chunk of the file's bytes in order, as it is sent (to hash what was uploaded).
+    /// - Throws ``DifyError`` with code `fileAccess` when the file ends before `length` bytes or cannot be read.
+    public func upload(descriptor: Int32, length: Int64, filename: String, user: String,
+                       onChunk: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil) async throws -> UploadedFile {
+        try await upload(descriptor: descriptor, length: length, filename: filename, user: user,
+                         boundary: MultipartUpload.randomBoundary(), onChunk: onChunk)
+    }
+
+    func upload(descriptor: Int32, length: Int64, filename: String, user: String?, boundary: String,
+                chunkLength: Int = 64 * 1024, onChunk: (@Sendable (UnsafeRawBufferPointer) -> Void)?) async throws -> UploadedFile {
+        let endpoint = "POST /files/upload"
+        let name = MultipartUpload.sanitizedFilename(filename)
+        let multipart = MultipartUpload(boundary: boundary, user: user, filename: name,
+                                        contentType: MIMEType.forFilename(name))
+        var request = baseRequest(method: .POST, path: "/files/upload")
+        request.headers.add(name: "Content-Type", value: multipart.contentType)
+        let body = MultipartBodySequence(
+            head: multipart.head,
+            base: DescriptorChunks(descriptor: descriptor, length: length, chunkLength: chunkLength, endpoint: endpoint,
+                                   onChunk: onChunk),
+            tail: multipart.tail)
+        request.body = .stream(body, length: .known(multipart.contentLength(fileSize: length)))
+        let prepared = request
+        let context = RequestContext()
+        let exchange: Exchange = try await guarded(endpoint: endpoint, isRun: false, context: context, idle: nil) {
+            let response = try await self.httpClient.execute(
+                prepared, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
+            context.markHeadReceived()
+            let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
+            return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
+        }
+        let json = try parseSuccess(exchange, endpoint: endpoint, isRun: false)
+        return try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
+    }
+}

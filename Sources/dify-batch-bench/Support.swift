@@ -104,8 +104,7 @@ struct BenchWorkspace {
         configure(&options)
         var logger = Logger(label: "dify-batch-bench")
         logger.logLevel = .error
-        let pipeline = Pipeline(specs: specs, ledger: ledger, options: options, lockDirectory: dbPath + ".locks",
-                                logger: logger, environment: environment, observers: observers)
+        let pipeline = Pipeline(specs: specs, ledger: ledger, options: options, logger: logger, environment: environment, observers: observers)
         return (pipeline, ledger)
     }
 

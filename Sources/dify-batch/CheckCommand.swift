@@ -45,11 +45,11 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     /// The ledger's latest version of each inbox path per job name, when a ledger exists (never creates one).
-    private func knownVersions() async -> [String: [String: DocumentRecord]]? {
+    private func knownVersions() async -> [String: [PathKey: DocumentRecord]]? {
         let path = ledger.path
         guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path),
               let jobs = try? await store.jobs() else { return nil }
-        var result: [String: [String: DocumentRecord]] = [:]
+        var result: [String: [PathKey: DocumentRecord]] = [:]
         for job in jobs {
             result[job.name] = (try? await store.latestVersions(jobID: job.id)) ?? [:]
         }

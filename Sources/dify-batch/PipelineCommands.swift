@@ -12,6 +12,7 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: "Documents in flight across all jobs (default: the sum of the jobs' concurrency).") var maxInflight: Int?
     @Flag(name: .long, help: "Run documents again even when the same content already succeeded.") var reprocess = false
     @Flag(name: .long, help: "Wait for a job held by another run/watch instead of exiting with code 5.") var wait = false
+    @Flag(name: .long, help: "A job name the ledger knows with another inbox moved on purpose: take this spec's inbox (otherwise exit 2).") var adoptInbox = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String = "info"
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
@@ -73,6 +74,7 @@ struct PipelineArguments: ParsableArguments {
         for summary in summaries {
             var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": "\(summary.remaining)"]
             for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
+            if summary.localFailures > 0 { metadata["local_failures"] = "\(summary.localFailures)" }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             logger.info("summary", metadata: metadata)
         }
@@ -86,6 +88,7 @@ struct PipelineArguments: ParsableArguments {
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
+        options.adoptInbox = adoptInbox
         configure(&options)
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
@@ -129,7 +132,7 @@ enum PipelineLauncher {
             ledgerServices = ledger.services
             prepare = { try await ledger.prepare(timeout: Duration.seconds(20)) }
         }
-        let pipeline = Pipeline(specs: specs, ledger: store, options: options, lockDirectory: dbPath + ".locks", logger: logger,
+        let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline, prepare: prepare)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
@@ -184,7 +187,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Process everything in the jobs' inboxes (and every retry that comes due), then exit.",
-        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected; 2 usage or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
+        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected, or a paid result could not be written out (outbox, disposal; retried later without calling Dify); 2 usage or spec error (also: an outbox, archive or failed folder not writable, an inbox this user cannot lock); 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
 
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "Write one JSON line per document touched to this file.") var report: String?

@@ -88,6 +88,16 @@ final class FDCapture {
         writer = StandardErrorWriter(fileDescriptor: writeEnd)
     }
 
+    /// Waits (polling the pipe, never reading it) until something was written, or `timeout` passed.
+    func waitForData(timeout: Duration = .seconds(30)) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, 0) > 0 { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     func finish() -> String {
         close(writeEnd)
         let data = FileHandle(fileDescriptor: readEnd, closeOnDealloc: true).readDataToEndOfFile()

@@ -95,7 +95,7 @@ struct ProgressTests {
         reporter.record(.documentSettled(job: "a", document: document(1, .succeeded)))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await reporter.run() }
-            try? await Task.sleep(for: .seconds(1))
+            await capture.waitForData()
             group.cancelAll()
         }
         let text = capture.finish()

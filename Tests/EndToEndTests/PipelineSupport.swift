@@ -64,7 +64,7 @@ struct Workspace {
         configure(&options)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let pipeline = Pipeline(specs: specs, ledger: ledger, options: options, lockDirectory: dbPath + ".locks",
+        let pipeline = Pipeline(specs: specs, ledger: ledger, options: options,
                                 logger: logger, environment: environment, timeouts: timeouts)
         return (try await pipeline.run(), ledger)
     }

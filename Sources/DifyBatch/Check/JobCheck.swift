@@ -180,7 +180,7 @@ public enum JobCheck {
     /// and judges the files now in the inbox. `known`: the ledger's latest version per inbox path, if a ledger exists.
     public static func run(spec: JobSpec, environment: [String: String] = ProcessInfo.processInfo.environment,
                            timeouts: DifyClient.Timeouts = .init(connect: .seconds(5), responseHead: .seconds(20), streamIdle: .seconds(20), total: .seconds(30)),
-                           known: [String: DocumentRecord]? = nil) async -> JobCheckReport {
+                           known: [PathKey: DocumentRecord]? = nil) async -> JobCheckReport {
         var report = JobCheckReport(spec: spec)
         let key: String
         do {
@@ -209,7 +209,7 @@ public enum JobCheck {
         return ExitStatus.success.rawValue
     }
 
-    private static func inspect(spec: JobSpec, client: DifyClient, known: [String: DocumentRecord]?, into report: inout JobCheckReport) async {
+    private static func inspect(spec: JobSpec, client: DifyClient, known: [PathKey: DocumentRecord]?, into report: inout JobCheckReport) async {
         let info: AppInfo
         let parameters: AppParameters
         do {
@@ -275,7 +275,7 @@ public enum JobCheck {
     }
 
     /// Which files in the inbox the job would take, and which of them it would reject (never uploaded).
-    static func inboxReport(spec: JobSpec, preflight: JobPreflight, known: [String: DocumentRecord]?) -> JobCheckReport.Inbox {
+    static func inboxReport(spec: JobSpec, preflight: JobPreflight, known: [PathKey: DocumentRecord]?) -> JobCheckReport.Inbox {
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
@@ -284,7 +284,7 @@ public enum JobCheck {
             inbox.files = files.count
             inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
             for file in files {
-                if let existing = known?[file.relativePath], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
+                if let existing = known?[PathKey(file.relativePath)], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
                     inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
                 }
                 if let rejection = preflight.rejection(of: file) {

@@ -19,7 +19,8 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
     /// The run request was sent; ids are recorded as soon as Dify sends them.
     case running
     /// The run was sent but its outcome is unknown (dropped stream, timeout, crash): recovery looks it up
-    /// before anything is sent again.
+    /// before anything is sent again. Also a document whose result is stored while its local work (outbox,
+    /// disposal) is done again from that result.
     case recovering
     /// The result was written to the outbox.
     case succeeded
@@ -50,11 +51,11 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
 
     /// The legal transitions, in one place.
     public static let transitions: [DocumentState: Set<DocumentState>] = [
-        .pending: [.uploading, .uploaded, .rejected, .skipped],
+        .pending: [.uploading, .uploaded, .rejected, .skipped, .recovering, .failed],
         .uploading: [.uploaded, .failed, .dead, .rejected, .pending],
         .uploaded: [.running, .uploading, .failed, .dead, .pending],
         .running: [.succeeded, .failed, .dead, .recovering, .uploading],
-        .recovering: [.running, .succeeded, .failed, .dead, .pending],
+        .recovering: [.running, .succeeded, .failed, .dead, .pending, .skipped],
         .failed: [.uploading, .uploaded, .recovering, .pending, .dead],
         .succeeded: [.pending],
         .dead: [.pending],

@@ -34,17 +34,19 @@ public protocol Ledger: LedgerReader {
     /// Records the app mode learned from Dify.
     func setAppMode(jobID: Int64, mode: String) async throws
 
-    /// The newest version of every path of a job, keyed by path (the scanner's view).
-    func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord]
-    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan).
-    func knownFiles(jobID: Int64) async throws -> [String: KnownFile]
+    /// The newest version of every path of a job, keyed by the path's bytes (the scanner's view).
+    func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord]
+    /// The newest version of every path of a job, reduced to what a rescan compares (one covering-index scan),
+    /// keyed by the path's bytes (names differing only in Unicode normalization are different paths).
+    func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
     /// A succeeded document of this job with this content, other than `excluding`.
     func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord?
 
     /// Atomically takes up to `limit` documents that are `pending`, or `failed` and due at `now`, moving them to
-    /// `uploading` (or `uploaded` when Dify already holds the file). Two callers never get the same document.
+    /// `uploading` (or `uploaded` when Dify already holds the file, or `recovering` when the result is stored and
+    /// only local work is left). Two callers never get the same document.
     func claim(jobID: Int64, limit: Int, now: Date) async throws -> [DocumentRecord]
     /// Moves a document from `from` to `to` and applies `changes`, in one statement.
     @discardableResult
@@ -56,7 +58,8 @@ public protocol Ledger: LedgerReader {
     func inFlight(jobID: Int64) async throws -> [DocumentRecord]
     /// How many of the job's documents wait (`pending` or `failed`). Cheap: one indexed count.
     func waitingCount(jobID: Int64) async throws -> Int
-    /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved.
+    /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved. A
+    /// document with a stored result keeps it (and its run ids): it is settled from it, never sent again.
     func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int
 
     /// Starts an attempt row; returns its id.
@@ -66,7 +69,8 @@ public protocol Ledger: LedgerReader {
     /// Records the usage of one Dify run. A second record for the same `difyRunID` of the same document is
     /// ignored, so recovering a run whose usage was already recorded never counts its tokens twice.
     func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws
-    /// Stores the result of a succeeded document.
+    /// Stores the result of a finished run (Dify's outputs) and marks the document `resultStored`: from here on
+    /// only local work is left for it. Called BEFORE the outbox is written.
     func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws
 
     /// Records the start of a `run`/`watch` process for these jobs; returns the run id.
@@ -75,6 +79,9 @@ public protocol Ledger: LedgerReader {
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
     /// Records the end of a run.
     func finishRun(_ runID: Int64, exitCode: Int) async throws
+    /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused
+    /// a lock names the holder's command and start time.
+    func unfinishedRuns() async throws -> [RunRecord]
 
     // Several processes on one ledger (issue 15; see LedgerCoordination.swift for the defaults of a
     // single-process store such as SQLite, which relies on the per-job file lock instead).

@@ -77,6 +77,22 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// `st_dev` / `st_ino` of the file version as pinned (issue 11); nil for rows recorded before schema 3.
+    public var device: UInt64? = nil
+    public var inode: UInt64? = nil
+
+    /// `(device, inode, size, mtime)` as recorded: what the file at ``path`` must still be before it is uploaded
+    /// or disposed of.
+    public var identity: FileIdentity {
+        FileIdentity(device: device, inode: inode, size: size, mtimeNanoseconds: mtimeNanoseconds)
+    }
+
+    /// Dify's result is stored in the ledger; only local work (outbox, disposal) is left. Such a document is
+    /// never sent to Dify again, also after `dify-batch retry`.
+    public var resultStored: Bool = false
+    /// Local failures (outbox, ledger, disposal) since the result was stored; they pace the local retries and are
+    /// not counted in `attempts`.
+    public var localFailures: Int = 0
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -85,16 +101,27 @@ public struct KnownFile: Sendable, Equatable {
     public var size: Int64
     public var mtimeNanoseconds: Int64
     public var state: DocumentState
+    /// nil for rows recorded before schema 3.
+    public var device: UInt64?
+    public var inode: UInt64?
 
-    public init(id: Int64, size: Int64, mtimeNanoseconds: Int64, state: DocumentState) {
+    public init(id: Int64, size: Int64, mtimeNanoseconds: Int64, state: DocumentState, device: UInt64? = nil, inode: UInt64? = nil) {
         self.id = id
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.state = state
+        self.device = device
+        self.inode = inode
     }
 
     public init(_ document: DocumentRecord) {
-        self.init(id: document.id, size: document.size, mtimeNanoseconds: document.mtimeNanoseconds, state: document.state)
+        self.init(id: document.id, size: document.size, mtimeNanoseconds: document.mtimeNanoseconds, state: document.state,
+                  device: document.device, inode: document.inode)
+    }
+
+    /// The recorded identity (device/inode nil for old rows).
+    public var identity: FileIdentity {
+        FileIdentity(device: device, inode: inode, size: size, mtimeNanoseconds: mtimeNanoseconds)
     }
 }
 
@@ -108,9 +135,12 @@ public struct NewDocument: Sendable, Equatable {
     /// `pending` for work, `rejected` for bad input found before sending (then `error` says why).
     public var state: DocumentState
     public var error: RecordedError?
+    /// `st_dev` / `st_ino` of the pinned file (nil when it was never opened, e.g. a rejected symlink).
+    public var device: UInt64?
+    public var inode: UInt64?
 
     public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
-                state: DocumentState = .pending, error: RecordedError? = nil) {
+                state: DocumentState = .pending, error: RecordedError? = nil, device: UInt64? = nil, inode: UInt64? = nil) {
         self.jobID = jobID
         self.path = path
         self.sha256 = sha256
@@ -118,6 +148,8 @@ public struct NewDocument: Sendable, Equatable {
         self.mtimeNanoseconds = mtimeNanoseconds
         self.state = state
         self.error = error
+        self.device = device
+        self.inode = inode
     }
 }
 
@@ -139,6 +171,11 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// Size, mtime, device and inode at once (issue 11).
+    case fileIdentity(FileIdentity)
+    /// Issue 11: whether only local work is left (set by `storeResult`).
+    case resultStored(Bool)
+    case localFailures(Int)
 }
 
 /// The phase an attempt belongs to.

@@ -74,6 +74,10 @@ extension DocumentRecord {
             runSentAt: try row.timeOrNil("run_sent_at"), duplicateRuns: try row.int("duplicate_runs"), duplicateOf: try row.int64("duplicate_of"),
             outputPath: try row.string("output_path"), lastError: lastError,
             createdAt: try row.time("created_at"), updatedAt: try row.time("updated_at"), finishedAt: try row.timeOrNil("finished_at"))
+        device = try row.int64("device").map { UInt64(bitPattern: $0) }
+        inode = try row.int64("inode").map { UInt64(bitPattern: $0) }
+        resultStored = try row.int("result_stored") == 1
+        localFailures = try row.int("local_failures")
     }
 }
 

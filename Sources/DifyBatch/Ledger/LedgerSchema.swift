@@ -9,7 +9,7 @@ public enum LedgerSchema {
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 1
+-- schema-version: 6
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -50,15 +50,19 @@ CREATE TABLE documents (
     duplicate_runs      INTEGER NOT NULL DEFAULT 0,   -- runs sent again after a lost outcome could not be recovered
     duplicate_of        INTEGER REFERENCES documents(id),
     output_path         TEXT,                   -- the outbox file written for this document
-    last_error_class    TEXT,                   -- retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | rejected
+    last_error_class    TEXT,                   -- retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | rejected | local
     last_error_code     TEXT,                   -- dify-batch's or Dify's error code
     last_error_message  TEXT,
     last_http_status    INTEGER,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
-    finished_at         INTEGER
+    finished_at         INTEGER,
+    device              INTEGER,                -- issue 11: st_dev of the file version as pinned (NULL before schema 3)
+    inode               INTEGER,                -- issue 11: st_ino of the file version as pinned (NULL before schema 3)
+    result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again
+    local_failures      INTEGER NOT NULL DEFAULT 0    -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
 );
-CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);

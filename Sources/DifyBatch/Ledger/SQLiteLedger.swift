@@ -6,11 +6,24 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 6
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
-    static let migrations: [Int: @Sendable (Database) throws -> Void] = [:]
+    static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
+        3: { db in
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN device INTEGER")
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN inode INTEGER")
+            try db.execute(sql: "DROP INDEX documents_by_job_path")
+            try db.execute(sql: "CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)")
+        },
+        // Issue 11: a paid result is stored before any local work; local failures are retried from it.
+        6: { db in
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0")
+        },
+    ]
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -279,30 +292,33 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: - Documents
 
-    public func latestVersions(jobID: Int64) async throws -> [String: DocumentRecord] {
+    public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
                 """, arguments: [jobID])
-            var result: [String: DocumentRecord] = [:]
+            var result: [PathKey: DocumentRecord] = [:]
             result.reserveCapacity(rows.count)
             for row in rows {
                 let document = Self.document(row)
-                result[document.path] = document
+                result[PathKey(document.path)] = document
             }
             return result
         }
     }
 
-    public func knownFiles(jobID: Int64) async throws -> [String: KnownFile] {
+    public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         try await pool.read { db in
-            var result: [String: KnownFile] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state FROM documents WHERE job_id = ? ORDER BY path, id",
+            var result: [PathKey: KnownFile] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
             while let row = try cursor.next() {
                 // Rows come in id order per path: the last one is the newest version.
-                result[row[0]] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
-                                           state: DocumentState(rawValue: row[4]) ?? .pending)
+                let device: Int64? = row[5]
+                let inode: Int64? = row[6]
+                result[PathKey(row[0] as String)] = KnownFile(id: row[1], size: row[2], mtimeNanoseconds: row[3],
+                                           state: DocumentState(rawValue: row[4]) ?? .pending,
+                                           device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
             }
             return result
         }
@@ -314,11 +330,12 @@ public final class SQLiteLedger: Ledger {
             let error = document.error
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
-                                 now, now, document.state.isTerminal ? now : nil])
+                                 now, now, document.state.isTerminal ? now : nil,
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
         }
@@ -339,7 +356,7 @@ public final class SQLiteLedger: Ledger {
         return try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE documents
-                SET state = CASE WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
+                SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                     next_attempt_at = NULL, updated_at = ?
                 WHERE id IN (
                     SELECT id FROM documents
@@ -402,6 +419,11 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .fileIdentity(let v):
+                sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
+                arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
+            case .resultStored(let v): sets.append("result_stored = ?"); arguments += [v]
+            case .localFailures(let n): sets.append("local_failures = ?"); arguments += [n]
             }
         }
         arguments += [id, expecting.rawValue]
@@ -446,8 +468,11 @@ public final class SQLiteLedger: Ledger {
                 arguments += StatementArguments(states.map(\.rawValue))
                 try db.execute(sql: """
                     UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
-                        upload_file_id = NULL, workflow_run_id = NULL, message_id = NULL, task_id = NULL, run_sent_at = NULL,
-                        duplicate_of = NULL, updated_at = ?
+                        upload_file_id = CASE WHEN result_stored = 1 THEN upload_file_id END,
+                        workflow_run_id = CASE WHEN result_stored = 1 THEN workflow_run_id END,
+                        message_id = CASE WHEN result_stored = 1 THEN message_id END,
+                        task_id = CASE WHEN result_stored = 1 THEN task_id END, run_sent_at = NULL,
+                        duplicate_of = CASE WHEN result_stored = 1 THEN duplicate_of END, local_failures = 0, updated_at = ?
                     WHERE id IN (\(slice.map { _ in "?" }.joined(separator: ","))) AND state IN (\(states.map { _ in "?" }.joined(separator: ",")))
                     """, arguments: arguments)
                 moved += db.changesCount
@@ -497,6 +522,7 @@ public final class SQLiteLedger: Ledger {
                 ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
                     recorded_at = excluded.recorded_at
                 """, arguments: [documentID, status, outputsJSON, now])
+            try db.execute(sql: "UPDATE documents SET result_stored = 1, updated_at = ? WHERE id = ?", arguments: [now, documentID])
         }
     }
 
@@ -540,6 +566,12 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func unfinishedRuns() async throws -> [RunRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id DESC").map(Self.run)
+        }
+    }
+
     // MARK: - Introspection (tests and tools)
 
     /// The schema as SQLite reports it: table → columns, and index names with their tables.
@@ -580,6 +612,25 @@ public final class SQLiteLedger: Ledger {
             workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
-            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]))
+            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
+            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
+            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0)
+    }
+}
+
+extension DatabaseError: LocalErrorCause {
+    /// `SQLITE_BUSY`, `SQLITE_FULL`, ...: the primary result code's name, kept as the cause of a local failure.
+    var causeCode: String {
+        switch resultCode.primaryResultCode {
+        case .SQLITE_BUSY: return "SQLITE_BUSY"
+        case .SQLITE_LOCKED: return "SQLITE_LOCKED"
+        case .SQLITE_FULL: return "SQLITE_FULL"
+        case .SQLITE_IOERR: return "SQLITE_IOERR"
+        case .SQLITE_READONLY: return "SQLITE_READONLY"
+        case .SQLITE_CANTOPEN: return "SQLITE_CANTOPEN"
+        case .SQLITE_CORRUPT: return "SQLITE_CORRUPT"
+        case .SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT"
+        default: return "SQLITE_\(resultCode.primaryResultCode.rawValue)"
+        }
     }
 }

@@ -4,7 +4,8 @@ import Logging
 /// The human log format: `2026-11-27T07:00:00Z info job=invoices path=a.pdf document=12 message`.
 ///
 /// `job`, `path` and `document` come first (in that order), then the message, then any other metadata as
-/// `key=value`. Values containing spaces, quotes or `=` are quoted.
+/// `key=value`. Values containing spaces, quotes or `=` are quoted. Control characters (a file name's CR or
+/// ESC, say) never reach the terminal raw: newline, CR and tab print as `\n`, `\r`, `\t`, the others as `\xNN`.
 public struct ConsoleLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -43,7 +44,29 @@ public struct ConsoleLogHandler: LogHandler {
         for (key, value) in flat where !leadingKeys.contains(key) {
             parts.append("\(key)=\(quoted(value))")
         }
-        return parts.joined(separator: " ").replacingOccurrences(of: "\n", with: "\\n")
+        return escapingControlCharacters(parts.joined(separator: " "))
+    }
+
+    /// C0 controls, DEL and C1 controls escaped; everything else unchanged.
+    static func escapingControlCharacters(_ line: String) -> String {
+        guard line.unicodeScalars.contains(where: isControl) else { return line }
+        var out = String.UnicodeScalarView()
+        for scalar in line.unicodeScalars {
+            guard isControl(scalar) else { out.append(scalar); continue }
+            let escape: String
+            switch scalar {
+            case "\n": escape = "\\n"
+            case "\r": escape = "\\r"
+            case "\t": escape = "\\t"
+            default: escape = "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+            out.append(contentsOf: escape.unicodeScalars)
+        }
+        return String(out)
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
     static func quoted(_ value: String) -> String {

@@ -33,12 +33,27 @@ public struct FileOperationError: Error, CustomStringConvertible, Sendable, Equa
 
 /// Atomic file writes.
 ///
-/// The data goes to a temporary file `.<name>.tmp-<random>` in the target's folder (dot-named, so nothing watching
-/// for `*.json` reads a partial file), is flushed with `fsync`, renamed over the target, and then the folder is
-/// flushed. Intermediate folders are created. After a crash the target is either absent (or its previous
-/// version) or complete; the temporary file is removed on every error path.
+/// The data goes to a temporary file `.dify-batch-<random>.tmp` in the target's folder (short, whatever the
+/// target's length; dot-named, so nothing watching for `*.json` reads a partial file), is flushed with `fsync`,
+/// renamed over the target, and then the folder is flushed. Intermediate folders are created. After a crash the
+/// target is either absent (or its previous version) or complete; the temporary file is removed on every error
+/// path, and ``removeTemporaryFiles(under:)`` removes what a killed process left.
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o644) throws {
+    /// Temporary names start with this and end with ``temporarySuffix``.
+    public static let temporaryPrefix = ".dify-batch-"
+    public static let temporarySuffix = ".tmp"
+
+    /// `.dify-batch-<random>.tmp`
+    static func temporaryName() -> String { temporaryPrefix + randomSuffix() + temporarySuffix }
+
+    /// Whether a name is one of our temporary files.
+    public static func isTemporaryName(_ name: String) -> Bool {
+        name.hasPrefix(temporaryPrefix) && name.hasSuffix(temporarySuffix) && name.utf8.count <= 40
+    }
+
+    /// Writes `data` to `path` atomically. The file is created with `permissions` (default 0666) narrowed by the
+    /// process umask, like any other file the user's tools create: 0644 under the usual umask 022, 0600 under 077.
+    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o666) throws {
         let folder = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         guard !name.isEmpty, name != ".", name != ".." else {
@@ -47,7 +62,7 @@ public enum AtomicFile {
         let directory = folder.isEmpty ? "." : folder
         try createDirectories(directory)
 
-        let temporary = (directory as NSString).appendingPathComponent(".\(name).tmp-\(randomSuffix())")
+        let temporary = (directory as NSString).appendingPathComponent(temporaryName())
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
         guard fd >= 0 else { throw FileOperationError.posix("create", temporary) }
         var closed = false
@@ -56,8 +71,6 @@ public enum AtomicFile {
             if !closed { _ = close(fd) }
             if !renamed { _ = unlink(temporary) }
         }
-        // The umask may have narrowed the mode given to open(2).
-        guard fchmod(fd, permissions) == 0 else { throw FileOperationError.posix("chmod", temporary) }
         try posixWriteAll(fd, data, path: temporary)
         guard fsync(fd) == 0 else { throw FileOperationError.posix("fsync", temporary) }
         closed = true
@@ -65,6 +78,33 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else { throw FileOperationError.posix("rename", path) }
         renamed = true
         try syncDirectory(directory)
+    }
+
+    /// Removes `.dify-batch-*.tmp` files under `folder` (recursively, never following symlinks): what a process
+    /// killed in the middle of a write left. Call only while holding the job's lock. Returns how many were removed.
+    @discardableResult
+    public static func removeTemporaryFiles(under folder: String) -> Int {
+        var removed = 0
+        var pending = [folder]
+        while let current = pending.popLast() {
+            guard let dir = opendir(current) else { continue }
+            defer { closedir(dir) }
+            let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            while let entry = readdir(dir) {
+                let cName = (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self)
+                let name = String(decoding: UnsafeRawBufferPointer(start: cName, count: strlen(cName)), as: UTF8.self)
+                if name == "." || name == ".." { continue }
+                let path = current + "/" + name
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    pending.append(path)
+                } else if st.st_mode & S_IFMT == S_IFREG, isTemporaryName(name), unlink(path) == 0 {
+                    removed += 1
+                }
+            }
+        }
+        return removed
     }
 
     /// Flushes a folder's entries (a rename or unlink in it) to disk.

@@ -12,7 +12,15 @@ import Darwin
 ///
 /// `invoices/2026/a.pdf` succeeds as `<outbox>/invoices/2026/a.pdf.json` and fails as
 /// `<outbox>/invoices/2026/a.pdf.error.json`. Documents are pretty-printed JSON with sorted keys, unescaped
-/// slashes and a trailing newline, written with ``AtomicFile``.
+/// slashes and a trailing newline, written with ``AtomicFile`` (mode 0666 narrowed by the umask).
+///
+/// One visible outcome per path: writing the `.json` removes that path's `.error.json` and vice versa (the new
+/// one is written first, then the old one removed, so a reader always finds one of them).
+///
+/// A name that would not fit (`<name>.json` or `<name>.error.json` longer than 255 bytes, the Linux limit) is
+/// cut at a UTF-8 character boundary and given `~<first 12 hex digits of the sha256 of the relative path>`
+/// before the suffix, so distinct long names stay distinct; `source.path` inside the document names the file
+/// in full.
 public struct OutboxWriter: Sendable {
     public let outbox: String
 
@@ -20,38 +28,65 @@ public struct OutboxWriter: Sendable {
         self.outbox = outbox
     }
 
-    /// `<outbox>/<relativePath>.json`
+    /// The longest file name Linux file systems take, in bytes.
+    public static let maximumNameBytes = 255
+
+    /// `<outbox>/<relativePath>.json` (the name cut as described above when too long).
     public func successPath(for relativePath: String) -> String {
-        SafeRelativePath.join(outbox, relativePath) + ".json"
+        path(for: relativePath, suffix: ".json")
     }
 
-    /// `<outbox>/<relativePath>.error.json`
+    /// `<outbox>/<relativePath>.error.json` (the name cut as described above when too long).
     public func errorPath(for relativePath: String) -> String {
-        SafeRelativePath.join(outbox, relativePath) + ".error.json"
+        path(for: relativePath, suffix: ".error.json")
     }
 
-    /// Writes the success document atomically and removes a stale `.error.json` for the same path. Returns the path.
+    func path(for relativePath: String, suffix: String) -> String {
+        let full = SafeRelativePath.join(outbox, relativePath)
+        let folder = (full as NSString).deletingLastPathComponent
+        let name = (full as NSString).lastPathComponent
+        return (folder as NSString).appendingPathComponent(Self.fittedName(name, suffix: suffix, relativePath: relativePath))
+    }
+
+    /// `name + suffix` when it fits in 255 bytes; else the longest prefix of `name` that ends on a character
+    /// boundary, `~`, the first 12 hex digits of sha256(`relativePath`), then `suffix`.
+    static func fittedName(_ name: String, suffix: String, relativePath: String) -> String {
+        if name.utf8.count + suffix.utf8.count <= maximumNameBytes { return name + suffix }
+        let tag = "~" + FileHasher.sha256(bytes: Array(relativePath.utf8)).prefix(12)
+        let budget = maximumNameBytes - suffix.utf8.count - tag.utf8.count
+        let bytes = Array(name.utf8)
+        var cut = min(budget, bytes.count)
+        // Back off continuation bytes (10xxxxxx) so the cut never splits a character.
+        while cut > 0 && cut < bytes.count && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
+        return String(decoding: bytes[..<cut], as: UTF8.self) + tag + suffix
+    }
+
+    /// Writes the success document atomically, then removes a stale `.error.json` for the same path. Returns the path.
     @discardableResult
     public func writeSuccess(_ record: SuccessRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = successPath(for: record.source.path)
         try AtomicFile.write(try Self.encode(record.jsonDocument), to: path)
-        let stale = errorPath(for: record.source.path)
-        if unlink(stale) == 0 {
-            try AtomicFile.syncDirectory((stale as NSString).deletingLastPathComponent)
-        } else if errno != ENOENT {
-            throw FileOperationError.posix("remove", stale)
-        }
+        try Self.removeStale(errorPath(for: record.source.path))
         return path
     }
 
-    /// Writes the failure document atomically. Returns the path.
+    /// Writes the failure document atomically, then removes a stale `.json` for the same path. Returns the path.
     @discardableResult
     public func writeFailure(_ record: FailureRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = errorPath(for: record.source.path)
         try AtomicFile.write(try Self.encode(record.jsonDocument), to: path)
+        try Self.removeStale(successPath(for: record.source.path))
         return path
+    }
+
+    private static func removeStale(_ stale: String) throws {
+        if unlink(stale) == 0 {
+            try AtomicFile.syncDirectory((stale as NSString).deletingLastPathComponent)
+        } else if errno != ENOENT {
+            throw FileOperationError.posix("remove", stale)
+        }
     }
 
     /// Pretty-printed, key-sorted, slash-unescaped UTF-8 JSON with a trailing newline.

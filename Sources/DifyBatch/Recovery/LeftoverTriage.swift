@@ -12,7 +12,7 @@ enum LeftoverTriage {
             case .uploading, .uploaded:
                 // Nothing was sent for a run: the upload is simply made again (or reused).
                 let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
-                                                        [.attempts(max(0, document.attempts - 1))])
+                                                        document.resultStored ? [] : [.attempts(max(0, document.attempts - 1))])
                 logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process",
                             metadata: ["path": "\(moved.path)", "document": "\(moved.id)"])
             case .running, .recovering:

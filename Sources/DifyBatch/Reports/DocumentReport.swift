@@ -1,3 +1,4 @@
+import DifyKit
 import Foundation
 
 /// One document as it appears in `list --json` and `show --json`.
@@ -87,13 +88,28 @@ public struct DocumentListReport: Encodable, Sendable {
     }
 }
 
-/// `dify-batch show ID|PATH`: a document with its attempt history and usage.
+/// `dify-batch show ID|PATH`: a document with its attempt history, usage and stored result (every version of a
+/// path keeps its own result, so earlier versions' outputs stay visible after a newer version replaced the
+/// outbox file).
 public struct DocumentDetailReport: Encodable, Sendable {
     public var document: DocumentJSON
     public var attempts: [AttemptRecord]
     public var usage: UsageAmounts?
+    /// The stored result (succeeded versions only).
+    public var result: StoredResult? = nil
 
-    enum CodingKeys: String, CodingKey { case document, attempts, usage }
+    enum CodingKeys: String, CodingKey { case document, attempts, usage, result }
+
+    struct ResultJSON: Encodable {
+        var result: StoredResult
+        enum CodingKeys: String, CodingKey { case status, outputs, recordedAt = "recorded_at" }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(result.status, forKey: .status)
+            try container.encode((try? JSONValue.parse(result.outputsJSON)) ?? .string(result.outputsJSON), forKey: .outputs)
+            try container.encode(ReportFormatting.timestamp(result.recordedAt), forKey: .recordedAt)
+        }
+    }
 
     struct AttemptJSON: Encodable {
         var attempt: AttemptRecord
@@ -120,6 +136,7 @@ public struct DocumentDetailReport: Encodable, Sendable {
         try container.encode(document, forKey: .document)
         try container.encode(attempts.map(AttemptJSON.init), forKey: .attempts)
         try container.encode(usage.map(UsageJSON.init), forKey: .usage)
+        try container.encode(result.map(ResultJSON.init), forKey: .result)
     }
 
     /// Finds documents by id (digits) or by inbox-relative path (every version, newest first).
@@ -134,7 +151,8 @@ public struct DocumentDetailReport: Encodable, Sendable {
         for document in documents {
             reports.append(DocumentDetailReport(document: DocumentJSON(document),
                                                 attempts: try await ledger.attempts(documentID: document.id),
-                                                usage: try await ledger.usage(documentID: document.id)))
+                                                usage: try await ledger.usage(documentID: document.id),
+                                                result: try await ledger.result(documentID: document.id)))
         }
         return reports
     }
@@ -146,6 +164,7 @@ public struct DocumentDetailReport: Encodable, Sendable {
         lines.append("  state         \(d.state.rawValue)  (attempts \(d.attempts))")
         lines.append("  sha256        \(d.sha256 ?? "-")")
         lines.append("  bytes         \(d.size)")
+        lines.append("  file          \(d.identity)")
         lines.append("  created       \(ReportFormatting.timestamp(d.createdAt) ?? "-")")
         lines.append("  updated       \(ReportFormatting.timestamp(d.updatedAt) ?? "-")")
         if let finished = d.finishedAt { lines.append("  finished      \(ReportFormatting.timestamp(finished) ?? "-")") }
@@ -162,6 +181,9 @@ public struct DocumentDetailReport: Encodable, Sendable {
         }
         if let usage {
             lines.append("  usage         prompt \(usage.promptTokens ?? 0), completion \(usage.completionTokens ?? 0), total \(usage.totalTokens ?? 0) tokens, price \(ReportFormatting.price(usage.totalPrice) ?? "-") \(usage.currency ?? "")")
+        }
+        if let result {
+            lines.append("  result        \(result.status) \(result.outputsJSON)")
         }
         lines.append("")
         if attempts.isEmpty {

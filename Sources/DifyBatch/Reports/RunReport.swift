@@ -12,6 +12,9 @@ public enum RunReport {
         let order: [DocumentState] = [.succeeded, .skipped, .dead, .rejected]
         let parts = order.map { "\($0.rawValue) \(summary.counts[$0] ?? 0)" }.joined(separator: ", ")
         var line = "\(summary.job): \(parts); \(summary.remaining) waiting"
+        if summary.localFailures > 0 {
+            line += " (\(summary.localFailures) with a stored result whose local work failed; retried without calling Dify)"
+        }
         if let stop = summary.stop { line += " — stopped: \(stop.message)" }
         return line
     }

@@ -52,7 +52,7 @@ public enum FileHasher {
 
     private static let digits = Array("0123456789abcdef".utf8)
 
-    private static func hex(_ digest: SHA256.Digest) -> String {
+    static func hex(_ digest: SHA256.Digest) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for byte in digest {

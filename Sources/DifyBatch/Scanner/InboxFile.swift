@@ -10,13 +10,28 @@ public struct InboxFile: Sendable, Equatable, Hashable {
     public var mtimeNanoseconds: Int64
     /// A symlink (to a file or to a folder). Never followed; the caller rejects it with a reason.
     public var isSymlink: Bool
+    /// `st_dev` / `st_ino` from `lstat` (nil when not known, e.g. in tests that build values by hand).
+    public var device: UInt64? = nil
+    public var inode: UInt64? = nil
+    /// The name's bytes are not valid UTF-8: ``relativePath`` shows them as `\xNN` escapes (so it can be logged
+    /// and recorded) and ``absolutePath`` cannot name the file. The caller records a rejection.
+    public var hasInvalidName = false
 
-    public init(relativePath: String, absolutePath: String, size: Int64, mtimeNanoseconds: Int64, isSymlink: Bool) {
+    public init(relativePath: String, absolutePath: String, size: Int64, mtimeNanoseconds: Int64, isSymlink: Bool,
+                device: UInt64? = nil, inode: UInt64? = nil, hasInvalidName: Bool = false) {
         self.relativePath = relativePath
         self.absolutePath = absolutePath
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.isSymlink = isSymlink
+        self.device = device
+        self.inode = inode
+        self.hasInvalidName = hasInvalidName
+    }
+
+    /// `(device, inode, size, mtime)` as the scan saw them.
+    public var identity: FileIdentity {
+        FileIdentity(device: device, inode: inode, size: size, mtimeNanoseconds: mtimeNanoseconds)
     }
 
     /// The last path component.

@@ -48,6 +48,29 @@ public enum InboxNames {
         }
     }
 
+    /// A name whose bytes are not valid UTF-8, shown with each byte of an invalid sequence as `\xNN` (valid
+    /// characters kept): `caf\xE9.txt`.
+    public static func escapedName(_ bytes: UnsafeRawBufferPointer) -> String {
+        var out = ""
+        var index = 0
+        let all = Array(bytes)
+        while index < all.count {
+            // Take the longest valid UTF-8 sequence starting here (1...4 bytes).
+            var taken = 0
+            for length in 1...4 where index + length <= all.count {
+                if String(validating: all[index..<index + length], as: UTF8.self) != nil { taken = length; break }
+            }
+            if taken > 0 {
+                out += String(decoding: all[index..<index + taken], as: UTF8.self)
+                index += taken
+            } else {
+                out += "\\x" + String(all[index], radix: 16, uppercase: true).leftPadded(to: 2)
+                index += 1
+            }
+        }
+        return out
+    }
+
     /// Lexically normalises an absolute or relative path: no `.`/empty components, `..` resolved, no
     /// trailing slash. Relative paths are made absolute against the current directory. Does not touch the disk.
     static func normalize(_ path: String) -> String {
@@ -68,6 +91,12 @@ public enum InboxNames {
             }
         }
         return "/" + parts.joined(separator: "/")
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

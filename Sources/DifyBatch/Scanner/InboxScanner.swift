@@ -137,14 +137,9 @@ private struct Walk {
             let cName = (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self)
             // ".", ".." and every dotfile or dot-folder.
             if cName.pointee == CChar(UInt8(ascii: ".")) { continue }
-            let entryRelative: String
-            guard let name = String(validatingCString: cName) else {
-                let lossy = String(decoding: UnsafeRawBufferPointer(start: cName, count: strlen(cName)), as: UTF8.self)
-                problems.append(ScanProblem(relativePath: relative.isEmpty ? lossy : relative + "/" + lossy,
-                                            message: "the name is not valid UTF-8; rename it to be processed"))
-                continue
-            }
-            entryRelative = relative.isEmpty ? name : relative + "/" + name
+            let validName = String(validatingCString: cName)
+            let name = validName ?? InboxNames.escapedName(UnsafeRawBufferPointer(start: cName, count: strlen(cName)))
+            let entryRelative = relative.isEmpty ? name : relative + "/" + name
             var st = stat()
             guard fstatat(dfd, cName, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
                 let code = errno
@@ -155,6 +150,11 @@ private struct Walk {
                 continue
             }
             let kind = st.st_mode & S_IFMT
+            if validName == nil && kind != S_IFREG && kind != S_IFLNK {
+                problems.append(ScanProblem(relativePath: entryRelative,
+                                            message: "the name is not valid UTF-8; rename it to be processed"))
+                continue
+            }
             if kind == S_IFDIR {
                 guard rules.recursive else { continue }
                 let entryAbsolute = absolute + "/" + name
@@ -166,12 +166,14 @@ private struct Walk {
             guard Self.matches(rules, relativePath: entryRelative, name: name) else { continue }
             switch kind {
             case S_IFREG, S_IFLNK:
+                let identity = FileIdentity(st)
                 files.append(InboxFile(relativePath: entryRelative, absolutePath: absolute + "/" + name,
-                                       size: Int64(st.st_size), mtimeNanoseconds: Self.mtimeNanoseconds(st),
-                                       isSymlink: kind == S_IFLNK))
+                                       size: identity.size, mtimeNanoseconds: identity.mtimeNanoseconds,
+                                       isSymlink: kind == S_IFLNK, device: identity.device, inode: identity.inode,
+                                       hasInvalidName: validName == nil))
             default:
                 problems.append(ScanProblem(relativePath: entryRelative,
-                                            message: "not a regular file (\(Self.kindName(kind))); skipped"))
+                                            message: "not a regular file (\(PinnedFile.kindName(kind))); skipped"))
             }
         }
         pendingFolders.append(contentsOf: subfolders.reversed())
@@ -185,21 +187,4 @@ private struct Walk {
         return !rules.exclude.contains(where: hit)
     }
 
-    static func mtimeNanoseconds(_ st: stat) -> Int64 {
-        #if canImport(Darwin)
-        return Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
-        #else
-        return Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        #endif
-    }
-
-    static func kindName(_ kind: mode_t) -> String {
-        switch kind {
-        case S_IFIFO: return "a FIFO"
-        case S_IFSOCK: return "a socket"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        default: return "an unknown file type"
-        }
-    }
 }

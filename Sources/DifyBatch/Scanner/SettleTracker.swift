@@ -3,7 +3,7 @@ import Foundation
 /// Decides when files have settled: their size and mtime unchanged for `settle`. A pure value type; time is
 /// passed in, so tests drive it with made-up instants.
 ///
-/// Rules, per file (keyed by absolute path):
+/// Rules, per file (keyed by the bytes of its absolute path, see ``PathKey``):
 /// - `settle == .zero`: every file is settled at once.
 /// - First sight: the file counts as unchanged since its mtime (wall clock), capped at `settle`. So a file whose
 ///   mtime is at least `settle` old is settled at once, and one written 0.5 s ago with `settle` 2 s settles
@@ -24,7 +24,7 @@ public struct SettleTracker: Sendable {
         var since: ContinuousClock.Instant
         var settled: Bool
     }
-    private var entries: [String: Entry] = [:]
+    private var entries: [PathKey: Entry] = [:]
 
     public init(settle: Duration) {
         self.settle = max(settle, .zero)
@@ -34,12 +34,13 @@ public struct SettleTracker: Sendable {
     /// `wallNow` is compared with the files' mtimes; `now` is the tracker's own clock.
     public mutating func observe(_ files: [InboxFile], now: ContinuousClock.Instant, wallNow: Date) -> [InboxFile] {
         let wallNowNanoseconds = Self.nanoseconds(wallNow)
-        var next: [String: Entry] = [:]
+        var next: [PathKey: Entry] = [:]
         next.reserveCapacity(files.count)
         var settledFiles: [InboxFile] = []
         for file in files {
             var entry: Entry
-            if let old = entries[file.absolutePath] ?? next[file.absolutePath] {
+            let key = PathKey(file.absolutePath)
+            if let old = entries[key] ?? next[key] {
                 if old.size == file.size && old.mtimeNanoseconds == file.mtimeNanoseconds {
                     entry = old
                 } else {
@@ -55,7 +56,7 @@ public struct SettleTracker: Sendable {
             }
             entry.settled = settle == .zero || now - entry.since >= settle
             if entry.settled { settledFiles.append(file) }
-            next[file.absolutePath] = entry
+            next[key] = entry
         }
         entries = next
         return settledFiles

@@ -31,6 +31,9 @@ public struct JobContext: Sendable {
     public var onUploaded: @Sendable () -> Void = {}
     /// Called with every document that reached a resting state in this invocation.
     public var onSettled: @Sendable (DocumentRecord) -> Void = { _ in }
+    /// Called with the path of a version found replaced or rewritten before it was sent (the scanner then takes
+    /// the file at that path as a new version).
+    public var onSuperseded: @Sendable (String) -> Void = { _ in }
     /// Receives attempt and usage events.
     public var observer = PipelineObservers()
 
@@ -65,15 +68,14 @@ public final class SharedRandom: @unchecked Sendable {
 /// Never runs a document twice blindly: a run whose outcome is unknown is recovered first.
 public struct DocumentProcessor: Sendable {
     let context: JobContext
-    let outbox: OutboxWriter
-    let disposer: SourceDisposer
+    let settler: DocumentSettler
     let backoff: Backoff
 
     public init(context: JobContext) {
         self.context = context
-        outbox = OutboxWriter(outbox: context.spec.outbox)
-        disposer = SourceDisposer(inbox: context.spec.inbox, afterSuccess: context.spec.afterSuccess,
-                                  archive: context.spec.archive, failedFolder: context.spec.failedFolder)
+        settler = DocumentSettler(spec: context.spec, jobID: context.job.id, appMode: context.preflight.mode.rawValue,
+                                  ledger: context.ledger, clock: context.clock, runID: context.runID, logger: context.logger,
+                                  onSettled: context.onSettled, onSuperseded: context.onSuperseded)
         backoff = Backoff(policy: context.spec.retry)
     }
 
@@ -94,9 +96,11 @@ public struct DocumentProcessor: Sendable {
 
     // MARK: - Entry points
 
-    /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file).
+    /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file, or
+    /// `recovering` when its result is stored and only local work is left: that never calls Dify).
     public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
         do {
+            if claimed.resultStored { return try await settler.resume(claimed) }
             return try await processThrowing(claimed)
         } catch is CancellationError {
             return .interrupted
@@ -118,6 +122,8 @@ public struct DocumentProcessor: Sendable {
             if current.state == .running {
                 current = try await ledger.transition(current.id, from: .running, to: .recovering, [])
             }
+            // A result stored before the process stopped: only the local work is redone, Dify is not asked.
+            if current.resultStored { return try await settler.resume(current) }
             return try await recoverThrowing(current)
         } catch is CancellationError {
             return .interrupted
@@ -163,27 +169,44 @@ public struct DocumentProcessor: Sendable {
 
     private enum UploadStep { case success(DocumentRecord), failure(DocumentOutcome) }
 
+    /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
+    /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
+    /// replaced or rewritten since it was recorded is never sent under the old version's name and hash.
     private func upload(_ document: DocumentRecord) async throws -> UploadStep {
         let path = sourcePath(document)
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              (attributes[.type] as? FileAttributeType) == .typeRegular else {
-            return .failure(try await reject(document, from: .uploading, code: "source_missing",
-                                             message: "the file disappeared from the inbox before it was uploaded"))
+        let pinned: PinnedFile
+        do {
+            pinned = try PinnedFile(path: path)
+        } catch {
+            if error.code == .missing {
+                return .failure(try await reject(document, from: .uploading, code: "source_missing",
+                                                 message: "the file disappeared from the inbox before it was uploaded"))
+            }
+            if error.code == .unreadable {
+                return .failure(try await reject(document, from: .uploading, code: "unreadable", message: error.message))
+            }
+            // A symlink or FIFO now at the path is not the file that was recorded.
+            return .failure(try await supersede(document, because: "the path now holds something else (\(error.message))"))
         }
-        let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+        guard pinned.identity.matches(document.identity) else {
+            return .failure(try await supersede(document, because: "the file was replaced or changed before it was uploaded (recorded \(document.identity); now \(pinned.identity))"))
+        }
         // A requeued rejected document (or a spec/app change) is checked again: nothing unsendable is uploaded.
-        if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: size) {
+        if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
             return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
-        }
-        if size != document.size {
-            return .failure(try await reject(document, from: .uploading, code: "source_changed",
-                                             message: "the file changed (\(document.size) → \(size) bytes) before it was uploaded; the new version is queued on the next scan"))
         }
         try await context.rateLimiter?.wait()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
-            let uploaded = try await context.client.upload(fileAt: path, filename: (document.path as NSString).lastPathComponent,
-                                                           user: spec.dify.user)
+            let sent = StreamingSHA256()
+            let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,
+                                                           filename: (document.path as NSString).lastPathComponent,
+                                                           user: spec.dify.user, onChunk: { bytes in sent.update(bytes) })
+            let sentSHA = sent.finalize()
+            if let recorded = document.sha256, sentSHA != recorded || (try? pinned.currentIdentity()) != pinned.identity {
+                try await finishAttempt(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run"))
+                return .failure(try await supersede(document, because: "the file was rewritten while it was uploaded (sha256 \(recorded) recorded, \(sentSHA) sent); the upload is not used"))
+            }
             try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
@@ -192,6 +215,21 @@ public struct DocumentProcessor: Sendable {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
         }
+    }
+
+    /// The recorded version is gone from the path (replaced, rewritten, or something else put there): it ends
+    /// `rejected` with code `source_changed` and no outbox file (the path's outcome comes from the new version,
+    /// which the scanner records and processes in its own right).
+    private func supersede(_ document: DocumentRecord, because reason: String) async throws -> DocumentOutcome {
+        let error = RecordedError(errorClass: "rejected", code: "source_changed",
+                                  message: reason + "; the new content is processed as a new version")
+        let moved = try await ledger.transition(document.id, from: .uploading, to: .rejected,
+                                                [.lastError(error), .nextAttemptAt(nil), .attempts(max(0, document.attempts - 1))])
+        if let runID = context.runID { try await ledger.countInRun(runID: runID, jobID: context.job.id, state: .rejected) }
+        context.onSettled(moved)
+        logger(document).warning("\(error.message)")
+        context.onSuperseded(document.path)
+        return .settled(.rejected)
     }
 
     private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }
@@ -277,28 +315,12 @@ public struct DocumentProcessor: Sendable {
         }
         var outputs = result.outputs
         if let answer = result.answer, outputs["answer"] == nil { outputs["answer"] = .string(answer) }
-        let status = result.status == .partialSucceeded ? "partial-succeeded" : "succeeded"
-        try await ledger.storeResult(documentID: document.id, status: status, outputsJSON: JSONValue.object(outputs).jsonString())
-        let record = SuccessRecord(
-            status: status, job: spec.name,
-            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            appMode: context.preflight.mode.rawValue, outputs: outputs,
-            usage: try await ledger.usage(documentID: document.id),
-            uploadFileID: document.uploadFileID, workflowRunID: result.workflowRunID ?? document.workflowRunID,
-            messageID: result.messageID ?? document.messageID, taskID: result.taskID ?? document.taskID,
-            attempts: document.attempts,
-            elapsedMilliseconds: Int64(context.clock.now().timeIntervalSince(document.createdAt) * 1000),
-            finishedAt: context.clock.now(), duplicateOf: nil)
-        let outputPath = try outbox.writeSuccess(record)
-        let done = try await ledger.transition(document.id, from: from, to: .succeeded, [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil)])
-        try await countAndReport(done)
-        do {
-            try disposer.disposeAfterSuccess(relativePath: document.path)
-        } catch {
-            logger(document).warning("the result was written but the source could not be disposed of (\(spec.afterSuccess.rawValue)): \(error)")
-        }
-        logger(document).info("succeeded", metadata: ["output": "\(outputPath)", "tokens": "\(usage.totalTokens ?? 0)"])
-        return .settled(.succeeded)
+        var finished = document
+        finished.workflowRunID = result.workflowRunID ?? document.workflowRunID
+        finished.messageID = result.messageID ?? document.messageID
+        finished.taskID = result.taskID ?? document.taskID
+        return try await settler.succeeded(finished, from: from, status: result.status == .partialSucceeded ? "partial-succeeded" : "succeeded",
+                                           outputs: outputs)
     }
 
     // MARK: - Failures
@@ -384,36 +406,18 @@ public struct DocumentProcessor: Sendable {
     }
 
     private func dead(_ document: DocumentRecord, from state: DocumentState, error: RecordedError, difyCode: String? = nil) async throws -> DocumentOutcome {
-        try await ledger.confirmLease(documentID: document.id)
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "dead", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus,
-            difyCode: difyCode ?? (error.httpStatus == nil ? nil : error.code), attempts: document.attempts, finishedAt: context.clock.now()))
-        let moved = try await ledger.transition(document.id, from: state, to: .dead, [.lastError(error), .outputPath(path), .nextAttemptAt(nil)])
-        try await countAndReport(moved)
-        _ = try? disposer.disposeAfterFailure(relativePath: document.path)
+        try await settler.endWithError(document, from: state, to: .dead, error: error,
+                                       difyCode: difyCode ?? (error.httpStatus == nil ? nil : error.code))
         logger(document).error("dead after \(document.attempts) attempt(s): \(error.code ?? "-"): \(error.message)")
         return .settled(.dead)
     }
 
     private func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
-        let error = RecordedError(errorClass: "rejected", code: code, message: message)
-        try await ledger.confirmLease(documentID: document.id)
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "rejected", job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            errorCode: code, errorMessage: message, httpStatus: nil, difyCode: nil, attempts: document.attempts,
-            finishedAt: context.clock.now()))
-        let moved = try await ledger.transition(document.id, from: state, to: .rejected, [.lastError(error), .outputPath(path)])
-        try await countAndReport(moved)
+        try await settler.endWithError(document, from: state, to: .rejected,
+                                       error: RecordedError(errorClass: "rejected", code: code, message: message), difyCode: nil,
+                                       disposeSource: false)
         logger(document).error("\(code): \(message)")
         return .settled(.rejected)
-    }
-
-    private func countAndReport(_ document: DocumentRecord) async throws {
-        if let runID = context.runID {
-            try await ledger.countInRun(runID: runID, jobID: context.job.id, state: document.state)
-        }
-        context.onSettled(document)
     }
 
     // MARK: - Recovery

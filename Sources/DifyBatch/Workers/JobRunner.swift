@@ -15,6 +15,9 @@ public struct JobSummary: Sendable {
     public var touched: [DocumentRecord] = []
     /// Documents still waiting (pending or failed) when the job ended.
     public var remaining = 0
+    /// Of the documents touched, those left `failed` by a local error after their result was stored (outbox,
+    /// disposal, ledger): exit 1. They are retried from the stored result, never sent to Dify again.
+    public var localFailures = 0
 
     public init(job: String) { self.job = job }
 }
@@ -57,12 +60,26 @@ public final class JobRunner: Sendable {
 
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
-        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int])>(([:], [:]))
+        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
                 value.touched[document.id] = document
                 if document.state.isTerminal { value.counts[document.state, default: 0] += 1 }
+                if Self.isLocalFailure(document) { value.localFailures[document.id, default: 0] += 1 }
+            }
+        }
+
+        static func isLocalFailure(_ document: DocumentRecord) -> Bool {
+            document.state == .failed && document.lastError?.errorClass == LocalFailure.errorClass
+        }
+
+        /// Documents now `failed` by local work that failed at least `limit` times in this invocation.
+        func givenUp(limit: Int) -> Int {
+            state.withLock { value in
+                value.localFailures.filter { id, count in
+                    count >= limit && value.touched[id].map(Self.isLocalFailure) == true
+                }.count
             }
         }
     }
@@ -92,6 +109,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
+        summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -145,16 +163,28 @@ public final class JobRunner: Sendable {
             observer.record(.documentSettled(job: jobName, document: document))
         }
         context.observer = observer
-        let processor = DocumentProcessor(context: context)
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
                                  reprocess: options.reprocess, runID: runID, onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
                                  })
+        context.onSuperseded = { path in
+            // The file at `path` is a new version: look at it again now (a `run` would otherwise end without it).
+            scanner.forget(path: path)
+            wake.yield(.filesChanged)
+        }
+        let processor = DocumentProcessor(context: context)
+
+        // Temporary files a killed process left in the outbox (we hold the job's lock). Not with a shared ledger:
+        // other processes may be writing into the same outbox right now.
+        let coordinated = ledger.coordinatesProcesses
+        let leftoverTemporaries = coordinated ? 0 : AtomicFile.removeTemporaryFiles(under: spec.outbox)
+        if leftoverTemporaries > 0 {
+            logger.info("removed \(leftoverTemporaries) temporary file(s) an interrupted process left in the outbox")
+        }
 
         // Crash recovery first: documents a killed process left in flight (with a shared ledger: only those whose
         // holder's lease expired; the others belong to live processes).
-        let coordinated = ledger.coordinatesProcesses
         let leftovers = coordinated ? try await ledger.takeOverExpired(jobID: job.id) : try await ledger.inFlight(jobID: job.id)
         let toRecover = try await LeftoverTriage.requeueUnsent(leftovers, ledger: ledger, logger: logger)
         if !toRecover.isEmpty {
@@ -180,7 +210,8 @@ public final class JobRunner: Sendable {
                         wake.yield(.tick)
                     }
                 }
-                if options.mode == .watch && options.useInotify {
+                func startWatcher() {
+                    guard options.mode == .watch && options.useInotify else { return }
                     do {
                         let watcher = try InboxWatcher(directory: spec.inbox, recursive: spec.match.recursive)
                         group.addTask {
@@ -190,6 +221,9 @@ public final class JobRunner: Sendable {
                         logger.warning("inotify unavailable (\(error)); falling back to rescanning every \(HumanDuration.format(options.rescanInterval))")
                     }
                 }
+                startWatcher()
+                // `watch`: an inbox that cannot be listed (removed, unmounted) is waited for, not fatal.
+                var inboxMissing = false
 
                 var inFlight = 0
                 var heldSlots = 0
@@ -289,6 +323,7 @@ public final class JobRunner: Sendable {
                             needScan = true
                         }
                         if !options.useInotify && options.mode == .watch { needScan = true }
+                        if inboxMissing, let last = lastFullScan, clock.now().timeIntervalSince(last) >= 1 { needScan = true }
                     case .shutdown:
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
@@ -312,7 +347,19 @@ public final class JobRunner: Sendable {
                         holdsScannerLease = try await ledger.takeScannerLease(jobID: job.id)
                         if holdsScannerLease {
                             lastFullScan = clock.now()
-                            try await scanner.scan()
+                            do {
+                                try await scanner.scan()
+                                if inboxMissing {
+                                    inboxMissing = false
+                                    logger.info("the inbox \(spec.inbox) can be listed again; watching it")
+                                    startWatcher()
+                                }
+                            } catch let error as ScanError where options.mode == .watch {
+                                if !inboxMissing {
+                                    inboxMissing = true
+                                    logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
+                                }
+                            }
                         }
                     }
                     if stop == nil {
@@ -324,7 +371,10 @@ public final class JobRunner: Sendable {
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
-                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles && waiting == 0
+                        // Documents whose local work kept failing (outbox, disposal) do not hold `run` open
+                        // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
+                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
+                            && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
                         if finished && coordinated {
                             // Another process's documents may still come back (its lease expires): wait for them.
                             let othersActive = try await ledger.othersActive(jobID: job.id)

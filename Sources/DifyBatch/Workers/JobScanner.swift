@@ -17,13 +17,12 @@ public final class JobScanner: Sendable {
     let runID: Int64?
     let onSettled: @Sendable (DocumentRecord) -> Void
     let scanner: InboxScanner
-    let outbox: OutboxWriter
-    let disposer: SourceDisposer
+    let settler: DocumentSettler
     private let tracker: Mutex<SettleTracker>
-    private let reported = Mutex<Set<String>>([])
-    /// The newest version of every path this job knows, loaded from the ledger on the first scan and kept up to
-    /// date here, so a rescan of an unchanged inbox costs no ledger query.
-    private let known = Mutex<[String: KnownFile]?>(nil)
+    private let reported = Mutex<Set<PathKey>>([])
+    /// The newest version of every path this job knows (keyed by the path's bytes), loaded from the ledger on the
+    /// first scan and kept up to date here, so a rescan of an unchanged inbox costs no ledger query.
+    private let known = Mutex<[PathKey: KnownFile]?>(nil)
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
                 logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
@@ -38,8 +37,8 @@ public final class JobScanner: Sendable {
         self.onSettled = onSettled
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
-        outbox = OutboxWriter(outbox: spec.outbox)
-        disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive, failedFolder: spec.failedFolder)
+        settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
+                                  runID: runID, logger: logger, onSettled: onSettled)
         tracker = Mutex(SettleTracker(settle: spec.match.settle))
     }
 
@@ -49,49 +48,72 @@ public final class JobScanner: Sendable {
     /// When the next unsettled file may settle.
     public var nextSettleInstant: ContinuousClock.Instant? { tracker.withLock { $0.nextSettleInstant() } }
 
+    /// Forgets what this scanner remembers about a path (a version found replaced while it was processed), so
+    /// the next scan looks at the file as new.
+    public func forget(path: String) {
+        known.withLock { _ = $0?.removeValue(forKey: PathKey(path)) }
+    }
+
     /// Scans the inbox once and records what it found. Returns the number of new document versions.
+    ///
+    /// Throws ``ScanError`` only when the inbox itself cannot be listed; a problem with one file (it cannot be
+    /// read, its `.error.json` cannot be written, the ledger refused its row) is logged and recorded on that file,
+    /// and the scan goes on with the others.
     @discardableResult
     public func scan() async throws -> Int {
         let report = try scanner.scanReport()
         for problem in report.problems {
-            let isNew = reported.withLock { $0.insert(problem.relativePath).inserted }
-            if isNew { logger.warning("cannot read \(problem.relativePath) in the inbox: \(problem.message)", metadata: ["path": "\(problem.relativePath)"]) }
+            warnOnce(problem.relativePath, "cannot read \(problem.relativePath) in the inbox: \(problem.message)")
         }
         let now = clock.instant()
         let wallNow = clock.now()
         let settled = tracker.withLock { $0.observe(report.files, now: now, wallNow: wallNow) }
         guard !settled.isEmpty else { return 0 }
-        var cache: [String: KnownFile]
+        var cache: [PathKey: KnownFile]
         if let loaded = known.withLock({ $0 }) {
             cache = loaded
         } else {
             cache = try await ledger.knownFiles(jobID: job.id)
         }
-        defer { known.withLock { [cache] in $0 = cache } }
         var added = 0
         for file in settled {
-            if let cached = cache[file.relativePath] {
-                if cached.size == file.size && cached.mtimeNanoseconds == file.mtimeNanoseconds { continue }
-                // Changed since we last looked: decide on the ledger's current view of that document.
-                if let current = try await ledger.document(id: cached.id), !current.state.isTerminal {
-                    cache[file.relativePath] = KnownFile(try await refresh(current, with: file) ?? current)
-                    continue
+            let key = PathKey(file.relativePath)
+            do {
+                if let cached = cache[key] {
+                    // Same device, inode, size and mtime: the version we know.
+                    if cached.identity.matches(file.identity) { continue }
+                    // Changed or replaced since we last looked: decide on the ledger's current view of that document.
+                    if let current = try await ledger.document(id: cached.id), !current.state.isTerminal {
+                        cache[key] = KnownFile(try await refresh(current, with: file) ?? current)
+                        continue
+                    }
                 }
-            }
-            if let document = try await record(file) {
-                cache[file.relativePath] = KnownFile(document)
-                added += 1
+                if let document = try await record(file) {
+                    cache[key] = KnownFile(document)
+                    added += 1
+                }
+            } catch {
+                warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
             }
         }
+        // Merge into the shared cache (``forget(path:)`` may have run meanwhile: its paths stay forgotten only
+        // if this scan did not record them again).
+        known.withLock { [cache] in $0 = cache }
         return added
+    }
+
+    private func warnOnce(_ path: String, _ message: String) {
+        let isNew = reported.withLock { $0.insert(PathKey(path)).inserted }
+        if isNew { logger.warning("\(message)", metadata: ["path": "\(path)"]) }
     }
 
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
     /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
     private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws -> DocumentRecord? {
-        guard existing.state == .pending || existing.state == .failed else { return nil }
-        guard let sha = try? FileHasher.sha256(path: file.absolutePath) else { return nil }
-        var changes: [DocumentChange] = [.size(file.size), .mtimeNanoseconds(file.mtimeNanoseconds)]
+        guard existing.state == .pending || existing.state == .failed, !file.isSymlink, !file.hasInvalidName else { return nil }
+        guard let pinned = try? PinnedFile(path: file.absolutePath), pinned.identity.matches(file.identity),
+              let sha = try? pinned.sha256() else { return nil }
+        var changes: [DocumentChange] = [.fileIdentity(pinned.identity)]
         if sha != existing.sha256 {
             changes += [.sha256(sha), .uploadFileID(nil)]
             logger.info("\(file.relativePath) changed while queued; the new content will be sent",
@@ -100,24 +122,42 @@ public final class JobScanner: Sendable {
         return try? await ledger.update(existing.id, in: existing.state, changes)
     }
 
-    /// Records one new file version and returns its row.
+    /// Records one new file version and returns its row (nil when the file changed or vanished since the scan
+    /// saw it: the next scan looks again once it settles).
     private func record(_ file: InboxFile) async throws -> DocumentRecord? {
+        if file.hasInvalidName {
+            return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "name_not_utf8",
+                message: "the file name is not valid UTF-8 (shown with \\x escapes); rename it to be processed"), identity: file.identity)
+        }
         if file.isSymlink {
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "symlink",
-                message: "symbolic links are never followed; copy or move the file itself into the inbox"))
+                message: "symbolic links are never followed; copy or move the file itself into the inbox"), identity: file.identity)
         }
-        if let problem = preflight.rejection(filename: file.name, size: file.size) {
-            return try await reject(file, sha256: nil, problem)
+        // Opened once, without following links and without blocking; hashed through that descriptor.
+        let pinned: PinnedFile
+        do {
+            pinned = try PinnedFile(path: file.absolutePath)
+        } catch {
+            if error.code == .missing { return nil }
+            return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: error.code.description,
+                                                                     message: error.message), identity: nil)
+        }
+        guard pinned.identity.matches(file.identity) else { return nil }
+        if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size) {
+            return try await reject(file, sha256: nil, problem, identity: pinned.identity)
         }
         let sha: String
         do {
-            sha = try FileHasher.sha256(path: file.absolutePath)
+            sha = try pinned.sha256()
         } catch {
+            if error.code == .changed { return nil }
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "unreadable",
-                message: "cannot read the file: \(error); check its permissions"))
+                message: "cannot read the file: \(error.message); check its permissions"), identity: pinned.identity)
         }
-        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: file.size,
-                                                           mtimeNanoseconds: file.mtimeNanoseconds))
+        let identity = pinned.identity
+        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: identity.size,
+                                                           mtimeNanoseconds: identity.mtimeNanoseconds,
+                                                           device: identity.device, inode: identity.inode))
         if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
@@ -126,34 +166,20 @@ public final class JobScanner: Sendable {
     }
 
     @discardableResult
-    private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError) async throws -> DocumentRecord {
-        let path = try outbox.writeFailure(FailureRecord(
-            status: "rejected", job: spec.name, source: SourceInfo(path: file.relativePath, sha256: sha256, bytes: file.size),
-            errorCode: error.code, errorMessage: error.message, httpStatus: nil, difyCode: nil, attempts: 0, finishedAt: clock.now()))
-        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: file.size,
-                                                           mtimeNanoseconds: file.mtimeNanoseconds, state: .rejected, error: error))
-        let withOutput = try await ledger.update(document.id, in: .rejected, [.outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .rejected) }
-        onSettled(withOutput)
-        if !file.isSymlink { _ = try? disposer.disposeAfterFailure(relativePath: file.relativePath) }
+    private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError, identity: FileIdentity?) async throws -> DocumentRecord {
+        let recorded = identity ?? file.identity
+        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: recorded.size,
+                                                           mtimeNanoseconds: recorded.mtimeNanoseconds, state: .rejected, error: error,
+                                                           device: recorded.device, inode: recorded.inode))
+        // Only a file that was pinned (so its identity is known) is moved to the failed folder.
+        let settled = try await settler.endWithError(document, from: .rejected, to: .rejected, error: error, difyCode: nil,
+                                                     disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
-        return withOutput
+        return settled
     }
 
     private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {
-        let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
-        let path = try outbox.writeSuccess(SuccessRecord(
-            status: result.status, job: spec.name,
-            source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-            appMode: preflight.mode.rawValue, outputs: outputs, usage: nil,
-            uploadFileID: original.uploadFileID, workflowRunID: original.workflowRunID, messageID: original.messageID,
-            taskID: original.taskID, attempts: 0, elapsedMilliseconds: 0, finishedAt: clock.now(), duplicateOf: original.path))
-        let skipped = try await ledger.transition(document.id, from: .pending, to: .skipped, [.duplicateOf(original.id), .outputPath(path)])
-        if let runID { try await ledger.countInRun(runID: runID, jobID: job.id, state: .skipped) }
-        onSettled(skipped)
-        _ = try? disposer.disposeAfterSuccess(relativePath: document.path)
-        logger.info("skipped \(document.path): same content as \(original.path), output written from the stored result",
-                    metadata: ["path": "\(document.path)", "document": "\(document.id)"])
-        return skipped
+        _ = try await settler.skipped(document, duplicateOf: original, result: result)
+        return try await ledger.document(id: document.id) ?? document
     }
 }

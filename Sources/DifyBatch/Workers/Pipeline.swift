@@ -17,14 +17,13 @@ public struct Pipeline: Sendable {
     let options: PipelineOptions
     let clock: any PipelineClock
     let logger: Logger
-    let lockDirectory: String
     let environment: [String: String]
     /// Client timeouts; `total` is taken from each spec's `timeout`.
     let timeouts: DifyClient.Timeouts
     /// Progress, metrics and other watchers of what happens.
     let observer: PipelineObservers
 
-    public init(specs: [JobSpec], ledger: any Ledger, options: PipelineOptions, lockDirectory: String,
+    public init(specs: [JobSpec], ledger: any Ledger, options: PipelineOptions,
                 clock: any PipelineClock = SystemPipelineClock(), logger: Logger = Logger(label: "dify-batch"),
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 timeouts: DifyClient.Timeouts = .init(), observers: [any PipelineObserver] = []) {
@@ -34,13 +33,15 @@ public struct Pipeline: Sendable {
         self.options = options
         self.clock = clock
         self.logger = logger
-        self.lockDirectory = lockDirectory
         self.environment = environment
         self.timeouts = timeouts
     }
 
-    /// Runs the jobs. Throws ``SpecError`` (exit 2) for a key that cannot be read; a job held by another process
-    /// ends the invocation with ``ExitStatus/locked`` before anything is sent (unless `waitForLock`).
+    /// Runs the jobs. Throws ``SpecError`` (exit 2) for a key that cannot be read, specs whose folders overlap,
+    /// or a job name the ledger knows with another inbox (unless ``PipelineOptions/adoptInbox``). A job whose
+    /// outbox, archive or failed folder is not writable, or whose inbox this user cannot lock, does not start
+    /// (exit 2; the other jobs run). An inbox held by another process ends the invocation with
+    /// ``ExitStatus/locked`` before anything is sent (unless `waitForLock`).
     public func run() async throws -> PipelineResult {
         // Keys first: a missing key is a usage error and nothing is touched.
         var keys: [String] = []
@@ -52,34 +53,52 @@ public struct Pipeline: Sendable {
                 throw error
             }
         }
+        try FolderOverlap.check(specs)
+        try await checkRegisteredInboxes()
+
+        var refused: [Int: JobStop] = [:]
+        for (index, spec) in specs.enumerated() {
+            if let problem = Self.unwritableFolder(spec) {
+                refused[index] = JobStop(.usage, job: spec.name, problem)
+            }
+        }
         var locks: [JobLock] = []
         defer { locks.forEach { $0.release() } }
-        // A ledger that coordinates processes (PostgreSQL) replaces the per-job file lock with leases: several
-        // processes on several hosts may serve one job.
-        for spec in specs where !ledger.coordinatesProcesses {
+        // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several processes
+        // on several hosts may serve one job.
+        for (index, spec) in specs.enumerated() where refused[index] == nil && !ledger.coordinatesProcesses {
             do {
                 if options.waitForLock {
-                    locks.append(try await JobLock.acquire(directory: lockDirectory, job: spec.name, waitingEvery: .milliseconds(500)))
+                    locks.append(try await JobLock.acquire(inbox: spec.inbox, job: spec.name, waitingEvery: .milliseconds(500)))
                 } else {
-                    locks.append(try JobLock.acquire(directory: lockDirectory, job: spec.name))
+                    locks.append(try JobLock.acquire(inbox: spec.inbox, job: spec.name))
                 }
-            } catch let error as JobLockError {
+            } catch var error as JobLockError {
+                if error.exitStatus == .usage {
+                    refused[index] = JobStop(.usage, job: spec.name, "\(error)")
+                    continue
+                }
+                error = await namingHolder(error)
                 logger.error("\(error)")
-                let stop = JobStop(.locked, job: spec.name, "\(error)")
                 var summary = JobSummary(job: spec.name)
-                summary.stop = stop
+                summary.stop = JobStop(.locked, job: spec.name, "\(error)")
                 return PipelineResult(summaries: [summary], exitStatus: .locked, runID: nil)
             }
         }
+        for stop in refused.sorted(by: { $0.key < $1.key }).map(\.value) {
+            logger.error("\(stop); the job does not start")
+        }
 
-        var jobs: [JobRecord] = []
-        for spec in specs {
-            jobs.append(try await ledger.register(JobRegistration(
+        let started = specs.indices.filter { refused[$0] == nil }
+        var jobs: [Int: JobRecord] = [:]
+        for index in started {
+            let spec = specs[index]
+            jobs[index] = try await ledger.register(JobRegistration(
                 name: spec.name, specPath: spec.specPath, specHash: spec.specHash, baseURL: spec.dify.baseURL,
-                difyUser: spec.dify.user, inbox: spec.inbox, outbox: spec.outbox)))
+                difyUser: spec.dify.user, inbox: spec.inbox, outbox: spec.outbox))
         }
         let runID = try await ledger.beginRun(command: options.mode.rawValue, pid: Int(getpid()),
-                                              host: ProcessInfo.processInfo.hostName, jobIDs: jobs.map(\.id))
+                                              host: JobLock.hostName, jobIDs: started.compactMap { jobs[$0]?.id })
         let totalConcurrency = specs.reduce(0) { $0 + $1.concurrency }
         let limiter = options.maxInflight.map { InflightLimiter(limit: $0) }
         let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts,
@@ -88,6 +107,12 @@ public struct Pipeline: Sendable {
         do {
             summaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
                 for (index, spec) in specs.enumerated() {
+                    guard let job = jobs[index] else {
+                        var summary = JobSummary(job: spec.name)
+                        summary.stop = refused[index]
+                        group.addTask { (index, summary) }
+                        continue
+                    }
                     var timeouts = self.timeouts
                     timeouts.total = spec.timeout
                     let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index],
@@ -97,7 +122,6 @@ public struct Pipeline: Sendable {
                     jobLogger[metadataKey: "job"] = "\(spec.name)"
                     let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
                                            logger: jobLogger, limiter: limiter, runID: runID, observer: observer)
-                    let job = jobs[index]
                     group.addTask { (index, await runner.run(job: job)) }
                 }
                 var results: [(Int, JobSummary)] = []
@@ -111,12 +135,56 @@ public struct Pipeline: Sendable {
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
     }
 
-    /// 3 for a configuration stop, then 4 for unavailable/quota, then 1 when documents ended dead or rejected.
+    /// 5 for a held inbox, 2 for a job that could not start, 3 for a configuration stop, then 4 for
+    /// unavailable/quota, then 1 when documents ended dead or rejected (or wait for local work, see ``JobSummary``).
     static func exitStatus(for summaries: [JobSummary]) -> ExitStatus {
         if summaries.contains(where: { $0.stop?.reason == .locked }) { return .locked }
+        if summaries.contains(where: { $0.stop?.reason == .usage }) { return .usage }
         if summaries.contains(where: { $0.stop?.reason == .configuration }) { return .configuration }
         if summaries.contains(where: { $0.stop?.reason == .unavailable }) { return .unavailable }
-        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) > 0 }) { return .documentsFailed }
+        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + $0.localFailures > 0 }) {
+            return .documentsFailed
+        }
         return .success
+    }
+
+    /// A job name already registered with another inbox is a different job reusing the name (its files would be
+    /// taken for the other inbox's), unless `--adopt-inbox` says the job moved.
+    private func checkRegisteredInboxes() async throws {
+        guard !options.adoptInbox else { return }
+        let registered = Dictionary(try await ledger.jobs().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for spec in specs {
+            guard let known = registered[spec.name],
+                  FolderOverlap.canonical(known.inbox) != FolderOverlap.canonical(spec.inbox) else { continue }
+            throw SpecError(file: spec.specPath, keyPath: "inbox", message: """
+                job \(spec.name) is registered in the ledger with inbox \(known.inbox) (spec \(known.specPath)), but this spec \
+                says \(spec.inbox); if the job moved on purpose, pass --adopt-inbox; otherwise give this spec its own `name:`
+                """)
+        }
+    }
+
+    /// The first of outbox, archive (`after_success: move`) and failed folder this process cannot write, as a message.
+    static func unwritableFolder(_ spec: JobSpec) -> String? {
+        var folders = [("outbox", spec.outbox)]
+        if spec.afterSuccess == .move { folders.append(("archive", spec.archive)) }
+        if let failed = spec.failedFolder { folders.append(("failed_folder", failed)) }
+        for (key, folder) in folders {
+            do { try WritableFolder.verify(folder) } catch {
+                return WritableFolder.problem(key: key, folder: folder, error: error)
+            }
+        }
+        return nil
+    }
+
+    /// Adds what the ledger's `runs` table knows about the holder's pid (its command and start time).
+    private func namingHolder(_ error: JobLockError) async -> JobLockError {
+        guard case .held(let pid?, let host, _) = error.code,
+              let run = (try? await ledger.unfinishedRuns())?.first(where: { $0.pid == Int(pid) && $0.host == host }) else {
+            return error
+        }
+        var named = error
+        named.code = .held(pid: pid, host: host, since: run.startedAt)
+        named.holderRun = "dify-batch \(run.command), run #\(run.id) in this ledger"
+        return named
     }
 }

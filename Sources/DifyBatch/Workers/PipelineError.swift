@@ -7,6 +7,9 @@ public struct JobStop: Error, Sendable, CustomStringConvertible, Equatable {
         case unavailable
         /// Another process holds the job: exit 5.
         case locked
+        /// The job cannot start as configured (a folder it must write is not writable, its inbox cannot be
+        /// locked by this user): exit 2, nothing of it was touched.
+        case usage
     }
 
     public var reason: Reason
@@ -29,6 +32,7 @@ public struct JobStop: Error, Sendable, CustomStringConvertible, Equatable {
         case .configuration: return .configuration
         case .unavailable: return .unavailable
         case .locked: return .locked
+        case .usage: return .usage
         }
     }
 }

@@ -20,6 +20,9 @@ public struct PipelineOptions: Sendable {
     public var grace: Duration = .seconds(30)
     /// Wait for a job held by another process instead of exiting with code 5 (default false).
     public var waitForLock: Bool = false
+    /// `--adopt-inbox`: a job name the ledger knows with another inbox takes this spec's inbox (the job moved on
+    /// purpose). Default false: such a spec is refused with exit 2.
+    public var adoptInbox: Bool = false
     /// How often the job loop wakes to look for due retries and settled files (default 200ms).
     public var tick: Duration = .milliseconds(200)
     /// `watch`: full rescan of the inbox as a safety net for missed events (default 30s).
@@ -28,6 +31,10 @@ public struct PipelineOptions: Sendable {
     public var seed: UInt64?
     /// `run`: stop a job after this many consecutive "Dify unreachable" errors (default 3).
     public var unreachableLimit: Int = 3
+    /// `run`: how often a document whose result is stored may fail its local work (outbox, disposal, ledger)
+    /// in one invocation before `run` ends without it (exit 1; the next `run` or `watch` tries again). `watch`
+    /// retries such documents indefinitely. Default 3.
+    public var localRetriesPerRun: Int = 3
     /// How often recovery polls a lost run's detail at first (default 500ms).
     public var recoveryPollInterval: Duration = .milliseconds(500)
     /// Use inotify in `watch` mode (default true).

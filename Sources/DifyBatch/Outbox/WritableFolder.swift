@@ -1,0 +1,38 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Proves that this process can create files in a folder (creating the folder if it is missing), by creating and
+/// removing a dot-named probe file. Catches what `access(2)` misses for root: read-only mounts (EROFS), a file in
+/// the way (ENOTDIR), a full disk (ENOSPC) when not even an inode is left.
+public enum WritableFolder {
+    /// Throws ``FileOperationError`` with the errno of the first failing step.
+    public static func verify(_ folder: String) throws {
+        try AtomicFile.createDirectories(folder)
+        let probe = (folder as NSString).appendingPathComponent(".dify-batch-probe-\(AtomicFile.randomSuffix())")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileOperationError.posix("create a file in", folder) }
+        _ = close(fd)
+        _ = unlink(probe)
+    }
+
+    /// The message for a folder the job cannot write: which folder, why, as which user, and how to fix it.
+    static func problem(key: String, folder: String, error: any Error) -> String {
+        let reason = (error as? FileOperationError).map { "\($0.reason) (\(ErrnoName.name($0.errorNumber)))" } ?? "\(error)"
+        return "`\(key):` \(folder) is not writable by user \(currentUserName()): \(reason); "
+            + "make it writable for that user (e.g. `chown \(currentUserName()) \(folder)`), free space or remount it read-write, "
+            + "or choose another `\(key):` in the spec"
+    }
+
+    /// The user name of this process (its uid when it has no name).
+    static func currentUserName() -> String {
+        let uid = getuid()
+        if let entry = getpwuid(uid), let name = entry.pointee.pw_name { return String(cString: name) }
+        return "uid \(uid)"
+    }
+}

@@ -1,0 +1,253 @@
+import DifyKit
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The one path that ends a document: outbox file → disposal of the source → ledger state → count in the run →
+/// notify. Used by ``DocumentProcessor`` (runs that ended, recoveries, dead documents) and ``JobScanner``
+/// (duplicates, rejections).
+///
+/// A result Dify was paid for is stored in the ledger (`results`, `documents.result_stored`) BEFORE any local
+/// work. When local work then fails (outbox not writable, disk full, read-only, a file in the way, a name too
+/// long, the ledger busy, disposal refused) the document goes to `failed` with class `local`, the cause as its
+/// code (`EACCES`, `ENOSPC`, `SQLITE_BUSY`, ...) and `next_attempt_at` growing with `local_failures`
+/// (`retry.base_delay × 2^(n-1)`, at most `retry.max_delay`). Its next claim (also after `dify-batch retry`, even
+/// from `dead`) comes back through ``resume(_:)``, which redoes only the local work from the stored result:
+/// Dify is never called again for it, and `retry.max_attempts` is not used.
+struct DocumentSettler: Sendable {
+    let spec: JobSpec
+    let jobID: Int64
+    /// `workflow`, `completion`, ... as written into result files.
+    let appMode: String
+    let ledger: any Ledger
+    let clock: any PipelineClock
+    let runID: Int64?
+    let baseLogger: Logger
+    let onSettled: @Sendable (DocumentRecord) -> Void
+    /// Called with the path when the source there is no longer the version that was processed (issue 11).
+    let onSuperseded: @Sendable (String) -> Void
+    let outbox: OutboxWriter
+    let disposer: SourceDisposer
+    let backoff: Backoff
+
+    init(spec: JobSpec, jobID: Int64, appMode: String, ledger: any Ledger, clock: any PipelineClock, runID: Int64?,
+         logger: Logger, onSettled: @escaping @Sendable (DocumentRecord) -> Void,
+         onSuperseded: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.spec = spec
+        self.jobID = jobID
+        self.appMode = appMode
+        self.ledger = ledger
+        self.clock = clock
+        self.runID = runID
+        baseLogger = logger
+        self.onSettled = onSettled
+        self.onSuperseded = onSuperseded
+        outbox = OutboxWriter(outbox: spec.outbox)
+        disposer = SourceDisposer(inbox: spec.inbox, afterSuccess: spec.afterSuccess, archive: spec.archive,
+                                  failedFolder: spec.failedFolder)
+        backoff = Backoff(policy: spec.retry)
+    }
+
+    func logger(_ document: DocumentRecord) -> Logger {
+        var logger = baseLogger
+        logger[metadataKey: "job"] = "\(spec.name)"
+        logger[metadataKey: "path"] = "\(document.path)"
+        logger[metadataKey: "document"] = "\(document.id)"
+        return logger
+    }
+
+    // MARK: - Success
+
+    /// A run that succeeded (`status` is `succeeded` or `partial-succeeded`), from the response or found again by
+    /// recovery. `document` carries the run's ids. The result is stored first; if even that fails (after three
+    /// tries) the error is thrown and the document stays in flight, where recovery finds it again.
+    func succeeded(_ document: DocumentRecord, from state: DocumentState, status: String,
+                   outputs: [String: JSONValue]) async throws -> DocumentOutcome {
+        let json = JSONValue.object(outputs).jsonString()
+        try await withLedgerRetries { try await ledger.storeResult(documentID: document.id, status: status, outputsJSON: json) }
+        var stored = document
+        stored.resultStored = true
+        return try await complete(stored, from: state, status: status, outputs: outputs, original: nil)
+    }
+
+    /// A new document whose content already succeeded as `original`: the result is copied to it (so a failure
+    /// below is retried from it like any stored result), then it ends `skipped` with the output written from it.
+    func skipped(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentOutcome {
+        let marked = try await ledger.update(document.id, in: document.state, [.duplicateOf(original.id)])
+        try await withLedgerRetries {
+            try await ledger.storeResult(documentID: document.id, status: result.status, outputsJSON: result.outputsJSON)
+        }
+        var stored = marked
+        stored.resultStored = true
+        let outputs = (try? JSONValue.parse(result.outputsJSON))?.objectValue ?? [:]
+        return try await complete(stored, from: marked.state, status: result.status, outputs: outputs, original: original)
+    }
+
+    /// Local work again for a document whose result is stored (claimed, recovered or requeued with
+    /// `resultStored`): rewrites the outbox file and retries disposal from the stored result. Never calls Dify.
+    func resume(_ document: DocumentRecord) async throws -> DocumentOutcome {
+        guard let stored = try await ledger.result(documentID: document.id) else {
+            throw LedgerError(.notFound, "document \(document.id) is marked as having a stored result, but the ledger has none")
+        }
+        let outputs = (try? JSONValue.parse(stored.outputsJSON))?.objectValue ?? [:]
+        var original: DocumentRecord?
+        if let id = document.duplicateOf { original = try await ledger.document(id: id) }
+        logger(document).info("settling again from the stored result (local failure \(document.localFailures)); Dify is not called")
+        return try await complete(document, from: document.state, status: stored.status, outputs: outputs, original: original)
+    }
+
+    /// Outbox → disposal → ledger → count → notify. Any failure after the result was stored ends in ``localFailure``.
+    private func complete(_ document: DocumentRecord, from state: DocumentState, status: String,
+                          outputs: [String: JSONValue], original: DocumentRecord?) async throws -> DocumentOutcome {
+        let target: DocumentState = original == nil ? .succeeded : .skipped
+        // A shared ledger (PostgreSQL): nothing is written for a document another process took over after this
+        // one was stopped or cut off past its lease (throws leaseLost; that process writes the result).
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
+        let outputPath: String
+        do {
+            outputPath = try outbox.writeSuccess(try await successRecord(document, status: status, outputs: outputs, original: original))
+        } catch {
+            return try await localFailure(document, from: state, error, step: "write the result file into the outbox \(spec.outbox)")
+        }
+        do {
+            try disposeAfterSuccess(document)
+        } catch {
+            return try await localFailure(document, from: state, error, step: "dispose of the source (after_success: \(spec.afterSuccess.rawValue))")
+        }
+        let done: DocumentRecord
+        do {
+            done = try await ledger.transition(document.id, from: state, to: target,
+                                               [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
+        } catch let error as LedgerError where error.code == .stateChanged || error.code == .notFound {
+            throw error
+        } catch {
+            return try await localFailure(document, from: state, error, step: "record the \(target.rawValue) document in the ledger")
+        }
+        await countAndReport(done)
+        if let original {
+            logger(document).info("skipped \(document.path): same content as \(original.path), output written from the stored result")
+        } else {
+            logger(document).info("succeeded", metadata: ["output": "\(outputPath)"])
+        }
+        return .settled(target)
+    }
+
+    private func successRecord(_ document: DocumentRecord, status: String, outputs: [String: JSONValue],
+                               original: DocumentRecord?) async throws -> SuccessRecord {
+        let source = SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size)
+        if let original {
+            return SuccessRecord(status: status, job: spec.name, source: source, appMode: appMode, outputs: outputs, usage: nil,
+                                 uploadFileID: original.uploadFileID, workflowRunID: original.workflowRunID,
+                                 messageID: original.messageID, taskID: original.taskID, attempts: 0, elapsedMilliseconds: 0,
+                                 finishedAt: clock.now(), duplicateOf: original.path)
+        }
+        return SuccessRecord(status: status, job: spec.name, source: source, appMode: appMode, outputs: outputs,
+                             usage: try await ledger.usage(documentID: document.id),
+                             uploadFileID: document.uploadFileID, workflowRunID: document.workflowRunID,
+                             messageID: document.messageID, taskID: document.taskID, attempts: document.attempts,
+                             elapsedMilliseconds: Int64(clock.now().timeIntervalSince(document.createdAt) * 1000),
+                             finishedAt: clock.now(), duplicateOf: nil)
+    }
+
+    /// `after_success`, only for the version that was processed (its recorded device, inode, size and mtime); a
+    /// source that is already gone (disposed of by an earlier try) is not a failure, and neither is a new version
+    /// at the path: it is left alone and processed in its own right.
+    private func disposeAfterSuccess(_ document: DocumentRecord) throws {
+        do {
+            try disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
+        } catch let error as FileOperationError
+                    where error.errorNumber == ENOENT && error.path == SafeRelativePath.join(spec.inbox, document.path) {
+            logger(document).info("the source is no longer in the inbox; nothing to dispose of")
+        } catch let error as FileOperationError where error.errorNumber == ESTALE {
+            logger(document).warning("\(error.reason); not disposed of")
+            onSuperseded(document.path)
+        }
+    }
+
+    /// `failed` with class `local`, the cause and a growing `next_attempt_at`; the stored result stays.
+    private func localFailure(_ document: DocumentRecord, from state: DocumentState, _ error: any Error,
+                              step: String) async throws -> DocumentOutcome {
+        if error is CancellationError { throw error }
+        let failures = document.localFailures + 1
+        let delay = backoff.ceiling(afterAttempt: failures)
+        let recorded = LocalFailure.recorded(error, step: step, delay: delay)
+        let moved = try await withLedgerRetries {
+            try await ledger.transition(document.id, from: state, to: .failed,
+                                        [.nextAttemptAt(clock.now().addingTimeInterval(delay.seconds)), .lastError(recorded),
+                                         .localFailures(failures)])
+        }
+        logger(document).error("\(recorded.message)", metadata: ["code": "\(recorded.code ?? "-")", "local_failures": "\(failures)"])
+        onSettled(moved)
+        return .settled(.failed)
+    }
+
+    // MARK: - Errors
+
+    /// Ends a document with an `.error.json`: `dead` (out of attempts, or permanently failed) or `rejected` (never
+    /// sent). A document already in `target` (the scanner inserts rejections as such) only gets its file. When the
+    /// error file cannot be written the state is recorded anyway and the cause is logged and appended to the
+    /// recorded message (the document has no `output_path` then). A failed folder that is set receives the source.
+    @discardableResult
+    func endWithError(_ document: DocumentRecord, from state: DocumentState, to target: DocumentState, error: RecordedError,
+                      difyCode: String?, disposeSource: Bool = true) async throws -> DocumentRecord {
+        var recorded = error
+        var outputPath: String?
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
+        do {
+            outputPath = try outbox.writeFailure(FailureRecord(
+                status: target.rawValue, job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
+                errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus, difyCode: difyCode,
+                attempts: document.attempts, finishedAt: clock.now()))
+        } catch let failure {
+            let cause = LocalFailure.code(failure)
+            recorded.message += " (the .error.json could not be written: \(cause): \(failure))"
+            logger(document).error("cannot write the error file of \(document.path) (\(cause)): \(failure); the document is \(target.rawValue) in the ledger")
+        }
+        let moved: DocumentRecord
+        if state == target {
+            moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)])
+        } else {
+            moved = try await ledger.transition(document.id, from: state, to: target,
+                                                [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)])
+        }
+        await countAndReport(moved)
+        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }
+        return moved
+    }
+
+    // MARK: - Shared
+
+    private func countAndReport(_ document: DocumentRecord) async {
+        if let runID {
+            do {
+                try await withLedgerRetries { try await ledger.countInRun(runID: runID, jobID: jobID, state: document.state) }
+            } catch {
+                logger(document).warning("could not count the document in run \(runID) (\(LocalFailure.code(error))): \(error)")
+            }
+        }
+        onSettled(document)
+    }
+
+    /// Three tries, 100 ms then 400 ms apart, for a ledger write whose failure would leave a paid document
+    /// without a record (the busy timeout has already waited inside each try).
+    private func withLedgerRetries<T>(_ body: () async throws -> T) async throws -> T {
+        var pause = Duration.milliseconds(100)
+        for _ in 1..<3 {
+            do {
+                return try await body()
+            } catch let error as LedgerError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                try await clock.sleep(for: pause)
+                pause *= 4
+            }
+        }
+        return try await body()
+    }
+}
