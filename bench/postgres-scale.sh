@@ -30,7 +30,7 @@ match: {settle: 0s}
 concurrency: 16
 after_success: keep
 SPEC
-  url="${server%%/postgres*}/$db?sslmode=disable"
+  url="${server%/postgres*}/$db?sslmode=disable"
   start=$(date +%s.%N)
   pids=()
   for p in $(seq 1 "$n"); do

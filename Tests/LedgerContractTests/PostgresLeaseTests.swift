@@ -144,4 +144,24 @@ import Testing
             }
         }
     }
+
+    @Test func renewLeases_renewsEveryHeldDocument_andReleasingLetsOthersTakeOverAtOnce() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                for index in 0..<3 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                #expect(try await a.claim(jobID: job.id, limit: 2, now: Date()).count == 2)
+                #expect(try await a.takeScannerLease(jobID: job.id))
+                #expect(try await a.renewLeases() == 2, "the heartbeat renews every in-flight document this process holds")
+                #expect(try await b.takeOverExpired(jobID: job.id).isEmpty)
+                #expect(try await !b.takeScannerLease(jobID: job.id))
+                try await a.releaseLeases()
+                #expect(try await b.takeOverExpired(jobID: job.id).count == 2, "released at shutdown: taken over at once")
+                #expect(try await b.takeScannerLease(jobID: job.id))
+                #expect(try await a.renewLeases() == 0)
+            }
+        }
+    }
 }
