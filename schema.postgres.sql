@@ -42,7 +42,7 @@ CREATE TABLE documents (
     mtime_ns            BIGINT  NOT NULL,
     state               TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN (
                             'pending', 'uploading', 'uploaded', 'running', 'recovering',
-                            'succeeded', 'failed', 'dead', 'rejected', 'skipped')),
+                            'succeeded', 'failed', 'dead', 'rejected', 'skipped', 'unresolved', 'paused')),
     attempts            INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     BIGINT,
     upload_file_id      TEXT,
@@ -60,6 +60,10 @@ CREATE TABLE documents (
     created_at          BIGINT  NOT NULL,
     updated_at          BIGINT  NOT NULL,
     finished_at         BIGINT,
+    run_posts           INTEGER NOT NULL DEFAULT 0,   -- issue 10: run POSTs that may have started a run (never refunded)
+    outcome_unknown     INTEGER NOT NULL DEFAULT 0,   -- issue 10: 1 when the last run's outcome could not be established
+    dify_clock_offset_ms BIGINT,                      -- issue 10: Dify's clock minus ours (logs search window)
+    paused_at           BIGINT,                       -- issue 10: when the run was first seen paused
     device              BIGINT,                 -- issue 11: st_dev of the file version as pinned (bit pattern)
     inode               BIGINT,                 -- issue 11: st_ino of the file version as pinned (bit pattern)
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work is left

@@ -47,12 +47,14 @@ extension PostgresLedger {
         return """
             UPDATE documents
             SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
-                next_attempt_at = NULL, updated_at = \(stamp),
+                next_attempt_at = NULL, duplicate_of = NULL, updated_at = \(stamp),
                 lease_owner = \(owner), lease_until = \(unescaped: Self.databaseNow) + \(leaseMillis)
             WHERE id IN (
-                SELECT id FROM documents
-                WHERE job_id = \(jobID) AND (state = 'pending' OR (state = 'failed' AND next_attempt_at <= \(due)))
-                ORDER BY coalesce(next_attempt_at, 0), id
+                SELECT d.id FROM documents d
+                WHERE d.job_id = \(jobID) AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= \(due)))
+                  AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(unescaped: Self.processingStates), 'succeeded')))
+                ORDER BY coalesce(d.next_attempt_at, 0), d.id
                 LIMIT greatest(0, least(\(Int64(limit)), \(cap) - (SELECT count(*) FROM documents
                     WHERE job_id = \(jobID) AND state IN \(unescaped: Self.inFlightStates) AND \(maxActive != nil))))
                 FOR UPDATE SKIP LOCKED)
@@ -124,6 +126,12 @@ extension PostgresLedger {
                             + "device = \(statement.bind(v.deviceColumn)), inode = \(statement.bind(v.inodeColumn))")
             case .resultStored(let v): sets.append("result_stored = \(statement.bind(Int64(v ? 1 : 0)))")
             case .localFailures(let n): sets.append("local_failures = \(statement.bind(Int64(n)))")
+            case .incrementRunPosts: sets.append("run_posts = run_posts + 1")
+            case .runPosts(let n): sets.append("run_posts = \(statement.bind(Int64(n)))")
+            case .duplicateRuns(let n): sets.append("duplicate_runs = \(statement.bind(Int64(n)))")
+            case .outcomeUnknown(let v): sets.append("outcome_unknown = \(statement.bind(Int64(v ? 1 : 0)))")
+            case .difyClockOffsetMilliseconds(let v): sets.append("dify_clock_offset_ms = \(statement.bind(v))")
+            case .pausedAt(let d): sets.append("paused_at = \(statement.bind(d.map(Self.millis)))")
             }
         }
         let idBind = statement.bind(id)

@@ -7,6 +7,18 @@ extension PostgresLedger {
     /// Migrations to version N from the version before it, under the same numbers as SQLiteLedger's (gaps are
     /// skipped), each run inside the migrating transaction. Never edit a past entry.
     static let migrations: [Int: String] = [
+        // Issue 10 (spend once): states unresolved and paused, send budget, Dify's clock, paused since.
+        2: """
+            ALTER TABLE documents DROP CONSTRAINT documents_state_check;
+            ALTER TABLE documents ADD CONSTRAINT documents_state_check CHECK (state IN (
+                'pending', 'uploading', 'uploaded', 'running', 'recovering',
+                'succeeded', 'failed', 'dead', 'rejected', 'skipped', 'unresolved', 'paused'));
+            ALTER TABLE documents ADD COLUMN run_posts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN dify_clock_offset_ms BIGINT;
+            ALTER TABLE documents ADD COLUMN paused_at BIGINT;
+            UPDATE documents SET run_posts = attempts WHERE run_sent_at IS NOT NULL
+            """,
         // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
         3: """
             ALTER TABLE documents ADD COLUMN device BIGINT;

@@ -250,16 +250,24 @@ public final class PostgresLedger: Ledger {
         return result
     }
 
+    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals.
+    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused'"
+
     public func insert(_ document: NewDocument) async throws -> DocumentRecord {
         let now = nowMillis
         let error = document.error
         let finished: Int64? = document.state.isTerminal ? now : nil
+        // One run per content per batch (issue 10 rule 6): the twin is looked up in the inserting statement.
+        let lookTwin = document.state == .pending && document.sha256 != nil && document.sameContent != .ignore
+        let twinStates = document.sameContent == .waitForProcessingOrSucceeded ? Self.processingStates + ", 'succeeded'" : Self.processingStates
         let found = try await rows("""
             INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
+                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of)
             VALUES (\(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
                 \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
-                \(now), \(now), \(finished), \(document.device.map { Int64(bitPattern: $0) }), \(document.inode.map { Int64(bitPattern: $0) }))
+                \(now), \(now), \(finished), \(document.device.map { Int64(bitPattern: $0) }), \(document.inode.map { Int64(bitPattern: $0) }),
+                (SELECT id FROM documents WHERE \(lookTwin) AND job_id = \(document.jobID) AND sha256 = \(document.sha256)
+                    AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1))
             RETURNING id
             """)
         guard let id = try Self.int64(found.first, "id"),
@@ -275,6 +283,21 @@ public final class PostgresLedger: Ledger {
             WHERE d.job_id = \(jobID) AND d.sha256 = \(sha256) AND d.state = 'succeeded' AND d.id <> \(excluding ?? -1)
             ORDER BY d.id LIMIT 1
             """).first.map(Self.document)
+    }
+
+    public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
+        let waiting = try await rows("""
+            \(unescaped: Self.documentSelect)
+            WHERE d.job_id = \(jobID) AND d.state = 'pending' AND d.duplicate_of IS NOT NULL
+              AND EXISTS (SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'succeeded')
+            ORDER BY d.id
+            """).map(Self.document)
+        var result: [(waiting: DocumentRecord, original: DocumentRecord)] = []
+        for document in waiting {
+            guard let originalID = document.duplicateOf, let original = try await self.document(id: originalID) else { continue }
+            result.append((document, original))
+        }
+        return result
     }
 
     public func inFlight(jobID: Int64) async throws -> [DocumentRecord] {
@@ -301,7 +324,7 @@ public final class PostgresLedger: Ledger {
             let idList = slice.map { statement.bind($0) }.joined(separator: ",")
             let stateList = states.map { statement.bind($0.rawValue) }.joined(separator: ",")
             statement.append("""
-                UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
+                UPDATE documents SET state = 'pending', attempts = 0, run_posts = 0, paused_at = NULL, next_attempt_at = NULL, finished_at = NULL,
                     upload_file_id = CASE WHEN result_stored = 1 THEN upload_file_id END,
                     workflow_run_id = CASE WHEN result_stored = 1 THEN workflow_run_id END,
                     message_id = CASE WHEN result_stored = 1 THEN message_id END,

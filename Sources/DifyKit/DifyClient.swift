@@ -252,7 +252,7 @@ public struct DifyClient: Sendable {
         do {
             return try JSONValue.parse(Data(buffer: exchange.body))
         } catch {
-            let snippet = Self.snippet(exchange.body, apiKey: configuration.apiKey)
+            let snippet = Self.redactedSnippet(exchange.body, apiKey: configuration.apiKey)
             throw DifyError(
                 code: .decoding, httpStatus: exchange.status,
                 message: redact("HTTP \(exchange.status) response is not JSON: \(snippet)"),
@@ -339,10 +339,7 @@ public struct DifyClient: Sendable {
     /// The first `limit` characters of a body, whitespace collapsed, with the API key redacted BEFORE cutting (so a
     /// key straddling the cut cannot leak a prefix).
     static func redactedSnippet(_ body: ByteBuffer, apiKey: String, limit: Int = 200) -> String {
-        let text = String(decoding: body.readableBytesView.prefix(64 * 1024), as: UTF8.self)
-        let collapsed = Redactor.redact(text, key: apiKey).split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        let redacted = Redactor.redact(collapsed, key: apiKey)
-        return redacted.count > limit ? String(redacted.prefix(limit)) : redacted
+        Redactor.redactThenCut(String(decoding: body.readableBytesView, as: UTF8.self), key: apiKey, limit: limit - 1)
     }
 
     static func hint(status: Int, difyCode: String?) -> String? {
@@ -363,11 +360,6 @@ public struct DifyClient: Sendable {
         case 524: return "gateway timeout (Cloudflare 100 s); a run may still be executing"
         default: return nil
         }
-    }
-
-    /// The body as text, the key removed from all of it before it is cut to `limit` characters.
-    static func snippet(_ body: ByteBuffer, limit: Int = 200, apiKey: String) -> String {
-        Redactor.redactThenCut(String(decoding: body.readableBytesView, as: UTF8.self), key: apiKey, limit: limit)
     }
 
     /// `<title>` of an HTML page, else its text with tags stripped; the key is removed before the first 16 KiB

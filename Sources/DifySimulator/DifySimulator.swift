@@ -31,16 +31,19 @@ public final class DifySimulator: Service, Sendable {
     let recorder = StatsRecorder()
     let background = BackgroundWork()
     let shutdown = ShutdownFlag()
+    let lookupFaults = LookupFaultCounter()
     let logger: Logger
     /// Directory holding uploads, and whether the simulator created (and so removes) it.
     let storageDirectory: String
     private let ownsStorage: Bool
-    let startedAt = Date()
+    /// When the simulator was created, in its own clock (the published workflow `version` in logs).
+    let startedAt: Date
 
     public init(configuration: SimulatorConfiguration, logger: Logger = Logger(label: "dify-simulator")) {
         self.configuration = configuration
         self.logger = logger
         state = SimulatorState(seed: configuration.faults.seed)
+        startedAt = Date().addingTimeInterval(configuration.faults.clockOffset.seconds)
         if let dir = configuration.storageDirectory {
             storageDirectory = dir
             ownsStorage = false
@@ -64,8 +67,10 @@ public final class DifySimulator: Service, Sendable {
         }
         let host = configuration.host
         let state = self.state
+        let clockOffset = configuration.faults.clockOffset
         let app = Application(
             responder: SimulatorResponder(simulator: self),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ResponseHeadRewriter(clockOffset: clockOffset)])),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "gunicorn"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

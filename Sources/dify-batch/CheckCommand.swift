@@ -23,6 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
         let loaded: [JobSpec]
         do {
             loaded = try JobSpecLoader.load(paths: specs)
+            try FolderOverlap.check(loaded)
         } catch let error as SpecError {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)

@@ -8,8 +8,8 @@ struct DifyBatchCommand: AsyncParsableCommand {
         commandName: "dify-batch",
         abstract: "Turn a folder into a document pipeline for Dify.",
         discussion: """
-            Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected; 2 usage or spec
-            error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota paused; 5 job held by
+            Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead, rejected or unresolved; 2 usage
+            or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota paused; 5 job held by
             another process.
             """,
         version: "0.1.0",

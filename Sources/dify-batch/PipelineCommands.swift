@@ -187,7 +187,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Process everything in the jobs' inboxes (and every retry that comes due), then exit.",
-        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead or rejected, or a paid result could not be written out (outbox, disposal; retried later without calling Dify); 2 usage or spec error (also: an outbox, archive or failed folder not writable, an inbox this user cannot lock); 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
+        discussion: "Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead, rejected or unresolved, or a paid result could not be written out (outbox, disposal; retried later without calling Dify); 2 usage or spec error (also: an outbox, archive or failed folder not writable, an inbox this user cannot lock); 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota (work kept); 5 a job is held by another process.")
 
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "Write one JSON line per document touched to this file.") var report: String?
@@ -241,7 +241,7 @@ struct WatchCommand: AsyncParsableCommand {
         }
         arguments.printSummaries(result.summaries)
         switch result.exitStatus {
-        case .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
+        case .usage, .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
         default: return
         }
     }

@@ -47,6 +47,44 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("storage"), help: "Directory for uploads (default: a temporary directory, removed on exit).")
     var storage: String?
 
+    // Recovery faults (issue 10): what makes "did my run happen?" hard on real deployments.
+    @Option(name: .customLong("clock-offset"), parsing: .unconditional,
+            help: "Shift the simulator's clock (created_at, Date header, logs filters), e.g. -2m or 90s.")
+    var clockOffset = "0s"
+    @Flag(name: .customLong("logs-only-when-finished"), help: "List a run in /workflows/logs only once it has finished.")
+    var logsOnlyWhenFinished = false
+    @Option(name: .customLong("run-detail-not-found-first"), help: "The first N run-detail requests per run id answer 404.")
+    var runDetailNotFoundFirst = 0
+    @Option(name: .customLong("run-detail-bad-gateway-first"), help: "Then the next N per run id answer an HTML 502.")
+    var runDetailBadGatewayFirst = 0
+    @Option(name: .customLong("logs-not-found-first"), help: "The first N /workflows/logs requests answer an HTML 404.")
+    var logsNotFoundFirst = 0
+    @Option(name: .customLong("logs-bad-gateway-first"), help: "Then the next N /workflows/logs requests answer an HTML 502.")
+    var logsBadGatewayFirst = 0
+    @Option(name: .customLong("drop-before-run-rate"),
+            help: "Probability that a run request's connection is closed before any run exists.")
+    var dropBeforeRunRate = 0.0
+    @Option(name: .customLong("drop-blocking-after-start-rate"),
+            help: "Probability that a blocking run's connection is closed once the run started (it still finishes).")
+    var dropBlockingAfterStartRate = 0.0
+    @Option(name: .customLong("silence-before-start"),
+            help: "Streams stay silent this long after the first ping (a buffering proxy) while the run executes.")
+    var silenceBeforeStart = "0s"
+    @Option(name: .customLong("gateway-rate-limit-rate"),
+            help: "Probability of a Cloudflare-style HTML 429 (error 1015) on runs, before Dify sees them.")
+    var gatewayRateLimitRate = 0.0
+    @Option(name: .customLong("gateway-retry-after"), help: "Retry-After on the gateway 429 (default: none).")
+    var gatewayRetryAfter: String?
+    @Option(name: .customLong("too-many-requests-retry-after"),
+            help: "Retry-After on Dify's JSON 429 too_many_requests (real Dify sends none; default: none).")
+    var tooManyRequestsRetryAfter: String?
+    @Option(name: .customLong("paused-run-rate"),
+            help: "Probability that a workflow run pauses for human input (workflow_paused, status paused).")
+    var pausedRunRate = 0.0
+    @Option(name: .customLong("paused-run-resume-after"),
+            help: "Resume paused runs after this long (default: they stay paused).")
+    var pausedRunResumeAfter: String?
+
     func validate() throws {
         guard ["workflow", "completion", "chat"].contains(mode) else {
             throw ValidationError("--mode must be workflow, completion or chat, not '\(mode)'.")
@@ -54,16 +92,29 @@ struct SimulateCommand: AsyncParsableCommand {
         for (name, rate) in [
             ("--error-rate", errorRate), ("--too-many-requests-rate", tooManyRequestsRate), ("--bad-gateway-rate", badGatewayRate),
             ("--drop-after-start-rate", dropAfterStartRate), ("--in-stream-error-rate", inStreamErrorRate),
-            ("--failed-workflow-rate", failedWorkflowRate),
+            ("--failed-workflow-rate", failedWorkflowRate), ("--drop-before-run-rate", dropBeforeRunRate),
+            ("--drop-blocking-after-start-rate", dropBlockingAfterStartRate), ("--gateway-rate-limit-rate", gatewayRateLimitRate),
+            ("--paused-run-rate", pausedRunRate),
         ] where !(0...1).contains(rate) {
             throw ValidationError("\(name) must be between 0 and 1, not \(rate).")
         }
         if let maxActive, maxActive < 1 { throw ValidationError("--max-active must be at least 1.") }
         for (name, text) in [
             ("--latency", latency), ("--jitter", jitter), ("--slow-headers", slowHeaders), ("--invalid-input-close", invalidInputClose),
-            ("--ping-interval", pingInterval),
+            ("--ping-interval", pingInterval), ("--silence-before-start", silenceBeforeStart),
+            ("--gateway-retry-after", gatewayRetryAfter ?? "0"), ("--too-many-requests-retry-after", tooManyRequestsRetryAfter ?? "0"),
+            ("--paused-run-resume-after", pausedRunResumeAfter ?? "0"),
         ] where parseDuration(text) == nil {
             throw ValidationError("\(name): '\(text)' is not a duration like 200ms, 2s or 1m.")
+        }
+        if parseSignedDuration(clockOffset) == nil {
+            throw ValidationError("--clock-offset: '\(clockOffset)' is not a duration like -2m, 90s or 1h.")
+        }
+        for (name, count) in [
+            ("--run-detail-not-found-first", runDetailNotFoundFirst), ("--run-detail-bad-gateway-first", runDetailBadGatewayFirst),
+            ("--logs-not-found-first", logsNotFoundFirst), ("--logs-bad-gateway-first", logsBadGatewayFirst),
+        ] where count < 0 {
+            throw ValidationError("\(name) must be 0 or more, not \(count).")
         }
     }
 
@@ -77,11 +128,25 @@ struct SimulateCommand: AsyncParsableCommand {
             default: return .workflow(apiKey: key)
             }
         }
-        let faults = FaultPlan(
+        var faults = FaultPlan(
             seed: seed, serverErrorRate: errorRate, tooManyRequestsRate: tooManyRequestsRate, maxActive: maxActive,
             badGatewayRate: badGatewayRate, dropAfterStartRate: dropAfterStartRate, inStreamErrorRate: inStreamErrorRate,
             failedWorkflowRate: failedWorkflowRate, slowHeaders: parseDuration(slowHeaders)!, latency: parseDuration(latency)!,
             latencyJitter: parseDuration(jitter)!)
+        faults.clockOffset = parseSignedDuration(clockOffset)!
+        faults.logsOnlyWhenFinished = logsOnlyWhenFinished
+        faults.runDetailNotFoundFirst = runDetailNotFoundFirst
+        faults.runDetailBadGatewayFirst = runDetailBadGatewayFirst
+        faults.logsNotFoundFirst = logsNotFoundFirst
+        faults.logsBadGatewayFirst = logsBadGatewayFirst
+        faults.dropBeforeRunRate = dropBeforeRunRate
+        faults.dropBlockingAfterStartRate = dropBlockingAfterStartRate
+        faults.silenceBeforeStart = parseDuration(silenceBeforeStart)!
+        faults.gatewayRateLimitRate = gatewayRateLimitRate
+        faults.gatewayRetryAfter = gatewayRetryAfter.flatMap(parseDuration)
+        faults.tooManyRequestsRetryAfter = tooManyRequestsRetryAfter.flatMap(parseDuration)
+        faults.pausedRunRate = pausedRunRate
+        faults.pausedRunResumeAfter = pausedRunResumeAfter.flatMap(parseDuration)
         let configuration = SimulatorConfiguration(
             host: host, port: port, apps: apps, faults: faults, invalidInputStreamClose: parseDuration(invalidInputClose)!,
             pingInterval: parseDuration(pingInterval)!, storageDirectory: storage)
@@ -105,6 +170,17 @@ private struct ReadyAnnouncer: Service {
             logger.info("Dify simulator listening", metadata: ["base_url": .string(baseURL)])
         })
     }
+}
+
+/// A ``parseDuration(_:)`` value with an optional leading `-` or `+`; `h` (hours) is also accepted.
+private func parseSignedDuration(_ text: String) -> Duration? {
+    var t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    var sign: Int64 = 1
+    if t.hasPrefix("-") { sign = -1; t.removeFirst() } else if t.hasPrefix("+") { t.removeFirst() }
+    if t.hasSuffix("h"), let hours = Double(t.dropLast()), hours >= 0, hours.isFinite {
+        return .milliseconds(sign * Int64((hours * 3_600_000).rounded()))
+    }
+    return parseDuration(t).map { $0 * Int(sign) }
 }
 
 /// `200ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.

@@ -16,7 +16,7 @@ struct Workspace {
     var dbPath: String { scratch.file("state/ledger.sqlite") }
 
     init(baseURL: String, key: String = SimulatedApp.defaultAPIKey, extra: String = "", concurrency: Int = 4,
-         retry: String = "{max_attempts: 6, base_delay: 10ms, max_delay: 100ms}") throws {
+         retry: String = "{max_attempts: 6, base_delay: 10ms, max_delay: 100ms}", recoverDeadline: String = "20s") throws {
         scratch = try Scratch()
         self.baseURL = baseURL
         self.key = key
@@ -35,7 +35,7 @@ struct Workspace {
             concurrency: \(concurrency)
             retry: \(retry)
             timeout: 30s
-            recover_deadline: 20s
+            recover_deadline: \(recoverDeadline)
             \(extra)
             """
         try spec.write(toFile: specPath, atomically: true, encoding: .utf8)

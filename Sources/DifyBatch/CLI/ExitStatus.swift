@@ -2,7 +2,7 @@
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     /// Everything succeeded, or there was nothing to do.
     case success = 0
-    /// Some documents ended `dead` or `rejected` in this invocation.
+    /// Some documents ended `dead`, `rejected` or `unresolved` in this invocation.
     case documentsFailed = 1
     /// Usage or spec error: nothing was touched.
     case usage = 2

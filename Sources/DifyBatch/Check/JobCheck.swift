@@ -71,6 +71,16 @@ public struct JobCheckReport: Encodable, Sendable {
         public var rejected: [Rejection]
         /// Sub-folders that cannot be read.
         public var problems: [String]
+        /// The file whose outbox names are the longest, and whether they fit the 255-byte name limit (nil: no files).
+        public var longestName: LongestName? = nil
+    }
+
+    /// The inbox file with the longest `.error.json` (or temporary) name in the outbox.
+    public struct LongestName: Encodable, Sendable {
+        public var path: String
+        /// Bytes of the longest name the outbox needs for it (the temporary file's, while it is written).
+        public var bytes: Int
+        public var fits: Bool
     }
 
     public var job: String
@@ -193,12 +203,26 @@ public enum JobCheck {
             report.fail(.specError, .usage, "\(error)")
             return report
         }
+        checkFolders(spec: spec, into: &report)
         let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts, maxConnectionsPerHost: 2)
         let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: key, timeouts: timeouts),
                                 httpClient: httpClient)
         await inspect(spec: spec, client: client, known: known, into: &report)
         try? await httpClient.shutdown()
         return report
+    }
+
+    /// The outbox, archive (`after_success: move`) and failed folder must be writable by this user: `run` would
+    /// refuse to start the job (exit 2). Nothing is created: a missing folder's nearest parent is probed.
+    static func checkFolders(spec: JobSpec, into report: inout JobCheckReport) {
+        var folders = [("outbox", spec.outbox)]
+        if spec.afterSuccess == .move { folders.append(("archive", spec.archive)) }
+        if let failed = spec.failedFolder { folders.append(("failed_folder", failed)) }
+        for (key, folder) in folders {
+            do { try WritableFolder.verify(folder, create: false) } catch {
+                report.fail(.specError, .usage, WritableFolder.problem(key: key, folder: folder, error: error))
+            }
+        }
     }
 
     /// The worst exit code of several reports: 2 before 3 before 4, else 0.
@@ -272,6 +296,9 @@ public enum JobCheck {
         }
         guard let preflight else { return }
         report.inbox = inboxReport(spec: spec, preflight: preflight, known: known)
+        if let longest = report.inbox?.longestName, !longest.fits {
+            report.fail(.specError, .usage, "\(longest.path): its outbox file needs a \(longest.bytes)-byte name, more than the 255 bytes a file name may have; its result could not be written after the run is paid. Rename the file (shorter name)")
+        }
     }
 
     /// Which files in the inbox the job would take, and which of them it would reject (never uploaded).
@@ -283,7 +310,15 @@ public enum JobCheck {
             let (files, problems) = try scanner.scanReport()
             inbox.files = files.count
             inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
+            let outbox = OutboxWriter(outbox: spec.outbox)
             for file in files {
+                let bytes = [outbox.errorPath(for: file.relativePath), outbox.successPath(for: file.relativePath)].map { path in
+                    let name = (path as NSString).lastPathComponent
+                    return max(name.utf8.count, AtomicFile.temporaryName().utf8.count)
+                }.max() ?? 0
+                if bytes > (inbox.longestName?.bytes ?? -1) {
+                    inbox.longestName = .init(path: file.relativePath, bytes: bytes, fits: bytes <= 255)
+                }
                 if let existing = known?[PathKey(file.relativePath)], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
                     inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
                 }

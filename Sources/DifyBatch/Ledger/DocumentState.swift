@@ -6,9 +6,12 @@
 ///    │            │             │           │
 ///    │            └─► failed ◄──┴───────────┤ (retryable; next_attempt_at)
 ///    │                  │                   ├─► recovering ─► succeeded | failed | dead | pending
-///    ├─► rejected       └─► dead            └─► dead
-///    └─► skipped
+///    ├─► rejected       └─► dead            └─► dead      recovering ─► unresolved | paused
+///    └─► skipped                                            running ─► paused ─► succeeded | failed | dead
 /// ```
+///
+/// A run request that may have reached Dify leaves `running`/`recovering` only on evidence Dify gave
+/// (`succeeded`, `failed`, `dead`, `paused`) or for `unresolved` (issue 10).
 public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
     /// Known and waiting to be processed.
     case pending
@@ -32,11 +35,17 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
     case rejected
     /// The same content already succeeded for this job; the output was written from the stored result.
     case skipped
+    /// A run was sent and its outcome could not be established within `recover_deadline`: it may have run (and
+    /// been billed). Never re-sent automatically; `dify-batch retry --state unresolved` (or the spec's
+    /// `recovery: {on_unknown: resend}`) sends it again, counted in `duplicate_runs`. An `.error.json` was written.
+    case unresolved
+    /// The run is paused in Dify (a Human Input node waits for a person). It is polled, never re-sent.
+    case paused
 
     /// States a document rests in when no process is working on it.
     public var isTerminal: Bool {
         switch self {
-        case .succeeded, .dead, .rejected, .skipped: return true
+        case .succeeded, .dead, .rejected, .skipped, .unresolved: return true
         default: return false
         }
     }
@@ -54,13 +63,15 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
         .pending: [.uploading, .uploaded, .rejected, .skipped, .recovering, .failed],
         .uploading: [.uploaded, .failed, .dead, .rejected, .pending],
         .uploaded: [.running, .uploading, .failed, .dead, .pending],
-        .running: [.succeeded, .failed, .dead, .recovering, .uploading],
-        .recovering: [.running, .succeeded, .failed, .dead, .pending, .skipped],
+        .running: [.succeeded, .failed, .dead, .recovering, .uploading, .paused],
+        .recovering: [.running, .succeeded, .failed, .dead, .pending, .skipped, .unresolved, .paused],
         .failed: [.uploading, .uploaded, .recovering, .pending, .dead],
         .succeeded: [.pending],
         .dead: [.pending],
         .rejected: [.pending],
         .skipped: [.pending],
+        .unresolved: [.pending],
+        .paused: [.succeeded, .failed, .dead, .recovering],
     ]
 
     /// Whether a document in this state may move to `next`.

@@ -41,6 +41,9 @@ public protocol Ledger: LedgerReader {
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
+    /// `pending` documents of a job that wait for a document with the same content which has now succeeded
+    /// (issue 10 rule 6), each with that document. They are to be marked `skipped`.
+    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)]
     /// A succeeded document of this job with this content, other than `excluding`.
     func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord?
 
@@ -58,8 +61,9 @@ public protocol Ledger: LedgerReader {
     func inFlight(jobID: Int64) async throws -> [DocumentRecord]
     /// How many of the job's documents wait (`pending` or `failed`). Cheap: one indexed count.
     func waitingCount(jobID: Int64) async throws -> Int
-    /// Puts documents back in the queue (`pending`, attempts reset, history kept). Returns how many moved. A
-    /// document with a stored result keeps it (and its run ids): it is settled from it, never sent again.
+    /// Puts documents back in the queue (`pending`, attempts and the run-send budget reset, history kept; an
+    /// `unresolved` document keeps `outcome_unknown`, so its next send counts in `duplicate_runs`). Returns how
+    /// many moved. A document with a stored result keeps it (and its run ids): it is settled from it, never sent again.
     func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int
 
     /// Starts an attempt row; returns its id.

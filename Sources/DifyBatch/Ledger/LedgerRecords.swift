@@ -77,6 +77,14 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
+    /// Run POSTs that may have started a run, across processes; capped by `retry.max_attempts`, never refunded (issue 10).
+    public var runPosts: Int = 0
+    /// The last run's outcome could not be established: the next send is counted in `duplicate_runs`.
+    public var outcomeUnknown: Bool = false
+    /// Dify's clock minus ours in milliseconds, learned from the upload's `created_at` (used to search the logs).
+    public var difyClockOffsetMilliseconds: Int64? = nil
+    /// When the run was first seen `paused` (awaiting human input).
+    public var pausedAt: Date? = nil
     /// `st_dev` / `st_ino` of the file version as pinned (issue 11); nil for rows recorded before schema 3.
     public var device: UInt64? = nil
     public var inode: UInt64? = nil
@@ -135,6 +143,15 @@ public struct NewDocument: Sendable, Equatable {
     /// `pending` for work, `rejected` for bad input found before sending (then `error` says why).
     public var state: DocumentState
     public var error: RecordedError?
+    /// One run per content per batch (issue 10 rule 6): a `pending` document whose content another document of the
+    /// job is already processing (or, with `.processingOrSucceeded`, already succeeded with) is inserted waiting
+    /// for it (`duplicate_of` set in the same transaction as the lookup); it is never claimed while that document
+    /// is on its way, becomes `skipped` when it succeeds, and is claimed normally when it fails.
+    public var sameContent: SameContent = .ignore
+
+    public enum SameContent: Sendable, Equatable {
+        case ignore, waitForProcessing, waitForProcessingOrSucceeded
+    }
     /// `st_dev` / `st_ino` of the pinned file (nil when it was never opened, e.g. a rejected symlink).
     public var device: UInt64?
     public var inode: UInt64?
@@ -171,6 +188,13 @@ public enum DocumentChange: Sendable, Equatable {
     case sha256(String?)
     case size(Int64)
     case mtimeNanoseconds(Int64)
+    /// One more run POST that may start a run (issue 10's send budget).
+    case incrementRunPosts
+    case runPosts(Int)
+    case duplicateRuns(Int)
+    case outcomeUnknown(Bool)
+    case difyClockOffsetMilliseconds(Int64?)
+    case pausedAt(Date?)
     /// Size, mtime, device and inode at once (issue 11).
     case fileIdentity(FileIdentity)
     /// Issue 11: whether only local work is left (set by `storeResult`).

@@ -78,6 +78,10 @@ extension DocumentRecord {
         inode = try row.int64("inode").map { UInt64(bitPattern: $0) }
         resultStored = try row.int("result_stored") == 1
         localFailures = try row.int("local_failures")
+        runPosts = try row.int("run_posts")
+        outcomeUnknown = try row.int("outcome_unknown") != 0
+        difyClockOffsetMilliseconds = try row.int64("dify_clock_offset_ms")
+        pausedAt = try row.timeOrNil("paused_at")
     }
 }
 

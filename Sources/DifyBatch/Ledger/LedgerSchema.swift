@@ -39,7 +39,7 @@ CREATE TABLE documents (
     mtime_ns            INTEGER NOT NULL,       -- nanoseconds since the epoch, as seen when the file settled
     state               TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN (
                             'pending', 'uploading', 'uploaded', 'running', 'recovering',
-                            'succeeded', 'failed', 'dead', 'rejected', 'skipped')),
+                            'succeeded', 'failed', 'dead', 'rejected', 'skipped', 'unresolved', 'paused')),
     attempts            INTEGER NOT NULL DEFAULT 0,   -- attempts used against max_attempts (backpressure excluded)
     next_attempt_at     INTEGER,                -- when a 'failed' document may be claimed again
     upload_file_id      TEXT,
@@ -57,6 +57,10 @@ CREATE TABLE documents (
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
     finished_at         INTEGER,
+    run_posts           INTEGER NOT NULL DEFAULT 0,   -- issue 10: run POSTs that may have started a run (capped by max_attempts, never refunded)
+    outcome_unknown     INTEGER NOT NULL DEFAULT 0,   -- issue 10: 1 when the last run's outcome could not be established (the next send is a duplicate_run)
+    dify_clock_offset_ms INTEGER,                     -- issue 10: Dify's clock minus ours, from the upload's created_at (logs search window)
+    paused_at           INTEGER,                      -- issue 10: when the run was first seen paused (awaiting human input)
     device              INTEGER,                -- issue 11: st_dev of the file version as pinned (NULL before schema 3)
     inode               INTEGER,                -- issue 11: st_ino of the file version as pinned (NULL before schema 3)
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again

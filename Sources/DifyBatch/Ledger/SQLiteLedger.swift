@@ -11,6 +11,8 @@ public final class SQLiteLedger: Ledger {
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
     static let migrations: [Int: @Sendable (Database) throws -> Void] = [
+        // Issue 10 (spend once): states unresolved and paused, send budget, Dify's clock, paused since.
+        2: migrateToSpendOnce,
         // Issue 11 (files): the pinned identity of each file version, and the scanner's covering index over it.
         3: { db in
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN device INTEGER")
@@ -24,6 +26,46 @@ public final class SQLiteLedger: Ledger {
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0")
         },
     ]
+
+    /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
+    /// `run_posts`, `outcome_unknown`, `dify_clock_offset_ms`, `paused_at` are added at the end of `documents`.
+    ///
+    /// SQLite cannot alter a CHECK in place. Rebuilding `documents` would cascade through the foreign keys of
+    /// `results`, `attempts` and `usage` (foreign keys cannot be switched off inside the migration's transaction), so
+    /// the CHECK is widened with SQLite's documented procedure for constraint changes that every existing row
+    /// already satisfies (sqlite.org/lang_altertable.html, "making other kinds of table schema changes"): rewrite
+    /// the table's SQL text in `sqlite_master` under `writable_schema`, bump `schema_version`, then let
+    /// `integrity_check` confirm the result.
+    @Sendable static func migrateToSpendOnce(_ db: Database) throws {
+        let old = "'rejected', 'skipped'))"
+        let new = "'rejected', 'skipped', 'unresolved', 'paused'))"
+        guard let sql = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'documents'") else {
+            throw LedgerError(.cannotOpen, "the ledger has no documents table; it is not a dify-batch ledger")
+        }
+        if !sql.contains(new) {
+            guard sql.components(separatedBy: old).count == 2 else {
+                throw LedgerError(.cannotOpen, "cannot migrate the ledger to schema 2: the documents.state CHECK is not the one schema 1 wrote; restore the ledger from a backup or use another --db")
+            }
+            let rewritten = sql.replacingOccurrences(of: old, with: new)
+            let schemaVersion = try Int.fetchOne(db, sql: "PRAGMA schema_version") ?? 0
+            try db.execute(sql: "PRAGMA writable_schema = ON")
+            try db.execute(sql: "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'documents'", arguments: [rewritten])
+            try db.execute(sql: "PRAGMA schema_version = \(schemaVersion + 1)")
+            try db.execute(sql: "PRAGMA writable_schema = OFF")
+        }
+        try db.execute(sql: """
+            ALTER TABLE documents ADD COLUMN run_posts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE documents ADD COLUMN dify_clock_offset_ms INTEGER;
+            ALTER TABLE documents ADD COLUMN paused_at INTEGER;
+            """)
+        // Documents sent before this version counted their sends only in `attempts`.
+        try db.execute(sql: "UPDATE documents SET run_posts = attempts WHERE run_sent_at IS NOT NULL")
+        let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        guard check == ["ok"] else {
+            throw LedgerError(.cannotOpen, "the ledger failed its integrity check while migrating to schema 2: \(check.prefix(3).joined(separator: "; ")); restore it from a backup")
+        }
+    }
 
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
@@ -328,16 +370,44 @@ public final class SQLiteLedger: Ledger {
         let now = nowMillis
         return try await pool.write { db in
             let error = document.error
+            var twin: Int64?
+            if document.state == .pending, let sha = document.sha256, document.sameContent != .ignore {
+                let states = document.sameContent == .waitForProcessingOrSucceeded
+                    ? Self.processingStates + ", 'succeeded'" : Self.processingStates
+                twin = try Int64.fetchOne(db, sql: """
+                    SELECT id FROM documents WHERE job_id = ? AND sha256 = ? AND duplicate_of IS NULL AND state IN (\(states))
+                    ORDER BY id LIMIT 1
+                    """, arguments: [document.jobID, sha])
+            }
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
                                  now, now, document.state.isTerminal ? now : nil,
-                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }])
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+        }
+    }
+
+    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals.
+    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused'"
+
+    public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
+        try await pool.read { db in
+            let waiting = try Row.fetchAll(db, sql: Self.documentSelect + """
+                 WHERE d.job_id = ? AND d.state = 'pending' AND d.duplicate_of IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'succeeded')
+                 ORDER BY d.id
+                """, arguments: [jobID]).map(Self.document)
+            return try waiting.compactMap { document in
+                guard let originalID = document.duplicateOf,
+                      let original = try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [originalID]).map(Self.document)
+                else { return nil }
+                return (document, original)
+            }
         }
     }
 
@@ -357,11 +427,13 @@ public final class SQLiteLedger: Ledger {
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
-                    next_attempt_at = NULL, updated_at = ?
+                    next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?
                 WHERE id IN (
-                    SELECT id FROM documents
-                    WHERE job_id = ? AND (state = 'pending' OR (state = 'failed' AND next_attempt_at <= ?))
-                    ORDER BY coalesce(next_attempt_at, 0), id
+                    SELECT d.id FROM documents d
+                    WHERE d.job_id = ? AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
+                      AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
+                    ORDER BY coalesce(d.next_attempt_at, 0), d.id
                     LIMIT ?)
                 RETURNING id
                 """, arguments: [stamp, jobID, now, limit])
@@ -419,6 +491,12 @@ public final class SQLiteLedger: Ledger {
             case .sha256(let v): sets.append("sha256 = ?"); arguments += [v]
             case .size(let v): sets.append("size = ?"); arguments += [v]
             case .mtimeNanoseconds(let v): sets.append("mtime_ns = ?"); arguments += [v]
+            case .incrementRunPosts: sets.append("run_posts = run_posts + 1")
+            case .runPosts(let n): sets.append("run_posts = ?"); arguments += [n]
+            case .duplicateRuns(let n): sets.append("duplicate_runs = ?"); arguments += [n]
+            case .outcomeUnknown(let v): sets.append("outcome_unknown = ?"); arguments += [v ? 1 : 0]
+            case .difyClockOffsetMilliseconds(let v): sets.append("dify_clock_offset_ms = ?"); arguments += [v]
+            case .pausedAt(let d): sets.append("paused_at = ?"); arguments += [d.map(Self.millis)]
             case .fileIdentity(let v):
                 sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
                 arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
@@ -467,7 +545,7 @@ public final class SQLiteLedger: Ledger {
                 arguments += StatementArguments(slice)
                 arguments += StatementArguments(states.map(\.rawValue))
                 try db.execute(sql: """
-                    UPDATE documents SET state = 'pending', attempts = 0, next_attempt_at = NULL, finished_at = NULL,
+                    UPDATE documents SET state = 'pending', attempts = 0, run_posts = 0, paused_at = NULL, next_attempt_at = NULL, finished_at = NULL,
                         upload_file_id = CASE WHEN result_stored = 1 THEN upload_file_id END,
                         workflow_run_id = CASE WHEN result_stored = 1 THEN workflow_run_id END,
                         message_id = CASE WHEN result_stored = 1 THEN message_id END,
@@ -613,6 +691,8 @@ public final class SQLiteLedger: Ledger {
             runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
             outputPath: row["output_path"], lastError: lastError,
             createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
+            runPosts: row["run_posts"], outcomeUnknown: (row["outcome_unknown"] as Int) != 0,
+            difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
             device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
             resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0)
     }

@@ -58,9 +58,9 @@ public struct SuccessRecord: Sendable {
     }
 }
 
-/// What `<outbox>/<relativePath>.error.json` says about a document that is `dead` or `rejected`.
+/// What `<outbox>/<relativePath>.error.json` says about a document that is `dead`, `rejected` or `unresolved`.
 public struct FailureRecord: Sendable {
-    /// `dead` or `rejected`.
+    /// `dead`, `rejected` or `unresolved`.
     public var status: String
     public var job: String
     public var source: SourceInfo

@@ -11,9 +11,23 @@ import Darwin
 /// removing a dot-named probe file. Catches what `access(2)` misses for root: read-only mounts (EROFS), a file in
 /// the way (ENOTDIR), a full disk (ENOSPC) when not even an inode is left.
 public enum WritableFolder {
-    /// Throws ``FileOperationError`` with the errno of the first failing step.
-    public static func verify(_ folder: String) throws {
-        try AtomicFile.createDirectories(folder)
+    /// Throws ``FileOperationError`` with the errno of the first failing step. With `create: false` a missing
+    /// folder is not created: its nearest existing parent is probed instead (`check` changes nothing).
+    public static func verify(_ folder: String, create: Bool = true) throws {
+        var folder = folder
+        if create {
+            try AtomicFile.createDirectories(folder)
+        } else {
+            var status = stat()
+            while stat(folder, &status) != 0 && errno == ENOENT {
+                let parent = (folder as NSString).deletingLastPathComponent
+                if parent.isEmpty || parent == folder { break }
+                folder = parent
+            }
+            guard stat(folder, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                throw FileOperationError(operation: "create a file in", path: folder, errorNumber: stat(folder, &status) == 0 ? ENOTDIR : errno)
+            }
+        }
         let probe = (folder as NSString).appendingPathComponent(".dify-batch-probe-\(AtomicFile.randomSuffix())")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FileOperationError.posix("create a file in", folder) }

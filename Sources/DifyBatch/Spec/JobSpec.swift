@@ -30,6 +30,8 @@ public struct JobSpec: Sendable, Equatable {
     public var archive: String
     /// Where sources of dead or rejected documents are moved (default: nowhere, they stay in the inbox).
     public var failedFolder: String?
+    /// What happens to a run whose outcome could not be established (default: park it as `unresolved`).
+    public var recovery = RecoverySettings()
     /// Documents in flight at once for this job across all processes sharing a PostgreSQL ledger (default:
     /// no cap beyond each process's `concurrency`). Issue 15.
     public var maxActive: Int? = nil
@@ -122,12 +124,32 @@ public struct RetryPolicy: Sendable, Equatable {
     public var baseDelay: Duration
     /// The largest delay (default 5m).
     public var maxDelay: Duration
+    /// `retry.max_backpressure` (default 15m): after this much continuous 429 / concurrency-cap backpressure `run`
+    /// stops the job with exit 4 (work kept); `watch` keeps waiting at `max_delay` (issue 10).
+    public var maxBackpressure: Duration
 
-    public init(maxAttempts: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(300)) {
+    public init(maxAttempts: Int = 5, baseDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(300),
+                maxBackpressure: Duration = .seconds(900)) {
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
+        self.maxBackpressure = maxBackpressure
     }
+}
+
+/// `recovery:` — what to do with a sent run whose outcome could not be established (issue 10).
+public struct RecoverySettings: Sendable, Equatable {
+    public enum OnUnknown: String, Sendable, Equatable, CaseIterable {
+        /// Park the document as `unresolved` (terminal for `run`, exit 1); `dify-batch retry --state unresolved` re-sends it.
+        case park
+        /// Send it again at once (it may run twice in Dify; counted in `duplicate_runs`, capped by `max_attempts`).
+        case resend
+    }
+
+    /// `recovery.on_unknown` (default `park`).
+    public var onUnknown: OnUnknown
+
+    public init(onUnknown: OnUnknown = .park) { self.onUnknown = onUnknown }
 }
 
 /// A value from a spec's `inputs` map.

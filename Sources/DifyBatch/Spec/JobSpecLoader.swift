@@ -62,12 +62,13 @@ public enum JobSpecLoader {
     }
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
-                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder",
+                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery",
                                        "max_active"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
                                         "response_mode", "user", "query", "workflow_id"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
-    static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay"]
+    static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay", "max_backpressure"]
+    static let recoveryKeys: Set<String> = ["on_unknown"]
 
     private static func build(_ root: SpecNode, path: String, hash: String) throws -> JobSpec {
         try root.checkKeys(allowed: topKeys)
@@ -167,6 +168,19 @@ public enum JobSpecLoader {
             guard retry.maxDelay >= retry.baseDelay else {
                 throw retryNode.error("max_delay", "must be at least base_delay (\(HumanDuration.format(retry.baseDelay)))")
             }
+            retry.maxBackpressure = try retryNode.duration("max_backpressure") ?? .seconds(900)
+            guard retry.maxBackpressure > .zero else {
+                throw retryNode.error("max_backpressure", "must be longer than 0s")
+            }
+        }
+        var recovery = RecoverySettings()
+        if let recoveryNode = try root.child("recovery") {
+            try recoveryNode.checkKeys(allowed: recoveryKeys)
+            let text = try recoveryNode.string("on_unknown") ?? "park"
+            guard let onUnknown = RecoverySettings.OnUnknown(rawValue: text) else {
+                throw recoveryNode.error("on_unknown", "must be park (default: keep it `unresolved` until you decide) or resend (send it again; it may run twice) (got \"\(text)\")")
+            }
+            recovery.onUnknown = onUnknown
         }
         let timeout = try root.duration("timeout") ?? .seconds(600)
         guard timeout > .zero else { throw root.error("timeout", "must be longer than 0s") }
@@ -183,7 +197,8 @@ public enum JobSpecLoader {
 
         var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
                            concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
-                           recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder)
+                           recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
+                           recovery: recovery)
         spec.maxActive = maxActive
         return spec
     }

@@ -1,6 +1,7 @@
 import DifyKit
 import Foundation
 import Logging
+import Synchronization
 
 /// How one document's turn ended, as far as the job loop is concerned.
 public enum DocumentOutcome: Sendable, Equatable {
@@ -25,8 +26,15 @@ public struct JobContext: Sendable {
     public var rateLimiter: RateLimiter?
     /// Jitter source for backoff (seeded in tests).
     public var random: SharedRandom
-    /// How often recovery polls a run's detail at first (doubles up to 5 s).
+    /// How often recovery polls a run's detail at first (doubles up to 15 s), and a paused run's first poll.
     public var recoveryPollInterval: Duration = .milliseconds(500)
+    /// The job's one backpressure state, shared by its workers (issue 10 rule 4).
+    public var backpressure: Backpressure
+    /// `run` (true): stop the job with exit 4 after `retry.max_backpressure` of continuous backpressure.
+    /// `watch` (false): keep waiting at `retry.max_delay`.
+    public var stopOnBackpressure = true
+    /// Set when the process must stop (`--max-duration`, SIGTERM): open lookups end, leaving `recovering`.
+    public var lookupStop = LookupStop()
     /// Called after every upload that succeeded (the job loop uses it to go concurrent after the first one).
     public var onUploaded: @Sendable () -> Void = {}
     /// Called with every document that reached a resting state in this invocation.
@@ -49,7 +57,16 @@ public struct JobContext: Sendable {
         self.logger = logger
         self.rateLimiter = rateLimiter
         self.random = random
+        backpressure = Backpressure(policy: spec.retry, seed: random.nextSeed())
     }
+}
+
+/// A flag that tells open lookups to stop and leave their document `recovering` for the next process.
+public final class LookupStop: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func stop() { flag.store(true, ordering: .relaxed) }
+    public var isStopped: Bool { flag.load(ordering: .relaxed) }
 }
 
 /// A random number generator shared by the workers of a job (seeded in tests so jitter replays exactly).
@@ -62,6 +79,8 @@ public final class SharedRandom: @unchecked Sendable {
     func delay(_ backoff: Backoff, afterAttempt attempt: Int, retryAfter: Duration?) -> Duration {
         lock.withLock { backoff.delay(afterAttempt: attempt, retryAfter: retryAfter, using: &generator) }
     }
+
+    func nextSeed() -> UInt64 { lock.withLock { generator.next() } }
 }
 
 /// Takes one claimed document through upload → run → outbox → succeeded, or to the right failure state.
@@ -99,32 +118,34 @@ public struct DocumentProcessor: Sendable {
     /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file, or
     /// `recovering` when its result is stored and only local work is left: that never calls Dify).
     public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
-        do {
+        await guarded(claimed, "processing") {
             if claimed.resultStored { return try await settler.resume(claimed) }
             return try await processThrowing(claimed)
-        } catch is CancellationError {
-            return .interrupted
-        } catch let error as LedgerError where error.code == .leaseLost {
-            logger(claimed).warning("\(error)")
-            return .interrupted
-        } catch let error as DifyError where error.code == .cancelled {
-            return .interrupted
-        } catch {
-            logger(claimed).error("ledger or file system error: \(error)")
-            return (try? await ledger.document(id: claimed.id)).map { .settled($0.state) } ?? .interrupted
         }
     }
 
-    /// Resolves a document left `running`/`recovering` (after a crash, or a lost response).
+    /// Resolves a document left `running`/`recovering` (after a crash, or a lost response). Never re-sends it.
     public func recover(_ document: DocumentRecord) async -> DocumentOutcome {
-        do {
+        await guarded(document, "recovery") {
             var current = document
             if current.state == .running {
                 current = try await ledger.transition(current.id, from: .running, to: .recovering, [])
             }
             // A result stored before the process stopped: only the local work is redone, Dify is not asked.
             if current.resultStored { return try await settler.resume(current) }
-            return try await recoverThrowing(current)
+            return try await InFlightRecovery(processor: self).recover(current)
+        }
+    }
+
+    /// Polls a `paused` run once (it leaves no worker slot taken); records it when it has ended.
+    public func pollPaused(_ document: DocumentRecord) async -> DocumentOutcome {
+        await guarded(document, "polling the paused run") { try await InFlightRecovery(processor: self).pollPaused(document) }
+    }
+
+    private func guarded(_ document: DocumentRecord, _ what: String,
+                         _ body: () async throws -> DocumentOutcome) async -> DocumentOutcome {
+        do {
+            return try await body()
         } catch is CancellationError {
             return .interrupted
         } catch let error as LedgerError where error.code == .leaseLost {
@@ -133,12 +154,14 @@ public struct DocumentProcessor: Sendable {
         } catch let error as DifyError where error.code == .cancelled {
             return .interrupted
         } catch {
-            logger(document).error("recovery failed: \(error)")
+            logger(document).error("\(what) failed: ledger or file system error: \(error)")
             return (try? await ledger.document(id: document.id)).map { .settled($0.state) } ?? .interrupted
         }
     }
 
     // MARK: - Upload and run
+
+    var budget: SendBudget { SendBudget(maxSends: spec.retry.maxAttempts) }
 
     private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
         var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
@@ -164,6 +187,15 @@ public struct DocumentProcessor: Sendable {
             case .done(let result):
                 return result
             }
+        }
+    }
+
+    /// Waits while the job is under backpressure (one wait shared by every worker of the job).
+    private func waitOutBackpressure() async throws {
+        while true {
+            let wait = context.backpressure.remainingWait(now: context.clock.instant())
+            guard wait > .zero else { return }
+            try await context.clock.sleep(for: wait)
         }
     }
 
@@ -195,6 +227,7 @@ public struct DocumentProcessor: Sendable {
         if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
             return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
         }
+        try await waitOutBackpressure()
         try await context.rateLimiter?.wait()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
@@ -202,6 +235,7 @@ public struct DocumentProcessor: Sendable {
             let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,
                                                            filename: (document.path as NSString).lastPathComponent,
                                                            user: spec.dify.user, onChunk: { bytes in sent.update(bytes) })
+            context.backpressure.recordAnswer()
             let sentSHA = sent.finalize()
             if let recorded = document.sha256, sentSHA != recorded || (try? pinned.currentIdentity()) != pinned.identity {
                 try await finishAttempt(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run"))
@@ -210,7 +244,10 @@ public struct DocumentProcessor: Sendable {
             try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
-            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(uploaded.id)]))
+            // Dify's clock, learned from the upload's created_at (seconds): the logs search runs in Dify's time.
+            let offset = (uploaded.serverDate ?? uploaded.createdAt.map { Date(timeIntervalSince1970: Double($0)) }).map(clockOffset)
+            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded,
+                                                        [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)]))
         } catch let error as DifyError {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
@@ -238,12 +275,25 @@ public struct DocumentProcessor: Sendable {
         guard let uploadFileID = uploadedDocument.uploadFileID else {
             return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
         }
+        // The send budget: max_attempts run POSTs per document version, whatever became of them (issue 10 rule 3).
+        guard budget.allowsSend(uploadedDocument) else {
+            return .done(try await dead(uploadedDocument, from: .uploaded,
+                                        error: RecordedError(errorClass: "permanent", code: "send_budget_exhausted",
+                                                             message: budget.exhaustedMessage(uploadedDocument))))
+        }
         let filename = (uploadedDocument.path as NSString).lastPathComponent
         let request = runRequest(uploadFileID: uploadFileID, filename: filename)
+        try await waitOutBackpressure()
         try await context.rateLimiter?.wait()
         let sentAt = context.clock.now()
+        // The send is counted in the same statement that records it as sent: a crash after this line still counts.
         var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
-                                                   [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)])
+                                                   [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)]
+                                                       + budget.changesForSend(uploadedDocument))
+        if uploadedDocument.outcomeUnknown {
+            logger(document).warning("sending a run whose previous outcome is unknown; counted in duplicate_runs (\(document.duplicateRuns))")
+        }
+        let sent = document
         let attempt = try await beginAttempt(document.id, .run)
         let ledger = self.ledger
         let documentID = document.id
@@ -253,29 +303,43 @@ public struct DocumentProcessor: Sendable {
                 // Persist the ids the moment Dify sends them: they are how a lost run is found again.
                 try await ledger.update(documentID, in: .running, [.workflowRunID(ids.workflowRunID), .taskID(ids.taskID), .messageID(ids.messageID)])
             }
-            try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : "failed", httpStatus: 200,
-                                                                  message: result.error))
+            context.backpressure.recordAnswer()
+            try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : result.status == .paused ? "paused" : "failed",
+                                                           httpStatus: 200, message: result.error))
             document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
                                                                            .messageID(result.messageID)])
+            if result.isPaused, let runID = result.workflowRunID ?? document.workflowRunID {
+                return .done(try await pause(document, from: .running, runID: runID))
+            }
             let latency = result.usage.latency.map { Int(($0 * 1000).rounded()) } ?? Int(Date().timeIntervalSince(started) * 1000)
             return .done(try await finishRun(document, result: result, latencyMilliseconds: latency))
         } catch let error as DifyError {
             try await finish(attempt, error)
-            if error.classification == .invalidUploadFile {
+            if error.code == .cancelled { throw error }
+            let refund = budget.changesAfterFailure(before: uploadedDocument, sent: sent, error)
+            switch FailurePolicy.decide(error, phase: .run) {
+            case .uploadAgain:
                 logger(document).warning("Dify answered \"Invalid upload file\" for our own upload; uploading again")
-                return .reupload(try await ledger.transition(document.id, from: .running, to: .uploading, [.uploadFileID(nil)]))
-            }
-            if error.classification == .ambiguous {
+                return .reupload(try await ledger.transition(document.id, from: .running, to: .uploading, [.uploadFileID(nil)] + refund))
+            case .recover:
                 let ids = error.runStarted ?? RunStarted()
                 document = try await ledger.transition(document.id, from: .running, to: .recovering,
                                                        [.workflowRunID(ids.workflowRunID ?? document.workflowRunID),
                                                         .taskID(ids.taskID ?? document.taskID), .messageID(ids.messageID ?? document.messageID),
-                                                        .lastError(recorded(error))])
-                logger(document).warning("run outcome unknown (\(error.message)); recovering before anything is sent again")
-                return .done(try await recoverThrowing(document))
+                                                        .lastError(recorded(error))] + refund
+                                                       + (error.serverDate.map { [.difyClockOffsetMilliseconds(clockOffset($0))] } ?? []))
+                logger(document).warning("run outcome unknown (\(error.message)); looking it up, never sending it again blindly")
+                return .done(try await InFlightRecovery(processor: self).recover(document))
+            default:
+                if !refund.isEmpty { document = try await ledger.update(document.id, in: .running, refund) }
+                return .done(try await handle(error, document: document, from: .running))
             }
-            return .done(try await handle(error, document: document, from: .running))
         }
+    }
+
+    /// Dify's clock minus ours, in milliseconds, from a time Dify just reported.
+    func clockOffset(_ difyNow: Date) -> Int64 {
+        Int64((difyNow.timeIntervalSince(context.clock.now()) * 1000).rounded())
     }
 
     func runRequest(uploadFileID: String, filename: String) -> RunRequest {
@@ -294,7 +358,7 @@ public struct DocumentProcessor: Sendable {
     // MARK: - Results
 
     /// Records a run that ended (from the response, or found again by recovery).
-    private func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
+    func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
         // Nothing is recorded or written for a document another process took over (this one was stopped or cut
         // off past its lease): that process recovers the run and writes the result.
         try await ledger.confirmLease(documentID: document.id)
@@ -325,29 +389,81 @@ public struct DocumentProcessor: Sendable {
 
     // MARK: - Failures
 
+    /// The one catch site: what a failed upload or run means, from ``FailurePolicy``.
     private func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
-        if error.code == .transport && !error.requestSent {
+        switch FailurePolicy.decide(error, phase: state == .uploading ? .upload : .run) {
+        case .stopJob(.unavailable, unreachable: true):
             try await putBack(document, from: state, refund: true, after: backoffDelay(attempt: 1, retryAfter: error.retryAfter), error: error)
             return .stopJob(JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)", isUnreachable: true))
-        }
-        switch error.classification {
-        case .backpressure:
-            let delay = backoffDelay(attempt: min(document.attempts, 4), retryAfter: error.retryAfter)
-            logger(document).info("Dify is at its concurrency limit (429 too_many_requests); backing off \(HumanDuration.format(delay)) without using an attempt")
-            try await putBack(document, from: state, refund: true, after: delay, error: error)
-            return .settled(.failed)
-        case .configuration:
+        case .backOff:
+            return try await backOff(document, from: state, error: error)
+        case .stopJob(.configuration, _):
             try await putBack(document, from: state, refund: true, after: .zero, error: error)
             return .stopJob(JobStop(.configuration, job: spec.name, "\(error.message) (HTTP \(error.httpStatus.map(String.init) ?? "-") \(error.difyCode ?? ""))"))
-        case .quota:
+        case .stopJob(let reason, _):
             try await putBack(document, from: state, refund: true, after: .seconds(900), error: error)
-            return .stopJob(JobStop(.unavailable, job: spec.name, "Dify quota exhausted: \(error.message); work is kept for the next run"))
-        case .permanent:
+            return .stopJob(JobStop(reason, job: spec.name, "Dify quota exhausted: \(error.message); work is kept for the next run"))
+        case .dead:
             return try await dead(document, from: state, error: recorded(error))
-        case .retryable, .ambiguous, .invalidUploadFile:
+        case .retry, .recover, .uploadAgain:
             return try await failed(document, from: state, classification: error.classification, code: error.difyCode ?? error.code.description,
                                     message: error.message, httpStatus: error.httpStatus, difyCode: error.difyCode, retryAfter: error.retryAfter)
         }
+    }
+
+    /// A 429 or Dify's concurrency cap: the job's shared backpressure grows; the document waits without using an
+    /// attempt. After `retry.max_backpressure` of continuous backpressure `run` stops the job (exit 4).
+    private func backOff(_ document: DocumentRecord, from state: DocumentState, error: DifyError) async throws -> DocumentOutcome {
+        let now = context.clock.instant()
+        let delay = context.backpressure.record429(retryAfter: error.retryAfter, now: now)
+        let continuous = context.backpressure.continuous(now: now)
+        if error.backpressureSource == .gatewayRateLimit || (error.httpStatus == 429 && error.difyCode == nil) {
+            logger(document).warning("HTTP 429 from a gateway/CDN rate limit in front of Dify, not from Dify (body: \(error.bodySnippet ?? String(error.message.prefix(200)))); backing off \(HumanDuration.format(delay)) without using an attempt")
+        } else {
+            logger(document).info("Dify is at its concurrency limit (429 \(error.difyCode ?? "")); backing off \(HumanDuration.format(delay)) without using an attempt")
+        }
+        try await putBack(document, from: state, refund: true, after: delay, error: error)
+        if context.stopOnBackpressure && continuous >= spec.retry.maxBackpressure {
+            return .stopJob(JobStop(.unavailable, job: spec.name,
+                                    "Dify (or a gateway in front of it) answered 429 for \(HumanDuration.format(continuous)) without a break (retry.max_backpressure: \(HumanDuration.format(spec.retry.maxBackpressure))); work is kept for the next run"))
+        }
+        return .settled(.failed)
+    }
+
+    /// Records a `paused` run (Human Input): the document leaves its worker slot; its run is polled, never re-sent.
+    func pause(_ document: DocumentRecord, from state: DocumentState, runID: String) async throws -> DocumentOutcome {
+        let now = context.clock.now()
+        let moved = try await ledger.transition(document.id, from: state, to: .paused,
+                                                [.workflowRunID(runID), .pausedAt(document.pausedAt ?? now),
+                                                 .nextAttemptAt(now.addingTimeInterval(context.recoveryPollInterval.seconds)), .lastError(nil)])
+        logger(document).info("run \(runID) is paused in Dify (waiting for human input); polling it, never sending it again")
+        context.onSettled(moved)
+        return .settled(.paused)
+    }
+
+    /// A sent run whose outcome could not be established: parked `unresolved` with an `.error.json` (or, with
+    /// `recovery.on_unknown: resend`, queued again and counted in `duplicate_runs` when it is sent).
+    func unresolved(_ document: DocumentRecord, from state: DocumentState, reason: String) async throws -> DocumentOutcome {
+        let sentAt = document.runSentAt.map { LogTimestamp.format($0) } ?? "an unknown time"
+        if spec.recovery.onUnknown == .resend && budget.allowsSend(document) {
+            let moved = try await ledger.transition(document.id, from: state, to: .pending,
+                                                    [.outcomeUnknown(true), .workflowRunID(nil), .taskID(nil), .messageID(nil),
+                                                     .lastError(RecordedError(errorClass: "ambiguous", code: "outcome_unknown", message: reason))])
+            logger(document).warning("\(reason); sending it again (recovery.on_unknown: resend; it may run twice, counted in duplicate_runs)")
+            context.onSettled(moved)
+            return .settled(.pending)
+        }
+        let ids = [document.uploadFileID.map { "upload_file_id \($0)" }, document.workflowRunID.map { "workflow_run_id \($0)" },
+                   document.taskID.map { "task_id \($0)" }, document.messageID.map { "message_id \($0)" }].compactMap { $0 }
+        let message = "the run request was sent at \(sentAt) and its outcome could not be established: \(reason). The run may have happened in Dify (and been billed). "
+            + "Look for it in Dify's logs (user \(spec.dify.user)\(ids.isEmpty ? "" : ", " + ids.joined(separator: ", "))). "
+            + "If it did not run, send it again with `dify-batch retry --state unresolved \(document.id)`; otherwise leave it"
+        let error = RecordedError(errorClass: "ambiguous", code: "outcome_unknown", message: message)
+        // The source stays in the inbox until someone decides (never moved to a failed folder).
+        try await settler.endWithError(document, from: state, to: .unresolved, error: error, difyCode: nil, disposeSource: false,
+                                       extra: [.outcomeUnknown(true)])
+        logger(document).error("unresolved: \(message)")
+        return .settled(.unresolved)
     }
 
     func recorded(_ error: DifyError) -> RecordedError {
@@ -361,18 +477,18 @@ public struct DocumentProcessor: Sendable {
         var started: ContinuousClock.Instant
     }
 
-    private func beginAttempt(_ documentID: Int64, _ phase: AttemptPhase) async throws -> AttemptHandle {
+    func beginAttempt(_ documentID: Int64, _ phase: AttemptPhase) async throws -> AttemptHandle {
         AttemptHandle(id: try await ledger.beginAttempt(documentID: documentID, runID: context.runID, phase: phase),
                       phase: phase, started: ContinuousClock.now)
     }
 
-    private func finishAttempt(_ attempt: AttemptHandle, _ result: AttemptResult) async throws {
+    func finishAttempt(_ attempt: AttemptHandle, _ result: AttemptResult) async throws {
         try await ledger.finishAttempt(attempt.id, result)
         context.observer.record(.attemptFinished(job: spec.name, phase: attempt.phase, outcome: result.outcome,
                                                  seconds: (ContinuousClock.now - attempt.started).seconds))
     }
 
-    private func finish(_ attempt: AttemptHandle, _ error: DifyError) async throws {
+    func finish(_ attempt: AttemptHandle, _ error: DifyError) async throws {
         try await finishAttempt(attempt, AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus,
                                                               difyCode: error.difyCode, message: error.message))
     }
@@ -391,7 +507,7 @@ public struct DocumentProcessor: Sendable {
     }
 
     /// A counted failure: `failed` with a backoff, or `dead` when out of attempts.
-    private func failed(_ document: DocumentRecord, from state: DocumentState, classification: ErrorClass, code: String,
+    func failed(_ document: DocumentRecord, from state: DocumentState, classification: ErrorClass, code: String,
                         message: String, httpStatus: Int?, difyCode: String?, retryAfter: Duration?) async throws -> DocumentOutcome {
         let error = RecordedError(errorClass: classification.errorClassName, code: code, message: message, httpStatus: httpStatus)
         if document.attempts >= spec.retry.maxAttempts {
@@ -418,112 +534,6 @@ public struct DocumentProcessor: Sendable {
                                        disposeSource: false)
         logger(document).error("\(code): \(message)")
         return .settled(.rejected)
-    }
-
-    // MARK: - Recovery
-
-    private func recoverThrowing(_ document: DocumentRecord) async throws -> DocumentOutcome {
-        let attempt = try await beginAttempt(document.id, .recover)
-        var runID = document.workflowRunID
-        var searched = false
-        if runID == nil, context.preflight.mode == .workflow {
-            switch try await findRunInLogs(document) {
-            case .found(let id): runID = id
-            case .notFound: searched = true
-            case .unknown: break
-            }
-        }
-        guard let runID, context.preflight.mode == .workflow else {
-            // Not found in Dify's logs: the run never started, so sending it again is safe. When it could not be
-            // looked up (completion/chat apps, logs unavailable), sending again may duplicate it: that is counted.
-            var changes: [DocumentChange] = [.attempts(max(0, document.attempts - 1))]
-            if !searched { changes.append(.incrementDuplicateRuns) }
-            try await finishAttempt(attempt, AttemptResult(outcome: "not_found", message: searched
-                ? "no run of this document in Dify's logs; it will run again"
-                : "the run cannot be looked up for a \(context.preflight.mode.rawValue) app; it will run again (counted in duplicate_runs)"))
-            let moved = try await ledger.transition(document.id, from: .recovering, to: .pending, changes)
-            if searched {
-                logger(document).info("the lost run never reached Dify; sending it again")
-            } else {
-                logger(document).warning("no way to find the lost run; sending it again (counted in duplicate_runs)")
-            }
-            context.onSettled(moved)
-            return .settled(.pending)
-        }
-        var current = try await ledger.update(document.id, in: .recovering, [.workflowRunID(runID)])
-        let deadline = (document.runSentAt ?? context.clock.now()).addingTimeInterval(spec.recoverDeadline.seconds)
-        var interval = context.recoveryPollInterval
-        while true {
-            try Task.checkCancellation()
-            do {
-                let detail = try await context.client.workflowRunDetail(id: runID)
-                if detail.status.isTerminal {
-                    try await finishAttempt(attempt, AttemptResult(outcome: detail.status.isSuccess ? "ok" : "failed", httpStatus: 200,
-                                                                          message: "recovered run \(runID): \(detail.status.rawValue)"))
-                    let result = RunResult(mode: .workflow, status: detail.status, outputs: detail.outputs, error: detail.error,
-                                           workflowRunID: runID, taskID: current.taskID,
-                                           usage: Usage(totalTokens: detail.totalTokens), elapsedTime: detail.elapsedTime)
-                    logger(current).info("recovered the lost run \(runID) (\(detail.status.rawValue)) without running it again")
-                    return try await finishRun(current, result: result, latencyMilliseconds: detail.elapsedTime.map { Int($0 * 1000) })
-                }
-            } catch let error as DifyError {
-                if error.httpStatus == 404 {
-                    try await finishAttempt(attempt, AttemptResult(outcome: "not_found", httpStatus: 404, difyCode: error.difyCode, message: error.message))
-                    current = try await ledger.transition(current.id, from: .recovering, to: .pending,
-                                                          [.workflowRunID(nil), .attempts(max(0, current.attempts - 1))])
-                    context.onSettled(current)
-                    return .settled(.pending)
-                }
-                if error.classification == .configuration {
-                    try await finish(attempt, error)
-                    return .stopJob(JobStop(.configuration, job: spec.name, error.message))
-                }
-                logger(current).info("run detail unavailable (\(error.message)); polling again")
-            }
-            if context.clock.now() >= deadline {
-                try await finishAttempt(attempt, AttemptResult(outcome: "retryable", message: "run \(runID) did not finish before recover_deadline"))
-                return try await failed(current, from: .recovering, classification: .retryable, code: "recovery_timeout",
-                                        message: "run \(runID) was still not finished \(HumanDuration.format(spec.recoverDeadline)) after it was sent",
-                                        httpStatus: nil, difyCode: nil, retryAfter: nil)
-            }
-            try await context.clock.sleep(for: interval)
-            interval = min(interval * 2, .seconds(5))
-        }
-    }
-
-    /// Looks for a run of this document in `GET /workflows/logs` (same user, sent after `run_sent_at`), matching
-    /// the uploaded file id in the run's inputs.
-    enum LogLookup { case found(String), notFound, unknown }
-
-    private func findRunInLogs(_ document: DocumentRecord) async throws -> LogLookup {
-        guard let uploadFileID = document.uploadFileID, let sentAt = document.runSentAt else { return .unknown }
-        let variable = context.preflight.fileVariable.variable
-        var page = 1
-        while page <= 20 {
-            let logs: WorkflowLogsPage
-            do {
-                logs = try await context.client.workflowLogs(WorkflowLogsQuery(createdAfter: sentAt.addingTimeInterval(-5),
-                                                                              endUserSessionID: spec.dify.user, page: page, limit: 100))
-            } catch let error as DifyError {
-                logger(document).warning("cannot search the workflow logs (\(error.message))")
-                return .unknown
-            }
-            for entry in logs.data {
-                guard let run = entry.workflowRun else { continue }
-                guard let detail = try? await context.client.workflowRunDetail(id: run.id) else { return .unknown }
-                if Self.references(detail.inputs[variable], uploadFileID: uploadFileID) { return .found(run.id) }
-            }
-            guard logs.hasMore else { return .notFound }
-            page += 1
-        }
-        return .unknown
-    }
-
-    static func references(_ value: JSONValue?, uploadFileID: String) -> Bool {
-        guard let value else { return false }
-        if let items = value.arrayValue { return items.contains { references($0, uploadFileID: uploadFileID) } }
-        return value["related_id"]?.stringValue == uploadFileID || value["upload_file_id"]?.stringValue == uploadFileID
-            || value["id"]?.stringValue == uploadFileID
     }
 }
 

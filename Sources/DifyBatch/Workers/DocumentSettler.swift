@@ -191,9 +191,10 @@ struct DocumentSettler: Sendable {
     /// sent). A document already in `target` (the scanner inserts rejections as such) only gets its file. When the
     /// error file cannot be written the state is recorded anyway and the cause is logged and appended to the
     /// recorded message (the document has no `output_path` then). A failed folder that is set receives the source.
+    /// `extra` changes are made in the same ledger statement (issue 10: `unresolved` sets `outcome_unknown`).
     @discardableResult
     func endWithError(_ document: DocumentRecord, from state: DocumentState, to target: DocumentState, error: RecordedError,
-                      difyCode: String?, disposeSource: Bool = true) async throws -> DocumentRecord {
+                      difyCode: String?, disposeSource: Bool = true, extra: [DocumentChange] = []) async throws -> DocumentRecord {
         var recorded = error
         var outputPath: String?
         if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
@@ -209,10 +210,10 @@ struct DocumentSettler: Sendable {
         }
         let moved: DocumentRecord
         if state == target {
-            moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)])
+            moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)] + extra)
         } else {
             moved = try await ledger.transition(document.id, from: state, to: target,
-                                                [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)])
+                                                [.lastError(recorded), .outputPath(outputPath), .nextAttemptAt(nil)] + extra)
         }
         await countAndReport(moved)
         if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }

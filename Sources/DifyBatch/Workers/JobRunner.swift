@@ -51,6 +51,8 @@ public final class JobRunner: Sendable {
     /// Things that wake the job loop.
     enum Wake: Sendable {
         case documentDone(DocumentOutcome)
+        /// A poll of a paused run ended (it held no worker slot).
+        case pausedPolled(Int64, DocumentOutcome)
         case filesChanged
         case tick
         case uploaded
@@ -153,6 +155,8 @@ public final class JobRunner: Sendable {
                                  rateLimiter: spec.rateLimit.map { RateLimiter(perMinute: $0, clock: clock) },
                                  random: SharedRandom(seed: options.seed ?? UInt64.random(in: 1...UInt64.max)))
         context.recoveryPollInterval = options.recoveryPollInterval
+        context.stopOnBackpressure = options.mode == .once
+        let lookupStop = context.lookupStop
         context.onUploaded = {
             if !uploadedOnce.exchange(true, ordering: .relaxed) { wake.yield(.uploaded) }
         }
@@ -231,6 +235,26 @@ public final class JobRunner: Sendable {
                 var recoveryQueue = toRecover[...]
                 var needScan = true
                 var lastFullScan: Date? = nil
+                // Paused runs (Human Input) being polled right now; they hold no worker slot.
+                var polling: Set<Int64> = []
+                // A new invocation polls every paused run once at its start, whatever its next poll time.
+                var firstPausedPoll = true
+
+                func pollPausedRuns() async throws {
+                    guard !draining, stop == nil else { return }
+                    let now = clock.now()
+                    let everyOne = firstPausedPoll
+                    firstPausedPoll = false
+                    let due = try await ledger.documents(matching: DocumentFilter(jobName: job.name, states: [.paused]))
+                        .filter { !polling.contains($0.id) && (everyOne || ($0.nextAttemptAt ?? now) <= now) }
+                    for document in due {
+                        polling.insert(document.id)
+                        group.addTask {
+                            let outcome = await processor.pollPaused(document)
+                            wake.yield(.pausedPolled(document.id, outcome))
+                        }
+                    }
+                }
 
                 func startRecoveries() async {
                     while inFlight < spec.concurrency, let next = recoveryQueue.popFirst() {
@@ -245,8 +269,9 @@ public final class JobRunner: Sendable {
                 func claimMore() async throws {
                     guard !draining, stop == nil, recoveryQueue.isEmpty else { return }
                     if let maxDuration = options.maxDuration, clock.now().timeIntervalSince(started) >= maxDuration.seconds {
-                        if !draining { logger.info("--max-duration reached; taking no new work") }
+                        if !draining { logger.info("--max-duration reached; taking no new work; open run lookups stay recovering for the next run") }
                         draining = true
+                        lookupStop.stop()
                         return
                     }
                     let cap = warmedUp ? spec.concurrency : 1
@@ -272,6 +297,7 @@ public final class JobRunner: Sendable {
                     }
                 }
 
+                try await scanner.settleDuplicates()
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
@@ -295,11 +321,18 @@ public final class JobRunner: Sendable {
                                 logger.warning("\(reason); its documents wait for their next attempt time")
                             }
                         case .settled(let state):
-                            if state == .succeeded { consecutiveUnreachable = 0 }
+                            if state == .succeeded {
+                                consecutiveUnreachable = 0
+                                try await scanner.settleDuplicates()
+                            }
                         case .interrupted:
                             break
                         }
                         await startRecoveries()
+                    case .pausedPolled(let id, let outcome):
+                        polling.remove(id)
+                        if case .settled(.succeeded) = outcome { try await scanner.settleDuplicates() }
+                        if case .stopJob(let reason) = outcome, reason.reason == .configuration { stop = stop ?? reason }
                     case .filesChanged:
                         needScan = true
                     case .uploaded:
@@ -328,6 +361,7 @@ public final class JobRunner: Sendable {
                         if !draining {
                             logger.info("shutting down: taking no new work; waiting up to \(HumanDuration.format(options.grace)) for \(inFlight) document(s) in flight")
                             draining = true
+                            lookupStop.stop()
                             group.addTask { [clock, options] in
                                 do { try await clock.sleep(for: options.grace) } catch { return }
                                 wake.yield(.graceExpired)
@@ -364,6 +398,7 @@ public final class JobRunner: Sendable {
                     }
                     if stop == nil {
                         try await claimMore()
+                        try await pollPausedRuns()
                     }
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
@@ -371,9 +406,10 @@ public final class JobRunner: Sendable {
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
+                        // Paused runs are polled while there is other work; a poll already sent is awaited (one GET).
                         // Documents whose local work kept failing (outbox, disposal) do not hold `run` open
                         // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
-                        finished = inFlight == 0 && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
+                        finished = inFlight == 0 && polling.isEmpty && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
                             && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
                         if finished && coordinated {
                             // Another process's documents may still come back (its lease expires): wait for them.

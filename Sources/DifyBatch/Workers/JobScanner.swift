@@ -110,7 +110,10 @@ public final class JobScanner: Sendable {
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed
     /// content while still only queued → the queued row takes the new content. In flight: left for the next scan.
     private func refresh(_ existing: DocumentRecord, with file: InboxFile) async throws -> DocumentRecord? {
-        guard existing.state == .pending || existing.state == .failed, !file.isSymlink, !file.hasInvalidName else { return nil }
+        // A document whose result is stored keeps the content it was run with; a new content becomes a new version
+        // once that one is settled.
+        guard existing.state == .pending || existing.state == .failed, !existing.resultStored, !file.isSymlink,
+              !file.hasInvalidName else { return nil }
         guard let pinned = try? PinnedFile(path: file.absolutePath), pinned.identity.matches(file.identity),
               let sha = try? pinned.sha256() else { return nil }
         var changes: [DocumentChange] = [.fileIdentity(pinned.identity)]
@@ -155,9 +158,14 @@ public final class JobScanner: Sendable {
                 message: "cannot read the file: \(error.message); check its permissions"), identity: pinned.identity)
         }
         let identity = pinned.identity
-        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: identity.size,
-                                                           mtimeNanoseconds: identity.mtimeNanoseconds,
-                                                           device: identity.device, inode: identity.inode))
+        var new = NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: identity.size,
+                              mtimeNanoseconds: identity.mtimeNanoseconds, device: identity.device, inode: identity.inode)
+        new.sameContent = reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
+        let document = try await ledger.insert(new)
+        if let twin = document.duplicateOf {
+            logger.info("\(file.relativePath) has the same content as document \(twin); it waits for that run instead of running again",
+                        metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        }
         if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
@@ -176,6 +184,19 @@ public final class JobScanner: Sendable {
                                                      disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
         return settled
+    }
+
+    /// Marks `skipped` every document that waited for a same-content document which has now succeeded, writing
+    /// its output from the stored result (also after a crash between that success and this step).
+    public func settleDuplicates() async throws {
+        for (waiting, original) in try await ledger.heldDuplicates(jobID: job.id) {
+            guard let stored = try await ledger.result(documentID: original.id) else { continue }
+            do {
+                _ = try await skip(waiting, duplicateOf: original, result: stored)
+            } catch let error as LedgerError where error.code == .stateChanged {
+                continue
+            }
+        }
     }
 
     private func skip(_ document: DocumentRecord, duplicateOf original: DocumentRecord, result: StoredResult) async throws -> DocumentRecord {

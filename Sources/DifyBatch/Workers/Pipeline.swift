@@ -57,21 +57,21 @@ public struct Pipeline: Sendable {
         try await checkRegisteredInboxes()
 
         var refused: [Int: JobStop] = [:]
-        for (index, spec) in specs.enumerated() {
-            if let problem = Self.unwritableFolder(spec) {
-                refused[index] = JobStop(.usage, job: spec.name, problem)
-            }
-        }
         var locks: [JobLock] = []
         defer { locks.forEach { $0.release() } }
-        // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several processes
-        // on several hosts may serve one job.
-        for (index, spec) in specs.enumerated() where refused[index] == nil && !ledger.coordinatesProcesses {
+        for (index, spec) in specs.enumerated() {
+            // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several
+            // processes on several hosts may serve one job.
+            if ledger.coordinatesProcesses {
+                if let problem = Self.unwritableFolder(spec) { refused[index] = JobStop(.usage, job: spec.name, problem) }
+                continue
+            }
+            let lock: JobLock
             do {
                 if options.waitForLock {
-                    locks.append(try await JobLock.acquire(inbox: spec.inbox, job: spec.name, waitingEvery: .milliseconds(500)))
+                    lock = try await JobLock.acquire(inbox: spec.inbox, job: spec.name, waitingEvery: .milliseconds(500))
                 } else {
-                    locks.append(try JobLock.acquire(inbox: spec.inbox, job: spec.name))
+                    lock = try JobLock.acquire(inbox: spec.inbox, job: spec.name)
                 }
             } catch var error as JobLockError {
                 if error.exitStatus == .usage {
@@ -84,6 +84,13 @@ public struct Pipeline: Sendable {
                 summary.stop = JobStop(.locked, job: spec.name, "\(error)")
                 return PipelineResult(summaries: [summary], exitStatus: .locked, runID: nil)
             }
+            // Only the holder of the inbox touches the job's folders (creating a missing outbox is a write).
+            if let problem = Self.unwritableFolder(spec) {
+                lock.release()
+                refused[index] = JobStop(.usage, job: spec.name, problem)
+                continue
+            }
+            locks.append(lock)
         }
         for stop in refused.sorted(by: { $0.key < $1.key }).map(\.value) {
             logger.error("\(stop); the job does not start")
@@ -136,13 +143,13 @@ public struct Pipeline: Sendable {
     }
 
     /// 5 for a held inbox, 2 for a job that could not start, 3 for a configuration stop, then 4 for
-    /// unavailable/quota, then 1 when documents ended dead or rejected (or wait for local work, see ``JobSummary``).
+    /// unavailable/quota, then 1 when documents ended dead, rejected or unresolved (or wait for local work, see ``JobSummary``).
     static func exitStatus(for summaries: [JobSummary]) -> ExitStatus {
         if summaries.contains(where: { $0.stop?.reason == .locked }) { return .locked }
         if summaries.contains(where: { $0.stop?.reason == .usage }) { return .usage }
         if summaries.contains(where: { $0.stop?.reason == .configuration }) { return .configuration }
         if summaries.contains(where: { $0.stop?.reason == .unavailable }) { return .unavailable }
-        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + $0.localFailures > 0 }) {
+        if summaries.contains(where: { ($0.counts[.dead] ?? 0) + ($0.counts[.rejected] ?? 0) + ($0.counts[.unresolved] ?? 0) + $0.localFailures > 0 }) {
             return .documentsFailed
         }
         return .success

@@ -31,9 +31,9 @@ public struct PipelineOptions: Sendable {
     public var seed: UInt64?
     /// `run`: stop a job after this many consecutive "Dify unreachable" errors (default 3).
     public var unreachableLimit: Int = 3
-    /// `run`: how often a document whose result is stored may fail its local work (outbox, disposal, ledger)
-    /// in one invocation before `run` ends without it (exit 1; the next `run` or `watch` tries again). `watch`
-    /// retries such documents indefinitely. Default 3.
+    /// `run`: after this many local failures (outbox, disposal, ledger) of a document whose result is stored, in
+    /// one invocation, `run` no longer waits for it (it may still be retried while other work goes on); it ends
+    /// with exit 1 and the next `run` or `watch` tries again. `watch` retries such documents indefinitely. Default 3.
     public var localRetriesPerRun: Int = 3
     /// How often recovery polls a lost run's detail at first (default 500ms).
     public var recoveryPollInterval: Duration = .milliseconds(500)

@@ -86,9 +86,10 @@ public struct UploadLimits: Sendable, Equatable {
 /// Fault injection. Rates are probabilities in 0...1, drawn from one RNG seeded with `seed`, so a
 /// single-threaded sequence of requests sees the same faults every time.
 ///
-/// Order of checks on a run request (after auth and request-shape validation): `slowHeaders` delay,
-/// `badGatewayRate`, `serverErrorRate`, `tooManyRequestsRate`, `maxActive`; then input validation;
-/// then, for a run that starts: `failedWorkflowRate`, `inStreamErrorRate`, `dropAfterStartRate` (streaming only).
+/// Order of checks on a run request (after auth): `slowHeaders` delay, `gatewayRateLimitRate` (before the body is
+/// read); then request-shape validation, `badGatewayRate`, `serverErrorRate`, `tooManyRequestsRate`, `maxActive`,
+/// `dropBeforeRunRate`; then input validation; then, for a run that starts: `failedWorkflowRate`,
+/// `inStreamErrorRate`, `pausedRunRate`, `dropAfterStartRate` (streaming) or `dropBlockingAfterStartRate` (blocking).
 /// Uploads see `slowHeaders`, `badGatewayRate` and `serverErrorRate` only.
 public struct FaultPlan: Sendable, Equatable {
     /// RNG seed. Default 1.
@@ -118,6 +119,49 @@ public struct FaultPlan: Sendable, Equatable {
     public var latency: Duration
     /// Extra uniformly random processing time in `0...latencyJitter`.
     public var latencyJitter: Duration
+
+    // MARK: Recovery faults (issue 10). Set them after `init`; each defaults to "off". The order of checks is
+    // documented on ``FaultPlan``.
+
+    /// The simulator's "now" is real time shifted by this much (positive: Dify's clock is ahead of the client's).
+    /// It moves `created_at` of uploads and runs (and so the `/workflows/logs` filters), `finished_at`, event
+    /// timestamps and the `Date` header of every response. Default zero.
+    public var clockOffset: Duration = .zero
+    /// A run is listed in `GET /workflows/logs` only once it reached a terminal state (succeeded, failed, stopped),
+    /// as Dify versions that write the app-log row when the run ends do. Default false (listed while running).
+    public var logsOnlyWhenFinished = false
+    /// The first N `GET /workflows/run/{id}` requests for EACH run id answer 404 `not_found` ("Workflow run not
+    /// found."), then the run is visible (replica lag). Default 0.
+    public var runDetailNotFoundFirst = 0
+    /// After the 404s above, the next N requests for each run id answer nginx's HTML 502. Default 0.
+    public var runDetailBadGatewayFirst = 0
+    /// The first N `GET /workflows/logs` requests (all together) answer Flask's HTML 404. Default 0.
+    public var logsNotFoundFirst = 0
+    /// After the 404s above, the next N logs requests answer nginx's HTML 502. Default 0.
+    public var logsBadGatewayFirst = 0
+    /// Run POSTs: the connection is closed without any response before a run exists (a proxy or network drop).
+    /// No run is recorded; ``SimulatorStats/runRequestsDroppedBeforeRun`` counts them. Default 0.
+    public var dropBeforeRunRate = 0.0
+    /// Blocking runs: the connection is closed without any response right after the run started; the run
+    /// finishes server-side (visible in run detail and logs, billed). Default 0.
+    public var dropBlockingAfterStartRate = 0.0
+    /// Streaming runs that start: after the first `event: ping`, the stream is silent this long (a buffering
+    /// reverse proxy) while the run executes server-side; then the held-back events follow. Default zero.
+    public var silenceBeforeStart: Duration = .zero
+    /// Runs: a gateway/CDN rate limit answers 429 `text/html` (a Cloudflare "Error 1015" page) before Dify sees the
+    /// request. Distinct from Dify's JSON `too_many_requests`. Default 0.
+    public var gatewayRateLimitRate = 0.0
+    /// `Retry-After` (whole seconds) on the gateway 429 above. Default nil (no header).
+    public var gatewayRetryAfter: Duration?
+    /// `Retry-After` (whole seconds) on Dify's JSON 429 `too_many_requests` (real Dify sends none). Default nil.
+    public var tooManyRequestsRetryAfter: Duration?
+    /// Workflow runs: probability that the run pauses for human input after its LLM node (Dify ≥ 1.13 Human Input
+    /// node): stream `human_input_required` + `workflow_paused`, then the stream ends; blocking answers 200 with
+    /// `data.status: "paused"`; run detail says `paused` until ``DifySimulator/resumePausedRun(id:)`` is called or
+    /// `pausedRunResumeAfter` passes, then the run finishes `succeeded` with outputs and usage. Default 0.
+    public var pausedRunRate = 0.0
+    /// Resume paused runs automatically after this long. Default nil: only ``DifySimulator/resumePausedRun(id:)``.
+    public var pausedRunResumeAfter: Duration?
 
     public init(
         seed: UInt64 = 1,

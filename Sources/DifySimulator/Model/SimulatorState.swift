@@ -39,6 +39,8 @@ struct RunRecord: Sendable {
     var finishedAt: Int?
     var elapsed: Double?
     var stopRequested = false
+    /// A paused run was resumed (``DifySimulator/resumePausedRun(id:)``).
+    var resumeRequested = false
 
     /// `created_at` of the run's log row: when it finished (or started, while running).
     var logCreatedAt: Int { finishedAt ?? createdAt }

@@ -25,7 +25,53 @@ public struct SimulatorStats: Sendable, Equatable {
     /// Runs per final status (`succeeded`, `failed`, `stopped`, `error`).
     public var runsByStatus: [String: Int] = [:]
 
+    // Spend accounting (issue 10): what the server received, started and billed.
+
+    /// POSTs received on the run endpoints (`/workflows/run`, `/workflows/{id}/run`, `/completion-messages`,
+    /// `/chat-messages`), whatever their answer.
+    public var runRequestsReceived = 0
+    /// Runs that started (a run record exists, visible to run detail / logs for workflows).
+    public var runsStarted = 0
+    /// Run POSTs whose connection was dropped before any run existed (``FaultPlan/dropBeforeRunRate``): received
+    /// but not run.
+    public var runRequestsDroppedBeforeRun = 0
+    /// Runs started per `upload_file_id` of the run's first file.
+    public var runsByUploadFileID: [String: Int] = [:]
+    /// Usage billed per document content SHA-256: every started run whose model call completed, whether or not
+    /// its client ever saw the result (dropped connections, paused runs).
+    public var billedBySHA256: [String: BilledUsage] = [:]
+    /// The same per `upload_file_id`.
+    public var billedByUploadFileID: [String: BilledUsage] = [:]
+    /// Totals of all billed runs (with or without a file).
+    public var billed = BilledUsage()
+    /// Times a run paused for human input (``FaultPlan/pausedRunRate``).
+    public var runsPaused = 0
+    /// Paused runs resumed (by ``DifySimulator/resumePausedRun(id:)`` or ``FaultPlan/pausedRunResumeAfter``).
+    public var runsResumed = 0
+
     public init() {}
+}
+
+/// Usage the simulated model provider charged.
+public struct BilledUsage: Sendable, Equatable {
+    /// Billed runs.
+    public var runs = 0
+    /// Sum of `total_tokens`.
+    public var tokens = 0
+    /// Sum of `total_price` (USD).
+    public var price: Decimal = 0
+
+    public init(runs: Int = 0, tokens: Int = 0, price: Decimal = 0) {
+        self.runs = runs
+        self.tokens = tokens
+        self.price = price
+    }
+
+    mutating func add(tokens: Int, price: Decimal) {
+        runs += 1
+        self.tokens += tokens
+        self.price += price
+    }
 }
 
 /// Thread-safe stats store.
@@ -55,9 +101,41 @@ final class StatsRecorder: Sendable {
 
     func upload() { state.withLock { $0.uploads += 1 } }
 
-    func runStarted(sha256: String?) {
+    func runRequestReceived() { state.withLock { $0.runRequestsReceived += 1 } }
+
+    func runDroppedBeforeRun() { state.withLock { $0.runRequestsDroppedBeforeRun += 1 } }
+
+    /// The model call of a started run completed: it is billed whatever happens to the response.
+    func billed(sha256: String?, uploadFileID: String?, tokens: Int, price: Decimal) {
+        state.withLock {
+            if let sha256 { $0.billedBySHA256[sha256, default: BilledUsage()].add(tokens: tokens, price: price) }
+            if let uploadFileID {
+                $0.billedByUploadFileID[uploadFileID, default: BilledUsage()].add(tokens: tokens, price: price)
+            }
+            $0.billed.add(tokens: tokens, price: price)
+        }
+    }
+
+    /// A paused run stops counting as active until it resumes.
+    func runPaused() {
+        state.withLock {
+            $0.runsPaused += 1
+            $0.activeRuns -= 1
+        }
+    }
+
+    func runResumed() {
+        state.withLock {
+            $0.runsResumed += 1
+            $0.activeRuns += 1
+        }
+    }
+
+    func runStarted(sha256: String?, uploadFileID: String? = nil) {
         state.withLock {
             if let sha256 { $0.runsBySHA256[sha256, default: 0] += 1 }
+            if let uploadFileID { $0.runsByUploadFileID[uploadFileID, default: 0] += 1 }
+            $0.runsStarted += 1
             $0.activeRuns += 1
             $0.peakConcurrentRuns = max($0.peakConcurrentRuns, $0.activeRuns)
         }

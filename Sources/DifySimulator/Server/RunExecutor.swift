@@ -20,7 +20,7 @@ struct RunExecutor: Sendable {
         out.yield(.done(outcome))
     }
 
-    private var now: Int { Int(Date().timeIntervalSince1970) }
+    private var now: Int { simulator.nowSeconds }
 
     /// Waits the processing time, pinging every `pingInterval` (streaming only); true if stopped.
     private func process(_ out: AsyncStream<StreamFrame>.Continuation) async -> Bool {
@@ -41,7 +41,9 @@ struct RunExecutor: Sendable {
     }
 
     /// Records the end of the run (once): record, stats, concurrency slot.
-    private func finalize(status: String, outputs: JSONValue, error: String?, tokens: Int, price: Decimal, steps: Int) -> RunRecord {
+    private func finalize(
+        status: String, outputs: JSONValue, error: String?, tokens: Int, price: Decimal, steps: Int, releaseSlot: Bool = true
+    ) -> RunRecord {
         let finishedAt = now
         simulator.state.updateRun(id: plan.runID) { r in
             r.status = status
@@ -53,7 +55,7 @@ struct RunExecutor: Sendable {
             r.elapsed = (ContinuousClock.now - r.startedAt).seconds
         }
         simulator.recorder.runEnded(status: status, tokens: tokens, price: price)
-        simulator.state.releaseSlot()
+        if releaseSlot { simulator.state.releaseSlot() }
         return simulator.state.run(id: plan.runID)!
     }
 
@@ -170,16 +172,92 @@ struct RunExecutor: Sendable {
                 nodeFinished(
                     Self.llmNode, id: llmID, index: 2, inputs: .object([]), outputs: outputs, status: "succeeded", error: nil,
                     elapsed: llmElapsed, metadata: metadata), isStart: false))
+        // The model call completed: the provider has charged it, whatever happens to the response.
+        simulator.recorder.billed(sha256: plan.sha256, uploadFileID: plan.uploadFileID, tokens: usage.total, price: usage.price)
+        if plan.pauses {
+            let resumed = await pauseForHumanInput(out, tokens: usage.total, steps: 2)
+            if !resumed { return .paused(simulator.state.run(id: plan.runID)!, pausedNodes: [Self.humanNode.0]) }
+        }
+        let endIndex = plan.pauses ? 4 : 3
         let endID = StableID.random()
-        out.yield(.event(nodeStarted(Self.endNode, id: endID, index: 3), isStart: false))
+        out.yield(.event(nodeStarted(Self.endNode, id: endID, index: endIndex), isStart: false))
         out.yield(
             .event(
                 nodeFinished(
-                    Self.endNode, id: endID, index: 3, inputs: outputs, outputs: outputs, status: "succeeded", error: nil,
+                    Self.endNode, id: endID, index: endIndex, inputs: outputs, outputs: outputs, status: "succeeded", error: nil,
                     elapsed: 0.0001, metadata: .null), isStart: false))
-        let run = finalize(status: "succeeded", outputs: outputs, error: nil, tokens: usage.total, price: usage.price, steps: 3)
+        let run = finalize(
+            status: "succeeded", outputs: outputs, error: nil, tokens: usage.total, price: usage.price, steps: endIndex,
+            releaseSlot: !plan.pauses)
         out.yield(.event(workflowFinished(run), isStart: false))
         return .workflow(run)
+    }
+
+    // MARK: Human input (paused runs)
+
+    static let humanNode = ("1700000000004", "human-input", "Human Input")
+
+    /// One `reasons` entry of a paused run (Dify `HumanInputRequired` pause reason).
+    static func pauseReason(runID: String, nodeID: String) -> JSONValue {
+        .object([
+            ("type", "human_input_required"), ("form_id", .string("form-" + runID)), ("node_id", .string(nodeID)),
+            ("expiration_time", .int(Int(Date().timeIntervalSince1970) + 7 * 86_400)),
+        ])
+    }
+
+    /// Pauses at the Human Input node: `human_input_required`, `workflow_paused`, then the client's stream (or
+    /// blocking response) ends while the run waits, releasing its concurrency slot as Dify's request ends. Returns
+    /// true once resumed (``DifySimulator/resumePausedRun(id:)`` or ``FaultPlan/pausedRunResumeAfter``), false
+    /// when the simulator stops first (the run stays paused).
+    private func pauseForHumanInput(_ out: AsyncStream<StreamFrame>.Continuation, tokens: Int, steps: Int) async -> Bool {
+        let node = Self.humanNode
+        let humanID = StableID.random()
+        out.yield(.event(nodeStarted(node, id: humanID, index: 3), isStart: false))
+        let reason = Self.pauseReason(runID: plan.runID, nodeID: node.0)
+        out.yield(
+            .event(
+                envelope(
+                    "human_input_required",
+                    .object([
+                        ("form_id", reason["form_id"] ?? .null), ("node_id", .string(node.0)), ("node_title", .string(node.2)),
+                        ("form_content", "Please review the document summary."), ("inputs", .array([])),
+                        ("actions", .array([.object([("id", "approve"), ("title", "Approve")])])), ("display_in_ui", true),
+                        ("form_token", .string(StableID.nonce())), ("resolved_default_values", .object([])),
+                        ("expiration_time", reason["expiration_time"] ?? .null),
+                    ])), isStart: false))
+        simulator.state.updateRun(id: plan.runID) { r in
+            r.status = "paused"
+            r.totalTokens = tokens
+            r.totalSteps = steps
+            r.elapsed = (ContinuousClock.now - r.startedAt).seconds
+        }
+        simulator.state.releaseSlot()
+        simulator.recorder.runPaused()
+        let run = simulator.state.run(id: plan.runID)!
+        out.yield(
+            .event(
+                envelope(
+                    "workflow_paused",
+                    .object([
+                        ("workflow_run_id", .string(plan.runID)), ("paused_nodes", [.string(node.0)]), ("outputs", .object([])),
+                        ("reasons", [reason]), ("status", "paused"), ("created_at", .int(run.createdAt)),
+                        ("elapsed_time", .double(run.elapsed ?? 0)), ("total_tokens", .int(tokens)), ("total_steps", .int(steps)),
+                    ])), isStart: false))
+        out.yield(.done(.paused(run, pausedNodes: [node.0])))
+        out.finish()
+        let clock = ContinuousClock()
+        let deadline = simulator.configuration.faults.pausedRunResumeAfter.map { clock.now + $0 }
+        while simulator.state.run(id: plan.runID)?.resumeRequested != true {
+            if Task.isCancelled || simulator.shutdown.isSet { return false }
+            if let deadline, clock.now >= deadline { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        simulator.state.updateRun(id: plan.runID) { r in
+            r.status = "running"
+            r.elapsed = nil
+        }
+        simulator.recorder.runResumed()
+        return true
     }
 
     // MARK: Completion / chat
@@ -251,6 +329,7 @@ struct RunExecutor: Sendable {
         let run = finalize(
             status: "succeeded", outputs: .object([("answer", .string(answer))]), error: nil, tokens: usage.total, price: usage.price,
             steps: 1)
+        simulator.recorder.billed(sha256: plan.sha256, uploadFileID: plan.uploadFileID, tokens: usage.total, price: usage.price)
         out.yield(
             .event(
                 messageEnvelope(

@@ -74,9 +74,13 @@ struct RunHandler {
 
     private var tooManyRequests: Response {
         let max = simulator.configuration.faults.maxActive ?? 1
-        return Responses.error(
+        var response = Responses.error(
             429, "too_many_requests",
             "Too many requests. Please try again later. The current maximum concurrent requests allowed for \(app.name) is \(max).")
+        if let retryAfter = simulator.configuration.faults.tooManyRequestsRetryAfter {
+            response.headers[.retryAfter] = String(Int(retryAfter.seconds.rounded(.up)))
+        }
+        return response
     }
 
     static var sseHeaders: HTTPFields {
@@ -90,7 +94,10 @@ struct RunHandler {
     func handle(_ request: Request, pinnedWorkflowID: String?) async throws -> Response {
         let faults = simulator.configuration.faults
         let state = simulator.state
+        simulator.recorder.runRequestReceived()
         if faults.slowHeaders > .zero { try await Task.sleep(for: faults.slowHeaders) }
+        // A CDN in front of Dify answers before Dify sees the request.
+        if state.roll(faults.gatewayRateLimitRate) { return Responses.gatewayRateLimit(retryAfter: faults.gatewayRetryAfter) }
         let body: JSONValue
         switch try await Self.readJSONBody(request) {
         case let .success(v): body = v
@@ -119,6 +126,11 @@ struct RunHandler {
         if state.roll(faults.serverErrorRate) { return Responses.internalServerError }
         if state.roll(faults.tooManyRequestsRate) { return tooManyRequests }
         guard state.acquireSlot(max: faults.maxActive) else { return tooManyRequests }
+        if state.roll(faults.dropBeforeRunRate) {
+            state.releaseSlot()
+            simulator.recorder.runDroppedBeforeRun()
+            return Responses.dropConnection
+        }
 
         let validation = InputValidation(form: app.userInputForm, apiKey: app.apiKey, user: user, state: state)
         let validated: (inputs: [(String, JSONValue)], files: [ResolvedFile])
@@ -155,8 +167,11 @@ struct RunHandler {
             user: user, endUserID: plan.endUserID, mode: app.mode, status: "running",
             inputsString: runDetailInputs(plan), createdAt: plan.createdAt, startedAt: .now)
         state.addRun(record)
-        simulator.recorder.runStarted(sha256: validated.files.first?.upload.summary.sha256)
+        simulator.recorder.runStarted(sha256: plan.sha256, uploadFileID: plan.uploadFileID)
         let dropAfterStart = streaming && state.roll(faults.dropAfterStartRate)
+        let dropBlocking = !streaming && state.roll(faults.dropBlockingAfterStartRate)
+        let silence = faults.silenceBeforeStart
+        let shutdown = simulator.shutdown
 
         let (frames, continuation) = AsyncStream<StreamFrame>.makeStream()
         let executor = RunExecutor(simulator: simulator, plan: plan)
@@ -167,6 +182,13 @@ struct RunHandler {
                 status: .ok, headers: Self.sseHeaders,
                 body: ResponseBody { writer in
                     try await writer.write(Self.pingFrame)
+                    if silence > .zero {
+                        // A buffering proxy: nothing reaches the client for a while; the run goes on meanwhile.
+                        let until = ContinuousClock.now + silence
+                        while ContinuousClock.now < until, !shutdown.isSet {
+                            try await Task.sleep(for: min(.milliseconds(50), until - ContinuousClock.now))
+                        }
+                    }
                     for await frame in frames {
                         switch frame {
                         case .ping:
@@ -181,6 +203,7 @@ struct RunHandler {
                     try await writer.finish(nil)
                 })
         }
+        if dropBlocking { return Responses.dropConnection }  // the run continues in the background
         var outcome: RunOutcome?
         for await frame in frames {
             if case let .done(o) = frame { outcome = o }
@@ -188,6 +211,9 @@ struct RunHandler {
         switch outcome {
         case let .workflow(run)?:
             return Responses.json(200, blockingWorkflowBody(run), style: .python, contentType: "application/json; charset=utf-8")
+        case let .paused(run, pausedNodes)?:
+            return Responses.json(
+                200, blockingPausedBody(run, pausedNodes: pausedNodes), style: .python, contentType: "application/json; charset=utf-8")
         case let .message(run, answer, usage)?:
             var pairs: [(String, JSONValue)] = [
                 ("event", "message"), ("task_id", .string(run.taskID)), ("id", .string(run.id)), ("message_id", .string(run.id)),
@@ -229,13 +255,18 @@ struct RunHandler {
                 ? .inStreamError(status: 400, code: "completion_request_error", message: "[simulator] Server Unavailable Error")
                 : .inStreamError(status: 500, code: "internal_server_error", message: "Internal Server Error, please contact support.")
         }
+        var pauses = false
+        if kind == .workflow, case .none = fault { pauses = state.roll(faults.pausedRunRate) }
         let language = validated.inputs.first(where: { $0.0 == "language" })?.1.stringValue
         let processing = faults.latency + state.jitter(faults.latencyJitter)
         var plan = RunPlan(
             kind: kind, app: app, runID: runID, taskID: StableID.random(), conversationID: conversationID, user: user,
             endUserID: endUserID, startedInputs: .object([]), summary: first?.upload.summary ?? DocumentSummary(bytes: []),
             filename: first?.upload.name ?? "", language: language, processing: processing, fault: fault, streaming: streaming,
-            createdAt: Int(Date().timeIntervalSince1970))
+            createdAt: simulator.nowSeconds)
+        plan.uploadFileID = first?.upload.id
+        plan.sha256 = first?.upload.summary.sha256
+        plan.pauses = pauses
         plan.startedInputs = expandedInputs(validated, plan: plan, timestamp: false)
         return plan
     }
@@ -279,7 +310,7 @@ struct RunHandler {
         let u = f.upload
         let reference = Data(#"{"record_id":"\#(u.id)"}"#.utf8).base64EncodedString()
         let url =
-            "\(simulator.state.serverURL)/files/\(u.id)/file-preview?timestamp=\(Int(Date().timeIntervalSince1970))&nonce=\(StableID.nonce())&sign=\(StableID.nonce())%3D"
+            "\(simulator.state.serverURL)/files/\(u.id)/file-preview?timestamp=\(simulator.nowSeconds)&nonce=\(StableID.nonce())&sign=\(StableID.nonce())%3D"
         return .object([
             ("dify_model_identity", "__dify__file__"), ("id", .null), ("type", .string(f.type)),
             ("transfer_method", .string(f.transferMethod)), ("remote_url", ""), ("reference", .string("dify-file-ref:" + reference)),
@@ -295,6 +326,27 @@ struct RunHandler {
             pairs.insert(("sys.timestamp", .int(plan.createdAt)), at: idx)
         }
         return JSONValue.object(pairs).encoded(.python)
+    }
+
+    /// A blocking run that paused: HTTP 200 like a finished one, `status: "paused"`, `finished_at: null`, plus
+    /// `paused_nodes` and `reasons` (Dify ≥ 1.13 `WorkflowAppPausedBlockingResponse`; langgenius/dify
+    /// api/core/app/entities/task_entities.py and its service-API HITL tests: the blocking pipeline returns on the
+    /// first `WorkflowPauseStreamResponse`).
+    private func blockingPausedBody(_ run: RunRecord, pausedNodes: [String]) -> JSONValue {
+        .object([
+            ("task_id", .string(run.taskID)), ("workflow_run_id", .string(run.id)),
+            (
+                "data",
+                .object([
+                    ("id", .string(run.id)), ("workflow_id", .string(run.workflowID)), ("status", "paused"),
+                    ("outputs", .object([])), ("error", .null), ("elapsed_time", .double(run.elapsed ?? 0)),
+                    ("total_tokens", .int(run.totalTokens)), ("total_steps", .int(run.totalSteps)),
+                    ("created_at", .int(run.createdAt)), ("finished_at", .null),
+                    ("paused_nodes", .array(pausedNodes.map(JSONValue.string))),
+                    ("reasons", .array(pausedNodes.map { RunExecutor.pauseReason(runID: run.id, nodeID: $0) })),
+                ])
+            ),
+        ])
     }
 
     private func blockingWorkflowBody(_ run: RunRecord) -> JSONValue {

@@ -25,6 +25,8 @@ enum StreamFrame: Sendable {
 enum RunOutcome: Sendable {
     case workflow(RunRecord)
     case message(RunRecord, answer: String, usage: JSONValue)
+    /// A workflow paused for human input; the run goes on waiting in the background.
+    case paused(RunRecord, pausedNodes: [String])
     case error(status: Int, code: String, message: String)
 }
 
@@ -52,4 +54,9 @@ struct RunPlan: Sendable {
     var fault: RunFault
     var streaming: Bool
     var createdAt: Int
+    /// `upload_file_id` and content SHA-256 of the first file input (for the stats).
+    var uploadFileID: String? = nil
+    var sha256: String? = nil
+    /// Pause for human input after the LLM node (``FaultPlan/pausedRunRate``).
+    var pauses = false
 }

@@ -26,7 +26,8 @@ struct SimulatorResponder: HTTPResponder {
         }
         response.headers[.init("X-Version")!] = "1.14.1"
         response.headers[.init("X-Env")!] = "PRODUCTION"
-        simulator.recorder.response(endpoint: endpoint, status: response.status.code)
+        // A dropped connection has no status: it is counted under 0.
+        simulator.recorder.response(endpoint: endpoint, status: Responses.isDropConnection(response) ? 0 : response.status.code)
         return response
     }
 
@@ -129,6 +130,14 @@ struct SimulatorResponder: HTTPResponder {
         guard app.mode == "workflow" else {
             return Responses.error(400, "not_workflow_app", "Please check if your app mode matches the right API route.")
         }
+        let faults = simulator.configuration.faults
+        switch simulator.lookupFaults.runDetailFault(
+            id: runID, notFoundFirst: faults.runDetailNotFoundFirst, badGatewayFirst: faults.runDetailBadGatewayFirst)
+        {
+        case .notFound?: return Responses.error(404, "not_found", "Workflow run not found.")
+        case .badGateway?: return Responses.badGateway
+        case nil: break
+        }
         guard let run = simulator.state.run(id: runID), run.apiKey == app.apiKey else {
             return Responses.error(404, "not_found", "Workflow run not found.")
         }
@@ -165,9 +174,18 @@ struct SimulatorResponder: HTTPResponder {
             if query[key] == nil { query[key] = kv.count > 1 ? decode(kv[1]) : "" }
         }
         func param(_ name: String) -> String? { query[name] }
+        let faults = simulator.configuration.faults
+        switch simulator.lookupFaults.logsFault(notFoundFirst: faults.logsNotFoundFirst, badGatewayFirst: faults.logsBadGatewayFirst) {
+        case .notFound?: return Responses.notFound
+        case .badGateway?: return Responses.badGateway
+        case nil: break
+        }
         let page = max(1, min(99_999, Int(param("page") ?? "") ?? 1))
         let limit = max(1, min(100, Int(param("limit") ?? "") ?? 20))
         var runs = simulator.state.runs(apiKey: app.apiKey)
+        if faults.logsOnlyWhenFinished {
+            runs = runs.filter { ["succeeded", "failed", "stopped", "partial-succeeded"].contains($0.status) }
+        }
         if let status = param("status"), !status.isEmpty { runs = runs.filter { $0.status == status } }
         if let session = param("created_by_end_user_session_id"), !session.isEmpty { runs = runs.filter { $0.user == session } }
         if let after = param("created_at__after"), !after.isEmpty {

@@ -61,7 +61,7 @@ struct UploadHandler {
         let id = StableID.random()
         let finalPath = (simulator.storageDirectory as NSString).appendingPathComponent(id)
         try FileManager.default.moveItem(atPath: file.path, toPath: finalPath)
-        let now = Int(Date().timeIntervalSince1970)
+        let now = simulator.nowSeconds
         let upload = StoredUpload(
             id: id, apiKey: app.apiKey, user: user, endUserID: endUserID, name: Self.truncatedName(filename, ext: file.ext),
             size: file.written, extension_: file.ext, mimeType: file.headers.contentType ?? "application/octet-stream",

@@ -1,0 +1,128 @@
+import DifyKit
+import DifySimulator
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@testable import DifyBatch
+
+/// Issue 11: SQLITE_BUSY while recording a paid success is a local failure of that document, retried from the
+/// stored result without a new run.
+@Suite struct BusyLedgerSettleTests {
+    @Test func run_whenTheLedgerIsBusyAtTheSucceededTransition_recordsSQLITE_BUSY_andSettlesFromTheStoredResultWithoutANewRun() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let dir = try TemporaryDirectory()
+            try dir.write("in/a.txt", "Invoice total 12 EUR")
+            let specPath = try dir.write("job.yaml", """
+                name: busy
+                inbox: in
+                outbox: out
+                dify: {base_url: \(baseURL), api_key_env: DIFY_TEST_KEY}
+                match: {settle: 0s}
+                retry: {max_attempts: 3, base_delay: 10ms, max_delay: 50ms}
+                """)
+            let ledgerPath = dir.file("ledger.sqlite")
+            let ledger = BusyOnSuccessLedger(base: try SQLiteLedger(path: ledgerPath, busyTimeout: 0.1), path: ledgerPath)
+            var options = PipelineOptions(mode: .once)
+            options.tick = .milliseconds(20)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let pipeline = Pipeline(specs: try JobSpecLoader.load(paths: [specPath]), ledger: ledger, options: options, logger: logger,
+                                    environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey])
+            let result = try await pipeline.run()
+
+            #expect(result.exitStatus == .success)
+            #expect(ledger.localFailureCodes.withLock { $0 } == ["SQLITE_BUSY"], "the busy ledger was recorded on the document with its cause")
+            let document = try #require(try await ledger.documents(matching: DocumentFilter()).first)
+            #expect(document.state == .succeeded && document.localFailures == 0)
+            #expect(FileManager.default.fileExists(atPath: dir.file("out/a.txt.json")))
+            #expect(FileManager.default.fileExists(atPath: dir.file("done/a.txt")))
+            #expect(simulator.stats.requestsByEndpoint["POST /v1/workflows/run"] == 1, "settled again without a new run")
+        }
+    }
+}
+
+/// Forwards to a ``SQLiteLedger``; its first transition to `succeeded` runs while another connection holds the
+/// write lock (a real SQLITE_BUSY), and every local failure recorded is kept.
+final class BusyOnSuccessLedger: Ledger {
+    let base: SQLiteLedger
+    let path: String
+    let armed = Mutex(true)
+    /// While the lock is held for the one busy write, the job loop's other ledger calls wait (they are not under test).
+    let holding = Mutex(false)
+    let localFailureCodes = Mutex<[String]>([])
+
+    init(base: SQLiteLedger, path: String) {
+        self.base = base
+        self.path = path
+    }
+
+    func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        for case .lastError(let error?) in changes where error.errorClass == "local" {
+            localFailureCodes.withLock { $0.append(error.code ?? "-") }
+        }
+        if to == .succeeded, armed.withLock({ value in defer { value = false }; return value }) {
+            holding.withLock { $0 = true }
+            let holder = WriteLockHolder(path: path)
+            #expect(holder.waitUntilLocked())
+            defer {
+                holder.release()
+                holding.withLock { $0 = false }
+            }
+            return try await base.transition(id, from: from, to: to, changes)
+        }
+        try await pass()
+        return try await base.transition(id, from: from, to: to, changes)
+    }
+
+    private func pass() async throws {
+        while holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    func jobs() async throws -> [JobRecord] { try await pass(); return try await base.jobs() }
+    func stateCounts() async throws -> [Int64: [DocumentState: Int]] { try await pass(); return try await base.stateCounts() }
+    func lastRuns() async throws -> [Int64: JobLastRun] { try await pass(); return try await base.lastRuns() }
+    func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] { try await pass(); return try await base.documents(matching: filter) }
+    func document(id: Int64) async throws -> DocumentRecord? { try await pass(); return try await base.document(id: id) }
+    func documents(path: String) async throws -> [DocumentRecord] { try await pass(); return try await base.documents(path: path) }
+    func attempts(documentID: Int64) async throws -> [AttemptRecord] { try await pass(); return try await base.attempts(documentID: documentID) }
+    func usage(documentID: Int64) async throws -> UsageAmounts? { try await pass(); return try await base.usage(documentID: documentID) }
+    func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
+        try await pass(); return try await base.usageTotals(matching: filter, by: grouping)
+    }
+    func result(documentID: Int64) async throws -> StoredResult? { try await pass(); return try await base.result(documentID: documentID) }
+    func register(_ job: JobRegistration) async throws -> JobRecord { try await pass(); return try await base.register(job) }
+    func setAppMode(jobID: Int64, mode: String) async throws { try await pass(); return try await base.setAppMode(jobID: jobID, mode: mode) }
+    func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] { try await pass(); return try await base.latestVersions(jobID: jobID) }
+    func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] { try await pass(); return try await base.knownFiles(jobID: jobID) }
+    func insert(_ document: NewDocument) async throws -> DocumentRecord { try await pass(); return try await base.insert(document) }
+    func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord? {
+        try await pass(); return try await base.succeededDocument(jobID: jobID, sha256: sha256, excluding: excluding)
+    }
+    func claim(jobID: Int64, limit: Int, now: Date) async throws -> [DocumentRecord] { try await pass(); return try await base.claim(jobID: jobID, limit: limit, now: now) }
+    func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        try await pass(); return try await base.update(id, in: state, changes)
+    }
+    func inFlight(jobID: Int64) async throws -> [DocumentRecord] { try await pass(); return try await base.inFlight(jobID: jobID) }
+    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] { try await pass(); return try await base.heldDuplicates(jobID: jobID) }
+    func waitingCount(jobID: Int64) async throws -> Int { try await pass(); return try await base.waitingCount(jobID: jobID) }
+    func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int { try await pass(); return try await base.requeue(ids: ids, from: allowed) }
+    func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
+        try await pass(); return try await base.beginAttempt(documentID: documentID, runID: runID, phase: phase)
+    }
+    func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws { try await pass(); return try await base.finishAttempt(attemptID, result) }
+    func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws {
+        try await pass(); return try await base.recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage)
+    }
+    func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
+        try await pass(); return try await base.storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON)
+    }
+    func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64 {
+        try await pass(); return try await base.beginRun(command: command, pid: pid, host: host, jobIDs: jobIDs)
+    }
+    func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
+        try await pass(); return try await base.countInRun(runID: runID, jobID: jobID, state: state)
+    }
+    func finishRun(_ runID: Int64, exitCode: Int) async throws { try await pass(); return try await base.finishRun(runID, exitCode: exitCode) }
+    func unfinishedRuns() async throws -> [RunRecord] { try await pass(); return try await base.unfinishedRuns() }
+}
