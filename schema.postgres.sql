@@ -66,6 +66,8 @@ CREATE TABLE documents (
     paused_at           BIGINT,                       -- issue 10: when the run was first seen paused
     device              BIGINT,                 -- issue 11: st_dev of the file version as pinned (bit pattern)
     inode               BIGINT,                 -- issue 11: st_ino of the file version as pinned (bit pattern)
+    text_sha256         TEXT,                   -- issue 12: sha256 of the text sent in dify.text_input, NULL for file inputs
+    text_length         INTEGER,                -- issue 12: that text's length in characters
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work is left
     local_failures      INTEGER NOT NULL DEFAULT 0,   -- issue 11: local failures since the result was stored
     -- (new columns go above this line: the PostgreSQL-only columns stay last)
@@ -110,6 +112,7 @@ CREATE TABLE run_jobs (
     dead        INTEGER NOT NULL DEFAULT 0,
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
+    not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files not matched by match.include/exclude at the last scan
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -144,7 +147,8 @@ CREATE TABLE usage (
     total_price_nanos  BIGINT,
     currency           TEXT,
     latency_ms         BIGINT,
-    recorded_at        BIGINT  NOT NULL
+    recorded_at        BIGINT  NOT NULL,
+    usage_source       TEXT                     -- issue 12: message | stream | blocking | run_detail
 );
 CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);

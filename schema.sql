@@ -57,6 +57,8 @@ CREATE TABLE documents (
     paused_at           INTEGER,                      -- issue 10: when the run was first seen paused (awaiting human input)
     device              INTEGER,                -- issue 11: st_dev of the file version as pinned (NULL before schema 3)
     inode               INTEGER,                -- issue 11: st_ino of the file version as pinned (NULL before schema 3)
+    text_sha256         TEXT,                   -- issue 12: sha256 of the text sent in dify.text_input (UTF-8), NULL for file inputs
+    text_length         INTEGER,                -- issue 12: that text's length in characters
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again
     local_failures      INTEGER NOT NULL DEFAULT 0    -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
 );
@@ -93,6 +95,7 @@ CREATE TABLE run_jobs (
     dead        INTEGER NOT NULL DEFAULT 0,
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
+    not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files present but not matched by match.include/exclude at the last scan
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -126,7 +129,8 @@ CREATE TABLE usage (
     total_price_nanos  INTEGER,                 -- total_price × 10^9, for exact sums
     currency           TEXT,
     latency_ms         INTEGER,
-    recorded_at        INTEGER NOT NULL
+    recorded_at        INTEGER NOT NULL,
+    usage_source       TEXT                     -- issue 12: message | stream | blocking | run_detail (blocking and run_detail: tokens only, split and price unknown)
 );
 CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
 CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);

@@ -132,6 +132,8 @@ extension PostgresLedger {
             case .outcomeUnknown(let v): sets.append("outcome_unknown = \(statement.bind(Int64(v ? 1 : 0)))")
             case .difyClockOffsetMilliseconds(let v): sets.append("dify_clock_offset_ms = \(statement.bind(v))")
             case .pausedAt(let d): sets.append("paused_at = \(statement.bind(d.map(Self.millis)))")
+            case .text(let sha, let length):
+                sets.append("text_sha256 = \(statement.bind(sha)), text_length = \(statement.bind(length.map(Int64.init)))")
             }
         }
         let idBind = statement.bind(id)

@@ -26,6 +26,13 @@ extension PostgresLedger {
             DROP INDEX documents_by_job_path;
             CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)
             """,
+        // Issue 12: extracted text per document, where a run's usage came from, files not matched per run.
+        4: """
+            ALTER TABLE documents ADD COLUMN text_sha256 TEXT;
+            ALTER TABLE documents ADD COLUMN text_length INTEGER;
+            ALTER TABLE run_jobs ADD COLUMN not_matched INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE usage ADD COLUMN usage_source TEXT
+            """,
         // Issue 11: a paid result is stored before any local work; local failures are retried from it.
         6: """
             ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0;

@@ -97,7 +97,7 @@ public final class PostgresLedger: Ledger {
 
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         let found = try await rows("""
-            SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, r.*
+            SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
             FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
             WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
             """)
@@ -164,7 +164,7 @@ public final class PostgresLedger: Ledger {
         guard let row = try await rows("""
             SELECT count(*) AS n, sum(prompt_tokens)::bigint AS p, sum(completion_tokens)::bigint AS c,
                    sum(total_tokens)::bigint AS t, sum(total_price_nanos)::bigint AS price, count(total_price_nanos) AS priced,
-                   max(currency) AS currency, sum(latency_ms)::bigint AS latency
+                   max(currency) AS currency, sum(latency_ms)::bigint AS latency, max(usage_source) AS source
             FROM usage WHERE document_id = \(documentID)
             """).first else { return nil }
         return try UsageAmounts.summed(row: PostgresLedgerRow(row))
@@ -187,9 +187,9 @@ public final class PostgresLedger: Ledger {
         statement.append("""
             SELECT \(key) AS grp, string_agg(DISTINCT u.currency, ',') AS currencies,
                    count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
-                   coalesce(sum(u.prompt_tokens), 0)::bigint AS p, coalesce(sum(u.completion_tokens), 0)::bigint AS c,
+                   sum(u.prompt_tokens)::bigint AS p, sum(u.completion_tokens)::bigint AS c,
                    coalesce(sum(u.total_tokens), 0)::bigint AS t, sum(u.total_price_nanos)::bigint AS price,
-                   count(u.total_price_nanos) AS priced
+                   count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
             FROM usage u JOIN jobs j ON j.id = u.job_id
             \(whereClause)
             GROUP BY grp ORDER BY (\(key)) COLLATE "C"
@@ -367,10 +367,10 @@ public final class PostgresLedger: Ledger {
         let (priceText, priceNanos) = try PriceNanos.stored(usage.totalPrice)
         _ = try await rows("""
             INSERT INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
-                total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at)
+                total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
             VALUES (\(documentID), \(jobID), \(runID), \(difyRunID), \(usage.promptTokens.map(Int64.init)),
                 \(usage.completionTokens.map(Int64.init)), \(usage.totalTokens.map(Int64.init)), \(priceText), \(priceNanos),
-                \(usage.currency), \(usage.latencyMilliseconds.map(Int64.init)), \(now))
+                \(usage.currency), \(usage.latencyMilliseconds.map(Int64.init)), \(now), \(usage.source))
             ON CONFLICT DO NOTHING
             """)
     }
@@ -422,6 +422,13 @@ public final class PostgresLedger: Ledger {
 
     public func unfinishedRuns() async throws -> [RunRecord] {
         try await rows("SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id DESC").map { try RunRecord(row: PostgresLedgerRow($0)) }
+    }
+
+    public func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        _ = try await rows("""
+            INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (\(runID), \(jobID), \(Int64(count)))
+            ON CONFLICT (run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
+            """)
     }
 
     public func finishRun(_ runID: Int64, exitCode: Int) async throws {

@@ -364,28 +364,38 @@ public struct RunStarted: Sendable, Hashable {
 }
 
 /// Token usage and price.
+/// Token usage and price of one Dify run. `nil` means "Dify did not say", never zero.
+///
+/// Where the numbers come from is in ``source``: a completion/chat `message_end` (or blocking answer) carries
+/// the whole split (`metadata.usage`, capture `llm/11_completion_streaming`); a streamed workflow's split and
+/// price are summed over its LLM nodes' `node_finished` usage (capture `llm/22_llmflow_streaming`); a blocking
+/// workflow answer and `GET /workflows/run/{id}` give `total_tokens` only (captures `llm/21`, `llm/23`).
 public struct Usage: Sendable, Codable, Hashable {
     public var promptTokens: Int?
     public var completionTokens: Int?
     public var totalTokens: Int?
+    /// Exact decimal (parsed from Dify's decimal text, never through a floating-point sum).
     public var totalPrice: Decimal?
     public var currency: String?
     /// Seconds.
     public var latency: Double?
+    /// Where these numbers come from (nil when not known, e.g. decoded from an old record).
+    public var source: UsageSource?
 
     public init(promptTokens: Int? = nil, completionTokens: Int? = nil, totalTokens: Int? = nil,
-                totalPrice: Decimal? = nil, currency: String? = nil, latency: Double? = nil) {
+                totalPrice: Decimal? = nil, currency: String? = nil, latency: Double? = nil, source: UsageSource? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.totalTokens = totalTokens
         self.totalPrice = totalPrice
         self.currency = currency
         self.latency = latency
+        self.source = source
     }
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
-        case totalPrice = "total_price", currency, latency
+        case totalPrice = "total_price", currency, latency, source
     }
 
     public init(from decoder: any Decoder) throws {
@@ -400,7 +410,8 @@ public struct Usage: Sendable, Codable, Hashable {
             totalTokens: json["total_tokens"]?.intValue,
             totalPrice: json["total_price"]?.decimalValue,
             currency: json["currency"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
-            latency: json["latency"]?.lenientDouble
+            latency: json["latency"]?.lenientDouble,
+            source: json["source"]?.stringValue.map(UsageSource.init(rawValue:))
         )
     }
 
@@ -413,7 +424,26 @@ public struct Usage: Sendable, Codable, Hashable {
         try container.encodeIfPresent(totalPrice.map { "\($0)" }, forKey: .totalPrice)
         try container.encodeIfPresent(currency, forKey: .currency)
         try container.encodeIfPresent(latency, forKey: .latency)
+        try container.encodeIfPresent(source?.rawValue, forKey: .source)
     }
+}
+
+/// Where a run's ``Usage`` comes from. Public names, stored in the ledger (`usage.usage_source`).
+public struct UsageSource: RawRepresentable, Sendable, Codable, Hashable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// A completion/chat `metadata.usage` (streamed `message_end` or blocking answer): split and price as Dify gives them.
+    public static let message = UsageSource(rawValue: "message")
+    /// A streamed workflow: prompt/completion tokens and price summed over every LLM node execution's usage
+    /// (`node_finished` → `outputs.usage` / `process_data.usage`), `total_tokens` from `workflow_finished`.
+    public static let stream = UsageSource(rawValue: "stream")
+    /// A blocking workflow answer: `total_tokens` only; split and price unknown.
+    public static let blocking = UsageSource(rawValue: "blocking")
+    /// A run found again by `GET /workflows/run/{id}`: `total_tokens` only; split and price unknown.
+    public static let runDetail = UsageSource(rawValue: "run_detail")
+
+    public var description: String { rawValue }
 }
 
 public struct RunResult: Sendable {

@@ -37,8 +37,12 @@ public struct NodeEvent: Sendable, Hashable {
     public var totalTokens: Int?
     public var totalPrice: Decimal?
     public var currency: String?
+    /// The model usage of an LLM-type node execution (`llm`, `question-classifier`, `parameter-extractor`, …):
+    /// `outputs.usage`, else `process_data.usage` (capture `llm/22_llmflow_streaming`). Only read for
+    /// `node_finished`; nil for nodes without a model call and for iteration/loop containers.
+    public var llmUsage: Usage?
 
-    init(envelope: EventEnvelope) {
+    init(envelope: EventEnvelope, finished: Bool = false) {
         self.envelope = envelope
         let data = envelope.data
         id = data["id"]?.stringValue
@@ -53,6 +57,10 @@ public struct NodeEvent: Sendable, Hashable {
         totalTokens = metadata?["total_tokens"]?.intValue ?? data["total_tokens"]?.intValue
         totalPrice = metadata?["total_price"]?.decimalValue
         currency = metadata?["currency"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        if finished, nodeType != "iteration", nodeType != "loop",
+           let usage = data["outputs"]?["usage"] ?? data["process_data"]?["usage"], usage.objectValue != nil {
+            llmUsage = Usage(json: usage)
+        }
     }
 }
 
@@ -176,7 +184,7 @@ public enum DifyStreamEvent: Sendable, Hashable {
         case "ping": return .ping
         case "workflow_started": return .workflowStarted(WorkflowStartedEvent(envelope: envelope))
         case "node_started": return .nodeStarted(NodeEvent(envelope: envelope))
-        case "node_finished": return .nodeFinished(NodeEvent(envelope: envelope))
+        case "node_finished": return .nodeFinished(NodeEvent(envelope: envelope, finished: true))
         case "iteration_completed": return .iterationCompleted(NodeEvent(envelope: envelope))
         case "loop_completed": return .loopCompleted(NodeEvent(envelope: envelope))
         case "text_chunk": return .textChunk(envelope.data["text"]?.stringValue ?? "", envelope)
@@ -243,6 +251,8 @@ struct RunAccumulator: Sendable {
     /// (so a container's `node_finished` and its `*_completed` event count once).
     var prices: [String: Decimal] = [:]
     var currency: String?
+    /// Model usage per LLM node execution id (inside iterations and loops too; a repeated event counts once).
+    var nodeUsages: [String: Usage] = [:]
 
     init(mode: AppMode) { self.mode = mode }
 
@@ -290,6 +300,9 @@ struct RunAccumulator: Sendable {
             return .proceed
         case .nodeFinished(let node):
             absorb(node.envelope)
+            if let usage = node.llmUsage {
+                nodeUsages[node.id ?? "node:\(nodeUsages.count)"] = usage
+            }
             guard node.iterationID == nil, node.loopID == nil else { return .proceed }
             if node.nodeType == "iteration" || node.nodeType == "loop" {
                 addPrice(key: "container:\(node.nodeID ?? node.id ?? UUID().uuidString)", node)
@@ -356,10 +369,47 @@ struct RunAccumulator: Sendable {
         return (prices.values.reduce(Decimal(0), +), currency)
     }
 
+    /// The workflow's usage: split and price summed over ``nodeUsages`` (exact decimals); `total_tokens` from
+    /// `workflow_finished`. A run mixing currencies has no total price and currency `mixed(A,B)`. Without any
+    /// node usage, the price summed from `execution_metadata` (split unknown).
+    func workflowUsage() -> Usage {
+        var usage = Usage(totalTokens: finished?.totalTokens, source: .stream)
+        guard !nodeUsages.isEmpty else {
+            let (price, priceCurrency) = workflowPrice
+            usage.totalPrice = price
+            usage.currency = priceCurrency
+            return usage
+        }
+        var prompt = 0, completion = 0, total = 0
+        var price = Decimal(0)
+        var pricedNodes = 0
+        var currencies = Set<String>()
+        for node in nodeUsages.values {
+            prompt += node.promptTokens ?? 0
+            completion += node.completionTokens ?? 0
+            total += node.totalTokens ?? (node.promptTokens ?? 0) + (node.completionTokens ?? 0)
+            if let nodePrice = node.totalPrice {
+                price += nodePrice
+                pricedNodes += 1
+            }
+            if let currency = node.currency { currencies.insert(currency) }
+        }
+        usage.promptTokens = prompt
+        usage.completionTokens = completion
+        if usage.totalTokens == nil { usage.totalTokens = total }
+        if currencies.count > 1 {
+            usage.currency = "mixed(\(currencies.sorted().joined(separator: ",")))"
+        } else {
+            usage.totalPrice = pricedNodes > 0 ? price : nil
+            usage.currency = currencies.first
+        }
+        return usage
+    }
+
     func result() -> RunResult {
         let (price, priceCurrency) = workflowPrice
         if mode == .workflow {
-            let usage = Usage(totalTokens: finished?.totalTokens, totalPrice: price, currency: priceCurrency)
+            let usage = workflowUsage()
             return RunResult(
                 mode: mode,
                 status: finished?.status ?? .unknown("missing"),
@@ -379,6 +429,7 @@ struct RunAccumulator: Sendable {
             )
         }
         var usage = messageUsage ?? Usage()
+        usage.source = messageUsage == nil ? nil : .message
         if usage.totalTokens == nil { usage.totalTokens = finished?.totalTokens }
         if usage.totalPrice == nil, let price {
             usage.totalPrice = price
@@ -424,7 +475,7 @@ enum BlockingResponse {
                 error: data["error"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
                 workflowRunID: runID,
                 taskID: json["task_id"]?.stringValue,
-                usage: Usage(totalTokens: data["total_tokens"]?.intValue),
+                usage: Usage(totalTokens: data["total_tokens"]?.intValue, source: .blocking),
                 elapsedTime: data["elapsed_time"]?.lenientDouble,
                 totalSteps: data["total_steps"]?.intValue,
                 workflowID: data["workflow_id"]?.stringValue,
@@ -437,7 +488,8 @@ enum BlockingResponse {
         guard let answer = json["answer"]?.stringValue else {
             throw LenientDecodingError("message response has no `answer`")
         }
-        let usage = json["metadata"]?["usage"].map(Usage.init(json:)) ?? Usage()
+        var usage = json["metadata"]?["usage"].map(Usage.init(json:)) ?? Usage()
+        if json["metadata"]?["usage"] != nil { usage.source = .message }
         return RunResult(
             mode: mode,
             status: .succeeded,

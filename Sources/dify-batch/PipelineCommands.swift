@@ -76,6 +76,7 @@ struct PipelineArguments: ParsableArguments {
             for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
             if summary.localFailures > 0 { metadata["local_failures"] = "\(summary.localFailures)" }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
+            metadata["not_matched"] = "\(summary.notMatched.count)"
             logger.info("summary", metadata: metadata)
         }
     }

@@ -104,7 +104,6 @@ final class BusyOnSuccessLedger: Ledger {
         try await pass(); return try await base.update(id, in: state, changes)
     }
     func inFlight(jobID: Int64) async throws -> [DocumentRecord] { try await pass(); return try await base.inFlight(jobID: jobID) }
-    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] { try await pass(); return try await base.heldDuplicates(jobID: jobID) }
     func waitingCount(jobID: Int64) async throws -> Int { try await pass(); return try await base.waitingCount(jobID: jobID) }
     func requeue(ids: [Int64], from allowed: Set<DocumentState>) async throws -> Int { try await pass(); return try await base.requeue(ids: ids, from: allowed) }
     func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
@@ -122,6 +121,12 @@ final class BusyOnSuccessLedger: Ledger {
     }
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
         try await pass(); return try await base.countInRun(runID: runID, jobID: jobID, state: state)
+    }
+    func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
+        try await pass(); return try await base.heldDuplicates(jobID: jobID)
+    }
+    func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        try await pass(); return try await base.recordNotMatched(runID: runID, jobID: jobID, count: count)
     }
     func finishRun(_ runID: Int64, exitCode: Int) async throws { try await pass(); return try await base.finishRun(runID, exitCode: exitCode) }
     func unfinishedRuns() async throws -> [RunRecord] { try await pass(); return try await base.unfinishedRuns() }

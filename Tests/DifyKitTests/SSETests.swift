@@ -172,7 +172,7 @@ struct SSETests {
         #expect(result.answer == "[moderated]!")
         #expect(result.outputs == ["answer": "[moderated]!"])
         #expect(result.usage == Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7,
-                                      totalPrice: Decimal(string: "0.001289"), currency: "USD", latency: 0.5))
+                                      totalPrice: Decimal(string: "0.001289"), currency: "USD", latency: 0.5, source: .message))
         #expect(result.status == .succeeded)
     }
 

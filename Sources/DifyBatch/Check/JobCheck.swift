@@ -35,6 +35,29 @@ public struct JobCheckReport: Encodable, Sendable {
         public var fromSpec: Bool
     }
 
+    /// The text variable that receives each document's text (`dify.text_input`, or detected).
+    public struct TextInput: Encodable, Sendable {
+        public var variable: String
+        /// `paragraph` or `text-input`.
+        public var type: String
+        public var required: Bool
+        /// Characters (nil: no limit).
+        public var maxLength: Int?
+        public var fromSpec: Bool
+        /// `dify.attach` and the types the app's file upload feature accepts as attachments.
+        public var attach: String
+        public var attachTypes: [String]
+    }
+
+    /// How one inbox file's text will be had.
+    public struct Extraction: Encodable, Sendable {
+        public var path: String
+        /// `utf8`, `pdftotext`, `docx`, `odt`, `pptx`, `command: …`.
+        public var extractor: String
+        /// Whether the file is also attached (top-level `files`).
+        public var attached: Bool
+    }
+
     public struct Input: Encodable, Sendable {
         public var variable: String
         public var type: String
@@ -73,6 +96,10 @@ public struct JobCheckReport: Encodable, Sendable {
         public var problems: [String]
         /// The file whose outbox names are the longest, and whether they fit the 255-byte name limit (nil: no files).
         public var longestName: LongestName? = nil
+        /// Text inputs only: how each file that is not rejected will be extracted.
+        public var extraction: [Extraction] = []
+        /// Files present but left out by `match.include`/`exclude` (relative paths).
+        public var notMatched: [String] = []
     }
 
     /// The inbox file with the longest `.error.json` (or temporary) name in the outbox.
@@ -96,6 +123,7 @@ public struct JobCheckReport: Encodable, Sendable {
     public var warnings: [String] = []
     public var app: App?
     public var fileInput: FileInput?
+    public var textInput: TextInput?
     public var inputs: [Input] = []
     public var limits: Limits?
     public var inbox: Inbox?
@@ -144,7 +172,12 @@ public struct JobCheckReport: Encodable, Sendable {
             let extensions = fileInput.allowedFileExtensions.isEmpty ? "" : "; extensions " + fileInput.allowedFileExtensions.joined(separator: " ")
             row("file input:", "\(fileInput.variable) (\(fileInput.type), \(fileInput.required ? "required" : "optional"), \(fileInput.fromSpec ? "dify.file_input" : "detected")) accepts \(types)\(extensions)")
         }
-        let others = inputs.filter { $0.providedBy != "file" }
+        if let textInput {
+            let limit = textInput.maxLength.map { "max \($0) characters" } ?? "no length limit"
+            let attach = textInput.attachTypes.isEmpty ? "no attachments (file upload off)" : "attach \(textInput.attach): \(textInput.attachTypes.joined(separator: ", "))"
+            row("text input:", "\(textInput.variable) (\(textInput.type), \(textInput.required ? "required" : "optional"), \(limit), \(textInput.fromSpec ? "dify.text_input" : "detected")) gets each document's text; \(attach)")
+        }
+        let others = inputs.filter { $0.providedBy != "file" && $0.providedBy != "text" }
         if !others.isEmpty {
             for (index, input) in others.enumerated() {
                 let state: String
@@ -171,6 +204,14 @@ public struct JobCheckReport: Encodable, Sendable {
             row("inbox:", text)
             for rejection in inbox.rejected { more("\(rejection.path): \(rejection.message)") }
             for problem in inbox.problems { more("cannot read \(problem)") }
+            let byExtractor = Dictionary(grouping: inbox.extraction, by: \.extractor)
+            for extractor in byExtractor.keys.sorted() {
+                let paths = byExtractor[extractor]!.map(\.path)
+                more("text by \(extractor): \(paths.prefix(8).joined(separator: ", "))\(paths.count > 8 ? " (+\(paths.count - 8) more)" : "")")
+            }
+            if !inbox.notMatched.isEmpty {
+                more("not matched: \(inbox.notMatched.count) (\(inbox.notMatched.prefix(8).joined(separator: ", "))\(inbox.notMatched.count > 8 ? ", …" : "")); not processed: widen match.include or drop match.exclude to take them")
+            }
         }
         for warning in warnings { row("warning:", warning) }
         switch verdict {
@@ -250,12 +291,19 @@ public enum JobCheck {
                               video: parameters.systemParameters.sizeLimitBytes(for: .video),
                               maxSize: spec.match.maxSize)
         // The file variable as the preflight would choose it (named by the spec, else the only file input).
+        let plan = try? JobPreflight.resolve(spec: spec, mode: info.mode, parameters: parameters)
         let fileVariable: InputVariable?
         if let name = spec.dify.fileInput {
             fileVariable = parameters.variable(named: name).flatMap { $0.isFile ? $0 : nil }
         } else {
             let files = parameters.userInputForm.filter(\.isFile)
             fileVariable = files.count == 1 ? files[0] : nil
+        }
+        let textVariable = fileVariable == nil ? plan?.textVariable : nil
+        if let textVariable {
+            report.textInput = .init(variable: textVariable.variable, type: textVariable.kind.rawValue, required: textVariable.required,
+                                     maxLength: textVariable.maxLength, fromSpec: spec.dify.textInput != nil, attach: spec.dify.attach.rawValue,
+                                     attachTypes: parameters.fileUploadFeature.isEnabled ? parameters.fileUploadFeature.allowedTypes.map(\.rawValue) : [])
         }
         if let fileVariable {
             report.fileInput = .init(variable: fileVariable.variable, type: fileVariable.kind.rawValue, required: fileVariable.required,
@@ -266,6 +314,8 @@ public enum JobCheck {
             let providedBy: String?
             if variable.variable == fileVariable?.variable {
                 providedBy = "file"
+            } else if variable.variable == textVariable?.variable {
+                providedBy = "text"
             } else if spec.dify.inputs[variable.variable] != nil {
                 providedBy = "spec"
             } else if variable.default != nil {
@@ -291,8 +341,10 @@ public enum JobCheck {
             fail(error, spec: spec, into: &report)
         }
         if preflight == nil, let fileVariable {
-            // Same-module memberwise init: judge the inbox even though the preflight refused the job.
+            // Judge the inbox even though the preflight refused the job.
             preflight = JobPreflight(mode: info.mode, fileVariable: fileVariable, limits: parameters.systemParameters, maxSize: spec.match.maxSize)
+        } else if preflight == nil, let plan, plan.textVariable != nil || plan.fileUpload.isEnabled {
+            preflight = plan
         }
         guard let preflight else { return }
         report.inbox = inboxReport(spec: spec, preflight: preflight, known: known)
@@ -307,9 +359,11 @@ public enum JobCheck {
         let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
         do {
-            let (files, problems) = try scanner.scanReport()
+            let scan = try scanner.scanAll()
+            let (files, problems) = (scan.files, scan.problems)
             inbox.files = files.count
             inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
+            inbox.notMatched = scan.notMatched
             let outbox = OutboxWriter(outbox: spec.outbox)
             for file in files {
                 let bytes = [outbox.errorPath(for: file.relativePath), outbox.successPath(for: file.relativePath)].map { path in
@@ -324,6 +378,10 @@ public enum JobCheck {
                 }
                 if let rejection = preflight.rejection(of: file) {
                     inbox.rejected.append(.init(path: file.relativePath, bytes: file.size, code: rejection.code, message: rejection.message))
+                } else if preflight.fileVariable == nil {
+                    let method = preflight.textVariable == nil ? "none" : preflight.extractor.method(forFilename: file.name).description
+                    inbox.extraction.append(.init(path: file.relativePath, extractor: method == "none" ? "attachment only" : method,
+                                                  attached: preflight.attaches(filename: file.name)))
                 }
             }
         } catch {

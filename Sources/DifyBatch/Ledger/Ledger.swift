@@ -81,6 +81,8 @@ public protocol Ledger: LedgerReader {
     func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64
     /// Counts a document that reached `state` in this run.
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
+    /// Sets how many inbox files `match.include`/`exclude` left out at this run's last scan of the job.
+    func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws
     /// Records the end of a run.
     func finishRun(_ runID: Int64, exitCode: Int) async throws
     /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused

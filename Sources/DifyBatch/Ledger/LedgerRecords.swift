@@ -101,6 +101,10 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     /// Local failures (outbox, ledger, disposal) since the result was stored; they pace the local retries and are
     /// not counted in `attempts`.
     public var localFailures: Int = 0
+    /// sha256 of the text sent in `dify.text_input` (nil for file inputs; issue 12).
+    public var textSHA256: String? = nil
+    /// That text's length in characters.
+    public var textLength: Int? = nil
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -200,6 +204,8 @@ public enum DocumentChange: Sendable, Equatable {
     /// Issue 11: whether only local work is left (set by `storeResult`).
     case resultStored(Bool)
     case localFailures(Int)
+    /// The text sent in `dify.text_input`: its sha256 and length in characters (issue 12).
+    case text(sha256: String?, length: Int?)
 }
 
 /// The phase an attempt belongs to.
@@ -247,15 +253,19 @@ public struct UsageAmounts: Sendable, Equatable, Codable {
     public var totalPrice: Decimal?
     public var currency: String?
     public var latencyMilliseconds: Int?
+    /// Where Dify's numbers came from (DifyKit's `UsageSource`: `message`, `stream`, `blocking`, `run_detail`);
+    /// `blocking` and `run_detail` carry tokens only, so the split and the price are nil (unknown), not zero.
+    public var source: String?
 
     public init(promptTokens: Int? = nil, completionTokens: Int? = nil, totalTokens: Int? = nil,
-                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil) {
+                totalPrice: Decimal? = nil, currency: String? = nil, latencyMilliseconds: Int? = nil, source: String? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.totalTokens = totalTokens
         self.totalPrice = totalPrice
         self.currency = currency
         self.latencyMilliseconds = latencyMilliseconds
+        self.source = source
     }
 }
 
@@ -287,13 +297,16 @@ public struct RunJobCounts: Sendable, Equatable, Codable {
     public var dead = 0
     public var rejected = 0
     public var skipped = 0
+    /// Inbox files `match.include`/`exclude` left out at the run's last scan (issue 12).
+    public var notMatched = 0
 
-    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0) {
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0) {
         self.succeeded = succeeded
         self.failed = failed
         self.dead = dead
         self.rejected = rejected
         self.skipped = skipped
+        self.notMatched = notMatched
     }
 }
 
@@ -350,10 +363,15 @@ public struct UsageTotal: Sendable, Equatable, Codable {
     public var group: String
     public var documents: Int
     public var runs: Int
-    public var promptTokens: Int
-    public var completionTokens: Int
+    /// Sum over the runs whose split is known (``splitRuns``); `nil` when none is.
+    public var promptTokens: Int?
+    public var completionTokens: Int?
     public var totalTokens: Int
     /// Exact sum of the prices; `nil` when no run reported a price.
     public var totalPrice: Decimal?
     public var currency: String?
+    /// Runs whose prompt/completion split is known (streamed workflows, completion/chat apps).
+    public var splitRuns: Int = 0
+    /// Runs with a price.
+    public var pricedRuns: Int = 0
 }

@@ -46,7 +46,7 @@ extension RunJobCounts {
     /// The counts of a `run_jobs` row.
     public init(row: some LedgerRow) throws {
         self.init(succeeded: try row.int("succeeded"), failed: try row.int("failed"), dead: try row.int("dead"),
-                  rejected: try row.int("rejected"), skipped: try row.int("skipped"))
+                  rejected: try row.int("rejected"), skipped: try row.int("skipped"), notMatched: try row.int("not_matched"))
     }
 }
 
@@ -82,6 +82,8 @@ extension DocumentRecord {
         outcomeUnknown = try row.int("outcome_unknown") != 0
         difyClockOffsetMilliseconds = try row.int64("dify_clock_offset_ms")
         pausedAt = try row.timeOrNil("paused_at")
+        textSHA256 = try row.string("text_sha256")
+        textLength = try row.intOrNil("text_length")
     }
 }
 
@@ -110,21 +112,23 @@ extension UsageAmounts {
         guard try row.int("n") > 0 else { return nil }
         return UsageAmounts(promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.intOrNil("t"),
                             totalPrice: try row.int("priced") > 0 ? PriceNanos.decimal(try row.int64("price")) : nil,
-                            currency: try row.string("currency"), latencyMilliseconds: try row.intOrNil("latency"))
+                            currency: try row.string("currency"), latencyMilliseconds: try row.intOrNil("latency"),
+                            source: try row.string("source"))
     }
 }
 
 extension UsageTotal {
     /// One group of a usage report: columns `grp`, `currencies` (comma-separated), `currency_count`, `docs`, `runs`,
-    /// `p`, `c`, `t`, `price` (nano-units), `priced`. Prices in different currencies are not added up.
+    /// `p`, `c` (NULL when no run's split is known), `t`, `price` (nano-units), `priced`, `split`. Prices in different currencies are not added up.
     public init(row: some LedgerRow) throws {
         let priced = try row.int("priced")
         let currencyCount = try row.int("currency_count")
         let currencies = try row.string("currencies")
         self.init(group: try row.text("grp"), documents: try row.int("docs"), runs: try row.int("runs"),
-                  promptTokens: try row.int("p"), completionTokens: try row.int("c"), totalTokens: try row.int("t"),
+                  promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.int("t"),
                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(try row.int64("price")) : nil,
-                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))")
+                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                  splitRuns: try row.int("split"), pricedRuns: priced)
     }
 }
 

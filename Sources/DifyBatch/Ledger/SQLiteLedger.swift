@@ -20,6 +20,15 @@ public final class SQLiteLedger: Ledger {
             try db.execute(sql: "DROP INDEX documents_by_job_path")
             try db.execute(sql: "CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode)")
         },
+        // Issue 12: extracted text per document, where a run's usage came from, files not matched per run.
+        4: { db in
+            try db.execute(sql: """
+                ALTER TABLE documents ADD COLUMN text_sha256 TEXT;
+                ALTER TABLE documents ADD COLUMN text_length INTEGER;
+                ALTER TABLE run_jobs ADD COLUMN not_matched INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE usage ADD COLUMN usage_source TEXT;
+                """)
+        },
         // Issue 11: a paid result is stored before any local work; local failures are retried from it.
         6: { db in
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
@@ -162,7 +171,7 @@ public final class SQLiteLedger: Ledger {
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, r.*
+                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
                 FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
                 WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
                 """)
@@ -171,7 +180,7 @@ public final class SQLiteLedger: Ledger {
                 result[row["job_id"]] = JobLastRun(
                     run: Self.run(row),
                     counts: RunJobCounts(succeeded: row["succeeded"], failed: row["failed"], dead: row["dead"],
-                                         rejected: row["rejected"], skipped: row["skipped"]))
+                                         rejected: row["rejected"], skipped: row["skipped"], notMatched: row["not_matched"]))
             }
             return result
         }
@@ -243,13 +252,13 @@ public final class SQLiteLedger: Ledger {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
                        sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
-                       sum(latency_ms) AS latency
+                       sum(latency_ms) AS latency, max(usage_source) AS source
                 FROM usage WHERE document_id = ?
                 """, arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
             let priced: Int = row["priced"]
             return UsageAmounts(promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                 totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
-                                currency: row["currency"], latencyMilliseconds: row["latency"])
+                                currency: row["currency"], latencyMilliseconds: row["latency"], source: row["source"])
         }
     }
 
@@ -280,9 +289,9 @@ public final class SQLiteLedger: Ledger {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
                        count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
-                       coalesce(sum(u.prompt_tokens), 0) AS p, coalesce(sum(u.completion_tokens), 0) AS c,
+                       sum(u.prompt_tokens) AS p, sum(u.completion_tokens) AS c,
                        coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
-                       count(u.total_price_nanos) AS priced
+                       count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)
                 GROUP BY grp ORDER BY grp
@@ -295,7 +304,8 @@ public final class SQLiteLedger: Ledger {
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))")
+                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                                  splitRuns: row["split"], pricedRuns: priced)
             }
         }
     }
@@ -497,6 +507,7 @@ public final class SQLiteLedger: Ledger {
             case .outcomeUnknown(let v): sets.append("outcome_unknown = ?"); arguments += [v ? 1 : 0]
             case .difyClockOffsetMilliseconds(let v): sets.append("dify_clock_offset_ms = ?"); arguments += [v]
             case .pausedAt(let d): sets.append("paused_at = ?"); arguments += [d.map(Self.millis)]
+            case .text(let sha, let length): sets.append("text_sha256 = ?, text_length = ?"); arguments += [sha, length]
             case .fileIdentity(let v):
                 sets.append("size = ?, mtime_ns = ?, device = ?, inode = ?")
                 arguments += [v.size, v.mtimeNanoseconds, v.deviceColumn, v.inodeColumn]
@@ -585,10 +596,10 @@ public final class SQLiteLedger: Ledger {
         try await pool.write { db in
             try db.execute(sql: """
                 INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
-                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
-                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now])
+                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
         }
     }
 
@@ -616,6 +627,15 @@ public final class SQLiteLedger: Ledger {
                 try db.execute(sql: "INSERT INTO run_jobs (run_id, job_id) VALUES (?, ?)", arguments: [runID, job])
             }
             return runID
+        }
+    }
+
+    public func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (?, ?, ?)
+                ON CONFLICT(run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
+                """, arguments: [runID, jobID, count])
         }
     }
 
@@ -694,7 +714,8 @@ public final class SQLiteLedger: Ledger {
             runPosts: row["run_posts"], outcomeUnknown: (row["outcome_unknown"] as Int) != 0,
             difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
             device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
-            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0)
+            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0,
+            textSHA256: row["text_sha256"], textLength: row["text_length"])
     }
 }
 

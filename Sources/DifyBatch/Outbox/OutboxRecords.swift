@@ -166,38 +166,3 @@ extension FailureRecord {
         ])
     }
 }
-
-/// Finds JSON in an LLM answer.
-public enum AnswerJSON {
-    /// The answer parsed as JSON: the whole (trimmed) text, else the first fenced block (```` ``` ```` or
-    /// ```` ```json ````) when that block parses. Nil when neither is JSON.
-    public static func extract(from answer: String) -> JSONValue? {
-        let trimmed = answer.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { return nil }
-        if let value = try? JSONValue.parse(trimmed) { return value }
-        guard let block = firstFencedBlock(in: answer) else { return nil }
-        let body = block.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !body.isEmpty else { return nil }
-        return try? JSONValue.parse(body)
-    }
-
-    /// The body of the first ``` fence whose info string is empty or `json`; nil if there is none or it is unclosed.
-    static func firstFencedBlock(in text: String) -> String? {
-        guard let open = text.range(of: "```") else { return nil }
-        let afterFence = text[open.upperBound...]
-        // The info string runs to the end of the line (a one-line block "```{...}```" has none).
-        let lineEnd = afterFence.firstIndex(of: "\n") ?? afterFence.endIndex
-        let info = afterFence[..<lineEnd].trimmingCharacters(in: .whitespaces)
-        let bodyStart: Substring.Index
-        if info.lowercased() == "json" || info.isEmpty {
-            bodyStart = lineEnd < afterFence.endIndex ? afterFence.index(after: lineEnd) : lineEnd
-        } else if info.hasPrefix("{") || info.hasPrefix("[") {
-            bodyStart = afterFence.startIndex
-        } else {
-            return nil
-        }
-        let rest = text[bodyStart...]
-        guard let close = rest.range(of: "```") else { return nil }
-        return String(rest[..<close.lowerBound])
-    }
-}

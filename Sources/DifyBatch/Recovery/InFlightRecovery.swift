@@ -24,7 +24,7 @@ struct InFlightRecovery {
             return try await processor.unresolved(document, from: .recovering,
                                                   reason: "a \(context.preflight.mode.rawValue) app's runs cannot be looked up through the API (its usage is unknown)")
         }
-        let locator = RunLocator(client: context.client, user: spec.dify.user, fileVariable: context.preflight.fileVariable.variable)
+        let locator = RunLocator(client: context.client, user: spec.dify.user, fileVariable: context.preflight.fileVariable?.variable ?? "")
         var current = document
         var lookups = 0
         var lastProblem = "no run of this document was found yet"
@@ -98,7 +98,7 @@ struct InFlightRecovery {
         guard let runID = document.workflowRunID else {
             return try await processor.unresolved(document, from: .paused, reason: "a paused run without a run id")
         }
-        let locator = RunLocator(client: context.client, user: spec.dify.user, fileVariable: context.preflight.fileVariable.variable)
+        let locator = RunLocator(client: context.client, user: spec.dify.user, fileVariable: context.preflight.fileVariable?.variable ?? "")
         if case .detail(let detail) = try await locator.detail(id: runID), detail.status.isTerminal {
             processor.logger(document).info("the paused run \(runID) ended \(detail.status.rawValue)")
             return try await processor.finishRun(document, result: Self.result(detail, taskID: document.taskID),
@@ -123,7 +123,7 @@ struct InFlightRecovery {
 
     static func result(_ detail: WorkflowRunDetail, taskID: String?) -> RunResult {
         RunResult(mode: .workflow, status: detail.status, outputs: detail.outputs, error: detail.error,
-                  workflowRunID: detail.id, taskID: taskID, usage: Usage(totalTokens: detail.totalTokens),
+                  workflowRunID: detail.id, taskID: taskID, usage: Usage(totalTokens: detail.totalTokens, source: .runDetail),
                   elapsedTime: detail.elapsedTime)
     }
 }

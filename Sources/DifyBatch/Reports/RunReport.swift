@@ -15,6 +15,9 @@ public enum RunReport {
         if summary.localFailures > 0 {
             line += " (\(summary.localFailures) with a stored result whose local work failed; retried without calling Dify)"
         }
+        if !summary.notMatched.isEmpty {
+            line += "; not matched \(summary.notMatched.count) (\(summary.notMatched.prefix(5).joined(separator: ", "))\(summary.notMatched.count > 5 ? ", …" : ""))"
+        }
         if let stop = summary.stop { line += " — stopped: \(stop.message)" }
         return line
     }

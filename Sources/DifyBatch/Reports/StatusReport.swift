@@ -41,10 +41,12 @@ public struct StatusReport: Encodable, Sendable {
         public var dead: Int
         public var rejected: Int
         public var skipped: Int
+        /// Inbox files `match.include`/`exclude` left out at that run's last scan.
+        public var notMatched: Int = 0
 
         enum CodingKeys: String, CodingKey {
             case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code"
-            case succeeded, failed, dead, rejected, skipped
+            case succeeded, failed, dead, rejected, skipped, notMatched = "not_matched"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -61,6 +63,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(dead, forKey: .dead)
             try container.encode(rejected, forKey: .rejected)
             try container.encode(skipped, forKey: .skipped)
+            try container.encode(notMatched, forKey: .notMatched)
         }
     }
 
@@ -86,7 +89,8 @@ public struct StatusReport: Encodable, Sendable {
                 LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
                         endedAt: ReportFormatting.timestamp(entry.run.endedAt), pid: entry.run.pid, host: entry.run.host,
                         exitCode: entry.run.exitCode, succeeded: entry.counts.succeeded, failed: entry.counts.failed,
-                        dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped)
+                        dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped,
+                        notMatched: entry.counts.notMatched)
             }
             return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
                        total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last)
@@ -110,6 +114,12 @@ public struct StatusReport: Encodable, Sendable {
             } ?? "never"
             return [job.name] + cells + [String(job.usage.totalTokens ?? 0), price, last]
         }
-        return ReportFormatting.table(headers: headers, rows: rows)
+        var text = ReportFormatting.table(headers: headers, rows: rows)
+        for job in jobs {
+            if let notMatched = job.lastRun?.notMatched, notMatched > 0 {
+                text += "\(job.name): not matched: \(notMatched) file(s) in the inbox at the last run (match.include/exclude); see dify-batch check\n"
+            }
+        }
+        return text
     }
 }

@@ -33,6 +33,22 @@ public enum InboxNames {
         fnmatch(pattern, string, 0) == 0
     }
 
+    /// ``glob(_:matches:)`` with the extension of the last path component (pattern and string) compared
+    /// without regard to case: `*.pdf` matches `SCAN_0001.PDF`, `*.PDF` matches `a.pdf`.
+    public static func globIgnoringExtensionCase(_ pattern: String, matches string: String) -> Bool {
+        if fnmatch(pattern, string, 0) == 0 { return true }
+        let lowerPattern = lowercasingExtension(pattern), lowerString = lowercasingExtension(string)
+        guard lowerPattern != pattern || lowerString != string else { return false }
+        return fnmatch(lowerPattern, lowerString, 0) == 0
+    }
+
+    /// `dir/Name.PDF` → `dir/Name.pdf` (a leading dot of the name is not an extension).
+    static func lowercasingExtension(_ text: String) -> String {
+        let nameStart = text.lastIndex(of: "/").map { text.index(after: $0) } ?? text.startIndex
+        guard let dot = text[nameStart...].lastIndex(of: "."), dot != nameStart else { return text }
+        return String(text[..<dot]) + text[dot...].lowercased()
+    }
+
     /// Byte-wise (UTF-8) order, the order `ls` gives with `LC_ALL=C`; much faster than `<` on non-ASCII names.
     public static func bytewiseLess(_ lhs: String, _ rhs: String) -> Bool {
         var lhs = lhs, rhs = rhs

@@ -13,7 +13,10 @@ import Darwin
 ///   (whether it points at a file or a folder) so the caller can reject it with a reason.
 /// - Skips dotfiles and dot-folders, and partial names (``InboxNames/isPartial(_:)``).
 /// - `include`/`exclude` are `fnmatch` globs tried against the relative path and against the file name;
-///   a file matches a pattern if either does. Empty `include` takes every file; `exclude` wins.
+///   a file matches a pattern if either does. The extension (after the last dot of the last path component)
+///   is compared without regard to case, so `*.pdf` takes `SCAN_0001.PDF`; the rest of a pattern is
+///   case-sensitive. Empty `include` takes every file; `exclude` wins. Regular files that `include`/`exclude`
+///   leave out are listed in ``InboxScan/notMatched`` (they are counted and named, never silently ignored).
 ///   Patterns do not apply to folders: a folder is descended (when `recursive`) unless it is hidden or excluded
 ///   by `excluding`.
 /// - Sub-folders that cannot be listed become ``ScanProblem``s; only an inbox that cannot be opened throws.
@@ -45,6 +48,12 @@ public struct InboxScanner: Sendable {
 
     /// The files and the problems met on the way. Throws ``ScanError`` only if the inbox itself cannot be opened.
     public func scanReport() throws -> (files: [InboxFile], problems: [ScanProblem]) {
+        let scan = try scanAll()
+        return (scan.files, scan.problems)
+    }
+
+    /// The files, the problems, and the files `match.include`/`exclude` leave out.
+    public func scanAll() throws -> InboxScan {
         let rootFD = open(inbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else {
             let code = errno
@@ -89,8 +98,17 @@ public struct InboxScanner: Sendable {
         }
         walk.files.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
         walk.problems.sort { InboxNames.bytewiseLess($0.relativePath, $1.relativePath) }
-        return (walk.files, walk.problems)
+        walk.notMatched.sort(by: InboxNames.bytewiseLess)
+        return InboxScan(files: walk.files, problems: walk.problems, notMatched: walk.notMatched)
     }
+}
+
+/// One walk of an inbox.
+public struct InboxScan: Sendable {
+    public var files: [InboxFile]
+    public var problems: [ScanProblem]
+    /// Relative paths of regular files present but left out by `match.include`/`exclude` (sorted).
+    public var notMatched: [String]
 }
 
 /// A file's identity on disk.
@@ -110,6 +128,7 @@ private struct Walk {
     let excludedPaths: Set<String>
     var files: [InboxFile] = []
     var problems: [ScanProblem] = []
+    var notMatched: [String] = []
     var pendingFolders: [(absolute: String, relative: String)] = []
 
     init(rules: MatchRules, excludedIDs: Set<FileID>, excludedPaths: Set<String>) {
@@ -163,7 +182,10 @@ private struct Walk {
                 continue
             }
             if InboxNames.isPartial(name) { continue }
-            guard Self.matches(rules, relativePath: entryRelative, name: name) else { continue }
+            guard Self.matches(rules, relativePath: entryRelative, name: name) else {
+                if kind == S_IFREG { notMatched.append(entryRelative) }
+                continue
+            }
             switch kind {
             case S_IFREG, S_IFLNK:
                 let identity = FileIdentity(st)
@@ -181,7 +203,7 @@ private struct Walk {
 
     static func matches(_ rules: MatchRules, relativePath: String, name: String) -> Bool {
         func hit(_ pattern: String) -> Bool {
-            InboxNames.glob(pattern, matches: name) || InboxNames.glob(pattern, matches: relativePath)
+            InboxNames.globIgnoringExtensionCase(pattern, matches: name) || InboxNames.globIgnoringExtensionCase(pattern, matches: relativePath)
         }
         if !rules.include.isEmpty && !rules.include.contains(where: hit) { return false }
         return !rules.exclude.contains(where: hit)

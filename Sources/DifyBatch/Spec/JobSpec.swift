@@ -32,6 +32,8 @@ public struct JobSpec: Sendable, Equatable {
     public var failedFolder: String?
     /// What happens to a run whose outcome could not be established (default: park it as `unresolved`).
     public var recovery = RecoverySettings()
+    /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
+    public var extractors: [String: ExtractorCommand] = [:]
     /// Documents in flight at once for this job across all processes sharing a PostgreSQL ledger (default:
     /// no cap beyond each process's `concurrency`). Issue 15.
     public var maxActive: Int? = nil
@@ -61,6 +63,16 @@ public struct DifySettings: Sendable, Equatable {
     public var query: String?
     /// Pin a published workflow version (`/workflows/{id}/run`).
     public var workflowID: String?
+    /// The text-input/paragraph variable that receives each document's text (default: detected when the app
+    /// has no file variable and exactly one text variable the spec does not fill).
+    public var textInput: String? = nil
+    /// Whether the file is also sent in the run's top-level `files` (default `auto`: when the app's
+    /// `file_upload` feature accepts its type and no file variable takes it).
+    public var attach: AttachMode = .auto
+
+    public enum AttachMode: String, Sendable, Equatable, CaseIterable {
+        case auto, always, never
+    }
 
     public enum AppSelection: String, Sendable, Equatable, CaseIterable {
         case auto, workflow, completion, chat

@@ -62,10 +62,10 @@ public enum JobSpecLoader {
     }
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
-                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery",
+                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors",
                                        "max_active"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
-                                        "response_mode", "user", "query", "workflow_id"]
+                                        "response_mode", "user", "query", "workflow_id", "text_input", "attach"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
     static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay", "max_backpressure"]
     static let recoveryKeys: Set<String> = ["on_unknown"]
@@ -141,9 +141,18 @@ public enum JobSpecLoader {
         }
         let user = try difyNode.string("user") ?? "dify-batch-\(name)"
         guard !user.isEmpty else { throw difyNode.error("user", "must not be empty") }
-        let dify = DifySettings(baseURL: baseURL, apiKey: apiKey, app: app, fileInput: try difyNode.string("file_input"),
+        let attachText = try difyNode.string("attach") ?? "auto"
+        guard let attach = DifySettings.AttachMode(rawValue: attachText) else {
+            throw difyNode.error("attach", "must be one of auto, always, never (got \"\(attachText)\")")
+        }
+        let fileInput = try difyNode.string("file_input"), textInput = try difyNode.string("text_input")
+        if fileInput != nil && textInput != nil {
+            throw difyNode.error("text_input", "give either file_input (the file goes to a file variable) or text_input (its text goes to a text variable), not both")
+        }
+        let dify = DifySettings(baseURL: baseURL, apiKey: apiKey, app: app, fileInput: fileInput,
                                 inputs: inputs, responseMode: responseMode, user: user,
-                                query: try difyNode.string("query"), workflowID: try difyNode.string("workflow_id"))
+                                query: try difyNode.string("query"), workflowID: try difyNode.string("workflow_id"),
+                                textInput: textInput, attach: attach)
 
         // match
         var match = MatchRules(include: [], exclude: [], recursive: true, settle: .seconds(2), maxSize: nil)
@@ -195,10 +204,24 @@ public enum JobSpecLoader {
             throw root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)")
         }
 
+        var extractors: [String: ExtractorCommand] = [:]
+        if let extractorsNode = try root.child("extractors") {
+            for key in extractorsNode.keys {
+                guard let entry = try extractorsNode.child(key) else { continue }
+                try entry.checkKeys(allowed: ["command", "timeout"])
+                guard let command = try entry.string("command"), command.contains("{path}") else {
+                    throw entry.error("command", "is required and must contain {path}, e.g. \"pdftotext -layout {path} -\" (stdout is the text)")
+                }
+                let timeout = try entry.duration("timeout") ?? .seconds(60)
+                guard timeout > .zero else { throw entry.error("timeout", "must be longer than 0s") }
+                extractors[TextExtractor.normalise(key)] = ExtractorCommand(command: command, timeout: timeout)
+            }
+        }
+
         var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
                            concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
                            recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
-                           recovery: recovery)
+                           recovery: recovery, extractors: extractors)
         spec.maxActive = maxActive
         return spec
     }
@@ -237,6 +260,9 @@ struct SpecNode {
     }
 
     func has(_ key: String) -> Bool { pairs.contains { $0.key == key } }
+
+    /// The mapping's keys in file order.
+    var keys: [String] { pairs.map(\.key) }
 
     func checkKeys(allowed: Set<String>) throws {
         for pair in pairs where !allowed.contains(pair.key) {

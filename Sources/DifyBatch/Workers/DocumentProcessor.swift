@@ -166,15 +166,16 @@ public struct DocumentProcessor: Sendable {
     private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
         var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
         var reuploads = 0
+        var inputs: DocumentInputs?
         while true {
             try Task.checkCancellation()
             if document.state == .uploading {
                 switch try await upload(document) {
-                case .success(let uploaded): document = uploaded
+                case .success(let uploaded, let prepared): (document, inputs) = (uploaded, prepared)
                 case .failure(let outcome): return outcome
                 }
             }
-            let outcome = try await run(document)
+            let outcome = try await run(document, inputs: inputs)
             switch outcome {
             case .reupload(let again):
                 reuploads += 1
@@ -199,7 +200,7 @@ public struct DocumentProcessor: Sendable {
         }
     }
 
-    private enum UploadStep { case success(DocumentRecord), failure(DocumentOutcome) }
+    private enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
 
     /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
     /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
@@ -227,6 +228,22 @@ public struct DocumentProcessor: Sendable {
         if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
             return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
         }
+        let inputs: DocumentInputs
+        switch try await DocumentInputs.prepare(path: path, filename: (document.path as NSString).lastPathComponent, preflight: context.preflight) {
+        case .success(let prepared): inputs = prepared
+        case .failure(let failure): return .failure(try await reject(document, from: .uploading, code: failure.code, message: failure.message))
+        }
+        if let text = inputs.text {
+            // The text was read by path: it must still be the pinned version.
+            guard pinned.isStill(at: path), (try? pinned.sha256()) == document.sha256 || document.sha256 == nil else {
+                return .failure(try await supersede(document, because: "the file was replaced or changed while its text was extracted"))
+            }
+            _ = try await ledger.update(document.id, in: .uploading, [.text(sha256: text.sha256, length: text.length)])
+            logger(document).debug("text extracted", metadata: ["extractor": "\(text.method)", "characters": "\(text.length)"])
+        }
+        guard inputs.uploadsFile else {
+            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]), inputs)
+        }
         try await waitOutBackpressure()
         try await context.rateLimiter?.wait()
         let attempt = try await beginAttempt(document.id, .upload)
@@ -247,7 +264,7 @@ public struct DocumentProcessor: Sendable {
             // Dify's clock, learned from the upload's created_at (seconds): the logs search runs in Dify's time.
             let offset = (uploaded.serverDate ?? uploaded.createdAt.map { Date(timeIntervalSince1970: Double($0)) }).map(clockOffset)
             return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded,
-                                                        [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)]))
+                                                        [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)]), inputs)
         } catch let error as DifyError {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
@@ -271,8 +288,21 @@ public struct DocumentProcessor: Sendable {
 
     private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }
 
-    private func run(_ uploadedDocument: DocumentRecord) async throws -> RunStep {
-        guard let uploadFileID = uploadedDocument.uploadFileID else {
+    private func run(_ uploadedDocument: DocumentRecord, inputs prepared: DocumentInputs?) async throws -> RunStep {
+        let filename = (uploadedDocument.path as NSString).lastPathComponent
+        // Claimed as `uploaded` (Dify already holds the file): decide the inputs again.
+        let inputs: DocumentInputs
+        if let prepared {
+            inputs = prepared
+        } else {
+            switch try await DocumentInputs.prepare(path: sourcePath(uploadedDocument), filename: filename, preflight: context.preflight) {
+            case .success(let again): inputs = again
+            case .failure(let failure):
+                return .done(try await dead(uploadedDocument, from: .uploaded,
+                                            error: RecordedError(errorClass: "rejected", code: failure.code, message: failure.message)))
+            }
+        }
+        if inputs.uploadsFile && uploadedDocument.uploadFileID == nil {
             return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
         }
         // The send budget: max_attempts run POSTs per document version, whatever became of them (issue 10 rule 3).
@@ -281,8 +311,7 @@ public struct DocumentProcessor: Sendable {
                                         error: RecordedError(errorClass: "permanent", code: "send_budget_exhausted",
                                                              message: budget.exhaustedMessage(uploadedDocument))))
         }
-        let filename = (uploadedDocument.path as NSString).lastPathComponent
-        let request = runRequest(uploadFileID: uploadFileID, filename: filename)
+        let request = runRequest(inputs, uploadFileID: uploadedDocument.uploadFileID)
         try await waitOutBackpressure()
         try await context.rateLimiter?.wait()
         let sentAt = context.clock.now()
@@ -342,17 +371,17 @@ public struct DocumentProcessor: Sendable {
         Int64((difyNow.timeIntervalSince(context.clock.now()) * 1000).rounded())
     }
 
-    func runRequest(uploadFileID: String, filename: String) -> RunRequest {
+    func runRequest(_ document: DocumentInputs, uploadFileID: String?) -> RunRequest {
         var inputs: [String: JSONValue] = [:]
         for (key, value) in spec.dify.inputs { inputs[key] = value.json }
-        let file = FileReference.localFile(uploadFileID: uploadFileID, kind: context.preflight.declaredKind(filename: filename))
-        inputs[context.preflight.fileVariable.variable] = context.preflight.fileVariable.kind == .fileList ? .array([file]) : file
+        var files: [JSONValue] = []
+        document.apply(uploadFileID: uploadFileID, to: &inputs, files: &files)
         let mode = context.preflight.mode
         let isChat = [AppMode.chat, .advancedChat, .agentChat, .agent].contains(mode)
         return RunRequest(mode: mode, inputs: inputs, user: spec.dify.user,
                           responseMode: spec.dify.responseMode == "blocking" && ![AppMode.agentChat, .agent].contains(mode) ? .blocking : .streaming,
                           query: isChat ? (spec.dify.query ?? "Process the attached document.") : spec.dify.query,
-                          workflowID: spec.dify.workflowID)
+                          workflowID: spec.dify.workflowID, files: files.isEmpty ? nil : files)
     }
 
     // MARK: - Results
@@ -364,7 +393,8 @@ public struct DocumentProcessor: Sendable {
         try await ledger.confirmLease(documentID: document.id)
         let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
                                  totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
-                                 currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds)
+                                 currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds,
+                                 source: result.usage.source?.rawValue)
         let difyRunID = result.workflowRunID ?? result.messageID ?? document.workflowRunID ?? document.messageID
         if usage.totalTokens != nil || usage.totalPrice != nil {
             try await ledger.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage)

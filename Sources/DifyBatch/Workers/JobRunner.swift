@@ -18,6 +18,8 @@ public struct JobSummary: Sendable {
     /// Of the documents touched, those left `failed` by a local error after their result was stored (outbox,
     /// disposal, ledger): exit 1. They are retried from the stored result, never sent to Dify again.
     public var localFailures = 0
+    /// Inbox files `match.include`/`exclude` left out at the last scan (relative paths).
+    public var notMatched: [String] = []
 
     public init(job: String) { self.job = job }
 }
@@ -63,6 +65,7 @@ public final class JobRunner: Sendable {
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
+        let notMatched = Mutex<[String]>([])
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -112,6 +115,7 @@ public final class JobRunner: Sendable {
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
         summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
+        summary.notMatched = tracker.notMatched.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -171,7 +175,7 @@ public final class JobRunner: Sendable {
                                  reprocess: options.reprocess, runID: runID, onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
-                                 })
+                                 }, onNotMatched: { paths in tracker.notMatched.withLock { $0 = paths } })
         context.onSuperseded = { path in
             // The file at `path` is a new version: look at it again now (a `run` would otherwise end without it).
             scanner.forget(path: path)

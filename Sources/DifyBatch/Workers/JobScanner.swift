@@ -16,16 +16,21 @@ public final class JobScanner: Sendable {
     let reprocess: Bool
     let runID: Int64?
     let onSettled: @Sendable (DocumentRecord) -> Void
+    /// Receives the inbox files `match.include`/`exclude` leave out, after every scan.
+    let onNotMatched: @Sendable ([String]) -> Void
     let scanner: InboxScanner
     let settler: DocumentSettler
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<PathKey>>([])
+    /// The not-matched paths of the last scan (logged and recorded only when they change).
+    private let lastNotMatched = Mutex<[String]?>(nil)
     /// The newest version of every path this job knows (keyed by the path's bytes), loaded from the ledger on the
     /// first scan and kept up to date here, so a rescan of an unchanged inbox costs no ledger query.
     private let known = Mutex<[PathKey: KnownFile]?>(nil)
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
-                logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void) {
+                logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void,
+                onNotMatched: @escaping @Sendable ([String]) -> Void = { _ in }) {
         self.spec = spec
         self.job = job
         self.preflight = preflight
@@ -35,6 +40,7 @@ public final class JobScanner: Sendable {
         self.reprocess = reprocess
         self.runID = runID
         self.onSettled = onSettled
+        self.onNotMatched = onNotMatched
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
@@ -61,7 +67,8 @@ public final class JobScanner: Sendable {
     /// and the scan goes on with the others.
     @discardableResult
     public func scan() async throws -> Int {
-        let report = try scanner.scanReport()
+        let report = try scanner.scanAll()
+        try await noteNotMatched(report.notMatched)
         for problem in report.problems {
             warnOnce(problem.relativePath, "cannot read \(problem.relativePath) in the inbox: \(problem.message)")
         }
@@ -105,6 +112,21 @@ public final class JobScanner: Sendable {
     private func warnOnce(_ path: String, _ message: String) {
         let isNew = reported.withLock { $0.insert(PathKey(path)).inserted }
         if isNew { logger.warning("\(message)", metadata: ["path": "\(path)"]) }
+    }
+
+    /// Files present but not matched are counted and named (a warning, the run's `not_matched`), never silently ignored.
+    private func noteNotMatched(_ paths: [String]) async throws {
+        let changed = lastNotMatched.withLock { last -> Bool in
+            defer { last = paths }
+            return last != paths
+        }
+        guard changed else { return }
+        onNotMatched(paths)
+        if let runID { try await ledger.recordNotMatched(runID: runID, jobID: job.id, count: paths.count) }
+        guard !paths.isEmpty else { return }
+        let shown = paths.prefix(10).joined(separator: ", ") + (paths.count > 10 ? ", …" : "")
+        logger.warning("\(paths.count) file(s) in the inbox are not matched by match.include/exclude and are not processed: \(shown)",
+                       metadata: ["not_matched": "\(paths.count)"])
     }
 
     /// A queued or in-flight document whose file was touched: same content → remember the new mtime; changed

@@ -8,12 +8,17 @@ public struct SimulatedApp: Sendable {
     public var name: String
     /// Start-node variables, published in `/parameters` and enforced on runs.
     public var userInputForm: [SimulatedInputVariable]
+    /// File types the app's `file_upload` feature accepts in a run's top-level `files` (`document`, `image`,
+    /// `audio`, `video`); empty: the feature is off, as in a new Dify completion app (capture
+    /// `llm/01_parameters_completion2`). Default: `["document"]` for completion/chat apps, none for workflows.
+    public var fileUploadTypes: [String]
 
-    public init(apiKey: String, mode: String, name: String, userInputForm: [SimulatedInputVariable]) {
+    public init(apiKey: String, mode: String, name: String, userInputForm: [SimulatedInputVariable], fileUploadTypes: [String]? = nil) {
         self.apiKey = apiKey
         self.mode = mode
         self.name = name
         self.userInputForm = userInputForm
+        self.fileUploadTypes = fileUploadTypes ?? (mode == "workflow" ? [] : ["document"])
     }
 
     /// The key `dify-batch simulate` uses when no `--key` is given.
@@ -34,22 +39,31 @@ public struct SimulatedApp: Sendable {
         SimulatedApp(apiKey: apiKey, mode: "workflow", name: name, userInputForm: standardInputForm)
     }
 
-    /// The form of simulated completion/chat apps: ``standardInputForm`` with `document` optional, because
-    /// these apps also take the document through the top-level `files` array (file upload feature enabled).
+    /// The form of simulated completion/chat apps, as real Dify allows them (text-input, paragraph, select,
+    /// number, checkbox; never a file variable): one required paragraph `text`, like the app of capture
+    /// `llm/01_parameters_completion2`. Files reach these apps only through the `file_upload` feature.
     public static let messageInputForm: [SimulatedInputVariable] = [
-        .file("document", required: false, allowedFileTypes: ["document"]),
-        .textInput("language", required: false, maxLength: 32),
+        .paragraph("text", required: true),
     ]
 
-    /// A completion (Text Generator) app named `simulated-completion` with ``messageInputForm``. The document
-    /// comes from the `document` input or else the first entry of `files`; with neither, it is empty.
-    public static func completion(apiKey: String, name: String = "simulated-completion") -> SimulatedApp {
-        SimulatedApp(apiKey: apiKey, mode: "completion", name: name, userInputForm: messageInputForm)
+    /// A completion (Text Generator) app named `simulated-completion` with ``messageInputForm`` and the
+    /// `file_upload` feature on for `fileUploadTypes`. The model reads the `text` input, or else the first
+    /// entry of `files` (its Document Extractor text); with neither, an empty document.
+    public static func completion(apiKey: String, name: String = "simulated-completion", fileUploadTypes: [String] = ["document"]) -> SimulatedApp {
+        SimulatedApp(apiKey: apiKey, mode: "completion", name: name, userInputForm: messageInputForm, fileUploadTypes: fileUploadTypes)
     }
 
-    /// A chat app named `simulated-chat` with ``messageInputForm`` (document as for ``completion(apiKey:name:)``).
-    public static func chat(apiKey: String, name: String = "simulated-chat") -> SimulatedApp {
-        SimulatedApp(apiKey: apiKey, mode: "chat", name: name, userInputForm: messageInputForm)
+    /// A chat app named `simulated-chat` with ``messageInputForm`` (document as for ``completion(apiKey:name:fileUploadTypes:)``).
+    public static func chat(apiKey: String, name: String = "simulated-chat", fileUploadTypes: [String] = ["document"]) -> SimulatedApp {
+        SimulatedApp(apiKey: apiKey, mode: "chat", name: name, userInputForm: messageInputForm, fileUploadTypes: fileUploadTypes)
+    }
+
+    /// The variable types real Dify allows in completion and chat apps' prompt variables.
+    public static let messageVariableTypes: Set<String> = ["text-input", "paragraph", "select", "number", "checkbox"]
+
+    /// Variables a real Dify completion/chat app could not declare (file variables, for one); empty when faithful.
+    public var unfaithfulVariables: [String] {
+        mode == "workflow" ? [] : userInputForm.filter { !Self.messageVariableTypes.contains($0.type) }.map(\.variable)
     }
 
     /// Stable ids derived from the key, so restarts of the simulator give the same ids.
@@ -102,6 +116,11 @@ public struct SimulatedInputVariable: Sendable {
 
     public static func textInput(_ name: String, required: Bool = false, maxLength: Int? = 48) -> Self {
         .init(variable: name, type: "text-input", required: required, maxLength: maxLength)
+    }
+
+    /// A `paragraph` (multi-line text) variable; `maxLength` nil: no limit (as in capture `llm/01_parameters_completion2`).
+    public static func paragraph(_ name: String, required: Bool = false, maxLength: Int? = nil) -> Self {
+        .init(variable: name, type: "paragraph", required: required, maxLength: maxLength)
     }
 
     /// The `/parameters` dict for this variable, key order like Dify's start node.

@@ -4,8 +4,9 @@ import Foundation
 /// The simulator's deterministic "model". Tests and end-to-end checks compute expected results with it.
 ///
 /// For a document (the run's first file input; an empty document named `""` when there is none):
-/// - `text`: the first ``textPrefixBytes`` (65 536) bytes decoded as UTF-8, invalid sequences (including one
-///   cut at the boundary) replaced by U+FFFD.
+/// - `text`: the Document Extractor's text for PDF and DOCX (``DocumentExtractor``); for other types the first
+///   ``textPrefixBytes`` (65 536) bytes decoded as UTF-8, invalid sequences (including one cut at the boundary)
+///   replaced by U+FFFD. For a completion/chat run that has a `text` input, the document is that text.
 /// - `sha256`: lower-case hex SHA-256 of all bytes. `bytes`: byte count.
 /// - `words`: number of maximal runs of bytes that are not ASCII whitespace (space, \t, \n, \v, \f, \r).
 /// - `lines`: number of `\n` bytes, plus 1 if the document is non-empty and does not end with `\n`.
@@ -25,14 +26,22 @@ public enum SimulatedOutput {
 
     /// Workflow `outputs` for a document on disk (read in chunks).
     public static func workflowOutputs(filePath: String, filename: String? = nil, inputs: [String: String] = [:]) throws -> [String: JSONValue] {
-        let summary = try DocumentSummary(contentsOf: filePath)
         let name = filename ?? (filePath as NSString).lastPathComponent
+        let summary = try DocumentSummary(contentsOf: filePath).extracted(path: filePath, fileExtension: (name as NSString).pathExtension)
         return Dictionary(uniqueKeysWithValues: outputsJSON(summary, filename: name, language: inputs["language"]).objectValue ?? [])
     }
 
     /// Workflow `outputs` with Dify's key order (`text, sha256, bytes, words, lines, filename, language`).
     public static func workflowOutputsJSON(fileBytes: [UInt8], filename: String, inputs: [String: String] = [:]) -> JSONValue {
-        outputsJSON(DocumentSummary(bytes: fileBytes), filename: filename, language: inputs["language"])
+        var summary = DocumentSummary(bytes: fileBytes)
+        if let text = DocumentExtractor.text(bytes: fileBytes, fileExtension: (filename as NSString).pathExtension) { summary.text = text }
+        return outputsJSON(summary, filename: filename, language: inputs["language"])
+    }
+
+    /// The completion/chat `answer` for a run whose `text` input holds the document (`filename` "" unless a
+    /// file was attached too).
+    public static func completionAnswer(text: String, filename: String = "", inputs: [String: String] = [:]) -> String {
+        answerJSON(outputsJSON(DocumentSummary(bytes: Array(text.utf8)), filename: filename, language: inputs["language"]))
     }
 
     /// The completion `answer` for a document: ``workflowOutputsJSON(fileBytes:filename:inputs:)`` as compact

@@ -10,7 +10,8 @@ public struct SimulatorStats: Sendable, Equatable {
     public var responsesByStatus: [Int: Int] = [:]
     /// Responses per endpoint and status, keyed `"POST /v1/workflows/run 429"`.
     public var requestsByEndpointAndStatus: [String: Int] = [:]
-    /// Runs actually started (past validation and HTTP-level faults), per uploaded file content SHA-256.
+    /// Runs actually started (past validation and HTTP-level faults), per SHA-256 of the document the model read:
+    /// the uploaded file (workflow), or a completion/chat app's `text` input, else its first file.
     public var runsBySHA256: [String: Int] = [:]
     /// Highest number of runs executing at once.
     public var peakConcurrentRuns: Int = 0

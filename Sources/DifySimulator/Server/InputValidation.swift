@@ -83,11 +83,11 @@ struct InputValidation {
     }
 
     /// Completion/chat apps also take files in the top-level `files` array (the app's file-upload feature,
-    /// enabled on simulated completion/chat apps): any detected type except `custom`, local or remote.
-    func validateTopLevelFiles(_ value: JSONValue?) -> Result<[ResolvedFile], Failure> {
+    /// on simulated completion/chat apps for ``SimulatedApp/fileUploadTypes``), local or remote.
+    func validateTopLevelFiles(_ value: JSONValue?, allowedTypes: [String]) -> Result<[ResolvedFile], Failure> {
         guard let items = value?.arrayValue else { return .success([]) }
         let feature = SimulatedInputVariable(
-            variable: "files", type: "file-list", required: false, allowedFileTypes: ["document", "image", "audio", "video"])
+            variable: "files", type: "file-list", required: false, allowedFileTypes: allowedTypes)
         var files: [ResolvedFile] = []
         for item in items {
             guard let mapping = item.objectValue else { return .failure(Failure(message: "Invalid file mapping")) }
@@ -131,9 +131,11 @@ struct InputValidation {
             return .failure(Failure(message: "Detected file type does not match the specified type. Please verify the file."))
         }
         let validationFailure = Failure(message: "File validation failed for file: \(upload.name)")
-        if type == "custom" {
-            guard v.allowedFileExtensions.contains("." + upload.extension_) else { return .failure(validationFailure) }
-        } else if !v.allowedFileTypes.contains(type) {
+        // Dify 1.14.1: a listed type is accepted; `custom` is a fallback for any type whose extension is listed
+        // (compared without regard to case or a leading dot).
+        let listedExtension = v.allowedFileExtensions.contains { FileTypes.sameExtension($0, upload.extension_) }
+        if !v.allowedFileTypes.isEmpty, !(type != "custom" && v.allowedFileTypes.contains(type)),
+           !(v.allowedFileTypes.contains("custom") && listedExtension) {
             return .failure(validationFailure)
         }
         if !v.allowedFileUploadMethods.contains(method) { return .failure(validationFailure) }

@@ -78,14 +78,14 @@ struct RunExecutor: Sendable {
 
     private func nodeFinished(
         _ node: (String, String, String), id: String, index: Int, inputs: JSONValue, outputs: JSONValue, status: String,
-        error: String?, elapsed: Double, metadata: JSONValue
+        error: String?, elapsed: Double, metadata: JSONValue, processData: JSONValue = .object([])
     ) -> JSONValue {
         envelope(
             "node_finished",
             .object([
                 ("id", .string(id)), ("node_id", .string(node.0)), ("node_type", .string(node.1)), ("title", .string(node.2)),
                 ("index", .int(index)), ("predecessor_node_id", .null), ("inputs", inputs), ("inputs_truncated", false),
-                ("process_data", .object([])), ("process_data_truncated", false), ("outputs", outputs),
+                ("process_data", processData), ("process_data_truncated", false), ("outputs", outputs),
                 ("outputs_truncated", false), ("status", .string(status)), ("error", .optional(error)),
                 ("elapsed_time", .double(elapsed)), ("execution_metadata", metadata), ("created_at", .int(now)),
                 ("finished_at", .int(now)), ("files", .array([])), ("iteration_id", .null), ("loop_id", .null),
@@ -167,11 +167,14 @@ struct RunExecutor: Sendable {
             ("total_tokens", .int(usage.total)), ("total_price", .string(SimulatedOutput.priceString(usage.price))),
             ("currency", .string(usage.currency)),
         ])
+        // The LLM node's usage as real Dify gives it: in outputs, process_data and (totals) execution_metadata.
+        let llmUsage = Self.usageJSON(prompt: usage.prompt, completion: usage.completion, latency: llmElapsed, timing: true)
         out.yield(
             .event(
                 nodeFinished(
-                    Self.llmNode, id: llmID, index: 2, inputs: .object([]), outputs: outputs, status: "succeeded", error: nil,
-                    elapsed: llmElapsed, metadata: metadata), isStart: false))
+                    Self.llmNode, id: llmID, index: 2, inputs: .object([]), outputs: outputs.adding("usage", llmUsage), status: "succeeded",
+                    error: nil, elapsed: llmElapsed, metadata: metadata,
+                    processData: .object([("model_mode", "chat"), ("usage", llmUsage), ("finish_reason", "stop")])), isStart: false))
         // The model call completed: the provider has charged it, whatever happens to the response.
         simulator.recorder.billed(sha256: plan.sha256, uploadFileID: plan.uploadFileID, tokens: usage.total, price: usage.price)
         if plan.pauses {
@@ -272,7 +275,9 @@ struct RunExecutor: Sendable {
         return .object(pairs)
     }
 
-    static func usageJSON(prompt: Int, completion: Int, latency: Double) -> JSONValue {
+    /// A model usage object with real Dify's keys (capture `llm/22_llmflow_streaming`); `timing`: seconds to the
+    /// first token and to generate (an LLM node), else null (a completion `message_end`, capture `llm/11`).
+    static func usageJSON(prompt: Int, completion: Int, latency: Double, timing: Bool = false) -> JSONValue {
         let promptPrice = Decimal(prompt) * Decimal(string: "0.000002")!
         let completionPrice = Decimal(completion) * Decimal(string: "0.000004")!
         return .object([
@@ -282,6 +287,7 @@ struct RunExecutor: Sendable {
             ("completion_price", .string(SimulatedOutput.priceString(completionPrice))), ("total_tokens", .int(prompt + completion)),
             ("total_price", .string(SimulatedOutput.priceString(promptPrice + completionPrice))), ("currency", "USD"),
             ("latency", .double(latency)),
+            ("time_to_first_token", timing ? .double(latency / 4) : .null), ("time_to_generate", timing ? .double(latency * 3 / 4) : .null),
         ])
     }
 
@@ -326,6 +332,8 @@ struct RunExecutor: Sendable {
         for piece in pieces.dropFirst() {
             out.yield(.event(messageEnvelope("message", [("answer", .string(piece))]), isStart: false))
         }
+        // Real Dify closes the answer with an empty `message` right before `message_end` (capture `llm/11`).
+        out.yield(.event(messageEnvelope("message", [("answer", "")]), isStart: false))
         let run = finalize(
             status: "succeeded", outputs: .object([("answer", .string(answer))]), error: nil, tokens: usage.total, price: usage.price,
             steps: 1)

@@ -136,7 +136,7 @@ struct RunHandler {
         let validated: (inputs: [(String, JSONValue)], files: [ResolvedFile])
         let result = validation.validate(body["inputs"]?.objectValue ?? []).flatMap { v in
             guard kind != .workflow, v.files.isEmpty else { return Result<(inputs: [(String, JSONValue)], files: [ResolvedFile]), InputValidation.Failure>.success(v) }
-            return validation.validateTopLevelFiles(body["files"]).map { (inputs: v.inputs, files: $0) }
+            return validation.validateTopLevelFiles(body["files"], allowedTypes: app.fileUploadTypes).map { (inputs: v.inputs, files: $0) }
         }
         switch result {
         case let .success(v):
@@ -180,8 +180,9 @@ struct RunHandler {
         if streaming {
             return Response(
                 status: .ok, headers: Self.sseHeaders,
-                body: ResponseBody { writer in
-                    try await writer.write(Self.pingFrame)
+                body: ResponseBody { [kind] writer in
+                    // Workflows open with a ping; completion streams start with the first `message` (capture `llm/11`).
+                    if kind != .completion { try await writer.write(Self.pingFrame) }
                     if silence > .zero {
                         // A buffering proxy: nothing reaches the client for a while; the run goes on meanwhile.
                         let until = ContinuousClock.now + silence
@@ -258,14 +259,20 @@ struct RunHandler {
         var pauses = false
         if kind == .workflow, case .none = fault { pauses = state.roll(faults.pausedRunRate) }
         let language = validated.inputs.first(where: { $0.0 == "language" })?.1.stringValue
+        // Completion/chat apps read the document from their paragraph (text) input when one is given.
+        let textInput = kind == .workflow ? nil : app.userInputForm.first { $0.type == "paragraph" }.flatMap { v in
+            validated.inputs.first { $0.0 == v.variable }?.1.stringValue
+        }
         let processing = faults.latency + state.jitter(faults.latencyJitter)
         var plan = RunPlan(
             kind: kind, app: app, runID: runID, taskID: StableID.random(), conversationID: conversationID, user: user,
-            endUserID: endUserID, startedInputs: .object([]), summary: first?.upload.summary ?? DocumentSummary(bytes: []),
+            endUserID: endUserID, startedInputs: .object([]),
+            summary: textInput.map { DocumentSummary(bytes: Array($0.utf8)) } ?? first?.upload.summary ?? DocumentSummary(bytes: []),
             filename: first?.upload.name ?? "", language: language, processing: processing, fault: fault, streaming: streaming,
             createdAt: simulator.nowSeconds)
         plan.uploadFileID = first?.upload.id
-        plan.sha256 = first?.upload.summary.sha256
+        // Keyed by what the model reads: a completion/chat app's text input when it has one.
+        plan.sha256 = textInput != nil ? plan.summary.sha256 : first?.upload.summary.sha256
         plan.pauses = pauses
         plan.startedInputs = expandedInputs(validated, plan: plan, timestamp: false)
         return plan

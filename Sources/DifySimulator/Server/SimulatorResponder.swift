@@ -109,7 +109,7 @@ struct SimulatorResponder: HTTPResponder {
             (
                 "file_upload",
                 .object([
-                    ("enabled", .bool(app.mode != "workflow")), ("allowed_file_types", ["document"]),
+                    ("enabled", .bool(!app.fileUploadTypes.isEmpty)), ("allowed_file_types", .array(app.fileUploadTypes.map(JSONValue.string))),
                     ("allowed_file_extensions", .array([])), ("allowed_file_upload_methods", methods),
                     ("number_limits", 3),
                     ("image", .object([("enabled", false), ("number_limits", 3), ("transfer_methods", methods)])),

@@ -65,7 +65,7 @@ struct UploadHandler {
         let upload = StoredUpload(
             id: id, apiKey: app.apiKey, user: user, endUserID: endUserID, name: Self.truncatedName(filename, ext: file.ext),
             size: file.written, extension_: file.ext, mimeType: file.headers.contentType ?? "application/octet-stream",
-            path: finalPath, summary: file.digest.finalize(), createdAt: now)
+            path: finalPath, summary: file.digest.finalize().extracted(path: finalPath, fileExtension: file.ext), createdAt: now)
         simulator.state.addUpload(upload)
         simulator.recorder.upload()
         let sourceURL =

@@ -29,4 +29,10 @@ enum FileTypes {
         if documentMIMEPrefixes.contains(where: { m.hasPrefix($0) }) { return "document" }
         return "custom"
     }
+
+    /// Extensions compared as Dify 1.14.1 does: without regard to case or a leading dot.
+    static func sameExtension(_ a: String, _ b: String) -> Bool {
+        func normal(_ s: String) -> String { String(s.lowercased().drop(while: { $0 == "." })) }
+        return normal(a) == normal(b)
+    }
 }

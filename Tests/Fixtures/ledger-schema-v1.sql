@@ -1,0 +1,125 @@
+-- dify-batch ledger schema. This file is the single source of truth: the store creates new databases from it
+-- (an identical copy is compiled into the binary; a test fails if the two differ) and stamps
+-- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
+-- migrations in SQLiteLedger.swift, never by editing the past.
+--
+-- schema-version: 1
+--
+-- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
+-- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
+
+-- One row per job spec (jobs/*.yaml), keyed by the job name.
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE,
+    spec_path     TEXT    NOT NULL,
+    spec_hash     TEXT    NOT NULL,             -- sha256 of the spec file's bytes
+    app_mode      TEXT,                         -- workflow | completion | chat | ...; NULL until known
+    base_url      TEXT    NOT NULL,
+    dify_user     TEXT    NOT NULL,
+    inbox         TEXT    NOT NULL,
+    outbox        TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+
+-- One row per input file version: a file whose content changes gets a new row.
+CREATE TABLE documents (
+    id                  INTEGER PRIMARY KEY,
+    job_id              INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path                TEXT    NOT NULL,       -- relative to the job's inbox, '/'-separated
+    sha256              TEXT,                   -- lower-case hex; NULL only for files rejected before hashing
+    size                INTEGER NOT NULL,
+    mtime_ns            INTEGER NOT NULL,       -- nanoseconds since the epoch, as seen when the file settled
+    state               TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN (
+                            'pending', 'uploading', 'uploaded', 'running', 'recovering',
+                            'succeeded', 'failed', 'dead', 'rejected', 'skipped')),
+    attempts            INTEGER NOT NULL DEFAULT 0,   -- attempts used against max_attempts (backpressure excluded)
+    next_attempt_at     INTEGER,                -- when a 'failed' document may be claimed again
+    upload_file_id      TEXT,
+    workflow_run_id     TEXT,
+    message_id          TEXT,
+    task_id             TEXT,
+    run_sent_at         INTEGER,                -- when the last run request was sent (recovery window)
+    duplicate_runs      INTEGER NOT NULL DEFAULT 0,   -- runs sent again after a lost outcome could not be recovered
+    duplicate_of        INTEGER REFERENCES documents(id),
+    output_path         TEXT,                   -- the outbox file written for this document
+    last_error_class    TEXT,                   -- retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | rejected
+    last_error_code     TEXT,                   -- dify-batch's or Dify's error code
+    last_error_message  TEXT,
+    last_http_status    INTEGER,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    finished_at         INTEGER
+);
+CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state);  -- covers the scanner's rescan query
+CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
+CREATE INDEX documents_by_state ON documents(state, updated_at);
+CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
+
+-- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.
+CREATE TABLE results (
+    document_id   INTEGER PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
+    status        TEXT    NOT NULL,             -- succeeded | partial-succeeded
+    outputs_json  TEXT    NOT NULL,
+    recorded_at   INTEGER NOT NULL
+);
+
+-- One row per `run` or `watch` process.
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    command     TEXT    NOT NULL,               -- run | watch | demo
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    pid         INTEGER NOT NULL,
+    host        TEXT    NOT NULL,
+    exit_code   INTEGER
+);
+
+-- What one process did for one job: the per-job counts of a run.
+CREATE TABLE run_jobs (
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    succeeded   INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    dead        INTEGER NOT NULL DEFAULT 0,
+    rejected    INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, job_id)
+);
+CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
+
+-- One row per HTTP call or phase made for a document.
+CREATE TABLE attempts (
+    id            INTEGER PRIMARY KEY,
+    document_id   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    run_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    phase         TEXT    NOT NULL CHECK (phase IN ('upload', 'run', 'recover')),
+    started_at    INTEGER NOT NULL,
+    ended_at      INTEGER,
+    http_status   INTEGER,
+    dify_code     TEXT,
+    message       TEXT,
+    outcome       TEXT    NOT NULL DEFAULT 'in_progress'   -- in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+);
+CREATE INDEX attempts_by_document ON attempts(document_id, id);
+
+-- Tokens and money per Dify run (a document that ran more than once has more than one row).
+CREATE TABLE usage (
+    id                 INTEGER PRIMARY KEY,
+    document_id        INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    job_id             INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    run_id             INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    dify_run_id        TEXT,                    -- workflow_run_id or message_id: a Dify run is counted once
+    prompt_tokens      INTEGER,
+    completion_tokens  INTEGER,
+    total_tokens       INTEGER,
+    total_price        TEXT,                    -- exact decimal text as Dify sent it (normalised), NULL if none
+    total_price_nanos  INTEGER,                 -- total_price × 10^9, for exact sums
+    currency           TEXT,
+    latency_ms         INTEGER,
+    recorded_at        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX usage_by_document ON usage(document_id, dify_run_id);
+CREATE INDEX usage_by_job_time ON usage(job_id, recorded_at);
+CREATE INDEX usage_by_time ON usage(recorded_at);
