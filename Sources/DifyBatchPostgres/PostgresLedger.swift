@@ -308,7 +308,12 @@ public final class PostgresLedger: Ledger {
     }
 
     public func waitingCount(jobID: Int64) async throws -> Int {
-        let found = try await rows("SELECT count(*) AS n FROM documents WHERE job_id = \(jobID) AND state IN ('pending', 'failed')")
+        // A copy held behind a paused run of the same content waits for a human, as that run does: not counted.
+        let found = try await rows("""
+            SELECT count(*) AS n FROM documents d WHERE d.job_id = \(jobID) AND d.state IN ('pending', 'failed')
+              AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                  SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'paused'))
+            """)
         return Int(try Self.int64(found.first, "n") ?? 0)
     }
 

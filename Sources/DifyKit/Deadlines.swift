@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import _NIOFileSystem
@@ -38,17 +39,24 @@ final class RequestContext: @unchecked Sendable {
 
     private var headDate: Date?
 
-    /// Records that the response head arrived, with its `Date` header (Dify's clock).
-    func markHeadReceived(_ headers: HTTPHeaders? = nil) {
+    /// Records that the response head arrived, with its `Date` header (Dify's clock) and status (for the trace log).
+    func markHeadReceived(_ headers: HTTPHeaders? = nil, status: Int? = nil) {
         let date = headers.flatMap(DifyClient.serverDate)
         lock.withLock {
             headReceived = true
             if let date { headDate = date }
+            if let status { self.status = status }
         }
     }
     var didReceiveHead: Bool { lock.withLock { headReceived } }
     /// The `Date` header of the response head, when one arrived.
     var serverDate: Date? { lock.withLock { headDate } }
+
+    private var status: Int?
+    /// Records the HTTP status of the response head (for the trace log).
+    func markStatus(_ status: Int) { markHeadReceived(status: status) }
+    /// The HTTP status of the response head, once received.
+    var httpStatus: Int? { lock.withLock { status } }
 
     func record(_ ids: RunStarted) {
         lock.withLock {
@@ -78,17 +86,37 @@ extension DifyClient {
                               total: Duration? = nil,
                               operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let total = total ?? configuration.timeouts.total
-        configuration.logger.debug("dify request", metadata: ["endpoint": "\(endpoint)"])
+        let started = ContinuousClock.now
         do {
-            return try await Self.race(total: total, idle: idle, context: context, operation: operation)
+            let value = try await Self.race(total: total, idle: idle, context: context, operation: operation)
+            traceRequest(endpoint: endpoint, context: context, started: started, error: nil)
+            return value
         } catch {
             let mapped = mapError(error, endpoint: endpoint, isRun: isRun, context: context)
-            if let difyError = mapped as? DifyError {
+            let difyError = mapped as? DifyError
+            traceRequest(endpoint: endpoint, context: context, started: started, error: difyError)
+            if let difyError {
                 configuration.logger.debug("dify request failed", metadata: ["endpoint": "\(endpoint)",
                                                                             "error": "\(difyError.code)"])
             }
             throw mapped
         }
+    }
+
+    /// One trace line per HTTP request: method, path (no query), status, duration in ms. Never headers or keys.
+    func traceRequest(endpoint: String, context: RequestContext, started: ContinuousClock.Instant, error: DifyError?) {
+        guard configuration.logger.logLevel <= .trace else { return }
+        let parts = endpoint.split(separator: " ", maxSplits: 1)
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        var metadata: Logger.Metadata = [
+            "method": "\(parts.first ?? "")",
+            "path": "\(parts.count > 1 ? String(parts[1]) : "")",
+            "duration_ms": .stringConvertible(milliseconds),
+        ]
+        if let status = context.httpStatus ?? error?.httpStatus { metadata["status"] = .stringConvertible(status) }
+        if let error { metadata["error"] = "\(error.code)" }
+        configuration.logger.trace("http request", metadata: metadata)
     }
 
     static func race<T: Sendable>(total: Duration, idle: Duration?, context: RequestContext,
@@ -200,11 +228,21 @@ extension DifyClient {
                 break
             }
         }
+        let baseURL = configuration.trimmedBaseURL
+        if let failure = TransportFailure.classify(error) {
+            let sent = !failure.connectFailed
+            return DifyError(
+                code: .transport, message: redact(failure.message(baseURL: baseURL)), endpoint: endpoint,
+                runStarted: runStarted, requestSent: sent,
+                classification: failure.isConfiguration
+                    ? .configuration : ErrorClassifier.classifyTransport(isRun: isRun, requestSent: sent))
+        }
+        // Unknown: name the kind of error only (NIO's texts carry errno dumps and source paths).
         let sent = !Self.isConnectFailure(error)
-        let description = redact(String(describing: error))
+        let kind = String(describing: type(of: error))
         return DifyError(
             code: .transport,
-            message: sent ? "network error: \(description)" : "could not connect: \(description)",
+            message: sent ? "network error talking to \(baseURL) (\(kind))" : "cannot connect to \(baseURL) (\(kind)); check dify.base_url and that Dify is running",
             endpoint: endpoint, runStarted: runStarted, requestSent: sent,
             classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: sent))
     }

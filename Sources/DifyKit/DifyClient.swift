@@ -39,7 +39,8 @@ public struct DifyClient: Sendable {
         /// The app API key. Never logged and never part of any description or error text.
         public var apiKey: String
         public var timeouts: Timeouts
-        /// Debug-level request logging (endpoint and status only).
+        /// Request logging: at trace level one line per HTTP request (method, path, status, duration); at debug
+        /// level failures. Never headers, keys or bodies.
         public var logger: Logger
         /// Sent as `User-Agent`.
         public var userAgent: String
@@ -82,12 +83,19 @@ public struct DifyClient: Sendable {
     /// An `HTTPClient` suited to this client: connect timeout from `timeouts.connect`, no read timeout
     /// (DifyKit enforces stream idleness itself), and a per-host pool large enough for `maxConnectionsPerHost`
     /// concurrent calls (AHC silently queues beyond its soft limit). The caller must shut it down.
-    public static func makeHTTPClient(timeouts: Timeouts = .init(), maxConnectionsPerHost: Int = 16) -> HTTPClient {
+    ///
+    /// A failed connection attempt fails the request at once (AHC's default is to retry connecting with backoff
+    /// until the connect timeout, so a refused port looked like a 10 s hang); the pipeline's own backoff retries.
+    /// `trust` chooses the CA certificates HTTPS servers are verified against (default: the system's).
+    public static func makeHTTPClient(timeouts: Timeouts = .init(), maxConnectionsPerHost: Int = 16,
+                                      trust: TLSTrust = .system) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: timeAmount(timeouts.connect), read: nil)
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnectionsPerHost))
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
+        configuration.tlsConfiguration = trust.tlsConfiguration()
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -230,6 +238,7 @@ public struct DifyClient: Sendable {
                  context: RequestContext = RequestContext()) async throws -> Exchange {
         try await guarded(endpoint: endpoint, isRun: isRun, context: context, idle: nil) {
             let response = try await self.httpClient.execute(request, deadline: .now() + Self.timeAmount(headTimeout))
+            context.markStatus(Int(response.status.code))
             let body = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
             return Exchange(status: Int(response.status.code), headers: response.headers, body: body)
         }
@@ -277,11 +286,13 @@ public struct DifyClient: Sendable {
     func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
                    runStarted: RunStarted? = nil) -> DifyError {
         Self.httpError(status: status, headers: headers, body: body, endpoint: endpoint, isRun: isRun,
-                       runStarted: runStarted, apiKey: configuration.apiKey)
+                       runStarted: runStarted, apiKey: configuration.apiKey, baseURL: configuration.trimmedBaseURL)
     }
 
+    /// `baseURL`, when given, lets a 404 without a Dify error code name a missing `/v1`.
     static func httpError(status: Int, headers: HTTPHeaders, body: ByteBuffer, endpoint: String, isRun: Bool,
-                          runStarted: RunStarted? = nil, apiKey: String, now: Date = Date()) -> DifyError {
+                          runStarted: RunStarted? = nil, apiKey: String, baseURL: String? = nil,
+                          now: Date = Date()) -> DifyError {
         func redact(_ text: String) -> String { Redactor.redact(text, key: apiKey) }
         let serverDate = Self.serverDate(headers)
         // An HTTP-date Retry-After is measured against the server's own clock when it sent one.
@@ -318,11 +329,15 @@ public struct DifyClient: Sendable {
         }
         // Dify's other 429 (`rate_limit_error`, a quota) has no hint; a non-Dify body gets the status hint.
         let quota429 = status == 429 && isDifyJSON && difyCode != "too_many_requests"
-        if !quota429, let hint = Self.hint(status: status, difyCode: isDifyJSON ? difyCode : nil) {
+        // A 404 at the API root names a missing /v1 instead (issue 16).
+        let missingV1 = Self.missingAPIPathHint(status: status, difyCode: isDifyJSON ? difyCode : nil, baseURL: baseURL)
+        if let hint = missingV1 {
+            message = "HTTP \(status) at \(endpoint.split(separator: " ").last ?? ""): \(hint)"
+        } else if !quota429, let hint = Self.hint(status: status, difyCode: isDifyJSON ? difyCode : nil) {
             message += " — \(hint)"
         }
-        let classification = ErrorClassifier.classify(status: status, difyCode: difyCode, message: message,
-                                                      isRun: isRun, inStream: false)
+        let classification = missingV1 != nil ? .configuration : ErrorClassifier.classify(
+            status: status, difyCode: difyCode, message: message, isRun: isRun, inStream: false)
         // A 4xx answer to a run POST comes before any event: Dify (or a proxy) refused the request, no run exists.
         let runMayHaveStarted = isRun && !(400..<500).contains(status)
         return DifyError(code: .http, httpStatus: status, difyCode: difyCode, message: redact(message),
@@ -340,6 +355,16 @@ public struct DifyClient: Sendable {
     /// key straddling the cut cannot leak a prefix).
     static func redactedSnippet(_ body: ByteBuffer, apiKey: String, limit: Int = 200) -> String {
         Redactor.redactThenCut(String(decoding: body.readableBytesView, as: UTF8.self), key: apiKey, limit: limit - 1)
+    }
+
+    /// Dify's service API lives under `/v1`; a base URL without it reaches the web app or API root, which answers
+    /// 404 (an HTML page from Flask or nginx) for `/info`, `/parameters`, ... (seen against Dify 1.14.1 on :5001).
+    static func missingAPIPathHint(status: Int, difyCode: String?, baseURL: String?) -> String? {
+        guard status == 404 || status == 405, difyCode == nil || difyCode == "not_found" || difyCode == "unknown",
+              let baseURL, let url = URL(string: baseURL) else { return nil }
+        let path = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+        guard !path.hasSuffix("/v1") else { return nil }
+        return "dify.base_url \(baseURL) does not end with /v1; Dify's service API is at \(baseURL)/v1 — set dify.base_url to that"
     }
 
     static func hint(status: Int, difyCode: String?) -> String? {

@@ -77,7 +77,7 @@ extension DifyClient {
         return try await guarded(endpoint: endpoint, isRun: true, context: context, idle: nil) {
             let response = try await self.httpClient.execute(
                 http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-            context.markHeadReceived(response.headers)
+            context.markHeadReceived(response.headers, status: Int(response.status.code))
             let status = Int(response.status.code)
             let buffer = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
             let json = try self.parseSuccess(Exchange(status: status, headers: response.headers, body: buffer),
@@ -103,7 +103,7 @@ extension DifyClient {
                                  idle: configuration.timeouts.streamIdle) {
             let response = try await self.httpClient.execute(
                 http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.responseHead))
-            context.markHeadReceived(response.headers)
+            context.markHeadReceived(response.headers, status: Int(response.status.code))
             let status = Int(response.status.code)
             let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
             guard status == 200, contentType.contains("text/event-stream") else {

@@ -36,7 +36,7 @@ extension DifyClient {
                 request.body = .stream(body, length: .known(multipart.contentLength(fileSize: size)))
                 let response = try await self.httpClient.execute(
                     request, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-                context.markHeadReceived(response.headers)
+                context.markHeadReceived(response.headers, status: Int(response.status.code))
                 let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
                 return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
             }

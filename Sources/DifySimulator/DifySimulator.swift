@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import ServiceLifecycle
 
@@ -68,15 +71,23 @@ public final class DifySimulator: Service, Sendable {
         let host = configuration.host
         let state = self.state
         let clockOffset = configuration.faults.clockOffset
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ResponseHeadRewriter(clockOffset: clockOffset)]))
+        var server = http1
+        let scheme = configuration.tls == nil ? "http" : "https"
+        if let tls = configuration.tls {
+            let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)
+            server = try .tls(http1, tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+        }
         let app = Application(
             responder: SimulatorResponder(simulator: self),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ResponseHeadRewriter(clockOffset: clockOffset)])),
+            server: server,
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "gunicorn"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 let hostPart = host.contains(":") ? "[\(host)]" : host
-                state.serverURL = "http://\(hostPart):\(port)"
-                await onReady("http://\(hostPart):\(port)/v1")
+                state.serverURL = "\(scheme)://\(hostPart):\(port)"
+                await onReady("\(scheme)://\(hostPart):\(port)/v1")
             },
             logger: logger
         )

@@ -93,8 +93,10 @@ struct DemoCommand: AsyncParsableCommand {
         }
 
         let store = try SQLiteLedger(path: dbPath)
-        Console.out(try await Self.summary(result: result, store: store, folder: folder, dbPath: dbPath, baseURL: baseURL))
         let code = Self.exitCode(for: result)
+        // The ledger records the demo's own exit code, so its status table agrees with how the demo ends.
+        if let runID = result.runID, code != result.exitStatus.rawValue { try await store.finishRun(runID, exitCode: Int(code)) }
+        Console.out(try await Self.summary(result: result, store: store, folder: folder, dbPath: dbPath, baseURL: baseURL))
         if code != ExitStatus.success.rawValue { throw ExitCode(code) }
     }
 

@@ -12,7 +12,7 @@ struct DifyBatchCommand: AsyncParsableCommand {
             or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota paused; 5 job held by
             another process.
             """,
-        version: "0.1.0",
+        version: BuildInfo.versionLine,
         subcommands: [RunCommand.self, WatchCommand.self, StatusCommand.self, ListCommand.self, ShowCommand.self, UsageCommand.self, SimulateCommand.self, DemoCommand.self, CheckCommand.self, RetryCommand.self]
     )
 

@@ -19,6 +19,8 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: .hidden) var progressInterval: String?
     @Option(name: .long, help: "PostgreSQL ledger only: how long a claimed document stays leased to this process without a heartbeat before another process may take it over through recovery (default 30s).")
     var lease: String = "30s"
+    /// How long opening the ledger waits for another program's write lock (tests shorten it).
+    @Option(name: .long, help: .hidden) var busyTimeout: String?
 
     func validate() throws {
         if let maxInflight, maxInflight < 1 { throw ValidationError("--max-inflight must be at least 1") }
@@ -33,14 +35,18 @@ struct PipelineArguments: ParsableArguments {
         }
     }
 
-    /// Loads the specs or exits 2 with the spec error.
-    func loadSpecs() throws -> [JobSpec] {
-        do {
-            return try JobSpecLoader.load(paths: specs)
-        } catch let error as SpecError {
-            Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.usage.rawValue)
+    /// Loads the specs that load and reports every one that does not (all of its errors, in file order); exits 2
+    /// when none loads. The bad ones are returned so the run can end with exit 2 (issue 16).
+    func loadSpecs() throws -> (specs: [JobSpec], failures: [SpecError]) {
+        let report = JobSpecLoader.loadReport(paths: specs)
+        for failure in report.failures {
+            Console.error("dify-batch: " + failure.description.replacingOccurrences(of: "\n", with: "\ndify-batch: "))
         }
+        if report.specs.isEmpty { throw ExitCode(ExitStatus.usage.rawValue) }
+        if !report.failures.isEmpty {
+            Console.error("dify-batch: \(report.failures.count) spec file(s) did not load and are skipped; the other \(report.specs.count) job(s) run")
+        }
+        return (report.specs, report.failures)
     }
 
     /// The logger for `--log-level` and `--log-format`, writing to stderr.
@@ -72,9 +78,9 @@ struct PipelineArguments: ParsableArguments {
         var logger = makeLogger()
         logger.logLevel = .info
         for summary in summaries {
-            var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": "\(summary.remaining)"]
-            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = "\(summary.counts[state] ?? 0)" }
-            if summary.localFailures > 0 { metadata["local_failures"] = "\(summary.localFailures)" }
+            var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": .stringConvertible(summary.remaining)]
+            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = .stringConvertible(summary.counts[state] ?? 0) }
+            if summary.localFailures > 0 { metadata["local_failures"] = .stringConvertible(summary.localFailures) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             metadata["not_matched"] = "\(summary.notMatched.count)"
             logger.info("summary", metadata: metadata)
@@ -84,8 +90,9 @@ struct PipelineArguments: ParsableArguments {
     /// Loads everything and runs the pipeline through ``PipelineLauncher``.
     func execute(mode: PipelineOptions.Mode, observers: [any PipelineObserver] = [], services: [any Service] = [],
                  configure: (inout PipelineOptions) -> Void) async throws -> PipelineResult {
-        let specs = try loadSpecs()
+        let (specs, failures) = try loadSpecs()
         var options = PipelineOptions(mode: mode)
+        options.badSpecs = failures
         options.maxInflight = maxInflight
         options.reprocess = reprocess
         options.waitForLock = wait
@@ -94,7 +101,8 @@ struct PipelineArguments: ParsableArguments {
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
                                                  observers: [progress] + observers, services: services,
-                                                 lease: HumanDuration.parse(lease) ?? .seconds(30))
+                                                 lease: HumanDuration.parse(lease) ?? .seconds(30),
+                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds ?? 10)
     }
 }
 
@@ -107,7 +115,8 @@ struct PipelineArguments: ParsableArguments {
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
                        observers: [any PipelineObserver] = [], services: [any Service] = [], lease: Duration = .seconds(30),
-                       environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> PipelineResult {
+                       environment: [String: String] = ProcessInfo.processInfo.environment,
+                       busyTimeout: TimeInterval = 10) async throws -> PipelineResult {
         let store: any Ledger
         var ledgerServices: [any Service] = []
         var prepare: (@Sendable () async throws -> Void)?
@@ -118,7 +127,11 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            do { store = try SQLiteLedger(path: path) } catch {
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
+                // Temporary: the other program will let go.
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.unavailable.rawValue)
+            } catch {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
@@ -232,7 +245,7 @@ struct WatchCommand: AsyncParsableCommand {
         if let metrics, let address = MetricsAddress(metrics) {
             let registry = MetricsRegistry()
             observers.append(registry)
-            let jobs = Set(try arguments.loadSpecs().map(\.name))
+            let jobs = Set(JobSpecLoader.loadReport(paths: arguments.specs).specs.map(\.name))
             services.append(MetricsServer.make(registry: registry, address: address, ledger: LedgerCounts(path: arguments.ledger.path, jobs: jobs),
                                                logger: arguments.makeLogger()))
         }

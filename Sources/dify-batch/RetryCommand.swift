@@ -12,15 +12,20 @@ struct RetryCommand: AsyncParsableCommand {
             With IDs or inbox-relative paths, those documents (the newest version of a path) are requeued if they are \
             in one of the --state states (default for named documents: dead, rejected or failed). Without, every \
             document of the job (or of all jobs) in the --state states (default: dead) is requeued. The next \
-            `dify-batch run` sends them. Exit codes: 0 done (also when nothing was in those states); 1 an ID or \
+            `dify-batch run` sends them. `unresolved` documents (a run was sent and its outcome could not be \
+            established: it may have run and been billed) are re-sent only when asked by name: --state unresolved; \
+            that send is counted in duplicate_runs. A requeued document gets a fresh retry.max_attempts budget of \
+            run requests. Exit codes: 0 done (also when nothing was in those states); 1 an ID or \
             path matched no document; 2 usage error.
             """)
 
-    static let retryable: [DocumentState] = [.dead, .rejected, .failed]
+    static let retryable: [DocumentState] = [.dead, .rejected, .failed, .unresolved]
+    /// Without --state: named documents in these states are requeued (never `unresolved`: that must be asked for).
+    static let defaultForNamed: [DocumentState] = [.dead, .rejected, .failed]
 
     @OptionGroup var ledger: LedgerOptions
     @Option(name: .long, help: "Only documents of this job.") var job: String?
-    @Option(name: .long, help: "Only documents in these states (repeatable or comma-separated): dead, rejected, failed. Default: dead (or any of the three for named documents).")
+    @Option(name: .long, help: "Only documents in these states (repeatable or comma-separated): dead, rejected, failed, unresolved. Default: dead (or dead, rejected, failed for named documents); unresolved only when named here.")
     var state: [String] = []
     @Argument(help: "Document ids, or paths relative to the job's inbox.") var references: [String] = []
     @Flag(name: .long, help: "Print JSON: {\"moved\", \"documents\": [{\"id\", \"job\", \"path\", \"from\"}]}.") var json = false
@@ -29,7 +34,7 @@ struct RetryCommand: AsyncParsableCommand {
 
     func validate() throws {
         for name in states where !Self.retryable.map(\.rawValue).contains(name) {
-            throw ValidationError("--state: '\(name)' cannot be retried; use dead, rejected or failed")
+            throw ValidationError("--state: '\(name)' cannot be retried; use dead, rejected, failed or unresolved")
         }
     }
 
@@ -54,7 +59,7 @@ struct RetryCommand: AsyncParsableCommand {
 
     private func retry(in store: any Ledger) async throws {
         let explicit = Set(states.compactMap(DocumentState.init(rawValue:)))
-        let allowed = explicit.isEmpty ? (references.isEmpty ? [.dead] : Set(Self.retryable)) : explicit
+        let allowed = explicit.isEmpty ? (references.isEmpty ? [.dead] : Set(Self.defaultForNamed)) : explicit
         if let job, !(try await store.jobs()).contains(where: { $0.name == job }) {
             Console.error("dify-batch: no job named '\(job)' in \(ledger.location). `dify-batch status` lists the jobs.")
             throw ExitCode(ExitStatus.documentsFailed.rawValue)

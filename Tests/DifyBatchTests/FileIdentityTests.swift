@@ -200,7 +200,7 @@ import Glibc
     @Test func ledgerVersion1_migratesToTheFreshSchema_keepingItsRows() async throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("old.sqlite")
-        try runSQLite(path, ledgerSchemaVersion1SQL)
+        try runSQLite(path, try ledgerSchemaVersion1SQL)
         try runSQLite(path, """
             PRAGMA user_version = 1;
             INSERT INTO jobs (id, name, spec_path, spec_hash, base_url, dify_user, inbox, outbox, created_at, updated_at)

@@ -71,6 +71,38 @@ import Testing
         }
     }
 
+    @Test func aSpecWithThreeTypos_reportsAllThreeAtOnce_inFileOrder() throws {
+        let (dir, path) = try workspace("""
+            inbox: ../var/in
+            outbox: ../var/out
+            concurency: 3
+            dify:
+              base_url: http://127.0.0.1:8080/v1
+              resonse_mode: streaming
+            retry: {max_attempts: 0}
+            """)
+        do {
+            _ = try JobSpecLoader.load(path: path)
+            Issue.record("expected an error")
+        } catch let error as SpecError {
+            let all = error.all
+            #expect(all.map(\.keyPath) == ["concurency", "dify.resonse_mode", "retry.max_attempts"], "\(error)")
+            #expect(all.map(\.line) == [3, 6, 7])
+            #expect(error.description.split(separator: "\n").count == 3)
+            #expect(error.description.contains("did you mean concurrency?") && error.description.contains("did you mean response_mode?"))
+        }
+        withExtendedLifetime(dir) {}
+    }
+
+    @Test func aFolderWithOneBadSpec_loadsTheOthersAndReportsTheBadOne() throws {
+        let (dir, _) = try workspace(minimal, name: "good.yaml")
+        try dir.write("jobs/bad.yaml", minimal + "\nconcurrency: -1\n")
+        let report = JobSpecLoader.loadReport(paths: [dir.file("jobs")])
+        #expect(report.specs.map(\.name) == ["good"])
+        #expect(report.failures.count == 1)
+        #expect(report.failures.first?.file.hasSuffix("bad.yaml") == true && report.failures.first?.keyPath == "concurrency")
+    }
+
     @Test func unknownKey_namesTheKeyLineAndSuggestion() throws {
         try expectError(minimal + "\nconcurency: 3\n", keyPath: "concurency", line: 5, containing: "did you mean concurrency?")
     }

@@ -21,7 +21,7 @@ import Testing
 
     /// A ledger made with the v1 schema.sql (`git show e893a69:schema.sql`), with one job, document and result.
     static func makeV1Ledger(_ path: String) throws {
-        let v1 = ledgerSchemaVersion1SQL
+        let v1 = try ledgerSchemaVersion1SQL
         let queue = try DatabaseQueue(path: path)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: v1)

@@ -36,7 +36,7 @@ struct LoggingTests {
         #expect(object["label"] as? String == "dify-batch")
         #expect(object["message"] as? String == "say \"hi\"\n\u{1}")
         #expect(object["job"] as? String == "invoices")
-        #expect(object["document"] as? String == "12")
+        #expect(object["document"] as? Int == 12, "numbers stay numbers")
         #expect(object["path"] as? String == "Straße/a.pdf")
         #expect(object["nested.a"] as? String == "1")
         #expect(object["nested.b.c"] as? String == "2")

@@ -14,7 +14,7 @@ final class ScannerWatchCounter: Sendable {
     }
 
     /// Waits (polling every 10 ms) until more than `baseline` elements arrived; false after `timeout`.
-    func waitForMore(than baseline: Int, timeout: Duration = .seconds(5)) async throws -> Bool {
+    func waitForMore(than baseline: Int, timeout: Duration = .seconds(60)) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if value > baseline { return true }

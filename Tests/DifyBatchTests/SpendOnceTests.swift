@@ -149,8 +149,9 @@ import Testing
     @Test func lookupsBackOff_upToTheirCap_andPausedPollsUpToFiveMinutes() {
         #expect((1...8).map { Self.policy.interval(afterLookup: $0) }
                 == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(15), .seconds(15), .seconds(15)])
-        #expect(RecoveryPolicy.pausedPollInterval(afterPoll: 1, first: .seconds(1)) == .seconds(1))
-        #expect(RecoveryPolicy.pausedPollInterval(afterPoll: 30, first: .seconds(1)) == .seconds(300))
+        #expect(RecoveryPolicy.pausedPollInterval(pausedFor: .zero, first: .seconds(1)) == .seconds(1))
+        #expect(RecoveryPolicy.pausedPollInterval(pausedFor: .seconds(60), first: .seconds(1)) == .seconds(30))
+        #expect(RecoveryPolicy.pausedPollInterval(pausedFor: .seconds(86_400 * 3), first: .seconds(1)) == .seconds(300))
     }
 }
 

@@ -34,9 +34,10 @@ struct SimulatorFactsTests {
                    user: user, responseMode: mode)
     }
 
-    static func isNear(_ date: Date?, _ offset: TimeInterval) -> Bool {
-        guard let date else { return false }
-        return abs(date.timeIntervalSinceNow - offset) < 30
+    /// True when `date` minus `offset` lies between `start` and now (±2 s for whole-second stamps): load-proof.
+    static func isNear(_ date: Date?, _ offset: TimeInterval, since start: Date) -> Bool {
+        guard let shifted = date?.addingTimeInterval(-offset) else { return false }
+        return shifted >= start.addingTimeInterval(-2) && shifted <= Date().addingTimeInterval(2)
     }
 
     static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
@@ -49,26 +50,27 @@ struct SimulatorFactsTests {
 
     @Test("serverDate_onUploadRunDetailLogsAndErrors_isDifysClockNotTheLocalOne")
     func serverDates() async throws {
+        let start = Date()
         try await Self.withUploaded({ $0.clockOffset = .seconds(3600) }) { _, client, file in
-            #expect(Self.isNear(file.serverDate, 3600))
-            #expect(Self.isNear(file.createdAt.map { Date(timeIntervalSince1970: TimeInterval($0)) }, 3600))
+            #expect(Self.isNear(file.serverDate, 3600, since: start))
+            #expect(Self.isNear(file.createdAt.map { Date(timeIntervalSince1970: TimeInterval($0)) }, 3600, since: start))
             let result = try await client.run(Self.request(file, .blocking))
-            #expect(Self.isNear(result.serverDate, 3600))
-            #expect(Self.isNear(result.createdAt, 3600))
+            #expect(Self.isNear(result.serverDate, 3600, since: start))
+            #expect(Self.isNear(result.createdAt, 3600, since: start))
             let runID = try #require(result.workflowRunID)
             let detail = try await client.workflowRunDetail(id: runID)
-            #expect(Self.isNear(detail.serverDate, 3600))
+            #expect(Self.isNear(detail.serverDate, 3600, since: start))
             let difyNow = try #require(result.serverDate)
             let window = WorkflowLogsQuery(createdAfter: difyNow.addingTimeInterval(-900),
                                            createdBefore: difyNow.addingTimeInterval(900), endUserSessionID: Self.user)
             let page = try await client.workflowLogs(window)
-            #expect(Self.isNear(page.serverDate, 3600))
+            #expect(Self.isNear(page.serverDate, 3600, since: start))
             #expect(page.data.map { $0.workflowRun?.id } == [runID])
             let local = WorkflowLogsQuery(createdAfter: Date().addingTimeInterval(-60), createdBefore: Date().addingTimeInterval(60))
             #expect(try await client.workflowLogs(local).data.isEmpty, "a window in the local clock misses the run")
             let missing = await #expect(throws: DifyError.self) { try await client.workflowRunDetail(id: "no-such-run") }
             #expect(missing?.httpStatus == 404)
-            #expect(Self.isNear(missing?.serverDate, 3600))
+            #expect(Self.isNear(missing?.serverDate, 3600, since: start))
             #expect(missing?.runMayHaveStarted == false)
         }
     }

@@ -70,6 +70,8 @@ import Testing
                          "outputs:  \(outbox)/", "ledger:   \(demo)/ledger.sqlite"] {
             #expect(result.stdout.contains(fragment), "missing \(fragment) in:\n\(result.stdout)")
         }
+        // The status table agrees with the demo's own exit code (issue 16).
+        #expect(result.stdout.contains("exit 0") && !result.stdout.contains("exit 1"), "\(result.stdout)")
         #expect(result.stderr.contains("[\(files.count)/\(files.count)]"), "\(result.stderr)")
         #expect(!result.stdout.contains("\u{1B}["), "no escape codes into a pipe")
     }

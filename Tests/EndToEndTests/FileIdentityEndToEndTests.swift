@@ -177,13 +177,14 @@ import Glibc
             let workspace = try Workspace(baseURL: baseURL, extra: "after_success: keep")
             try FileManager.default.createDirectory(atPath: workspace.outbox + "/sub", withIntermediateDirectories: true)
             try Data("partial".utf8).write(to: URL(fileURLWithPath: workspace.outbox + "/sub/.dify-batch-k1ll3d.tmp"))
-            let child = try Child(["watch", "--db", workspace.dbPath, workspace.specPath],
+            // `--rescan 1s`: noticed quickly even where inotify is exhausted by other tests running in parallel.
+            let child = try Child(["watch", "--db", workspace.dbPath, "--rescan", "1s", workspace.specPath],
                                   environment: workspace.environment, stderrPath: workspace.scratch.file("watch.log"))
             try workspace.drop("before.txt", "before")
             #expect(try await waitUntil { workspace.outputs() == ["before.txt.json"] })
             #expect(!FileManager.default.fileExists(atPath: workspace.outbox + "/sub/.dify-batch-k1ll3d.tmp"), "a killed process's temp file is removed on start")
             try FileManager.default.removeItem(atPath: workspace.inbox)
-            #expect(try await waitUntil { child.stderr.contains("cannot list the inbox") })
+            #expect(try await waitUntil { child.stderr.contains("cannot list the inbox") }, "\(child.stderr)")
             try FileManager.default.createDirectory(atPath: workspace.inbox, withIntermediateDirectories: true)
             try workspace.drop("after.txt", "after")
             #expect(try await waitUntil { workspace.outputs() == ["after.txt.json", "before.txt.json"] }, "\(child.stderr)")

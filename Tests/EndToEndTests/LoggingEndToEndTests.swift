@@ -24,16 +24,17 @@ import Testing
                 if object["document"] != nil || object["path"] != nil {
                     #expect(object["job"] as? String == "docs", "\(object)")
                 }
-                if object["document"] != nil { #expect(object["path"] is String, "\(object)") }
+                if object["document"] != nil { #expect(object["path"] is String && object["document"] is Int, "\(object)") }
             }
             let succeeded = objects.filter { $0["message"] as? String == "succeeded" }
             #expect(Set(succeeded.compactMap { $0["path"] as? String }) == ["a.txt", "sub/b.txt"])
-            #expect(succeeded.allSatisfy { $0["document"] is String && $0["job"] as? String == "docs" && $0["level"] as? String == "info" })
-            #expect(objects.contains { $0["message"] as? String == "progress" && $0["succeeded"] is String }, "\(result.stderr)")
+            #expect(succeeded.allSatisfy { $0["document"] is Int && $0["job"] as? String == "docs" && $0["level"] as? String == "info" })
+            // Numbers stay JSON numbers (issue 16).
+            #expect(objects.contains { $0["message"] as? String == "progress" && $0["succeeded"] is Int && $0["in_flight"] is Int }, "\(result.stderr)")
             let summary = try #require(objects.first { $0["message"] as? String == "summary" })
-            #expect(summary["job"] as? String == "docs" && summary["succeeded"] as? String == "2" && summary["rejected"] as? String == "1", "\(summary)")
+            #expect(summary["job"] as? String == "docs" && summary["succeeded"] as? Int == 2 && summary["rejected"] as? Int == 1, "\(summary)")
             let rejected = try #require(objects.first { ($0["message"] as? String)?.hasPrefix("rejected") == true })
-            #expect(rejected["path"] as? String == "empty.txt" && rejected["document"] is String && rejected["job"] as? String == "docs")
+            #expect(rejected["path"] as? String == "empty.txt" && rejected["document"] is Int && rejected["job"] as? String == "docs")
         }
     }
 
@@ -54,12 +55,26 @@ import Testing
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("a.txt", documentText(1))
             try workspace.drop("b.txt", documentText(2))
-            for format in ["human", "json"] {
+            for format in ["json", "human"] {
                 let result = try await CLI.run(["run", "--db", workspace.dbPath, "--reprocess", "--log-format", format, "--log-level", "trace",
                                           "--progress", "always", "--progress-interval", "50ms", workspace.specPath], environment: workspace.environment)
                 #expect(result.status == 0, "\(result.stderr)")
                 #expect(!result.stderr.isEmpty)
                 #expect(!result.stderr.contains(workspace.key) && !result.stdout.contains(workspace.key))
+                #expect(!result.stderr.contains("Authorization") && !result.stderr.contains("Bearer"))
+                if format == "json" {
+                    // One trace record per HTTP request: method, path, status and duration, as numbers (issue 16).
+                    let requests = try result.stderr.split(separator: "\n").compactMap {
+                        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                    }.filter { $0["message"] as? String == "http request" }
+                    let seen = Set(requests.compactMap { request -> String? in
+                        guard let method = request["method"] as? String, let path = request["path"] as? String,
+                              request["status"] is Int, request["duration_ms"] is Int else { return nil }
+                        return "\(method) \(path)"
+                    })
+                    #expect(seen.isSuperset(of: ["GET /info", "GET /parameters", "POST /workflows/run"]), "\(requests)")
+                    #expect(requests.allSatisfy { $0["job"] as? String == "docs" && $0["level"] as? String == "trace" })
+                }
             }
             let wrongKey = "app-WRONG-secret-7f3a9c"
             let refused = try Workspace(baseURL: baseURL, key: wrongKey)

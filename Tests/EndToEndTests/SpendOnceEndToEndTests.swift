@@ -276,4 +276,82 @@ import Testing
             #expect(workspace.outputs() == ["a.txt.json"])
         }
     }
+
+    @Test func pausedRun_withAnIdenticalCopy_runExits0WithOnePOST_andTheCopyIsSkippedOnceTheRunEnds() async throws {
+        var faults = FaultPlan()
+        faults.pausedRunRate = 1.0
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", "same bytes")
+            try workspace.drop("b.txt", "same bytes")
+            // `run` does not wait for a human: neither for the paused run nor for the copy held behind it (it would
+            // otherwise run until --max-duration, 120 s here).
+            let started = ContinuousClock.now
+            let (first, ledger) = try await workspace.run { $0.maxDuration = .seconds(120) }
+            #expect(ContinuousClock.now - started < .seconds(60))
+            #expect(first.exitStatus == .success)
+            let documents = try await ledger.documents(matching: DocumentFilter())
+            let paused = try #require(documents.first { $0.state == .paused })
+            #expect(documents.count == 2 && documents.filter { $0.state == .pending }.count == 1)
+            #expect(simulator.stats.runRequestsReceived == 1)
+            #expect(simulator.resumePausedRun(id: try #require(paused.workflowRunID)))
+            let (second, again) = try await workspace.run { $0.maxDuration = .seconds(120) }
+            #expect(second.exitStatus == .success)
+            let final = try await again.documents(matching: DocumentFilter())
+            #expect(Set(final.map(\.state)) == [.succeeded, .skipped])
+            #expect(simulator.stats.runRequestsReceived == 1, "the copy never ran")
+            #expect(workspace.outputs() == ["a.txt.json", "b.txt.json"])
+        }
+    }
+}
+
+/// The SIGKILL loop of issue 10, short form (the long form is `Scripts/sigkill-loop.sh`): the real binary killed
+/// at random moments at least 20 times while runs are in flight, streams drop, and Dify lists runs only once they
+/// finished. Every file ends in exactly one state, no document ran more than `max_attempts` times at the server,
+/// and the ledger's usage equals what the server billed.
+@Suite(.serialized) struct SpendOnceSIGKILLTests {
+    @Test func run_killedAtRandomMoments20Times_neverPaysMoreThanMaxAttempts_andUsageEqualsBilled() async throws {
+        var faults = FaultPlan()
+        faults.seed = 11
+        faults.latency = .milliseconds(60)
+        faults.latencyJitter = .milliseconds(120)
+        faults.dropAfterStartRate = 0.2
+        faults.logsOnlyWhenFinished = true
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, concurrency: 4,
+                                          retry: "{max_attempts: 3, base_delay: 10ms, max_delay: 50ms}", recoverDeadline: "3s")
+            let files = 32
+            for index in 0..<files { try workspace.drop("k/file \(index).txt", documentText(index)) }
+            var random = SeededRandom(seed: 5)
+            var kills = 0
+            for round in 0..<22 {
+                let child = try Child(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                                      stderrPath: workspace.scratch.file("kill-\(round).log"))
+                try await Task.sleep(for: .milliseconds(Int64.random(in: 60...350, using: &random)))
+                if child.process.isRunning { kills += 1 }
+                child.signal(SIGKILL)
+                _ = try await child.exitStatus()
+            }
+            #expect(kills >= 20)
+            let last = try Child(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                                 stderrPath: workspace.scratch.file("last.log"))
+            let status = try await last.exitStatus(timeout: .seconds(90))
+            #expect(status == 0 || status == 1, "\(last.stderr)")
+
+            let ledger = try SQLiteLedger(path: workspace.dbPath)
+            let documents = try await ledger.documents(matching: DocumentFilter())
+            #expect(documents.count == files)
+            #expect(documents.allSatisfy { [.succeeded, .unresolved, .paused, .dead].contains($0.state) },
+                    "\(documents.map { ($0.path, $0.state) })")
+            // One visible outcome per file.
+            #expect(workspace.outputs().count + workspace.errorOutputs().count == files)
+            for document in documents {
+                let runs = simulator.stats.runsBySHA256[document.sha256 ?? ""] ?? 0
+                #expect(runs <= 3 && runs <= document.runPosts, "\(document.path): \(runs) runs, \(document.runPosts) sends")
+            }
+            // Workflows: every run Dify billed is in the ledger.
+            let total = try await ledger.usageTotals(matching: UsageFilter(), by: .none)
+            #expect((total.first?.totalTokens ?? 0) == simulator.stats.billed.tokens)
+        }
+    }
 }

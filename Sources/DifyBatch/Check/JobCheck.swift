@@ -245,7 +245,8 @@ public enum JobCheck {
             return report
         }
         checkFolders(spec: spec, into: &report)
-        let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts, maxConnectionsPerHost: 2)
+        let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts, maxConnectionsPerHost: 2,
+                                                   trust: TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment))
         let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: key, timeouts: timeouts),
                                 httpClient: httpClient)
         await inspect(spec: spec, client: client, known: known, into: &report)
@@ -395,14 +396,7 @@ public enum JobCheck {
             report.fail(.unavailable, .unavailable, "Dify is unreachable at \(spec.dify.baseURL): \(error)")
             return
         }
-        switch error.classification {
-        case .configuration, .permanent, .invalidUploadFile:
-            report.fail(.configuration, .configuration,
-                        "Dify refused the app check: \(error.message)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""); check the API key (\(spec.dify.apiKey)) and dify.base_url")
-        case .quota:
-            report.fail(.unavailable, .unavailable, "Dify quota exhausted: \(error.message)")
-        default:
-            report.fail(.unavailable, .unavailable, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)")
-        }
+        let stop = PreflightFailure.stop(for: error, spec: spec)
+        report.fail(stop.reason == .configuration ? .configuration : .unavailable, stop.exitStatus, stop.message)
     }
 }

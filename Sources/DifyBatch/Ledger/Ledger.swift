@@ -59,7 +59,8 @@ public protocol Ledger: LedgerReader {
     func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord
     /// Documents of a job left in an in-flight state (after a crash).
     func inFlight(jobID: Int64) async throws -> [DocumentRecord]
-    /// How many of the job's documents wait (`pending` or `failed`). Cheap: one indexed count.
+    /// How many of the job's documents wait (`pending` or `failed`), leaving out copies held behind a `paused` run of
+    /// the same content (they wait for a human, as that run does). Cheap: one indexed count.
     func waitingCount(jobID: Int64) async throws -> Int
     /// Puts documents back in the queue (`pending`, attempts and the run-send budget reset, history kept; an
     /// `unresolved` document keeps `outcome_unknown`, so its next send counts in `duplicate_runs`). Returns how

@@ -113,10 +113,25 @@ public final class SQLiteLedger: Ledger {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            throw Self.busyError(path: path, timeout: busyTimeout)
         } catch {
             throw LedgerError(.cannotOpen, "cannot open the ledger \(path): \(error)")
         }
-        try pool.write { db in try Self.migrate(db) }
+        do {
+            try pool.write { db in try Self.migrate(db) }
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            throw Self.busyError(path: path, timeout: busyTimeout)
+        }
+    }
+
+    static func isBusy(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+    }
+
+    /// Another program holds the write lock past the busy timeout (issue 16: exit 4, not a usage error).
+    static func busyError(path: String, timeout: TimeInterval) -> LedgerError {
+        LedgerError(.busy, "the ledger \(path) stayed locked by another program for \(Int(timeout)) s (busy timeout); end the program holding a write transaction on it (an sqlite3 shell, a backup tool) and try again")
     }
 
     static func migrate(_ db: Database) throws {
@@ -539,8 +554,12 @@ public final class SQLiteLedger: Ledger {
 
     public func waitingCount(jobID: Int64) async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM documents WHERE job_id = ? AND state IN ('pending', 'failed')",
-                             arguments: [jobID]) ?? 0
+            // A copy held behind a paused run of the same content waits for a human, as that run does: not counted.
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM documents d WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
+                  AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'paused'))
+                """, arguments: [jobID]) ?? 0
         }
     }
 

@@ -44,7 +44,7 @@ public struct JSONLogHandler: LogHandler {
         func visit(_ key: String, _ value: Logger.Metadata.Value) {
             switch value {
             case .string(let text): flat.append((key, jsonString(text)))
-            case .stringConvertible(let convertible): flat.append((key, jsonString(convertible.description)))
+            case .stringConvertible(let convertible): flat.append((key, jsonScalar(convertible)))
             case .array(let values): flat.append((key, "[" + values.map { jsonString($0.description) }.joined(separator: ",") + "]"))
             case .dictionary(let nested): for (inner, value) in nested { visit(key + "." + inner, value) }
             }
@@ -52,6 +52,17 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in metadata { visit(reservedKeys.contains(key) ? "meta." + key : key, value) }
         for (key, json) in flat.sorted(by: { $0.key < $1.key }) { fields.append("\(jsonString(key)):\(json)") }
         return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    /// Numbers and booleans given as `.stringConvertible` stay JSON numbers and booleans; anything else is a string.
+    static func jsonScalar(_ value: any CustomStringConvertible & Sendable) -> String {
+        switch value {
+        case let number as any BinaryInteger: return number.description
+        case let number as Double where number.isFinite: return number.description
+        case let number as JSONNumber: return number.text
+        case let flag as Bool: return flag ? "true" : "false"
+        default: return jsonString(value.description)
+        }
     }
 
     /// A JSON string literal (RFC 8259 escaping; non-ASCII kept as UTF-8).
@@ -91,5 +102,20 @@ public enum LogFormat: String, Sendable, CaseIterable {
             handler.logLevel = level
             return handler
         }
+    }
+}
+
+/// A number already formatted as text (`0.4`, `12.0`), written as a JSON number by ``JSONLogHandler`` when the text
+/// is a valid JSON number (else as a string).
+public struct JSONNumber: CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(_ text: String) { description = text }
+
+    var text: String {
+        let isNumber = !description.isEmpty && Double(description)?.isFinite == true
+            && description.allSatisfy { $0.isNumber || "-.eE+".contains($0) }
+            && !description.hasPrefix("+") && !description.hasPrefix(".") && !description.hasSuffix(".")
+        return isNumber ? description : JSONLogHandler.jsonString(description)
     }
 }

@@ -38,12 +38,12 @@ public enum ProgressRenderer {
     /// The plain line as a JSON log record (for `--log-format json`): message `progress`, the counts and rates as fields.
     public static func jsonLine(_ snapshot: ProgressSnapshot, time: Date, label: String = "dify-batch") -> String {
         var metadata: Logger.Metadata = [
-            "in_flight": "\(snapshot.inFlight)", "waiting": "\(snapshot.waiting)", "tokens": "\(snapshot.tokens)",
-            "elapsed_seconds": "\(Int(snapshot.elapsedSeconds.rounded()))",
+            "in_flight": .stringConvertible(snapshot.inFlight), "waiting": .stringConvertible(snapshot.waiting),
+            "tokens": .stringConvertible(snapshot.tokens), "elapsed_seconds": .stringConvertible(Int(snapshot.elapsedSeconds.rounded())),
         ]
-        for state in shownStates { metadata[state.rawValue] = "\(snapshot.counts[state] ?? 0)" }
-        if let throughput = snapshot.throughput { metadata["docs_per_second"] = "\(formatRate(throughput))" }
-        if let eta = snapshot.etaSeconds { metadata["eta_seconds"] = "\(Int(eta.rounded()))" }
+        for state in shownStates { metadata[state.rawValue] = .stringConvertible(snapshot.counts[state] ?? 0) }
+        if let throughput = snapshot.throughput { metadata["docs_per_second"] = .stringConvertible(JSONNumber(formatRate(throughput))) }
+        if let eta = snapshot.etaSeconds { metadata["eta_seconds"] = .stringConvertible(Int(eta.rounded())) }
         return JSONLogHandler.format(time: time, level: .info, label: label, message: "progress", metadata: metadata)
     }
 

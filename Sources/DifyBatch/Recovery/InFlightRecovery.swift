@@ -106,7 +106,7 @@ struct InFlightRecovery {
         }
         let now = context.clock.now()
         let pausedFor = Duration.seconds(now.timeIntervalSince(document.pausedAt ?? now))
-        let next = min(Duration.seconds(300), max(context.recoveryPollInterval, pausedFor / 2))
+        let next = RecoveryPolicy.pausedPollInterval(pausedFor: pausedFor, first: context.recoveryPollInterval)
         let moved = try await context.ledger.update(document.id, in: .paused, [.nextAttemptAt(now.addingTimeInterval(next.seconds))])
         return .settled(moved.state)
     }

@@ -14,7 +14,7 @@ enum LeftoverTriage {
                 let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
                                                         document.resultStored ? [] : [.attempts(max(0, document.attempts - 1))])
                 logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process",
-                            metadata: ["path": "\(moved.path)", "document": "\(moved.id)"])
+                            metadata: ["path": "\(moved.path)", "document": .stringConvertible(moved.id)])
             case .running, .recovering:
                 toRecover.append(document)
             default:

@@ -75,13 +75,9 @@ public struct RecoveryPolicy: Sendable, Equatable {
         return min(interval, maxInterval)
     }
 
-    /// The wait between polls of a paused run: doubles from `firstInterval` up to 5 minutes, with no deadline.
-    public static func pausedPollInterval(afterPoll poll: Int, first: Duration) -> Duration {
-        var interval = first
-        for _ in 1..<max(1, poll) {
-            interval = interval * 2
-            if interval >= .seconds(300) { return .seconds(300) }
-        }
-        return min(interval, .seconds(300))
+    /// The wait before the next poll of a run that has been paused for `pausedFor`: half the time it has waited,
+    /// at least `first`, at most 5 minutes (a backoff with no deadline: a human may take days).
+    public static func pausedPollInterval(pausedFor: Duration, first: Duration) -> Duration {
+        min(.seconds(300), max(first, pausedFor / 2))
     }
 }

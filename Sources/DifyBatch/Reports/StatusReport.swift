@@ -11,9 +11,12 @@ public struct StatusReport: Encodable, Sendable {
         public var total: Int
         public var usage: UsageJSON
         public var lastRun: LastRun?
+        /// When the longest-paused run of this job was first seen paused (issue 10); nil when none is paused.
+        public var pausedSince: Date? = nil
 
         enum CodingKeys: String, CodingKey {
             case name, specPath = "spec_path", appMode = "app_mode", counts, total, usage, lastRun = "last_run"
+            case pausedSince = "paused_since"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -25,6 +28,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(total, forKey: .total)
             try container.encode(usage, forKey: .usage)
             try container.encode(lastRun, forKey: .lastRun)
+            try container.encode(pausedSince.flatMap { ReportFormatting.timestamp($0) }, forKey: .pausedSince)
         }
     }
 
@@ -36,6 +40,8 @@ public struct StatusReport: Encodable, Sendable {
         public var pid: Int
         public var host: String
         public var exitCode: Int?
+        /// `running`, `ended`, or `gone` (not ended, yet its process on this host no longer exists).
+        public var state: RunLiveness = .running
         public var succeeded: Int
         public var failed: Int
         public var dead: Int
@@ -45,7 +51,7 @@ public struct StatusReport: Encodable, Sendable {
         public var notMatched: Int = 0
 
         enum CodingKeys: String, CodingKey {
-            case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code"
+            case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code", state
             case succeeded, failed, dead, rejected, skipped, notMatched = "not_matched"
         }
 
@@ -58,6 +64,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(pid, forKey: .pid)
             try container.encode(host, forKey: .host)
             try container.encode(exitCode, forKey: .exitCode)
+            try container.encode(state, forKey: .state)
             try container.encode(succeeded, forKey: .succeeded)
             try container.encode(failed, forKey: .failed)
             try container.encode(dead, forKey: .dead)
@@ -81,26 +88,34 @@ public struct StatusReport: Encodable, Sendable {
         let counts = try await ledger.stateCounts()
         let lastRuns = try await ledger.lastRuns()
         let usage = try await ledger.usageTotals(matching: UsageFilter(), by: .job)
+        var pausedSince: [Int64: Date] = [:]
+        for document in try await ledger.documents(matching: DocumentFilter(states: [.paused])) {
+            let since = document.pausedAt ?? document.updatedAt
+            pausedSince[document.jobID] = min(pausedSince[document.jobID] ?? since, since)
+        }
         return StatusReport(database: database, jobs: jobs.map { job in
             var stateCounts: [String: Int] = [:]
             for state in DocumentState.allCases { stateCounts[state.rawValue] = counts[job.id]?[state] ?? 0 }
             let jobUsage = usage.filter { $0.group == job.name }
             let last = lastRuns[job.id].map { entry in
-                LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
+                var run = LastRun(id: entry.run.id, command: entry.run.command, startedAt: ReportFormatting.timestamp(entry.run.startedAt),
                         endedAt: ReportFormatting.timestamp(entry.run.endedAt), pid: entry.run.pid, host: entry.run.host,
                         exitCode: entry.run.exitCode, succeeded: entry.counts.succeeded, failed: entry.counts.failed,
                         dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped,
                         notMatched: entry.counts.notMatched)
+                run.state = RunLiveness.of(endedAt: entry.run.endedAt, pid: entry.run.pid, host: entry.run.host)
+                return run
             }
             return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
-                       total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last)
+                       total: stateCounts.values.reduce(0, +), usage: UsageReport.combine(jobUsage), lastRun: last,
+                       pausedSince: pausedSince[job.id])
         })
     }
 
     /// The human table.
     public func renderText() -> String {
         guard !jobs.isEmpty else { return "No jobs in the ledger \(database) yet.\n" }
-        let shown: [DocumentState] = [.pending, .running, .recovering, .failed, .succeeded, .skipped, .dead, .rejected]
+        let shown: [DocumentState] = [.pending, .running, .recovering, .failed, .paused, .succeeded, .skipped, .dead, .rejected, .unresolved]
         let headers = ["JOB"] + shown.map { $0.rawValue.uppercased() } + ["TOKENS", "PRICE", "LAST RUN"]
         let rows = jobs.map { job -> [String] in
             let inFlight = (job.counts["uploading"] ?? 0) + (job.counts["uploaded"] ?? 0) + (job.counts["running"] ?? 0)
@@ -109,13 +124,22 @@ public struct StatusReport: Encodable, Sendable {
             }
             let price = job.usage.totalPrice.map { "\($0) \(job.usage.currency ?? "")".trimmingCharacters(in: .whitespaces) } ?? "-"
             let last = job.lastRun.map { run in
-                let exit = run.exitCode.map { "exit \($0)" } ?? (run.endedAt == nil ? "in progress" : "")
+                let exit: String
+                switch run.state {
+                case .gone: exit = "ended (process gone)"
+                case .running: exit = "in progress"
+                case .ended: exit = run.exitCode.map { "exit \($0)" } ?? "ended"
+                }
                 return "\(run.command) #\(run.id) \(run.startedAt ?? "") \(exit)".trimmingCharacters(in: .whitespaces)
             } ?? "never"
-            return [job.name] + cells + [String(job.usage.totalTokens ?? 0), price, last]
+            return [job.name] + cells + [job.usage.totalTokens.map(String.init) ?? "-", price, last]
         }
         var text = ReportFormatting.table(headers: headers, rows: rows)
         for job in jobs {
+            if let since = job.pausedSince {
+                let waited = HumanDuration.format(.seconds(max(0, Int64(Date().timeIntervalSince(since)))))
+                text += "\(job.name): \(job.counts["paused"] ?? 0) run(s) paused in Dify waiting for human input, the oldest for \(waited); they are polled, never re-sent\n"
+            }
             if let notMatched = job.lastRun?.notMatched, notMatched > 0 {
                 text += "\(job.name): not matched: \(notMatched) file(s) in the inbox at the last run (match.include/exclude); see dify-batch check\n"
             }

@@ -63,6 +63,9 @@ public struct DifySettings: Sendable, Equatable {
     public var query: String?
     /// Pin a published workflow version (`/workflows/{id}/run`).
     public var workflowID: String?
+    /// A PEM file of CA certificates trusted for an HTTPS `base_url` in addition to the system store (an internal
+    /// CA); absolute, resolved against the spec's folder. Default none (issue 16).
+    public var caFile: String? = nil
     /// The text-input/paragraph variable that receives each document's text (default: detected when the app
     /// has no file variable and exactly one text variable the spec does not fill).
     public var textInput: String? = nil

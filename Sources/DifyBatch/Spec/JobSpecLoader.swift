@@ -33,6 +33,49 @@ public enum JobSpecLoader {
         return specs
     }
 
+    /// What a jobs folder holds: the specs that load, and one error (listing all of its problems) per file that
+    /// does not. A missing path or an empty folder is an error of its own.
+    public struct FolderReport: Sendable, Equatable {
+        public var specs: [JobSpec]
+        public var failures: [SpecError]
+    }
+
+    /// Loads what can be loaded (issue 16: one bad spec does not stop the others). A duplicate job name makes the
+    /// later file a failure.
+    public static func loadReport(paths: [String]) -> FolderReport {
+        var report = FolderReport(specs: [], failures: [])
+        var files: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                report.failures.append(SpecError(file: path, message: "no such spec file or folder"))
+                continue
+            }
+            if isDirectory.boolValue {
+                let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+                let specs = entries.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+                if specs.isEmpty { report.failures.append(SpecError(file: path, message: "the folder holds no *.yaml job specs")) }
+                files += specs.map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(path)
+            }
+        }
+        for file in files {
+            do {
+                let spec = try load(path: file)
+                if let other = report.specs.first(where: { $0.name == spec.name }) {
+                    throw SpecError(file: file, keyPath: "name", message: "job name \"\(spec.name)\" is also used by \(other.specPath); names must be unique")
+                }
+                report.specs.append(spec)
+            } catch let error as SpecError {
+                report.failures.append(error)
+            } catch {
+                report.failures.append(SpecError(file: file, message: "\(error)"))
+            }
+        }
+        return report
+    }
+
     /// Loads one spec file.
     public static func load(path: String) throws -> JobSpec {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -65,13 +108,21 @@ public enum JobSpecLoader {
                                        "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors",
                                        "max_active"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
-                                        "response_mode", "user", "query", "workflow_id", "text_input", "attach"]
+                                        "response_mode", "user", "query", "workflow_id", "text_input", "attach", "ca_file"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
     static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay", "max_backpressure"]
     static let recoveryKeys: Set<String> = ["on_unknown"]
 
+    /// Builds the spec, collecting every problem (a bad value falls back to its default so the checks after it
+    /// still run); throws one ``SpecError`` listing them all in file order.
     private static func build(_ root: SpecNode, path: String, hash: String) throws -> JobSpec {
-        try root.checkKeys(allowed: topKeys)
+        var problems: [SpecError] = []
+        /// Runs one check; a ``SpecError`` is recorded and the value is nil.
+        func soft<T>(_ body: () throws -> T?) -> T? {
+            do { return try body() } catch let error as SpecError { problems.append(error); return nil } catch { return nil }
+        }
+        func fail(_ error: SpecError) { problems.append(error) }
+        problems += root.unknownKeys(allowed: topKeys)
         let folder = (path as NSString).deletingLastPathComponent
         func resolve(_ value: String) -> String {
             let expanded = (value as NSString).expandingTildeInPath
@@ -80,102 +131,133 @@ public enum JobSpecLoader {
         }
 
         let defaultName = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        let name = try root.string("name") ?? defaultName
-        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw root.error("name", "must be letters, digits, '-', '_' or '.' (got \"\(name)\")")
+        var name = soft { try root.string("name") } ?? defaultName
+        if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            fail(root.error("name", "must be letters, digits, '-', '_' or '.' (got \"\(name)\")"))
+            name = defaultName
         }
-        guard let inboxText = try root.string("inbox") else {
-            throw root.error("inbox", "is required: the folder documents are dropped into (relative to the spec's folder)")
+        let inboxText = soft { try root.string("inbox") }
+        if inboxText == nil && !root.has("inbox") {
+            fail(root.error("inbox", "is required: the folder documents are dropped into (relative to the spec's folder)"))
         }
-        guard let outboxText = try root.string("outbox") else {
-            throw root.error("outbox", "is required: the folder results are written to (relative to the spec's folder)")
+        let outboxText = soft { try root.string("outbox") }
+        if outboxText == nil && !root.has("outbox") {
+            fail(root.error("outbox", "is required: the folder results are written to (relative to the spec's folder)"))
         }
-        let inbox = resolve(inboxText)
-        let outbox = resolve(outboxText)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: inbox, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw root.error("inbox", "the folder \(inbox) does not exist; create it (mkdir -p) or fix the path")
+        let inbox = inboxText.map(resolve) ?? resolve("inbox")
+        let outbox = outboxText.map(resolve) ?? resolve("outbox")
+        if inboxText != nil {
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: inbox, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                fail(root.error("inbox", "the folder \(inbox) does not exist; create it (mkdir -p) or fix the path"))
+            }
         }
-        guard inbox != outbox else { throw root.error("outbox", "must differ from inbox") }
+        if inboxText != nil && inbox == outbox { fail(root.error("outbox", "must differ from inbox")) }
 
         // dify
-        guard let difyNode = try root.child("dify") else {
-            throw root.error("dify", "is required, with at least base_url (for example https://api.dify.ai/v1)")
+        var dify = DifySettings(baseURL: "", apiKey: .environment("DIFY_API_KEY"), app: .auto, fileInput: nil, inputs: [:],
+                                responseMode: "streaming", user: "dify-batch-\(name)", query: nil, workflowID: nil)
+        let difyNode = soft { try root.child("dify") }
+        if difyNode == nil && !root.has("dify") {
+            fail(root.error("dify", "is required, with at least base_url (for example https://api.dify.ai/v1)"))
         }
-        if difyNode.has("api_key") {
-            throw difyNode.error("api_key", "API keys must not be written in a spec; put the key in an environment variable named by api_key_env (default DIFY_API_KEY) or in a file named by api_key_file")
-        }
-        try difyNode.checkKeys(allowed: difyKeys)
-        guard let baseURL = try difyNode.string("base_url") else {
-            throw difyNode.error("base_url", "is required: the service API URL, for example https://api.dify.ai/v1")
-        }
-        guard let url = URL(string: baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw difyNode.error("base_url", "must be an http(s) URL such as https://api.dify.ai/v1 (got \"\(baseURL)\")")
-        }
-        let keyEnv = try difyNode.string("api_key_env")
-        let keyFile = try difyNode.string("api_key_file")
-        if keyEnv != nil && keyFile != nil {
-            throw difyNode.error("api_key_file", "give either api_key_env or api_key_file, not both")
-        }
-        if let keyEnv, !keyEnv.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) || keyEnv.isEmpty {
-            throw difyNode.error("api_key_env", "must be the NAME of an environment variable (letters, digits, _), not the key itself")
-        }
-        if let keyEnv, keyEnv.hasPrefix("app-") {
-            throw difyNode.error("api_key_env", "looks like an API key; name the environment variable that holds it instead")
-        }
-        let apiKey: APIKeySource = keyFile.map { .file(resolve($0)) } ?? .environment(keyEnv ?? "DIFY_API_KEY")
-        let appText = try difyNode.string("app") ?? "auto"
-        guard let app = DifySettings.AppSelection(rawValue: appText) else {
-            throw difyNode.error("app", "must be one of auto, workflow, completion, chat (got \"\(appText)\")")
-        }
-        let responseMode = try difyNode.string("response_mode") ?? "streaming"
-        guard ["streaming", "blocking"].contains(responseMode) else {
-            throw difyNode.error("response_mode", "must be streaming or blocking (got \"\(responseMode)\")")
-        }
-        var inputs: [String: SpecValue] = [:]
-        if let inputsNode = try difyNode.child("inputs") {
-            guard case .map(let map) = inputsNode.value() else {
-                throw difyNode.error("inputs", "must be a mapping of input variable names to values, e.g. {language: en}")
+        if let difyNode {
+            if difyNode.has("api_key") {
+                fail(difyNode.error("api_key", "API keys must not be written in a spec; put the key in an environment variable named by api_key_env (default DIFY_API_KEY) or in a file named by api_key_file"))
             }
-            inputs = map
+            problems += difyNode.unknownKeys(allowed: difyKeys.union(["api_key"]))
+            if let baseURL = soft({ try difyNode.string("base_url") }) {
+                if let url = URL(string: baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil {
+                    dify.baseURL = baseURL
+                } else {
+                    fail(difyNode.error("base_url", "must be an http(s) URL such as https://api.dify.ai/v1 (got \"\(baseURL)\")"))
+                }
+            } else if !difyNode.has("base_url") {
+                fail(difyNode.error("base_url", "is required: the service API URL, for example https://api.dify.ai/v1"))
+            }
+            var keyEnv = soft { try difyNode.string("api_key_env") }
+            let keyFile = soft { try difyNode.string("api_key_file") }
+            if keyEnv != nil && keyFile != nil {
+                fail(difyNode.error("api_key_file", "give either api_key_env or api_key_file, not both"))
+            }
+            if let name = keyEnv, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                fail(difyNode.error("api_key_env", "must be the NAME of an environment variable (letters, digits, _), not the key itself"))
+                keyEnv = nil
+            } else if let name = keyEnv, name.hasPrefix("app-") {
+                fail(difyNode.error("api_key_env", "looks like an API key; name the environment variable that holds it instead"))
+                keyEnv = nil
+            }
+            dify.apiKey = keyFile.map { .file(resolve($0)) } ?? .environment(keyEnv ?? "DIFY_API_KEY")
+            let appText = soft { try difyNode.string("app") } ?? "auto"
+            if let app = DifySettings.AppSelection(rawValue: appText) {
+                dify.app = app
+            } else {
+                fail(difyNode.error("app", "must be one of auto, workflow, completion, chat (got \"\(appText)\")"))
+            }
+            let responseMode = soft { try difyNode.string("response_mode") } ?? "streaming"
+            if ["streaming", "blocking"].contains(responseMode) {
+                dify.responseMode = responseMode
+            } else {
+                fail(difyNode.error("response_mode", "must be streaming or blocking (got \"\(responseMode)\")"))
+            }
+            if let inputsNode = soft({ try difyNode.child("inputs") }) {
+                if case .map(let map) = inputsNode.value() {
+                    dify.inputs = map
+                } else {
+                    fail(difyNode.error("inputs", "must be a mapping of input variable names to values, e.g. {language: en}"))
+                }
+            }
+            let user = soft { try difyNode.string("user") } ?? "dify-batch-\(name)"
+            if user.isEmpty { fail(difyNode.error("user", "must not be empty")) } else { dify.user = user }
+            let attachText = soft { try difyNode.string("attach") } ?? "auto"
+            if let attach = DifySettings.AttachMode(rawValue: attachText) {
+                dify.attach = attach
+            } else {
+                fail(difyNode.error("attach", "must be one of auto, always, never (got \"\(attachText)\")"))
+            }
+            dify.fileInput = soft { try difyNode.string("file_input") }
+            dify.textInput = soft { try difyNode.string("text_input") }
+            if dify.fileInput != nil && dify.textInput != nil {
+                fail(difyNode.error("text_input", "give either file_input (the file goes to a file variable) or text_input (its text goes to a text variable), not both"))
+            }
+            dify.query = soft { try difyNode.string("query") }
+            dify.workflowID = soft { try difyNode.string("workflow_id") }
+            if let caText = soft({ try difyNode.string("ca_file") }) {
+                let caFile = resolve(caText)
+                if let data = FileManager.default.contents(atPath: caFile) {
+                    if String(decoding: data, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") {
+                        dify.caFile = caFile
+                    } else {
+                        fail(difyNode.error("ca_file", "\(caFile) holds no PEM certificate (-----BEGIN CERTIFICATE-----)"))
+                    }
+                } else {
+                    fail(difyNode.error("ca_file", "cannot read \(caFile); name a readable PEM file of CA certificates"))
+                }
+            }
         }
-        let user = try difyNode.string("user") ?? "dify-batch-\(name)"
-        guard !user.isEmpty else { throw difyNode.error("user", "must not be empty") }
-        let attachText = try difyNode.string("attach") ?? "auto"
-        guard let attach = DifySettings.AttachMode(rawValue: attachText) else {
-            throw difyNode.error("attach", "must be one of auto, always, never (got \"\(attachText)\")")
-        }
-        let fileInput = try difyNode.string("file_input"), textInput = try difyNode.string("text_input")
-        if fileInput != nil && textInput != nil {
-            throw difyNode.error("text_input", "give either file_input (the file goes to a file variable) or text_input (its text goes to a text variable), not both")
-        }
-        let dify = DifySettings(baseURL: baseURL, apiKey: apiKey, app: app, fileInput: fileInput,
-                                inputs: inputs, responseMode: responseMode, user: user,
-                                query: try difyNode.string("query"), workflowID: try difyNode.string("workflow_id"),
-                                textInput: textInput, attach: attach)
 
         // match
         var match = MatchRules(include: [], exclude: [], recursive: true, settle: .seconds(2), maxSize: nil)
-        if let matchNode = try root.child("match") {
-            try matchNode.checkKeys(allowed: matchKeys)
-            match.include = try matchNode.stringList("include") ?? []
-            match.exclude = try matchNode.stringList("exclude") ?? []
-            match.recursive = try matchNode.bool("recursive") ?? true
-            match.settle = try matchNode.duration("settle") ?? .seconds(2)
-            match.maxSize = try matchNode.size("max_size")
+        if let matchNode = soft({ try root.child("match") }) {
+            problems += matchNode.unknownKeys(allowed: matchKeys)
+            match.include = soft { try matchNode.stringList("include") } ?? []
+            match.exclude = soft { try matchNode.stringList("exclude") } ?? []
+            match.recursive = soft { try matchNode.bool("recursive") } ?? true
+            match.settle = soft { try matchNode.duration("settle") } ?? .seconds(2)
+            match.maxSize = soft { try matchNode.size("max_size") }
         }
 
-        let concurrency = try root.int("concurrency", range: 1...256) ?? 4
-        let rateLimit = try root.int("rate_limit", range: 1...1_000_000)
-        let maxActive = try root.int("max_active", range: 1...100_000)
+        let concurrency = soft { try root.int("concurrency", range: 1...256) } ?? 4
+        let rateLimit = soft { try root.int("rate_limit", range: 1...1_000_000) }
+        let maxActive = soft { try root.int("max_active", range: 1...100_000) }
         var retry = RetryPolicy()
-        if let retryNode = try root.child("retry") {
-            try retryNode.checkKeys(allowed: retryKeys)
-            retry.maxAttempts = try retryNode.int("max_attempts", range: 1...1000) ?? 5
-            retry.baseDelay = try retryNode.duration("base_delay") ?? .seconds(1)
-            retry.maxDelay = try retryNode.duration("max_delay") ?? .seconds(300)
-            guard retry.maxDelay >= retry.baseDelay else {
-                throw retryNode.error("max_delay", "must be at least base_delay (\(HumanDuration.format(retry.baseDelay)))")
+        if let retryNode = soft({ try root.child("retry") }) {
+            problems += retryNode.unknownKeys(allowed: retryKeys)
+            retry.maxAttempts = soft { try retryNode.int("max_attempts", range: 1...1000) } ?? 5
+            retry.baseDelay = soft { try retryNode.duration("base_delay") } ?? .seconds(1)
+            retry.maxDelay = soft { try retryNode.duration("max_delay") } ?? .seconds(300)
+            if retry.maxDelay < retry.baseDelay {
+                fail(retryNode.error("max_delay", "must be at least base_delay (\(HumanDuration.format(retry.baseDelay)))"))
             }
             retry.maxBackpressure = try retryNode.duration("max_backpressure") ?? .seconds(900)
             guard retry.maxBackpressure > .zero else {
@@ -191,33 +273,42 @@ public enum JobSpecLoader {
             }
             recovery.onUnknown = onUnknown
         }
-        let timeout = try root.duration("timeout") ?? .seconds(600)
-        guard timeout > .zero else { throw root.error("timeout", "must be longer than 0s") }
-        let recoverDeadline = try root.duration("recover_deadline") ?? .seconds(1800)
-        let afterText = try root.string("after_success") ?? "move"
-        guard let afterSuccess = JobSpec.AfterSuccess(rawValue: afterText) else {
-            throw root.error("after_success", "must be one of move, keep, delete (got \"\(afterText)\")")
+        var timeout = soft { try root.duration("timeout") } ?? .seconds(600)
+        if timeout <= .zero {
+            fail(root.error("timeout", "must be longer than 0s"))
+            timeout = .seconds(600)
         }
-        let archive = try root.string("archive").map(resolve) ?? URL(fileURLWithPath: inbox).deletingLastPathComponent().appendingPathComponent("done").standardizedFileURL.path
-        let failedFolder = try root.string("failed_folder").map(resolve)
-        if afterSuccess == .move && (archive == inbox || archive.hasPrefix(inbox + "/")) && match.recursive {
-            throw root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)")
+        let recoverDeadline = soft { try root.duration("recover_deadline") } ?? .seconds(1800)
+        let afterText = soft { try root.string("after_success") } ?? "move"
+        let afterSuccess = JobSpec.AfterSuccess(rawValue: afterText) ?? .move
+        if JobSpec.AfterSuccess(rawValue: afterText) == nil {
+            fail(root.error("after_success", "must be one of move, keep, delete (got \"\(afterText)\")"))
+        }
+        let archive = soft { try root.string("archive") }.map(resolve) ?? URL(fileURLWithPath: inbox).deletingLastPathComponent().appendingPathComponent("done").standardizedFileURL.path
+        let failedFolder = soft { try root.string("failed_folder") }.map(resolve)
+        if inboxText != nil && afterSuccess == .move && (archive == inbox || archive.hasPrefix(inbox + "/")) && match.recursive {
+            fail(root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)"))
         }
 
         var extractors: [String: ExtractorCommand] = [:]
-        if let extractorsNode = try root.child("extractors") {
-            for key in extractorsNode.keys {
-                guard let entry = try extractorsNode.child(key) else { continue }
-                try entry.checkKeys(allowed: ["command", "timeout"])
-                guard let command = try entry.string("command"), command.contains("{path}") else {
-                    throw entry.error("command", "is required and must contain {path}, e.g. \"pdftotext -layout {path} -\" (stdout is the text)")
+        do {
+            if let extractorsNode = try root.child("extractors") {
+                for key in extractorsNode.keys {
+                    guard let entry = try extractorsNode.child(key) else { continue }
+                    try entry.checkKeys(allowed: ["command", "timeout"])
+                    guard let command = try entry.string("command"), command.contains("{path}") else {
+                        throw entry.error("command", "is required and must contain {path}, e.g. \"pdftotext -layout {path} -\" (stdout is the text)")
+                    }
+                    let timeout = try entry.duration("timeout") ?? .seconds(60)
+                    guard timeout > .zero else { throw entry.error("timeout", "must be longer than 0s") }
+                    extractors[TextExtractor.normalise(key)] = ExtractorCommand(command: command, timeout: timeout)
                 }
-                let timeout = try entry.duration("timeout") ?? .seconds(60)
-                guard timeout > .zero else { throw entry.error("timeout", "must be longer than 0s") }
-                extractors[TextExtractor.normalise(key)] = ExtractorCommand(command: command, timeout: timeout)
             }
+        } catch let error as SpecError {
+            fail(error)
         }
 
+        if let first = SpecError.combined(problems) { throw first }
         var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
                            concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
                            recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
@@ -261,16 +352,22 @@ struct SpecNode {
 
     func has(_ key: String) -> Bool { pairs.contains { $0.key == key } }
 
+    /// One error per key not in `allowed`, with a "did you mean" when a close key exists.
+    func unknownKeys(allowed: Set<String>) -> [SpecError] {
+        let shown = allowed.subtracting(["api_key"])
+        return pairs.filter { !allowed.contains($0.key) }.map { pair in
+            let suggestion = shown.min { distance($0, pair.key) < distance($1, pair.key) }
+            var message = "unknown key; allowed here: \(shown.sorted().joined(separator: ", "))"
+            if let suggestion, distance(suggestion, pair.key) <= 2 { message = "unknown key (did you mean \(suggestion)?); allowed here: \(shown.sorted().joined(separator: ", "))" }
+            return SpecError(file: file, keyPath: path(pair.key), line: pair.line, message: message)
+        }
+    }
+
     /// The mapping's keys in file order.
     var keys: [String] { pairs.map(\.key) }
 
     func checkKeys(allowed: Set<String>) throws {
-        for pair in pairs where !allowed.contains(pair.key) {
-            let suggestion = allowed.min { distance($0, pair.key) < distance($1, pair.key) }
-            var message = "unknown key; allowed here: \(allowed.sorted().joined(separator: ", "))"
-            if let suggestion, distance(suggestion, pair.key) <= 2 { message = "unknown key (did you mean \(suggestion)?); allowed here: \(allowed.sorted().joined(separator: ", "))" }
-            throw SpecError(file: file, keyPath: path(pair.key), line: pair.line, message: message)
-        }
+        if let first = unknownKeys(allowed: allowed).first { throw first }
     }
 
     private func raw(_ key: String) -> Node? {

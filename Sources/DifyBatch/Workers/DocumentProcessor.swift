@@ -105,7 +105,7 @@ public struct DocumentProcessor: Sendable {
         var logger = context.logger
         logger[metadataKey: "job"] = "\(spec.name)"
         logger[metadataKey: "path"] = "\(document.path)"
-        logger[metadataKey: "document"] = "\(document.id)"
+        logger[metadataKey: "document"] = .stringConvertible(document.id)
         return logger
     }
 
@@ -424,7 +424,7 @@ public struct DocumentProcessor: Sendable {
         switch FailurePolicy.decide(error, phase: state == .uploading ? .upload : .run) {
         case .stopJob(.unavailable, unreachable: true):
             try await putBack(document, from: state, refund: true, after: backoffDelay(attempt: 1, retryAfter: error.retryAfter), error: error)
-            return .stopJob(JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message)", isUnreachable: true))
+            return .stopJob(JobStop(.unavailable, job: spec.name, PreflightFailure.unreachableMessage(error, spec: spec), isUnreachable: true))
         case .backOff:
             return try await backOff(document, from: state, error: error)
         case .stopJob(.configuration, _):

@@ -56,7 +56,7 @@ struct DocumentSettler: Sendable {
         var logger = baseLogger
         logger[metadataKey: "job"] = "\(spec.name)"
         logger[metadataKey: "path"] = "\(document.path)"
-        logger[metadataKey: "document"] = "\(document.id)"
+        logger[metadataKey: "document"] = .stringConvertible(document.id)
         return logger
     }
 

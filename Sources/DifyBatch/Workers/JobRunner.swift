@@ -128,21 +128,25 @@ public final class JobRunner: Sendable {
             do {
                 return try await JobPreflight.run(spec: spec, client: client)
             } catch let error as DifyError {
-                switch error.classification {
-                case .configuration, .permanent:
-                    throw JobStop(.configuration, job: spec.name, "Dify refused the app check: \(error.message)\(error.httpStatus.map { " (HTTP \($0))" } ?? ""); check the API key (\(spec.dify.apiKey)) and dify.base_url")
-                case .quota where options.mode == .once:
-                    throw JobStop(.unavailable, job: spec.name, "Dify quota exhausted: \(error.message)")
-                default:
-                    attempt += 1
-                    if options.mode == .once && attempt >= options.unreachableLimit {
-                        throw JobStop(.unavailable, job: spec.name, "Dify is unreachable at \(spec.dify.baseURL): \(error.message); work is kept for the next run")
-                    }
-                    let delay = Backoff(policy: spec.retry).delay(afterAttempt: min(attempt, 8), retryAfter: error.retryAfter,
-                                                                 using: &random)
-                    logger.warning("preflight failed (\(error.message)); retrying in \(HumanDuration.format(delay))")
-                    if Task.isShuttingDownGracefully { return nil }
-                    try await clock.sleep(for: delay)
+                let stop = PreflightFailure.stop(for: error, spec: spec)
+                if stop.reason == .configuration { throw stop }
+                if error.classification == .quota && options.mode == .once { throw stop }
+                attempt += 1
+                if options.mode == .once && attempt >= options.unreachableLimit {
+                    throw JobStop(.unavailable, job: spec.name, "\(stop.message); work is kept for the next run", isUnreachable: true)
+                }
+                let delay = Backoff(policy: spec.retry).delay(afterAttempt: min(attempt, 8), retryAfter: error.retryAfter,
+                                                             using: &random)
+                // The first failure at once, then a reminder at each (growing) backoff step.
+                let text = attempt == 1 ? stop.message : "still failing after \(attempt) attempts: \(stop.message)"
+                logger.warning("\(text); retrying in \(HumanDuration.format(delay))",
+                               metadata: ["attempt": .stringConvertible(attempt)])
+                if Task.isShuttingDownGracefully { return nil }
+                // A shutdown signal ends the wait at once.
+                do {
+                    try await cancelWhenGracefulShutdown { try await self.clock.sleep(for: delay) }
+                } catch is CancellationError where Task.isShuttingDownGracefully {
+                    return nil
                 }
             }
         }
@@ -426,6 +430,9 @@ public final class JobRunner: Sendable {
                     if finished {
                         group.cancelAll()
                         wake.finish()
+                        // Events still buffered in the stream (ticks) must not claim more work into a cancelled
+                        // group: a document claimed now would be left `recovering` with its worker cancelled.
+                        break
                     }
                 }
                 // Children (ticker, watcher, timers) end with the cancelled group.

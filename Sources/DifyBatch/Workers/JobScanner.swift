@@ -142,7 +142,7 @@ public final class JobScanner: Sendable {
         if sha != existing.sha256 {
             changes += [.sha256(sha), .uploadFileID(nil)]
             logger.info("\(file.relativePath) changed while queued; the new content will be sent",
-                        metadata: ["path": "\(file.relativePath)", "document": "\(existing.id)"])
+                        metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(existing.id)])
         }
         return try? await ledger.update(existing.id, in: existing.state, changes)
     }
@@ -204,7 +204,7 @@ public final class JobScanner: Sendable {
         // Only a file that was pinned (so its identity is known) is moved to the failed folder.
         let settled = try await settler.endWithError(document, from: .rejected, to: .rejected, error: error, difyCode: nil,
                                                      disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
-        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
         return settled
     }
 

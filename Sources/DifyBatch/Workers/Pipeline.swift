@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import DifyKit
 import Foundation
 import Logging
@@ -108,11 +109,19 @@ public struct Pipeline: Sendable {
                                               host: JobLock.hostName, jobIDs: started.compactMap { jobs[$0]?.id })
         let totalConcurrency = specs.reduce(0) { $0 + $1.concurrency }
         let limiter = options.maxInflight.map { InflightLimiter(limit: $0) }
-        let httpClient = DifyClient.makeHTTPClient(timeouts: timeouts,
-                                                   maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4)
-        let summaries: [JobSummary]
+        // One HTTP client per distinct CA trust (dify.ca_file, SSL_CERT_FILE); most setups have one.
+        var httpClients: [TLSTrust: HTTPClient] = [:]
+        for spec in specs {
+            let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
+            if httpClients[trust] == nil {
+                httpClients[trust] = DifyClient.makeHTTPClient(
+                    timeouts: timeouts, maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4,
+                    trust: trust)
+            }
+        }
+        let jobSummaries: [JobSummary]
         do {
-            summaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
+            jobSummaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
                 for (index, spec) in specs.enumerated() {
                     guard let job = jobs[index] else {
                         var summary = JobSummary(job: spec.name)
@@ -122,11 +131,13 @@ public struct Pipeline: Sendable {
                     }
                     var timeouts = self.timeouts
                     timeouts.total = spec.timeout
-                    let client = DifyClient(configuration: DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index],
-                                                                                    timeouts: timeouts),
-                                            httpClient: httpClient)
                     var jobLogger = logger
                     jobLogger[metadataKey: "job"] = "\(spec.name)"
+                    var configuration = DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index], timeouts: timeouts)
+                    // DifyKit's request lines (trace) and failures (debug) go to the job's log.
+                    configuration.logger = jobLogger
+                    let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
+                    let client = DifyClient(configuration: configuration, httpClient: httpClients[trust]!)
                     let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
                                            logger: jobLogger, limiter: limiter, runID: runID, observer: observer)
                     group.addTask { (index, await runner.run(job: job)) }
@@ -136,10 +147,21 @@ public struct Pipeline: Sendable {
                 return results.sorted { $0.0 < $1.0 }.map(\.1)
             }
         }
-        try? await httpClient.shutdown()
+        for httpClient in httpClients.values { try? await httpClient.shutdown() }
+        let summaries = jobSummaries + Self.badSpecSummaries(options.badSpecs)
         let status = Self.exitStatus(for: summaries)
         try await ledger.finishRun(runID, exitCode: Int(status.rawValue))
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
+    }
+
+    /// A job that could not start for each spec file that did not load (named after the file).
+    static func badSpecSummaries(_ failures: [SpecError]) -> [JobSummary] {
+        failures.map { failure in
+            let name = ((failure.file as NSString).lastPathComponent as NSString).deletingPathExtension
+            var summary = JobSummary(job: name)
+            summary.stop = JobStop(.usage, job: name, "the spec \(failure.file) did not load; fix it (see the errors above)")
+            return summary
+        }
     }
 
     /// 5 for a held inbox, 2 for a job that could not start, 3 for a configuration stop, then 4 for

@@ -23,6 +23,9 @@ public struct PipelineOptions: Sendable {
     /// `--adopt-inbox`: a job name the ledger knows with another inbox takes this spec's inbox (the job moved on
     /// purpose). Default false: such a spec is refused with exit 2.
     public var adoptInbox: Bool = false
+    /// Spec files that did not load (issue 16): each is reported as a job that could not start (exit 2 at the end),
+    /// while the specs that loaded run. Default none.
+    public var badSpecs: [SpecError] = []
     /// How often the job loop wakes to look for due retries and settled files (default 200ms).
     public var tick: Duration = .milliseconds(200)
     /// `watch`: full rescan of the inbox as a safety net for missed events (default 30s).

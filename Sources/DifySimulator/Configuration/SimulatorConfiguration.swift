@@ -18,6 +18,8 @@ public struct SimulatorConfiguration: Sendable {
     /// Directory for uploaded files. Default nil: a fresh directory under the system temp dir, removed when
     /// the simulator stops. A directory given here is created if needed and never removed.
     public var storageDirectory: String?
+    /// Serve HTTPS with this certificate (for testing a Dify behind an internal CA). Default nil: plain HTTP.
+    public var tls: SimulatorTLS? = nil
 
     public init(
         host: String = "127.0.0.1",
@@ -191,4 +193,15 @@ public struct FaultPlan: Sendable, Equatable {
 
     /// No faults, no latency.
     public static let none = FaultPlan()
+}
+
+/// The server certificate for an HTTPS simulator: PEM files of the certificate chain (leaf first) and its key.
+public struct SimulatorTLS: Sendable, Equatable {
+    public var certificateChainFile: String
+    public var privateKeyFile: String
+
+    public init(certificateChainFile: String, privateKeyFile: String) {
+        self.certificateChainFile = certificateChainFile
+        self.privateKeyFile = privateKeyFile
+    }
 }

@@ -4,7 +4,7 @@ import NIOCore
 
 /// The last hand on a response head before it is encoded (a channel handler after Hummingbird, which stamps
 /// `Date` with the real time after the responder ran):
-/// - sets `Date` from the simulator's clock when ``FaultPlan/clockOffset`` is not zero;
+/// - sets `Date` from the simulator's clock (real time plus ``FaultPlan/clockOffset``) at write time;
 /// - for a response marked with ``dropMarker``, writes nothing and closes the connection, so the client sees the
 ///   connection drop without any response (a proxy or network failure).
 final class ResponseHeadRewriter: ChannelOutboundHandler, RemovableChannelHandler {
@@ -34,10 +34,9 @@ final class ResponseHeadRewriter: ChannelOutboundHandler, RemovableChannelHandle
                 context.close(promise: nil)
                 return
             }
-            if clockOffset != .zero {
-                head.headerFields[.date] = HTTPDate.string(Date().addingTimeInterval(clockOffset.seconds))
-                part = .head(head)
-            }
+            // Always stamped here, at write time: Hummingbird's cached Date can lag behind on a starved machine.
+            head.headerFields[.date] = HTTPDate.string(Date().addingTimeInterval(clockOffset.seconds))
+            part = .head(head)
         }
         context.write(wrapOutboundOut(part), promise: promise)
     }
