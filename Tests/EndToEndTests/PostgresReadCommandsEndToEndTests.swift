@@ -36,7 +36,37 @@ import Testing
             try await ledger.countInRun(runID: run, jobID: job.id, state: .succeeded)
         }
         _ = try await ledger.insert(NewDocument(jobID: letters.id, path: "waiting.txt", sha256: "w", size: 1, mtimeNanoseconds: 1))
+        try await seedSpendOnceStates(ledger, invoices: invoices, letters: letters, run: run)
         try await ledger.finishRun(run, exitCode: 1)
+    }
+
+    /// The states and columns of spend-once, text inputs and local failures (issues 10, 12, 16): a run paused in Dify,
+    /// an unresolved run with a duplicate, a failed document waiting for its retry, not-matched files, usage by source.
+    static func seedSpendOnceStates(_ ledger: any Ledger, invoices: JobRecord, letters: JobRecord, run: Int64) async throws {
+        let sent = Date(timeIntervalSince1970: 1_795_000_200)
+        func sendRun(_ job: JobRecord, _ path: String, _ sha: String) async throws -> DocumentRecord {
+            let doc = try await ledger.insert(NewDocument(jobID: job.id, path: path, sha256: sha, size: 3, mtimeNanoseconds: 9))
+            try await ledger.transition(doc.id, from: .pending, to: .uploading, [.incrementAttempts, .text(sha256: "t-\(sha)", length: 42)])
+            try await ledger.transition(doc.id, from: .uploading, to: .uploaded, [.uploadFileID("file-\(sha)")])
+            return try await ledger.transition(doc.id, from: .uploaded, to: .running,
+                                               [.workflowRunID("wr-\(sha)"), .runSentAt(sent), .incrementRunPosts, .difyClockOffsetMilliseconds(-1500)])
+        }
+        let paused = try await sendRun(invoices, "paused.txt", "p")
+        try await ledger.transition(paused.id, from: .running, to: .paused, [.pausedAt(sent.addingTimeInterval(30))])
+        let lost = try await sendRun(letters, "lost.txt", "u")
+        try await ledger.transition(lost.id, from: .running, to: .recovering, [])
+        try await ledger.transition(lost.id, from: .recovering, to: .unresolved,
+                                    [.outcomeUnknown(true), .duplicateRuns(1), .runPosts(2),
+                                     .lastError(RecordedError(errorClass: "unknown_outcome", code: nil, message: "the run could not be found", httpStatus: nil))])
+        try await ledger.countInRun(runID: run, jobID: letters.id, state: .unresolved)
+        let retrying = try await sendRun(invoices, "retrying.txt", "r")
+        try await ledger.transition(retrying.id, from: .running, to: .failed,
+                                    [.nextAttemptAt(sent.addingTimeInterval(600)), .localFailures(2),
+                                     .lastError(RecordedError(errorClass: "retryable", code: "timeout", message: "slow", httpStatus: 504))])
+        try await ledger.recordUsage(documentID: paused.id, jobID: invoices.id, runID: run, difyRunID: "wr-p",
+                                     UsageAmounts(promptTokens: 5, completionTokens: 1, totalTokens: 6, totalPrice: Decimal(string: "0.0105"),
+                                                  currency: "EUR", latencyMilliseconds: 7, source: "run_detail"))
+        try await ledger.recordNotMatched(runID: run, jobID: invoices.id, count: 3)
     }
 
     @Test func readCommands_giveIdenticalJSON_onSQLiteAndPostgreSQL() async throws {
@@ -51,7 +81,9 @@ import Testing
             ["status", "--json"], ["list", "--json"], ["list", "--json", "--state", "succeeded", "--path", "ä/*"],
             ["show", "1", "--json"], ["show", "ä/doc 3.txt", "--json"],
             ["usage", "--json", "--by", "job"], ["usage", "--json", "--by", "run"], ["usage", "--json", "--by", "day"],
-            ["retry", "--json"], ["list", "--json", "--state", "pending"],
+            ["list", "--json", "--state", "paused,unresolved,failed"], ["show", "paused.txt", "--json"], ["show", "lost.txt", "--json"],
+            ["show", "retrying.txt", "--json"], ["status"], ["list"], ["show", "lost.txt"], ["usage", "--by", "job"],
+            ["retry", "--json"], ["retry", "--json", "--state", "unresolved"], ["list", "--json", "--state", "pending"],
         ]
         for command in commands {
             let onSQLite = try await CLI.run(command + ["--db", sqlite])
@@ -61,7 +93,9 @@ import Testing
             // `retry` stamps the requeued documents with the wall clock of its own process: those times may differ.
             let requeuedAt = #/"updated_at" : "[^"]*"/#
             func normalized(_ text: String, _ location: String) -> String {
-                let text = text.replacingOccurrences(of: location, with: "DB")
+                // The human status says how long the oldest run has been paused, measured at the moment it prints.
+                let pausedFor = #/the oldest for [^;]*;/#
+                let text = text.replacingOccurrences(of: location, with: "DB").replacing(pausedFor, with: "the oldest for T;")
                 return command.contains("pending") ? text.replacing(requeuedAt, with: "\"updated_at\" : \"T\"") : text
             }
             #expect(normalized(onSQLite.stdout, sqlite) == normalized(onPostgres.stdout, location.description),

@@ -127,8 +127,15 @@ extension UsageTotal {
         self.init(group: try row.text("grp"), documents: try row.int("docs"), runs: try row.int("runs"),
                   promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.int("t"),
                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(try row.int64("price")) : nil,
-                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                  currency: Self.currency(currencies, count: currencyCount),
                   splitRuns: try row.int("split"), pricedRuns: priced)
+    }
+
+    /// The group's currency from the store's comma-separated distinct currencies: the one currency, or
+    /// `mixed(A,B)` with the currencies sorted (the stores' aggregates list them in no defined order).
+    static func currency(_ currencies: String?, count: Int) -> String? {
+        guard count > 1, let currencies else { return currencies }
+        return "mixed(\(currencies.split(separator: ",").sorted().joined(separator: ",")))"
     }
 }
 
