@@ -189,7 +189,7 @@ public final class PostgresLedger: Ledger {
             SELECT \(key) AS grp, string_agg(DISTINCT u.currency, ',') AS currencies,
                    count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
                    sum(u.prompt_tokens)::bigint AS p, sum(u.completion_tokens)::bigint AS c,
-                   coalesce(sum(u.total_tokens), 0)::bigint AS t, sum(u.total_price_nanos)::bigint AS price,
+                   sum(u.total_tokens)::bigint AS t, sum(u.total_price_nanos)::bigint AS price,
                    count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
             FROM usage u JOIN jobs j ON j.id = u.job_id
             \(whereClause)

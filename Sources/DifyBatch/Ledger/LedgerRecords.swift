@@ -379,7 +379,8 @@ public struct UsageTotal: Sendable, Equatable, Codable {
     /// Sum over the runs whose split is known (``splitRuns``); `nil` when none is.
     public var promptTokens: Int?
     public var completionTokens: Int?
-    public var totalTokens: Int
+    /// Sum over the runs that reported total tokens; `nil` when none did (issue 16: missing is not 0).
+    public var totalTokens: Int?
     /// Exact sum of the prices; `nil` when no run reported a price.
     public var totalPrice: Decimal?
     public var currency: String?

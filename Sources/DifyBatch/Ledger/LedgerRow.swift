@@ -128,7 +128,7 @@ extension UsageTotal {
         let currencyCount = try row.int("currency_count")
         let currencies = try row.string("currencies")
         self.init(group: try row.text("grp"), documents: try row.int("docs"), runs: try row.int("runs"),
-                  promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.int("t"),
+                  promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.intOrNil("t"),
                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(try row.int64("price")) : nil,
                   currency: Self.currency(currencies, count: currencyCount),
                   splitRuns: try row.int("split"), pricedRuns: priced)

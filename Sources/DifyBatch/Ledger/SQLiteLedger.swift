@@ -318,7 +318,7 @@ public final class SQLiteLedger: Ledger {
                 SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
                        count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
                        sum(u.prompt_tokens) AS p, sum(u.completion_tokens) AS c,
-                       coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
+                       sum(u.total_tokens) AS t, sum(u.total_price_nanos) AS price,
                        count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)

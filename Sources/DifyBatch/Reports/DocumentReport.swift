@@ -181,7 +181,8 @@ public struct DocumentDetailReport: Encodable, Sendable {
             lines.append("  last error    [\(error.errorClass)] \(error.code ?? "-")\(error.httpStatus.map { " HTTP \($0)" } ?? ""): \(error.message)")
         }
         if let usage {
-            lines.append("  usage         prompt \(usage.promptTokens ?? 0), completion \(usage.completionTokens ?? 0), total \(usage.totalTokens ?? 0) tokens, price \(ReportFormatting.price(usage.totalPrice) ?? "-") \(usage.currency ?? "")")
+            let count = { (value: Int?) in value.map { String($0) } ?? "-" }
+            lines.append("  usage         prompt \(count(usage.promptTokens)), completion \(count(usage.completionTokens)), total \(count(usage.totalTokens)) tokens, price \(ReportFormatting.price(usage.totalPrice) ?? "-") \(usage.currency ?? "")")
         }
         if let result {
             lines.append("  result        \(result.status) \(result.outputsJSON)")
