@@ -38,9 +38,13 @@ public final class JobRunner: Sendable {
     let limiter: InflightLimiter?
     let runID: Int64?
     let observer: PipelineObservers
+    /// Fired to stop this job alone (drained like a shutdown): its spec was removed or changed.
+    let stopRequest: ShutdownTrigger
 
     public init(spec: JobSpec, ledger: any Ledger, client: DifyClient, options: PipelineOptions, clock: any PipelineClock,
-                logger: Logger, limiter: InflightLimiter?, runID: Int64?, observer: PipelineObservers = PipelineObservers()) {
+                logger: Logger, limiter: InflightLimiter?, runID: Int64?, observer: PipelineObservers = PipelineObservers(),
+                stopRequest: ShutdownTrigger = ShutdownTrigger()) {
+        self.stopRequest = stopRequest
         self.observer = observer
         self.spec = spec
         self.ledger = ledger
@@ -163,8 +167,11 @@ public final class JobRunner: Sendable {
 
     private func loop(job: JobRecord, preflight: JobPreflight, tracker: Tracker) async throws -> JobStop? {
         let (wakes, wake) = AsyncStream<Wake>.makeStream(bufferingPolicy: .unbounded)
-        let drainToken = options.drainCancellation.onCancel { wake.yield(.drainCancelled) }
+        let drainToken = options.drainCancellation.onFire { wake.yield(.drainCancelled) }
         defer { options.drainCancellation.remove(drainToken) }
+        // This one job stops (drains) when its spec was removed or changed (`watch` reloads).
+        let stopToken = stopRequest.onFire { wake.yield(.shutdown) }
+        defer { stopRequest.remove(stopToken) }
         let uploadedOnce = Atomic<Bool>(false)
         var context = JobContext(spec: spec, job: job, preflight: preflight, client: client, ledger: ledger, clock: clock,
                                  runID: runID, logger: logger,
