@@ -39,6 +39,15 @@ import Testing
         return value
     }
 
+    /// The values of a one-column text query.
+    func strings(_ location: PostgresLocation, _ sql: String) async throws -> [String] {
+        var values: [String] = []
+        try await TestPostgres.admin(location) { client in
+            for try await value in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(String.self) { values.append(value) }
+        }
+        return values
+    }
+
     @Test func threeRunProcesses_onOneJobAndInbox_processSixHundredFilesExactlyOnce() async throws {
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration()) { simulator, baseURL in
@@ -80,17 +89,23 @@ import Testing
                 }
                 let victim = children[0]
                 let pid = victim.process.processIdentifier
-                // Kill it while it holds leased documents with runs in flight.
+                // Freeze it while it holds documents whose run was sent (state running), note them, then kill it: those
+                // documents must be taken over through recovery (looked up at Dify, never sent again).
                 let holding = try await waitUntil(timeout: .seconds(60)) {
                     workspace.outputs().count >= 4 && simulator.stats.activeRuns > 0
                 }
                 #expect(holding)
-                var held: Int64 = 0
-                for _ in 0..<200 where held == 0 {
-                    held = try await count(location, "SELECT count(*) FROM documents WHERE lease_owner LIKE '%:\(pid):%' AND state IN ('running', 'uploading', 'uploaded', 'recovering')")
-                    if held == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                let sentByVictim = "lease_owner LIKE '%:\(pid):%' AND state = 'running' AND run_posts > 0 AND workflow_run_id IS NOT NULL"
+                var frozen: [String] = []
+                for _ in 0..<400 where frozen.isEmpty {
+                    if try await count(location, "SELECT count(*) FROM documents WHERE \(sentByVictim)") > 0 {
+                        victim.signal(SIGSTOP)
+                        frozen = try await strings(location, "SELECT sha256 FROM documents WHERE \(sentByVictim)")
+                        if frozen.isEmpty { victim.signal(SIGCONT) }
+                    }
+                    if frozen.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
                 }
-                #expect(held > 0, "the victim held documents when it was killed")
+                #expect(!frozen.isEmpty, "the victim held documents with a sent run when it was killed")
                 victim.signal(SIGKILL)
                 #expect(try await victim.exitStatus() != 0)
                 for child in children.dropFirst() {
@@ -103,8 +118,13 @@ import Testing
                 let runs = simulator.stats.runsBySHA256
                 #expect(runs.count == 40 && runs.values.allSatisfy { $0 == 1 }, "no duplicate run: \(runs.values.filter { $0 > 1 }.count) ran twice")
                 #expect(stored.allSatisfy { $0.duplicateRuns == 0 })
+                for sha in frozen {
+                    #expect(runs[sha] == 1, "a run the victim had sent was looked up by the taker, not sent again")
+                    #expect(stored.first { $0.sha256 == sha }?.runPosts == 1)
+                }
                 let log = children[1].stderr + children[2].stderr
                 #expect(log.contains("took over"), "a survivor took over the victim's documents")
+                #expect(log.contains("sent run(s) are looked up, not sent again"))
             }
         }
     }
