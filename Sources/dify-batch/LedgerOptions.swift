@@ -74,6 +74,20 @@ enum PostgresSession {
     }
 }
 
+extension PostgresSession {
+    /// Runs `body` on a PostgreSQL ledger for a background reader (the metrics scrape): nil on any error, nothing printed.
+    static func read<T: Sendable>(_ location: PostgresLocation, _ body: @escaping @Sendable (PostgresLedger) async throws -> T) async -> T? {
+        guard let ledger = try? PostgresLedger(location: location, leaseDuration: .seconds(30),
+                                               logger: Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) else { return nil }
+        return try? await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await ledger.runClient(); return nil }
+            defer { group.cancelAll() }
+            try await ledger.prepare(timeout: .seconds(10))
+            return try await body(ledger)
+        }
+    }
+}
+
 /// Output helpers: data to stdout, diagnostics to stderr.
 enum Console {
     static func out(_ text: String) {

@@ -48,6 +48,28 @@ import Testing
         return values
     }
 
+    @Test func watchWithMetrics_onAPostgreSQLLedger_servesTheLedgersDocumentCounts() async throws {
+        try await withDatabase { location in
+            try await withDifySimulator { _, baseURL in
+                let workspace = try Workspace(baseURL: baseURL)
+                try workspace.drop("m.txt", documentText(5))
+                let child = try Child(["watch", "--db", location.description, "--metrics", "127.0.0.1:0", "--progress", "never", workspace.specPath],
+                                      environment: workspace.environment, stderrPath: workspace.scratch.file("watch.log"))
+                let port = try await metricsPort(of: child)
+                #expect(port > 0, "\(child.stderr)")
+                #expect(try await waitUntil { workspace.outputs().count == 1 })
+                var metrics = ""
+                let found = try await waitUntil {
+                    metrics = try httpGet(port: port, path: "/metrics").body
+                    return metrics.contains(#"dify_batch_ledger_documents{job="docs",state="succeeded"} 1"#)
+                }
+                #expect(found, "the ledger's counts are read from PostgreSQL at the scrape: \(metrics)")
+                child.signal(SIGTERM)
+                #expect(try await child.exitStatus() == 0, "\(child.stderr)")
+            }
+        }
+    }
+
     @Test func threeRunProcesses_onOneJobAndInbox_processSixHundredFilesExactlyOnce() async throws {
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration()) { simulator, baseURL in
