@@ -70,6 +70,22 @@ import Testing
         }
     }
 
+    @Test func check_onAPostgreSQLLedger_countsTheInboxFilesAlreadyInIt() async throws {
+        try await withDatabase { location in
+            try await withDifySimulator { _, baseURL in
+                let workspace = try Workspace(baseURL: baseURL, extra: "after_success: keep")
+                try workspace.drop("done.txt", documentText(1))
+                let run = try await CLI.run(["run", "--db", location.description, "--progress", "never", workspace.specPath],
+                                            environment: workspace.environment)
+                #expect(run.status == 0, "\(run.stderr)")
+                try workspace.drop("new.txt", documentText(2))
+                let check = try await CLI.run(["check", "--db", location.description, workspace.specPath], environment: workspace.environment)
+                #expect(check.status == 0, "\(check.stderr)")
+                #expect(check.stdout.contains("(1 already in the ledger)"), "\(check.stdout)")
+            }
+        }
+    }
+
     @Test func threeRunProcesses_onOneJobAndInbox_processSixHundredFilesExactlyOnce() async throws {
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration()) { simulator, baseURL in
