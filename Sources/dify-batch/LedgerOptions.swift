@@ -65,6 +65,10 @@ enum PostgresSession {
             defer { group.cancelAll() }
             do {
                 try await ledger.prepare(timeout: .seconds(20))
+            } catch let error as LedgerError where error.code == .unreachable {
+                // Temporary: the database server will come back.
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.unavailable.rawValue)
             } catch {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(ExitStatus.usage.rawValue)

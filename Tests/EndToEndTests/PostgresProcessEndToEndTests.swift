@@ -86,6 +86,17 @@ import Testing
         }
     }
 
+    @Test func run_whenThePostgreSQLServerDoesNotAnswer_exits4NamingIt_andTouchesNothing() async throws {
+        // Nothing listens on port 1: the client keeps trying to connect until the (shortened) wait runs out.
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        try workspace.drop("kept.txt", documentText(1))
+        let result = try await CLI.run(["run", "--db", "postgres://batch@127.0.0.1:1/ledger?sslmode=disable", "--busy-timeout", "300ms",
+                                        "--progress", "never", workspace.specPath], environment: workspace.environment)
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot reach the PostgreSQL ledger postgres://batch@127.0.0.1:1/ledger"), "\(result.stderr)")
+        #expect(workspace.outputs().isEmpty && FileManager.default.fileExists(atPath: workspace.inbox + "/kept.txt"))
+    }
+
     @Test func threeRunProcesses_onOneJobAndInbox_processSixHundredFilesExactlyOnce() async throws {
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration()) { simulator, baseURL in
