@@ -351,7 +351,9 @@ import Testing
             }
             // Workflows: every run Dify billed is in the ledger.
             let total = try await ledger.usageTotals(matching: UsageFilter(), by: .none)
-            #expect((total.first?.totalTokens ?? 0) == simulator.stats.billed.tokens)
+            let states = Dictionary(grouping: documents, by: \.state).mapValues(\.count)
+            #expect((total.first?.totalTokens ?? 0) == simulator.stats.billed.tokens,
+                    "states \(states); runs started at the server \(simulator.stats.runsStarted)")
         }
     }
 }
