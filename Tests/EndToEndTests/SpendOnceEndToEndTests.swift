@@ -319,7 +319,7 @@ import Testing
         faults.logsOnlyWhenFinished = true
         try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL, concurrency: 4,
-                                          retry: "{max_attempts: 3, base_delay: 10ms, max_delay: 50ms}", recoverDeadline: "3s")
+                                          retry: "{max_attempts: 3, base_delay: 10ms, max_delay: 50ms}", recoverDeadline: "10s")
             let files = 32
             for index in 0..<files { try workspace.drop("k/file \(index).txt", documentText(index)) }
             var random = SeededRandom(seed: 5)
