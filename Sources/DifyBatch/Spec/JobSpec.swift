@@ -34,6 +34,9 @@ public struct JobSpec: Sendable, Equatable {
     public var recovery = RecoverySettings()
     /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
     public var extractors: [String: ExtractorCommand] = [:]
+    /// `rows: true` (issue 13): every `.csv`/`.tsv`/`.jsonl`/`.ndjson` inbox file is a table whose rows are one
+    /// run each, its header naming the app's input variables (default false: each file is one run).
+    public var rows = false
 
     public enum AfterSuccess: String, Sendable, Equatable, CaseIterable {
         case move, keep, delete

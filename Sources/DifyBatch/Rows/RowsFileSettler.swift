@@ -1,0 +1,70 @@
+import DifyKit
+import Foundation
+
+/// Ends a table file of a `rows: true` job once every one of its rows has ended (issue 13): writes
+/// `<outbox>/<path>.jsonl` and `.csv` (``RowsOutput``), applies `after_success` to the table, and records the
+/// table's document `succeeded`. Called after each row ends, after the rows were inserted, and by recovery for a
+/// table left `running`; whoever comes last does the work (a second caller finds the table already ended). A
+/// failure to write or dispose leaves the table `failed` (class `local`); its next claim only redoes this.
+struct RowsFileSettler: Sendable {
+    let settler: DocumentSettler
+
+    var ledger: any Ledger { settler.ledger }
+
+    func finishIfComplete(tableID: Int64) async throws -> DocumentOutcome {
+        guard let table = try await ledger.document(id: tableID) else { return .interrupted }
+        guard table.state == .running else { return .settled(table.state) }
+        let rows = try await ledger.documents(matching: DocumentFilter(rowOf: tableID))
+        guard rows.allSatisfy({ $0.state.isTerminal }) else { return .settled(table.state) }
+        let output = try await render(rows)
+        let outputPath: String
+        do {
+            outputPath = try settler.outbox.writeRows(relativePath: table.path, jsonl: output.jsonl(), csv: try output.csv())
+            try settler.disposeAfterSuccess(table)
+        } catch {
+            return try await settler.localFailure(table, from: .running, error, step: "write the rows' results into the outbox \(settler.spec.outbox)")
+        }
+        let done: DocumentRecord
+        do {
+            done = try await ledger.transition(table.id, from: .running, to: .succeeded,
+                                               [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
+        } catch let error as LedgerError where error.code == .stateChanged {
+            return .settled(.succeeded)
+        }
+        settler.onSettled(done)
+        let counts = Dictionary(grouping: rows, by: \.state).mapValues(\.count)
+        let summary = counts.keys.sorted().map { "\(counts[$0]!) \($0.rawValue)" }.joined(separator: ", ")
+        settler.logger(table).info("all \(rows.count) row(s) ended (\(summary))", metadata: ["output": "\(outputPath)"])
+        return .settled(.succeeded)
+    }
+
+    private func render(_ rows: [DocumentRecord]) async throws -> RowsOutput {
+        var columns: [String] = []
+        var lines: [RowsOutput.Line] = []
+        for row in rows {
+            let record = row.rowInputs.flatMap(RowRecord.decode)
+            if columns.isEmpty, let record { columns = record.columns }
+            var line = RowsOutput.Line(row: row.rowIndex ?? 0, status: row.state.rawValue, cells: record?.cells ?? [:])
+            var source = row
+            if let originalID = row.duplicateOf, row.state == .skipped, let original = try await ledger.document(id: originalID) {
+                source = original
+                line.dify["duplicate_of"] = .string(original.path)
+            }
+            if [.succeeded, .skipped].contains(row.state), let stored = try await ledger.result(documentID: row.id) {
+                line.outputs = (try? JSONValue.parse(stored.outputsJSON))?.objectValue ?? [:]
+            }
+            if row.state == .succeeded { line.usage = try await ledger.usage(documentID: row.id)?.outboxJSON }
+            if let id = source.workflowRunID { line.dify["workflow_run_id"] = .string(id) }
+            if let id = source.messageID { line.dify["message_id"] = .string(id) }
+            if let id = source.taskID { line.dify["task_id"] = .string(id) }
+            if !row.state.isSuccessful { line.error = row.lastError }
+            lines.append(line)
+        }
+        return RowsOutput(columns: columns, lines: lines)
+    }
+}
+
+extension DocumentState {
+    /// `succeeded` or `skipped` (the result came from a run of the same inputs).
+    var isSuccessful: Bool { self == .succeeded || self == .skipped }
+}
