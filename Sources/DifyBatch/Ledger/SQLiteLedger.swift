@@ -40,7 +40,7 @@ public final class SQLiteLedger: Ledger {
                 ALTER TABLE documents ADD COLUMN row_of INTEGER REFERENCES documents(id) ON DELETE CASCADE;
                 ALTER TABLE documents ADD COLUMN row_index INTEGER;
                 ALTER TABLE documents ADD COLUMN row_inputs TEXT;
-                CREATE INDEX documents_by_row ON documents(row_of, row_index);
+                CREATE INDEX documents_by_row ON documents(row_of, state);
                 """)
         },
     ]

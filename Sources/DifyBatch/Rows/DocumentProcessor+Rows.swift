@@ -31,6 +31,8 @@ extension DocumentProcessor {
             inputs[variable.variable] = variable.kind == .fileList ? .array(objects) : objects.first ?? .null
         }
         let moved = try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)])
+        // The job goes concurrent once a row is ready to send (a row without file cells uploads nothing).
+        context.onUploaded()
         return .success(moved, .row(inputs: inputs, query: payload.query))
     }
 

@@ -14,6 +14,11 @@ struct RowsFileSettler: Sendable {
     func finishIfComplete(tableID: Int64) async throws -> DocumentOutcome {
         guard let table = try await ledger.document(id: tableID) else { return .interrupted }
         guard table.state == .running else { return .settled(table.state) }
+        // Called after every row: one indexed probe for a row still open, before all rows are read once.
+        let open = Set(DocumentState.allCases.filter { !$0.isTerminal })
+        guard try await ledger.documents(matching: DocumentFilter(states: open, limit: 1, rowOf: tableID)).isEmpty else {
+            return .settled(table.state)
+        }
         let rows = try await ledger.documents(matching: DocumentFilter(rowOf: tableID))
         guard rows.allSatisfy({ $0.state.isTerminal }) else { return .settled(table.state) }
         let output = try await render(rows)

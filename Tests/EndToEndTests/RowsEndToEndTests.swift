@@ -1,0 +1,213 @@
+import Crypto
+import DifyBatch
+import DifyKit
+import DifySimulator
+import Foundation
+import Testing
+
+private typealias JSONValue = DifyKit.JSONValue
+
+/// Issue 13: Dify's "Run Batch", durable — every row of a table in the inbox is one run.
+@Suite struct RowsEndToEndTests {
+    /// A completion app like capture `24_parameters_completion`: a required paragraph `text` (max 300) and a `tone` select.
+    static let completionApp = SimulatedApp(apiKey: "app-rows", mode: "completion", name: "rows", userInputForm: [
+        .paragraph("text", required: true, maxLength: 300),
+        SimulatedInputVariable(variable: "tone", type: "select", required: false, options: ["calm", "loud"]),
+    ], fileUploadTypes: [])
+
+    static func sha256(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A workspace whose job is `rows: true` (only `.csv` files are taken: files that rows name stay in the inbox).
+    static func workspace(_ baseURL: String, key: String = "app-rows", concurrency: Int = 8, inputs: String = "{}") throws -> Workspace {
+        let workspace = try Workspace(baseURL: baseURL, key: key)
+        try """
+            name: rows
+            inbox: ../in
+            outbox: ../out
+            rows: true
+            dify:
+              base_url: \(baseURL)
+              api_key_env: DIFY_TEST_KEY
+              inputs: \(inputs)
+            match:
+              settle: 0s
+              include: ["*.csv"]
+            concurrency: \(concurrency)
+            retry: {max_attempts: 3, base_delay: 10ms, max_delay: 100ms}
+            timeout: 30s
+            recover_deadline: 20s
+            """.write(toFile: workspace.specPath, atomically: true, encoding: .utf8)
+        return workspace
+    }
+
+    /// The text of data row `index` (1-based): two lines, a comma and quotes, so every row is a quoted multi-line field.
+    static func text(_ index: Int) -> String { "Row \(index): first line,\nsecond \"quoted\" line" }
+
+    static func quoted(_ field: String) -> String { "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// 1,000 rows: rows 100, 500, 900 invalid (tone not an option, text empty, text over max_length); row 700
+    /// repeats row 10 and row 800 repeats row 20 (same inputs).
+    static func bigTable(rows: Int = 1000) -> (csv: String, cells: [[String: String]]) {
+        var cells: [[String: String]] = []
+        for index in 1...rows {
+            var text = text(index)
+            var tone = index % 2 == 0 ? "calm" : "loud"
+            switch index {
+            case 100: tone = "angry"
+            case 500: text = ""
+            case 900: text = String(repeating: "x", count: 301)
+            case 700: text = Self.text(10); tone = "calm"
+            case 800: text = Self.text(20); tone = "calm"
+            default: break
+            }
+            cells.append(["text": text, "tone": tone])
+        }
+        let csv = "\u{FEFF}text,tone\r\n" + cells.map { quoted($0["text"]!) + "," + $0["tone"]! + "\r\n" }.joined()
+        return (csv, cells)
+    }
+
+    /// The outbox files the run must write for ``bigTable(rows:)``, from the simulated model's known answers.
+    static func expectedCSV(_ cells: [[String: String]]) throws -> Data {
+        let lines = cells.enumerated().map { offset, row -> RowsOutput.Line in
+            let index = offset + 1
+            let values = row.mapValues(JSONValue.string)
+            switch index {
+            case 100: return .init(row: index, status: "rejected", cells: values, error: RecordedError(errorClass: "rejected", code: "invalid_row", message: "row 100: tone is \"angry\", which is not one of its options (calm, loud)"))
+            case 500: return .init(row: index, status: "rejected", cells: values, error: RecordedError(errorClass: "rejected", code: "invalid_row", message: "row 500: text is required but empty"))
+            case 900: return .init(row: index, status: "rejected", cells: values, error: RecordedError(errorClass: "rejected", code: "invalid_row", message: "row 900: text is 301 characters, over its max_length of 300"))
+            default:
+                let answer = SimulatedOutput.completionAnswer(text: row["text"]!)
+                return .init(row: index, status: index == 700 || index == 800 ? "skipped" : "succeeded", cells: values, outputs: ["answer": .string(answer)])
+            }
+        }
+        return try RowsOutput(columns: ["text", "tone"], lines: lines).csv()
+    }
+
+    @Test func thousandRowCSV_withInvalidAndDuplicateRows_runs995Times_andWritesEveryRowInInputOrder() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [Self.completionApp])) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL)
+            let (csv, cells) = Self.bigTable()
+            try workspace.drop("batch/orders.csv", csv)
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed, "3 rows were rejected")
+
+            // At the server: 995 runs, each distinct row text exactly once.
+            #expect(simulator.stats.runsStarted == 995)
+            #expect(simulator.stats.runRequestsReceived == 995)
+            #expect(simulator.stats.runsBySHA256.count == 995 && simulator.stats.runsBySHA256.values.allSatisfy { $0 == 1 })
+            #expect(simulator.stats.uploads == 0)
+
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "batch/orders.csv#*"))
+            #expect(rows.count == 1000)
+            let byState = Dictionary(grouping: rows, by: \.state).mapValues(\.count)
+            #expect(byState == [.succeeded: 995, .rejected: 3, .skipped: 2])
+            let rejected = rows.filter { $0.state == .rejected }.sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(rejected.map(\.path) == ["batch/orders.csv#100", "batch/orders.csv#500", "batch/orders.csv#900"])
+            #expect(rejected.map { $0.lastError?.code } == ["invalid_row", "invalid_row", "invalid_row"])
+            let skipped = rows.filter { $0.state == .skipped }.sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(skipped.map(\.rowIndex) == [700, 800])
+            #expect(try await skipped.asyncMap { try await ledger.document(id: $0.duplicateOf!)?.path } == ["batch/orders.csv#10", "batch/orders.csv#20"])
+            #expect(workspace.errorOutputs().isEmpty, "rows have no .error.json of their own")
+
+            // The table: succeeded once all rows ended, its two outbox files written, the source archived.
+            let table = try #require(try await ledger.documents(path: "batch/orders.csv").first)
+            #expect(table.state == .succeeded)
+            #expect(table.outputPath == workspace.outbox + "/batch/orders.csv.jsonl")
+            #expect(FileManager.default.fileExists(atPath: workspace.archive + "/batch/orders.csv"))
+            #expect(!FileManager.default.fileExists(atPath: workspace.inbox + "/batch/orders.csv"))
+            #expect(Set(workspace.files(in: workspace.outbox)) == ["batch/orders.csv.jsonl", "batch/orders.csv.csv"])
+
+            let writtenCSV = try Data(contentsOf: URL(fileURLWithPath: workspace.outbox + "/batch/orders.csv.csv"))
+            #expect(writtenCSV == (try Self.expectedCSV(cells)))
+
+            let lines = try String(contentsOfFile: workspace.outbox + "/batch/orders.csv.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 1000)
+            for (offset, line) in lines.enumerated() {
+                let object = try #require(try JSONValue.parse(String(line)).objectValue)
+                let index = offset + 1
+                #expect(object["row"] == .int(Int64(index)))
+                #expect(object["inputs"] == .object(cells[offset].mapValues(JSONValue.string)))
+                switch index {
+                case 100, 500, 900:
+                    #expect(object["status"] == .string("rejected") && object["outputs"] == .null)
+                    #expect(object["error"]?["code"] == .string("invalid_row"))
+                case 700, 800:
+                    #expect(object["status"] == .string("skipped") && object["usage"] == .null)
+                    #expect(object["dify"]?["duplicate_of"] == .string("batch/orders.csv#\(index == 700 ? 10 : 20)"))
+                    #expect(object["outputs"]?["answer"] == .string(SimulatedOutput.completionAnswer(text: cells[offset]["text"]!)))
+                default:
+                    #expect(object["status"] == .string("succeeded") && object["error"] == .null)
+                    #expect(object["outputs"]?["answer"] == .string(SimulatedOutput.completionAnswer(text: cells[offset]["text"]!)))
+                    #expect(object["usage"]?["total_tokens"]?.intValue != nil)
+                    #expect(object["dify"]?["message_id"]?.stringValue != nil)
+                }
+            }
+            // usage counts rows as documents.
+            let usage = try await ledger.usageTotals(matching: UsageFilter(), by: .job)
+            #expect(usage.first?.documents == 995)
+        }
+    }
+
+    @Test func missingRequiredColumn_rejectsTheWholeFile_andNotARowIsSent() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [Self.completionApp])) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL)
+            try workspace.drop("no-text.csv", "tone,comment\ncalm,hello\n")
+            try Data([0x74, 0x65, 0x78, 0x74, 0x0A, 0x63, 0x61, 0x66, 0xE9, 0x0A]).write(to: URL(fileURLWithPath: workspace.inbox + "/latin1.csv"))
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed)
+            #expect(simulator.stats.runRequestsReceived == 0)
+            let documents = try await ledger.documents(matching: DocumentFilter())
+            #expect(documents.count == 2, "no row documents")
+            let codes = Dictionary(uniqueKeysWithValues: documents.map { ($0.path, $0.lastError?.code ?? "") })
+            #expect(codes == ["no-text.csv": "missing_required_column", "latin1.csv": "encoding_not_utf8"])
+            let error = try workspace.json("no-text.csv.error.json")
+            #expect(((error["error"] as? [String: Any])?["message"] as? String)?.contains("text") == true)
+            #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/no-text.csv"), "a rejected table stays in the inbox")
+        }
+    }
+
+    @Test func completionApp_fedByATextColumn_withDifyInputsAsDefaults() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [Self.completionApp])) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL, inputs: "{tone: calm}")
+            try workspace.drop("notes.csv", "text\nfirst note\nsecond note\n")
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .success)
+            #expect(simulator.stats.runsBySHA256 == [Self.sha256("first note"): 1, Self.sha256("second note"): 1])
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "notes.csv#*"))
+            #expect(rows.allSatisfy { $0.state == .succeeded } && rows.count == 2)
+            let csv = try String(contentsOfFile: workspace.outbox + "/notes.csv.csv", encoding: .utf8)
+            #expect(csv.hasPrefix("text,answer,status,error\r\nfirst note,"))
+        }
+    }
+
+    @Test func workflow_fedByAFilePathColumn_uploadsEachFileFirst() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [.workflow(apiKey: "app-wf")])) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL, key: "app-wf")
+            try workspace.drop("files/a.txt", "Alpha document.\n")
+            try workspace.drop("files/b.txt", "Beta document, longer.\n")
+            try workspace.drop("docs.csv", "document,language\nfiles/a.txt,en\nfiles/b.txt,de\nfiles/missing.txt,en\n")
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed, "one row names a file that is not there")
+            #expect(simulator.stats.uploads == 2)
+            #expect(simulator.stats.runsBySHA256 == [Self.sha256("Alpha document.\n"): 1, Self.sha256("Beta document, longer.\n"): 1])
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "docs.csv#*")).sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(rows.map(\.state) == [.succeeded, .succeeded, .rejected])
+            #expect(rows[2].lastError?.message.contains("files/missing.txt") == true)
+            let lines = try String(contentsOfFile: workspace.outbox + "/docs.csv.jsonl", encoding: .utf8).split(separator: "\n")
+            let first = try JSONValue.parse(String(lines[0]))
+            let expected = SimulatedOutput.workflowOutputsJSON(fileBytes: Array("Alpha document.\n".utf8), filename: "a.txt", inputs: ["language": "en"])
+            #expect(first["outputs"] == (try JSONValue.parse(expected.encoded(.stream))))
+            #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/files/a.txt"), "files a row names are not moved")
+        }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}
