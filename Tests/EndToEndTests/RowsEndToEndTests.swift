@@ -20,10 +20,11 @@ private typealias JSONValue = DifyKit.JSONValue
     }
 
     /// A workspace whose job is `rows: true` (only `.csv` files are taken: files that rows name stay in the inbox).
-    static func workspace(_ baseURL: String, key: String = "app-rows", concurrency: Int = 8, inputs: String = "{}") throws -> Workspace {
+    static func workspace(_ baseURL: String, key: String = "app-rows", name: String = "rows", concurrency: Int = 8,
+                          inputs: String = "{}") throws -> Workspace {
         let workspace = try Workspace(baseURL: baseURL, key: key)
         try """
-            name: rows
+            name: \(name)
             inbox: ../in
             outbox: ../out
             rows: true
@@ -200,6 +201,66 @@ private typealias JSONValue = DifyKit.JSONValue
             let expected = SimulatedOutput.workflowOutputsJSON(fileBytes: Array("Alpha document.\n".utf8), filename: "a.txt", inputs: ["language": "en"])
             #expect(first["outputs"] == (try JSONValue.parse(expected.encoded(.stream))))
             #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/files/a.txt"), "files a row names are not moved")
+        }
+    }
+}
+
+/// Issue 13: a rows job killed with SIGKILL mid-table resumes where it stopped (the real binary).
+@Suite(.serialized) struct RowsProcessEndToEndTests {
+    /// A workflow with a required paragraph `text`: its runs can be looked up again after a crash (completion runs cannot).
+    static let app = SimulatedApp(apiKey: "app-rows-wf", mode: "workflow", name: "rows-wf",
+                                  userInputForm: [.paragraph("text", required: true)])
+
+    @Test func runKilledWithSIGKILL_andRestarted_sendsNoRowTwice_andWritesTheSameFilesAsAnUnkilledRun() async throws {
+        var faults = FaultPlan()
+        faults.latency = .milliseconds(20)
+        try await withDifySimulator(SimulatorConfiguration(apps: [Self.app], faults: faults)) { simulator, baseURL in
+            let rows = 200
+            let csv = "text\n" + (1...rows).map { RowsEndToEndTests.quoted(RowsEndToEndTests.text($0)) + "\n" }.joined()
+
+            // The reference: the same table, not killed (in-process), as another job (another Dify user, so a lost run
+            // of the killed job cannot be mistaken for one of these in Dify's logs).
+            let reference = try RowsEndToEndTests.workspace(baseURL, key: "app-rows-wf", name: "reference", concurrency: 4)
+            try reference.drop("t.csv", csv)
+            let (referenceResult, _) = try await reference.run()
+            #expect(referenceResult.exitStatus == .success)
+            #expect(simulator.stats.runRequestsReceived == rows)
+
+            let workspace = try RowsEndToEndTests.workspace(baseURL, key: "app-rows-wf", concurrency: 4)
+            try workspace.drop("t.csv", csv)
+            let first = try Child(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                                  stderrPath: workspace.scratch.file("first.log"))
+            #expect(try await waitUntil { simulator.stats.runRequestsReceived >= rows + 40 })
+            first.signal(SIGKILL)
+            #expect(try await first.exitStatus() != 0)
+            #expect(simulator.stats.runRequestsReceived < 2 * rows, "killed mid-table")
+            #expect(!FileManager.default.fileExists(atPath: workspace.outbox + "/t.csv.jsonl"), "no output before every row ended")
+
+            let second = try Child(["run", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment,
+                                   stderrPath: workspace.scratch.file("second.log"))
+            #expect(try await second.exitStatus() == 0, "\(second.stderr)")
+            // At the server: every row of the killed table was sent exactly once, across both processes.
+            #expect(simulator.stats.runRequestsReceived == 2 * rows)
+            #expect(simulator.stats.runsStarted == 2 * rows)
+            let ledger = try SQLiteLedger(path: workspace.dbPath)
+            let documents = try await ledger.documents(matching: DocumentFilter(pathPattern: "t.csv#*"))
+            #expect(documents.count == rows && documents.allSatisfy { $0.state == .succeeded && $0.duplicateRuns == 0 && $0.runPosts == 1 })
+
+            // The same files as the unkilled run: the CSV byte for byte, the JSONL but for Dify's run ids and, for runs
+            // recovered from the run detail, the token split and price (the detail has the total only).
+            let csvOut = try Data(contentsOf: URL(fileURLWithPath: workspace.outbox + "/t.csv.csv"))
+            #expect(csvOut == (try Data(contentsOf: URL(fileURLWithPath: reference.outbox + "/t.csv.csv"))))
+            func withoutIDs(_ folder: String) throws -> [JSONValue] {
+                try String(contentsOfFile: folder + "/t.csv.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                    var object = try JSONValue.parse(String(line)).objectValue ?? [:]
+                    object["dify"] = nil
+                    object["usage"] = object["usage"]?["total_tokens"]
+                    return .object(object)
+                }
+            }
+            let lines = try withoutIDs(workspace.outbox)
+            #expect(lines.count == rows)
+            #expect(lines == (try withoutIDs(reference.outbox)))
         }
     }
 }

@@ -12,7 +12,15 @@ struct RowsFileSettler: Sendable {
     var ledger: any Ledger { settler.ledger }
 
     func finishIfComplete(tableID: Int64) async throws -> DocumentOutcome {
-        guard let table = try await ledger.document(id: tableID) else { return .interrupted }
+        guard var table = try await ledger.document(id: tableID) else { return .interrupted }
+        // `recovering`: a process stopped while it was writing the files; they are written again.
+        if table.state == .recovering {
+            do {
+                table = try await ledger.transition(table.id, from: .recovering, to: .running, [])
+            } catch let error as LedgerError where error.code == .stateChanged {
+                return .settled(.recovering)
+            }
+        }
         guard table.state == .running else { return .settled(table.state) }
         // Called after every row: one indexed probe for a row still open, before all rows are read once.
         let open = Set(DocumentState.allCases.filter { !$0.isTerminal })
@@ -21,21 +29,22 @@ struct RowsFileSettler: Sendable {
         }
         let rows = try await ledger.documents(matching: DocumentFilter(rowOf: tableID))
         guard rows.allSatisfy({ $0.state.isTerminal }) else { return .settled(table.state) }
+        // Rows ending at the same time all get here: the one that moves the table to `recovering` writes the files.
+        do {
+            table = try await ledger.transition(table.id, from: .running, to: .recovering, [])
+        } catch let error as LedgerError where error.code == .stateChanged {
+            return .settled(.running)
+        }
         let output = try await render(rows)
         let outputPath: String
         do {
             outputPath = try settler.outbox.writeRows(relativePath: table.path, jsonl: output.jsonl(), csv: try output.csv())
             try settler.disposeAfterSuccess(table)
         } catch {
-            return try await settler.localFailure(table, from: .running, error, step: "write the rows' results into the outbox \(settler.spec.outbox)")
+            return try await settler.localFailure(table, from: .recovering, error, step: "write the rows' results into the outbox \(settler.spec.outbox)")
         }
-        let done: DocumentRecord
-        do {
-            done = try await ledger.transition(table.id, from: .running, to: .succeeded,
+        let done = try await ledger.transition(table.id, from: .recovering, to: .succeeded,
                                                [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
-        } catch let error as LedgerError where error.code == .stateChanged {
-            return .settled(.succeeded)
-        }
         settler.onSettled(done)
         let counts = Dictionary(grouping: rows, by: \.state).mapValues(\.count)
         let summary = counts.keys.sorted().map { "\(counts[$0]!) \($0.rawValue)" }.joined(separator: ", ")
