@@ -332,7 +332,7 @@ public final class SQLiteLedger: Ledger {
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: currencyCount <= 1 ? currencies : "mixed(\(currencies ?? ""))",
+                                  currency: UsageTotal.currency(currencies, count: currencyCount),
                                   splitRuns: row["split"], pricedRuns: priced)
             }
         }

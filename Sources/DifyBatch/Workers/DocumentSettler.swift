@@ -104,6 +104,9 @@ struct DocumentSettler: Sendable {
     private func complete(_ document: DocumentRecord, from state: DocumentState, status: String,
                           outputs: [String: JSONValue], original: DocumentRecord?) async throws -> DocumentOutcome {
         let target: DocumentState = original == nil ? .succeeded : .skipped
+        // A shared ledger (PostgreSQL): nothing is written for a document another process took over after this
+        // one was stopped or cut off past its lease (throws leaseLost; that process writes the result).
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
         // Issue 13: a row has no outbox file of its own; its table's files are written once all its rows ended.
         if let tableID = document.rowOf {
             let done = try await ledger.transition(document.id, from: state, to: target, [.lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
@@ -201,6 +204,7 @@ struct DocumentSettler: Sendable {
                       difyCode: String?, disposeSource: Bool = true, extra: [DocumentChange] = []) async throws -> DocumentRecord {
         var recorded = error
         var outputPath: String?
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
         if let tableID = document.rowOf {
             // Issue 13: a row's error goes into its table's outbox files, not an `.error.json` of its own.
             let moved = state == target
