@@ -205,6 +205,31 @@ private typealias JSONValue = DifyKit.JSONValue
     }
 }
 
+/// Issue 13: `dify-batch check` on a rows job (the real binary).
+@Suite struct RowsCheckEndToEndTests {
+    @Test func check_onARowsJob_printsPerTableRowsMatchedColumnsAndTheRowsThatWouldBeRejected_sendingNothing() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [RowsEndToEndTests.completionApp])) { simulator, baseURL in
+            let workspace = try RowsEndToEndTests.workspace(baseURL)
+            try workspace.drop("good.csv", "text,tone,note\nhello,calm,x\n,loud,y\nhi,angry,z\n")
+            try workspace.drop("bad.csv", "tone\ncalm\n")
+            let result = try await CLI.run(["check", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("good.csv: 3 rows; columns → variables: text, tone; not sent: note; 2 row(s) would be rejected:"), "\(result.stdout)")
+            #expect(result.stdout.contains("row 2: text is required but empty"))
+            #expect(result.stdout.contains("row 3: tone is \"angry\", which is not one of its options (calm, loud)"))
+            #expect(result.stdout.contains("bad.csv: 1 row; columns → variables: tone; the whole file would be rejected: the app requires the input variable(s) text"))
+            let json = try await CLI.run(["check", "--json", "--db", workspace.dbPath, workspace.specPath], environment: workspace.environment)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let job = try #require((object["jobs"] as? [[String: Any]])?.first)
+            let tables = try #require((job["inbox"] as? [String: Any])?["tables"] as? [[String: Any]])
+            #expect(tables.count == 2)
+            let good = try #require(tables.first { $0["path"] as? String == "good.csv" })
+            #expect((good["rejected_rows"] as? [[String: Any]])?.map { $0["row"] as? Int } == [2, 3])
+            #expect(simulator.stats.runRequestsReceived == 0 && simulator.stats.uploads == 0)
+        }
+    }
+}
+
 /// Issue 13: a rows job killed with SIGKILL mid-table resumes where it stopped (the real binary).
 @Suite(.serialized) struct RowsProcessEndToEndTests {
     /// A workflow with a required paragraph `text`: its runs can be looked up again after a crash (completion runs cannot).
