@@ -180,6 +180,12 @@ private typealias JSONValue = DifyKit.JSONValue
             #expect(rows.allSatisfy { $0.state == .succeeded } && rows.count == 2)
             let csv = try String(contentsOfFile: workspace.outbox + "/notes.csv.csv", encoding: .utf8)
             #expect(csv.hasPrefix("text,answer,status,error\r\nfirst note,"))
+            // Rows are addressed as path#row.
+            let show = try await CLI.run(["show", "--db", workspace.dbPath, "notes.csv#2"])
+            #expect(show.status == 0 && show.stdout.contains("notes.csv#2") && show.stdout.contains("succeeded"), "\(show.stdout)\(show.stderr)")
+            #expect(show.stdout.contains("inputs        {\"text\":\"second note\"}"), "\(show.stdout)")
+            let list = try await CLI.run(["list", "--db", workspace.dbPath, "--path", "notes.csv#*"])
+            #expect(list.stdout.contains("notes.csv#1") && list.stdout.contains("notes.csv#2"), "\(list.stdout)")
         }
     }
 
