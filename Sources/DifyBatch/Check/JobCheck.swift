@@ -205,6 +205,7 @@ public struct JobCheckReport: Encodable, Sendable {
                 switch input.providedBy {
                 case "spec"?: state = "provided by the spec"
                 case "default"?: state = "the app's default is used"
+                case "table column"?: state = "from the table's column of that name (rows: true)"
                 default: state = input.required ? "MISSING: add it under dify.inputs" : "not provided (optional)"
                 }
                 let text = "\(input.variable) (\(input.type), \(input.required ? "required" : "optional")): \(state)"
@@ -327,13 +328,15 @@ public enum JobCheck {
         // The file variable as the preflight would choose it (named by the spec, else the only file input).
         let plan = try? JobPreflight.resolve(spec: spec, mode: info.mode, parameters: parameters)
         let fileVariable: InputVariable?
-        if let name = spec.dify.fileInput {
+        if spec.rows {
+            fileVariable = nil  // issue 13: the table's columns fill the variables
+        } else if let name = spec.dify.fileInput {
             fileVariable = parameters.variable(named: name).flatMap { $0.isFile ? $0 : nil }
         } else {
             let files = parameters.userInputForm.filter(\.isFile)
             fileVariable = files.count == 1 ? files[0] : nil
         }
-        let textVariable = fileVariable == nil ? plan?.textVariable : nil
+        let textVariable = fileVariable == nil && !spec.rows ? plan?.textVariable : nil
         if let textVariable {
             report.textInput = .init(variable: textVariable.variable, type: textVariable.kind.rawValue, required: textVariable.required,
                                      maxLength: textVariable.maxLength, fromSpec: spec.dify.textInput != nil, attach: spec.dify.attach.rawValue,

@@ -11,10 +11,11 @@ struct RowsFileSettler: Sendable {
 
     var ledger: any Ledger { settler.ledger }
 
-    func finishIfComplete(tableID: Int64) async throws -> DocumentOutcome {
+    /// - Parameter resume: the table was left `recovering` by a process that stopped while it wrote the files
+    ///   (crash recovery only); otherwise `recovering` means another worker is writing them right now.
+    func finishIfComplete(tableID: Int64, resume: Bool = false) async throws -> DocumentOutcome {
         guard var table = try await ledger.document(id: tableID) else { return .interrupted }
-        // `recovering`: a process stopped while it was writing the files; they are written again.
-        if table.state == .recovering {
+        if table.state == .recovering && resume {
             do {
                 table = try await ledger.transition(table.id, from: .recovering, to: .running, [])
             } catch let error as LedgerError where error.code == .stateChanged {
@@ -45,10 +46,10 @@ struct RowsFileSettler: Sendable {
         }
         let done = try await ledger.transition(table.id, from: .recovering, to: .succeeded,
                                                [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
-        settler.onSettled(done)
+        // Not reported as a settled document: run summaries and progress count the table's rows, not the table.
         let counts = Dictionary(grouping: rows, by: \.state).mapValues(\.count)
         let summary = counts.keys.sorted().map { "\(counts[$0]!) \($0.rawValue)" }.joined(separator: ", ")
-        settler.logger(table).info("all \(rows.count) row(s) ended (\(summary))", metadata: ["output": "\(outputPath)"])
+        settler.logger(done).info("all \(rows.count) row(s) ended (\(summary))", metadata: ["output": "\(outputPath)"])
         return .settled(.succeeded)
     }
 

@@ -131,7 +131,7 @@ public struct DocumentProcessor: Sendable {
         await guarded(document, "recovery") {
             // Issue 13: a table file waits for its rows (it was never sent): its outbox files are written once they all ended.
             if context.preflight.rowForm != nil && document.rowOf == nil {
-                return try await RowsFileSettler(settler: settler).finishIfComplete(tableID: document.id)
+                return try await RowsFileSettler(settler: settler).finishIfComplete(tableID: document.id, resume: true)
             }
             var current = document
             if current.state == .running {
