@@ -22,6 +22,7 @@ struct RowsFileSettler: Sendable {
                 return .settled(.recovering)
             }
         }
+        if table.state == .succeeded { return try await rewrite(table) }
         guard table.state == .running else { return .settled(table.state) }
         // Called after every row: one indexed probe for a row still open, before all rows are read once.
         let open = Set(DocumentState.allCases.filter { !$0.isTerminal })
@@ -50,6 +51,19 @@ struct RowsFileSettler: Sendable {
         let counts = Dictionary(grouping: rows, by: \.state).mapValues(\.count)
         let summary = counts.keys.sorted().map { "\(counts[$0]!) \($0.rawValue)" }.joined(separator: ", ")
         settler.logger(done).info("all \(rows.count) row(s) ended (\(summary))", metadata: ["output": "\(outputPath)"])
+        return .settled(.succeeded)
+    }
+
+    /// A row of a table that already ended was sent again (`dify-batch retry path#row`): once its rows have all
+    /// ended again, the table's files are rewritten (the table stays `succeeded`; its source was disposed of).
+    private func rewrite(_ table: DocumentRecord) async throws -> DocumentOutcome {
+        let open = Set(DocumentState.allCases.filter { !$0.isTerminal })
+        guard try await ledger.documents(matching: DocumentFilter(states: open, limit: 1, rowOf: table.id)).isEmpty else {
+            return .settled(.succeeded)
+        }
+        let output = try await render(try await ledger.documents(matching: DocumentFilter(rowOf: table.id)))
+        try settler.outbox.writeRows(relativePath: table.path, jsonl: output.jsonl(), csv: try output.csv())
+        settler.logger(table).info("the table's files were written again after its rows were retried")
         return .settled(.succeeded)
     }
 
