@@ -189,6 +189,22 @@ private typealias JSONValue = DifyKit.JSONValue
         }
     }
 
+    @Test func chatApp_takesEachRowsQueryColumn_andATableWithoutAQueryIsRejected() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [.chat(apiKey: "app-chat", fileUploadTypes: [])])) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL, key: "app-chat")
+            try workspace.drop("questions.csv", "text,query\nfirst text,What is it about?\nsecond text,\n")
+            try workspace.drop("no-query.csv", "text\nthird text\n")
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed)
+            #expect(simulator.stats.runsBySHA256 == [Self.sha256("first text"): 1], "the row without a query is not sent")
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "questions.csv#*")).sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(rows.map(\.state) == [.succeeded, .rejected])
+            #expect(rows[1].lastError?.message == "row 2: query is empty and dify.query is not set")
+            let table = try #require(try await ledger.documents(path: "no-query.csv").first)
+            #expect(table.state == .rejected && table.lastError?.message.contains("\"query\" column") == true)
+        }
+    }
+
     @Test func workflow_fedByAFilePathColumn_uploadsEachFileFirst() async throws {
         try await withDifySimulator(SimulatorConfiguration(apps: [.workflow(apiKey: "app-wf")])) { simulator, baseURL in
             let workspace = try Self.workspace(baseURL, key: "app-wf")
