@@ -186,6 +186,16 @@ private typealias JSONValue = DifyKit.JSONValue
             #expect(show.stdout.contains("inputs        {\"text\":\"second note\"}"), "\(show.stdout)")
             let list = try await CLI.run(["list", "--db", workspace.dbPath, "--path", "notes.csv#*"])
             #expect(list.stdout.contains("notes.csv#1") && list.stdout.contains("notes.csv#2"), "\(list.stdout)")
+
+            // The same rows again in another table: no new run, every row skipped from the stored results.
+            try workspace.drop("again/notes.csv", "text\nsecond note\nfirst note\n")
+            let (again, _) = try await workspace.run()
+            #expect(again.exitStatus == .success)
+            #expect(simulator.stats.runsBySHA256 == [Self.sha256("first note"): 1, Self.sha256("second note"): 1])
+            let copies = try await ledger.documents(matching: DocumentFilter(pathPattern: "again/notes.csv#*"))
+            #expect(copies.count == 2 && copies.allSatisfy { $0.state == .skipped })
+            let copyCSV = try String(contentsOfFile: workspace.outbox + "/again/notes.csv.csv", encoding: .utf8)
+            #expect(copyCSV.contains("second note,") && copyCSV.hasSuffix(",skipped,\r\n"))
         }
     }
 
