@@ -199,6 +199,36 @@ private typealias JSONValue = DifyKit.JSONValue
         }
     }
 
+    @Test func deadRowRetried_runsAgain_andTheTablesFilesAreWrittenAgain() async throws {
+        var failing = FaultPlan()
+        failing.failedWorkflowRate = 1.0
+        let app = SimulatedApp(apiKey: "app-retry", mode: "workflow", name: "retry", userInputForm: [.paragraph("text", required: true)])
+        let workspace = try await withDifySimulator(SimulatorConfiguration(apps: [app], faults: failing)) { simulator, baseURL in
+            let workspace = try Self.workspace(baseURL, key: "app-retry")
+            try workspace.drop("t.csv", "text\nalpha\nbeta\n")
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed)
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "t.csv#*"))
+            #expect(rows.count == 2 && rows.allSatisfy { $0.state == .dead })
+            #expect(simulator.stats.runRequestsReceived == 6, "3 attempts per row")
+            let csv = try String(contentsOfFile: workspace.outbox + "/t.csv.csv", encoding: .utf8)
+            #expect(csv.components(separatedBy: ",dead,").count == 3)
+            #expect(try await ledger.requeue(ids: rows.map(\.id), from: [.dead]) == 2)
+            return workspace
+        }
+        try await withDifySimulator(SimulatorConfiguration(apps: [app])) { simulator, baseURL in
+            let spec = try String(contentsOfFile: workspace.specPath, encoding: .utf8)
+            try spec.replacingOccurrences(of: workspace.baseURL, with: baseURL).write(toFile: workspace.specPath, atomically: true, encoding: .utf8)
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .success)
+            #expect(simulator.stats.runRequestsReceived == 2)
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "t.csv#*"))
+            #expect(rows.allSatisfy { $0.state == .succeeded })
+            let lines = try String(contentsOfFile: workspace.outbox + "/t.csv.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"status\":\"succeeded\"") && $0.contains("\"error\":null") })
+        }
+    }
+
     @Test func chatApp_takesEachRowsQueryColumn_andATableWithoutAQueryIsRejected() async throws {
         try await withDifySimulator(SimulatorConfiguration(apps: [.chat(apiKey: "app-chat", fileUploadTypes: [])])) { simulator, baseURL in
             let workspace = try Self.workspace(baseURL, key: "app-chat")
