@@ -102,7 +102,7 @@ struct PipelineArguments: ParsableArguments {
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
                                                  observers: [progress] + observers, services: services,
                                                  lease: HumanDuration.parse(lease) ?? .seconds(30),
-                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds ?? 10)
+                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds)
     }
 }
 
@@ -111,12 +111,14 @@ struct PipelineArguments: ParsableArguments {
 ///
 /// Every ``ProgressReporter`` among `observers` gets its display loop run as a child task, cancelled when the
 /// pipeline ends (so `demo` only passes its reporter as an observer). `services` (e.g. the metrics server) run in
-/// the same ServiceGroup, are shut down after the pipeline and end with it.
+/// the same ServiceGroup, are shut down after the pipeline and end with it. `busyTimeout`: how long opening the
+/// ledger waits for SQLite's write lock (default 10 s) or for the PostgreSQL server (default 20 s); either
+/// running out is temporary: exit 4.
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
                        observers: [any PipelineObserver] = [], services: [any Service] = [], lease: Duration = .seconds(30),
                        environment: [String: String] = ProcessInfo.processInfo.environment,
-                       busyTimeout: TimeInterval = 10) async throws -> PipelineResult {
+                       busyTimeout: TimeInterval? = nil) async throws -> PipelineResult {
         let store: any Ledger
         var ledgerServices: [any Service] = []
         var prepare: (@Sendable () async throws -> Void)?
@@ -127,7 +129,7 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch let error as LedgerError where error.code == .busy {
                 // Temporary: the other program will let go.
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(ExitStatus.unavailable.rawValue)
@@ -144,7 +146,9 @@ enum PipelineLauncher {
             }
             store = ledger
             ledgerServices = ledger.services
-            prepare = { try await ledger.prepare(timeout: Duration.seconds(20)) }
+            // --busy-timeout (hidden, for tests) also bounds the wait for the PostgreSQL server.
+            let wait = busyTimeout.map { Duration.milliseconds(Int64($0 * 1000)) } ?? .seconds(20)
+            prepare = { try await ledger.prepare(timeout: wait) }
         }
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
@@ -167,6 +171,10 @@ enum PipelineLauncher {
         } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error as LedgerError where error.code == .unreachable {
+            // Temporary: the database server will come back; the work is kept.
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
         } catch let error as LedgerError {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
