@@ -4,7 +4,7 @@
 -- ledger_meta. Changes to an existing database are numbered migrations in PostgresLedger+Schema.swift, under the
 -- same numbers as SQLiteLedger's, never edits of the past.
 --
--- schema-version: 8
+-- schema-version: 9
 --
 -- Conventions as in schema.sql: every *_at column is milliseconds since the Unix epoch (UTC) as BIGINT; sizes are
 -- bytes; prices are kept as exact text and as integer nano-units. Ids are BIGINT identities.
@@ -70,6 +70,9 @@ CREATE TABLE documents (
     text_length         INTEGER,                -- issue 12: that text's length in characters
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work is left
     local_failures      INTEGER NOT NULL DEFAULT 0,   -- issue 11: local failures since the result was stored
+    row_of              BIGINT REFERENCES documents(id) ON DELETE CASCADE,  -- issue 13: the table file's document of one row (NULL for files)
+    row_index           INTEGER,                -- issue 13: the row's 1-based index among the table's data rows (path#row)
+    row_inputs          TEXT,                   -- issue 13: the row's cells and inputs as a JSON object
     -- (new columns go above this line: the PostgreSQL-only columns stay last)
     -- PostgreSQL only (issue 15): the process holding an in-flight document ("host:pid:start") and until when
     -- (database clock, ms). NULL when no process holds it. An expired lease is taken over through recovery.
@@ -80,6 +83,7 @@ CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
+CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
 CREATE INDEX documents_by_lease ON documents(lease_owner) WHERE lease_owner IS NOT NULL;
 -- PostgreSQL only: the claim walks the due documents in claim order and stops after LIMIT rows.
 CREATE INDEX documents_claimable ON documents(job_id, (coalesce(next_attempt_at, 0)), id) WHERE state IN ('pending', 'failed');

@@ -3,7 +3,7 @@
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 8
+-- schema-version: 9
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -60,8 +60,12 @@ CREATE TABLE documents (
     text_sha256         TEXT,                   -- issue 12: sha256 of the text sent in dify.text_input (UTF-8), NULL for file inputs
     text_length         INTEGER,                -- issue 12: that text's length in characters
     result_stored       INTEGER NOT NULL DEFAULT 0,   -- issue 11: 1 = Dify's result is in `results`; only local work (outbox, disposal) is left, Dify is never asked again
-    local_failures      INTEGER NOT NULL DEFAULT 0    -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
+    local_failures      INTEGER NOT NULL DEFAULT 0,   -- issue 11: local failures (outbox, ledger, disposal) since the result was stored; paces their retries, never counted in attempts
+    row_of              INTEGER REFERENCES documents(id) ON DELETE CASCADE,  -- issue 13: for one row of a `rows: true` table, the table file's document; NULL for files
+    row_index           INTEGER,                -- issue 13: the row's 1-based index among the table's data rows (addressed as path#row)
+    row_inputs          TEXT                    -- issue 13: the row's inputs as a JSON object (sha256 holds the sha256 of their canonical JSON)
 );
+CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
 CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);

@@ -45,6 +45,13 @@ extension PostgresLedger {
             ALTER TABLE run_jobs ADD COLUMN unsettled_oldest TEXT;
             ALTER TABLE run_jobs ADD COLUMN unsettled_since BIGINT
             """,
+        // Issue 13 (rows as runs): one document per row of a table file, its index and its inputs.
+        9: """
+            ALTER TABLE documents ADD COLUMN row_of BIGINT REFERENCES documents(id) ON DELETE CASCADE;
+            ALTER TABLE documents ADD COLUMN row_index INTEGER;
+            ALTER TABLE documents ADD COLUMN row_inputs TEXT;
+            CREATE INDEX documents_by_row ON documents(row_of, state)
+            """,
     ]
 
     /// Creates the schema in an empty database (from `schema.postgres.sql`) or migrates an older one, under an

@@ -15,7 +15,7 @@ import PostgresNIO
 /// before use. New databases are created from `schema.postgres.sql`.
 public final class PostgresLedger: Ledger {
     /// The schema version this build writes (kept equal to SQLiteLedger's by a test).
-    public static let schemaVersion = 8
+    public static let schemaVersion = 9
 
     let client: PostgresClient
     let logger: Logger
@@ -120,6 +120,7 @@ public final class PostgresLedger: Ledger {
             clauses.append("d.state IN (\(states.sorted().map { statement.bind($0.rawValue) }.joined(separator: ",")))")
         }
         if let pattern = filter.pathPattern { clauses.append("d.path ~ \(statement.bind(Self.regex(glob: pattern)))") }
+        if let parent = filter.rowOf { clauses.append("d.row_of = \(statement.bind(parent))") }
         if let since = filter.updatedSince { clauses.append("d.updated_at >= \(statement.bind(Self.millis(since)))") }
         if let until = filter.updatedUntil { clauses.append("d.updated_at < \(statement.bind(Self.millis(until)))") }
         if !clauses.isEmpty { statement.append(" WHERE " + clauses.joined(separator: " AND ")) }
@@ -263,12 +264,14 @@ public final class PostgresLedger: Ledger {
         let twinStates = document.sameContent == .waitForProcessingOrSucceeded ? Self.processingStates + ", 'succeeded'" : Self.processingStates
         let found = try await rows("""
             INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of)
+                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
+                row_of, row_index, row_inputs)
             VALUES (\(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
                 \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
                 \(now), \(now), \(finished), \(document.device.map { Int64(bitPattern: $0) }), \(document.inode.map { Int64(bitPattern: $0) }),
                 (SELECT id FROM documents WHERE \(lookTwin) AND job_id = \(document.jobID) AND sha256 = \(document.sha256)
-                    AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1))
+                    AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1),
+                \(document.rowOf), \(document.rowIndex.map(Int32.init)), \(document.rowInputs))
             RETURNING id
             """)
         guard let id = try Self.int64(found.first, "id"),

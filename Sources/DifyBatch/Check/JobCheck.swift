@@ -100,9 +100,30 @@ public struct JobCheckReport: Encodable, Sendable {
         public var extraction: [Extraction] = []
         /// Files present but left out by `match.include`/`exclude` (relative paths).
         public var notMatched: [String] = []
+        /// `rows: true` (issue 13): each table as the job would read it.
+        public var tables: [Table] = []
     }
 
     /// The inbox file with the longest `.error.json` (or temporary) name in the outbox.
+    /// One table of a `rows: true` job: its rows, which columns fill which variables, and what would be rejected.
+    public struct Table: Encodable, Sendable {
+        public var path: String
+        public var rows: Int
+        /// Columns named for an input variable (and `query` for a chat app).
+        public var matched: [String]
+        /// Columns no variable takes (not sent).
+        public var unknown: [String]
+        /// Why the whole table would be rejected (nil: its rows run).
+        public var rejection: String?
+        /// Rows that would be rejected, with the reason.
+        public var rejectedRows: [RejectedRow]
+    }
+
+    public struct RejectedRow: Encodable, Sendable {
+        public var row: Int
+        public var message: String
+    }
+
     public struct LongestName: Encodable, Sendable {
         public var path: String
         /// Bytes of the longest name the outbox needs for it (the temporary file's, while it is written).
@@ -184,6 +205,7 @@ public struct JobCheckReport: Encodable, Sendable {
                 switch input.providedBy {
                 case "spec"?: state = "provided by the spec"
                 case "default"?: state = "the app's default is used"
+                case "table column"?: state = "from the table's column of that name (rows: true)"
                 default: state = input.required ? "MISSING: add it under dify.inputs" : "not provided (optional)"
                 }
                 let text = "\(input.variable) (\(input.type), \(input.required ? "required" : "optional")): \(state)"
@@ -208,6 +230,18 @@ public struct JobCheckReport: Encodable, Sendable {
             for extractor in byExtractor.keys.sorted() {
                 let paths = byExtractor[extractor]!.map(\.path)
                 more("text by \(extractor): \(paths.prefix(8).joined(separator: ", "))\(paths.count > 8 ? " (+\(paths.count - 8) more)" : "")")
+            }
+            for table in inbox.tables {
+                var text = "\(table.path): \(table.rows) row\(table.rows == 1 ? "" : "s"); columns → variables: \(table.matched.isEmpty ? "none" : table.matched.joined(separator: ", "))"
+                if !table.unknown.isEmpty { text += "; not sent: \(table.unknown.joined(separator: ", "))" }
+                if let rejection = table.rejection {
+                    text += "; the whole file would be rejected: \(rejection)"
+                } else {
+                    text += table.rejectedRows.isEmpty ? "; no row would be rejected" : "; \(table.rejectedRows.count) row(s) would be rejected:"
+                }
+                more(text)
+                for rejected in table.rejectedRows.prefix(20) { more("  row \(rejected.row): \(rejected.message)") }
+                if table.rejectedRows.count > 20 { more("  (+\(table.rejectedRows.count - 20) more)") }
             }
             if !inbox.notMatched.isEmpty {
                 more("not matched: \(inbox.notMatched.count) (\(inbox.notMatched.prefix(8).joined(separator: ", "))\(inbox.notMatched.count > 8 ? ", …" : "")); not processed: widen match.include or drop match.exclude to take them")
@@ -294,13 +328,15 @@ public enum JobCheck {
         // The file variable as the preflight would choose it (named by the spec, else the only file input).
         let plan = try? JobPreflight.resolve(spec: spec, mode: info.mode, parameters: parameters)
         let fileVariable: InputVariable?
-        if let name = spec.dify.fileInput {
+        if spec.rows {
+            fileVariable = nil  // issue 13: the table's columns fill the variables
+        } else if let name = spec.dify.fileInput {
             fileVariable = parameters.variable(named: name).flatMap { $0.isFile ? $0 : nil }
         } else {
             let files = parameters.userInputForm.filter(\.isFile)
             fileVariable = files.count == 1 ? files[0] : nil
         }
-        let textVariable = fileVariable == nil ? plan?.textVariable : nil
+        let textVariable = fileVariable == nil && !spec.rows ? plan?.textVariable : nil
         if let textVariable {
             report.textInput = .init(variable: textVariable.variable, type: textVariable.kind.rawValue, required: textVariable.required,
                                      maxLength: textVariable.maxLength, fromSpec: spec.dify.textInput != nil, attach: spec.dify.attach.rawValue,
@@ -319,6 +355,8 @@ public enum JobCheck {
                 providedBy = "text"
             } else if spec.dify.inputs[variable.variable] != nil {
                 providedBy = "spec"
+            } else if spec.rows {
+                providedBy = "table column"
             } else if variable.default != nil {
                 providedBy = "default"
             } else {
@@ -379,6 +417,8 @@ public enum JobCheck {
                 }
                 if let rejection = preflight.rejection(of: file) {
                     inbox.rejected.append(.init(path: file.relativePath, bytes: file.size, code: rejection.code, message: rejection.message))
+                } else if preflight.rowForm != nil {
+                    inbox.tables.append(tableReport(path: file.absolutePath, relativePath: file.relativePath, spec: spec, preflight: preflight))
                 } else if preflight.fileVariable == nil {
                     let method = preflight.textVariable == nil ? "none" : preflight.extractor.method(forFilename: file.name).description
                     inbox.extraction.append(.init(path: file.relativePath, extractor: method == "none" ? "attachment only" : method,

@@ -11,12 +11,16 @@ public enum DocumentInputs: Sendable, Equatable {
     /// Only the uploaded file in top-level `files` (an app without file or text variable whose `file_upload`
     /// feature accepts the type, or a file with no text when the text variable is optional).
     case attachment(FileKind)
+    /// One row of a `rows: true` table (issue 13): its inputs with file cells already turned into Dify file
+    /// objects, over `dify.inputs`; for a chat app, its message.
+    case row(inputs: [String: JSONValue], query: String?)
 
     /// Whether the file itself must be uploaded first.
     public var uploadsFile: Bool {
         switch self {
         case .file, .attachment: return true
         case .text(_, _, let attachment): return attachment != nil
+        case .row: return false
         }
     }
 
@@ -38,6 +42,8 @@ public enum DocumentInputs: Sendable, Equatable {
             if let attachment, let uploadFileID { files.append(FileReference.localFile(uploadFileID: uploadFileID, kind: attachment)) }
         case .attachment(let kind):
             if let uploadFileID { files.append(FileReference.localFile(uploadFileID: uploadFileID, kind: kind)) }
+        case .row(let values, _):
+            inputs.merge(values) { _, row in row }
         }
     }
 

@@ -41,6 +41,8 @@ public protocol Ledger: LedgerReader {
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
+    /// Issue 13: adds the rows of one table file, all or none (one transaction where the store has them).
+    func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord]
     /// `pending` documents of a job that wait for a document with the same content which has now succeeded
     /// (issue 10 rule 6), each with that document. They are to be marked `skipped`.
     func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)]
@@ -110,4 +112,14 @@ public protocol Ledger: LedgerReader {
     /// ``claim(jobID:limit:now:)`` taking no more than keeps the job's in-flight documents (across every process
     /// on this ledger) at or under `maxActive` (the spec's `max_active`; nil: no cap).
     func claim(jobID: Int64, limit: Int, now: Date, maxActive: Int?) async throws -> [DocumentRecord]
+}
+
+extension Ledger {
+    /// One insert per row: a store without transactions across calls. A crash part-way leaves the first rows,
+    /// which ``RowsExpander`` finds again and completes (it inserts only the rows that are missing).
+    public func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord] {
+        var inserted: [DocumentRecord] = []
+        for document in documents { inserted.append(try await insert(document)) }
+        return inserted
+    }
 }

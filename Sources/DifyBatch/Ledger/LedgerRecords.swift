@@ -105,6 +105,13 @@ public struct DocumentRecord: Sendable, Equatable, Codable {
     public var textSHA256: String? = nil
     /// That text's length in characters.
     public var textLength: Int? = nil
+    /// For one row of a `rows: true` table file (whose `path` is `<file path>#<row>`): the file's document
+    /// (issue 13); nil for files.
+    public var rowOf: Int64? = nil
+    /// The row's 1-based index among the table's data rows.
+    public var rowIndex: Int? = nil
+    /// The row's inputs as a JSON object (`sha256` is the sha256 of their canonical JSON).
+    public var rowInputs: String? = nil
 }
 
 /// What the scanner needs to know about the newest version of a path.
@@ -159,6 +166,10 @@ public struct NewDocument: Sendable, Equatable {
     /// `st_dev` / `st_ino` of the pinned file (nil when it was never opened, e.g. a rejected symlink).
     public var device: UInt64?
     public var inode: UInt64?
+    /// Issue 13: the table file's document, the row's 1-based index and its inputs as a JSON object (rows only).
+    public var rowOf: Int64? = nil
+    public var rowIndex: Int? = nil
+    public var rowInputs: String? = nil
 
     public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
                 state: DocumentState = .pending, error: RecordedError? = nil, device: UInt64? = nil, inode: UInt64? = nil) {
@@ -340,9 +351,12 @@ public struct DocumentFilter: Sendable, Equatable {
     /// Only documents updated before this time.
     public var updatedUntil: Date?
     public var limit: Int?
+    /// Only the rows of this table file's document (issue 13).
+    public var rowOf: Int64? = nil
 
     public init(jobName: String? = nil, states: Set<DocumentState>? = nil, pathPattern: String? = nil,
-                updatedSince: Date? = nil, updatedUntil: Date? = nil, limit: Int? = nil) {
+                updatedSince: Date? = nil, updatedUntil: Date? = nil, limit: Int? = nil, rowOf: Int64? = nil) {
+        self.rowOf = rowOf
         self.jobName = jobName
         self.states = states
         self.pathPattern = pathPattern

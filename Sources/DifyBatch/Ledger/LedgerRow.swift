@@ -86,6 +86,9 @@ extension DocumentRecord {
         pausedAt = try row.timeOrNil("paused_at")
         textSHA256 = try row.string("text_sha256")
         textLength = try row.intOrNil("text_length")
+        rowOf = try row.int64("row_of")
+        rowIndex = try row.intOrNil("row_index")
+        rowInputs = try row.string("row_inputs")
     }
 }
 

@@ -6,7 +6,7 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 8
+    public static let schemaVersion = 9
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -42,6 +42,15 @@ public final class SQLiteLedger: Ledger {
                 ALTER TABLE run_jobs ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE run_jobs ADD COLUMN unsettled_oldest TEXT;
                 ALTER TABLE run_jobs ADD COLUMN unsettled_since INTEGER;
+                """)
+        },
+        // Issue 13 (rows as runs): one document per row of a table file, its index and its inputs.
+        9: { db in
+            try db.execute(sql: """
+                ALTER TABLE documents ADD COLUMN row_of INTEGER REFERENCES documents(id) ON DELETE CASCADE;
+                ALTER TABLE documents ADD COLUMN row_index INTEGER;
+                ALTER TABLE documents ADD COLUMN row_inputs TEXT;
+                CREATE INDEX documents_by_row ON documents(row_of, state);
                 """)
         },
     ]
@@ -232,6 +241,10 @@ public final class SQLiteLedger: Ledger {
                 clauses.append("d.path GLOB ?")
                 arguments += [pattern]
             }
+            if let parent = filter.rowOf {
+                clauses.append("d.row_of = ?")
+                arguments += [parent]
+            }
             if let since = filter.updatedSince {
                 clauses.append("d.updated_at >= ?")
                 arguments += [Self.millis(since)]
@@ -406,7 +419,17 @@ public final class SQLiteLedger: Ledger {
 
     public func insert(_ document: NewDocument) async throws -> DocumentRecord {
         let now = nowMillis
-        return try await pool.write { db in
+        return try await pool.write { db in try Self.insert(document, db: db, now: now) }
+    }
+
+    /// Issue 13: the rows of one table file in one transaction (all or none).
+    public func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord] {
+        let now = nowMillis
+        return try await pool.write { db in try documents.map { try Self.insert($0, db: db, now: now) } }
+    }
+
+    private static func insert(_ document: NewDocument, db: Database, now: Int64) throws -> DocumentRecord {
+        do {
             let error = document.error
             var twin: Int64?
             if document.state == .pending, let sha = document.sha256, document.sameContent != .ignore {
@@ -419,12 +442,14 @@ public final class SQLiteLedger: Ledger {
             }
             try db.execute(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
+                    row_of, row_index, row_inputs)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
                                  now, now, document.state.isTerminal ? now : nil,
-                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin])
+                                 document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin,
+                                 document.rowOf, document.rowIndex, document.rowInputs])
             let id = db.lastInsertedRowID
             return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
         }
@@ -757,7 +782,8 @@ public final class SQLiteLedger: Ledger {
             difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
             device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
             resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0,
-            textSHA256: row["text_sha256"], textLength: row["text_length"])
+            textSHA256: row["text_sha256"], textLength: row["text_length"],
+            rowOf: row["row_of"], rowIndex: row["row_index"], rowInputs: row["row_inputs"])
     }
 }
 

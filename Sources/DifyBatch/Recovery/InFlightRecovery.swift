@@ -54,8 +54,8 @@ struct InFlightRecovery {
                     lastProblem = "run \(runID) could not be checked (\(error.message))"
                     processor.logger(current).info("run detail unavailable (\(error.message)); looking again")
                 }
-            } else if let uploadFileID = current.uploadFileID, let sentAt = current.runSentAt {
-                switch try await locator.search(uploadFileID: uploadFileID, sentAt: sentAt, offsetMilliseconds: current.difyClockOffsetMilliseconds) {
+            } else if let sentAt = current.runSentAt, let search = searchLogs(current, locator: locator, sentAt: sentAt) {
+                switch try await search() {
                 case .found(let runID):
                     current = try await ledger.update(current.id, in: .recovering, [.workflowRunID(runID)])
                     processor.logger(current).info("found the lost run \(runID) in Dify's logs")

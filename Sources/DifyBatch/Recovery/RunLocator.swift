@@ -42,6 +42,15 @@ public final class RunLocator: @unchecked Sendable {
     /// Searches the logs for the run of `uploadFileID` sent at `sentAt` (our clock) with Dify's clock `offset`
     /// ahead of ours (nil: unknown, taken as zero; the window is wide enough for ordinary drift).
     public func search(uploadFileID: String, sentAt: Date, offsetMilliseconds: Int64?) async throws -> Search {
+        try await search(sentAt: sentAt, offsetMilliseconds: offsetMilliseconds) { [fileVariable] inputs in
+            Self.references(inputs[fileVariable], uploadFileID: uploadFileID)
+        }
+    }
+
+    /// Searches the logs as above for the run whose inputs `matches` accepts (issue 13: a row without a file,
+    /// matched by its inputs, which no other row of the job shares).
+    public func search(sentAt: Date, offsetMilliseconds: Int64?,
+                       matches: ([String: JSONValue]) -> Bool) async throws -> Search {
         let difySentAt = sentAt.addingTimeInterval(Double(offsetMilliseconds ?? 0) / 1000)
         let after = difySentAt.addingTimeInterval(-Self.window.seconds)
         let before = difySentAt.addingTimeInterval(Self.window.seconds)
@@ -59,7 +68,7 @@ public final class RunLocator: @unchecked Sendable {
                 if let session = entry.endUserSessionID, session != user { continue }
                 switch try await detail(id: run.id) {
                 case .detail(let detail):
-                    if Self.references(detail.inputs[fileVariable], uploadFileID: uploadFileID) { return .found(run.id) }
+                    if matches(detail.inputs) { return .found(run.id) }
                     notOurs.insert(run.id)
                 case .failed(let error):
                     return .couldNotCheck("cannot read run \(run.id) listed in the logs: \(error.message)")

@@ -175,6 +175,13 @@ public struct DocumentDetailReport: Encodable, Sendable {
         if let id = d.messageID { lines.append("  message_id       \(id)") }
         if let id = d.taskID { lines.append("  task_id          \(id)") }
         if let output = d.outputPath { lines.append("  output        \(output)") }
+        if let table = d.rowOf, let index = d.rowIndex {
+            // Issue 13: one row of a table file.
+            lines.append("  row           \(index) of the table document \(table)")
+            if let stored = d.rowInputs, let record = RowRecord.decode(stored) {
+                lines.append("  inputs        \(JSONValue.object(record.payload?.inputs ?? record.cells).jsonString())")
+            }
+        }
         if let original = d.duplicateOf { lines.append("  duplicate of  document \(original)") }
         if d.duplicateRuns > 0 { lines.append("  duplicate runs \(d.duplicateRuns)") }
         if let error = d.lastError {

@@ -34,6 +34,9 @@ public struct JobSpec: Sendable, Equatable {
     public var recovery = RecoverySettings()
     /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
     public var extractors: [String: ExtractorCommand] = [:]
+    /// `rows: true` (issue 13): every `.csv`/`.tsv`/`.jsonl`/`.ndjson` inbox file is a table whose rows are one
+    /// run each, its header naming the app's input variables (default false: each file is one run).
+    public var rows = false
     /// Documents in flight at once for this job across all processes sharing a PostgreSQL ledger (default:
     /// no cap beyond each process's `concurrency`). Issue 15.
     public var maxActive: Int? = nil

@@ -106,7 +106,7 @@ public enum JobSpecLoader {
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
                                        "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors",
-                                       "max_active"]
+                                       "max_active", "rows"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
                                         "response_mode", "user", "query", "workflow_id", "text_input", "attach", "ca_file"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size", "settle_timeout"]
@@ -315,12 +315,14 @@ public enum JobSpecLoader {
             fail(error)
         }
 
+        let rows = soft { try root.bool("rows") } ?? false
         if let first = SpecError.combined(problems) { throw first }
         var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
                            concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
                            recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
                            recovery: recovery, extractors: extractors)
         spec.maxActive = maxActive
+        spec.rows = rows
         return spec
     }
 

@@ -120,6 +120,8 @@ public struct DocumentProcessor: Sendable {
     public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
         await guarded(claimed, "processing") {
             if claimed.resultStored { return try await settler.resume(claimed) }
+            // Issue 13: a table file of a `rows: true` job becomes one document per row; it runs nothing itself.
+            if context.preflight.rowForm != nil && claimed.rowOf == nil { return try await RowsExpander(processor: self).expand(claimed) }
             return try await processThrowing(claimed)
         }
     }
@@ -127,6 +129,10 @@ public struct DocumentProcessor: Sendable {
     /// Resolves a document left `running`/`recovering` (after a crash, or a lost response). Never re-sends it.
     public func recover(_ document: DocumentRecord) async -> DocumentOutcome {
         await guarded(document, "recovery") {
+            // Issue 13: a table file waits for its rows (it was never sent): its outbox files are written once they all ended.
+            if context.preflight.rowForm != nil && document.rowOf == nil {
+                return try await RowsFileSettler(settler: settler).finishIfComplete(tableID: document.id, resume: true)
+            }
             var current = document
             if current.state == .running {
                 current = try await ledger.transition(current.id, from: .running, to: .recovering, [])
@@ -202,7 +208,7 @@ public struct DocumentProcessor: Sendable {
     /// Waits before a request is sent: while the job is under backpressure (one wait shared by every worker of the
     /// job), then for the job's `rate_limit` slot. Throws ``StoppedBeforeSend`` within 200 ms of the process
     /// stopping (SIGTERM/SIGINT, `--max-duration`), so a shutdown never waits out a backoff.
-    private func waitToSend() async throws {
+    func waitToSend() async throws {
         while true {
             let wait = context.backpressure.remainingWait(now: context.clock.instant())
             guard wait > .zero else { break }
@@ -239,12 +245,13 @@ public struct DocumentProcessor: Sendable {
         return .settled(.pending)
     }
 
-    private enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
+    enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
 
     /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
     /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
     /// replaced or rewritten since it was recorded is never sent under the old version's name and hash.
     private func upload(_ document: DocumentRecord) async throws -> UploadStep {
+        if document.rowOf != nil { return try await uploadRow(document) }
         let path = sourcePath(document)
         let pinned: PinnedFile
         do {
@@ -332,6 +339,9 @@ public struct DocumentProcessor: Sendable {
         let inputs: DocumentInputs
         if let prepared {
             inputs = prepared
+        } else if uploadedDocument.rowOf != nil {
+            // A row's file cells are uploaded again with its inputs (an upload is never billed).
+            return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
         } else {
             switch try await DocumentInputs.prepare(path: sourcePath(uploadedDocument), filename: filename, preflight: context.preflight) {
             case .success(let again): inputs = again
@@ -415,9 +425,11 @@ public struct DocumentProcessor: Sendable {
         document.apply(uploadFileID: uploadFileID, to: &inputs, files: &files)
         let mode = context.preflight.mode
         let isChat = [AppMode.chat, .advancedChat, .agentChat, .agent].contains(mode)
+        var query = isChat ? (spec.dify.query ?? "Process the attached document.") : spec.dify.query
+        if case .row(_, let rowQuery?) = document { query = rowQuery }
         return RunRequest(mode: mode, inputs: inputs, user: spec.dify.user,
                           responseMode: spec.dify.responseMode == "blocking" && ![AppMode.agentChat, .agent].contains(mode) ? .blocking : .streaming,
-                          query: isChat ? (spec.dify.query ?? "Process the attached document.") : spec.dify.query,
+                          query: query,
                           workflowID: spec.dify.workflowID, files: files.isEmpty ? nil : files)
     }
 
@@ -477,7 +489,7 @@ public struct DocumentProcessor: Sendable {
     }
 
     /// The one catch site: what a failed upload or run means, from ``FailurePolicy``.
-    private func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
+    func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {
         switch FailurePolicy.decide(error, phase: state == .uploading ? .upload : .run) {
         case .stopJob(.unavailable, unreachable: true):
             try await putBack(document, from: state, refund: true, after: backoffDelay(attempt: 1, retryAfter: error.retryAfter), error: error)
@@ -615,7 +627,7 @@ public struct DocumentProcessor: Sendable {
         return .settled(.dead)
     }
 
-    private func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
+    func reject(_ document: DocumentRecord, from state: DocumentState, code: String, message: String) async throws -> DocumentOutcome {
         try await settler.endWithError(document, from: state, to: .rejected,
                                        error: RecordedError(errorClass: "rejected", code: code, message: message), difyCode: nil,
                                        disposeSource: false)

@@ -107,6 +107,13 @@ struct DocumentSettler: Sendable {
         // A shared ledger (PostgreSQL): nothing is written for a document another process took over after this
         // one was stopped or cut off past its lease (throws leaseLost; that process writes the result).
         if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
+        // Issue 13: a row has no outbox file of its own; its table's files are written once all its rows ended.
+        if let tableID = document.rowOf {
+            let done = try await ledger.transition(document.id, from: state, to: target, [.lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
+            await countAndReport(done)
+            _ = try await RowsFileSettler(settler: self).finishIfComplete(tableID: tableID)
+            return .settled(target)
+        }
         let outputPath: String
         do {
             outputPath = try outbox.writeSuccess(try await successRecord(document, status: status, outputs: outputs, original: original))
@@ -156,7 +163,7 @@ struct DocumentSettler: Sendable {
     /// `after_success`, only for the version that was processed (its recorded device, inode, size and mtime); a
     /// source that is already gone (disposed of by an earlier try) is not a failure, and neither is a new version
     /// at the path: it is left alone and processed in its own right.
-    private func disposeAfterSuccess(_ document: DocumentRecord) throws {
+    func disposeAfterSuccess(_ document: DocumentRecord) throws {
         do {
             try disposer.disposeAfterSuccess(relativePath: document.path, expected: document.identity)
         } catch let error as FileOperationError
@@ -169,7 +176,7 @@ struct DocumentSettler: Sendable {
     }
 
     /// `failed` with class `local`, the cause and a growing `next_attempt_at`; the stored result stays.
-    private func localFailure(_ document: DocumentRecord, from state: DocumentState, _ error: any Error,
+    func localFailure(_ document: DocumentRecord, from state: DocumentState, _ error: any Error,
                               step: String) async throws -> DocumentOutcome {
         if error is CancellationError { throw error }
         let failures = document.localFailures + 1
@@ -198,6 +205,15 @@ struct DocumentSettler: Sendable {
         var recorded = error
         var outputPath: String?
         if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
+        if let tableID = document.rowOf {
+            // Issue 13: a row's error goes into its table's outbox files, not an `.error.json` of its own.
+            let moved = state == target
+                ? try await ledger.update(document.id, in: target, [.lastError(recorded)] + extra)
+                : try await ledger.transition(document.id, from: state, to: target, [.lastError(recorded), .nextAttemptAt(nil)] + extra)
+            await countAndReport(moved)
+            if moved.state.isTerminal { _ = try await RowsFileSettler(settler: self).finishIfComplete(tableID: tableID) }
+            return moved
+        }
         do {
             outputPath = try outbox.writeFailure(FailureRecord(
                 status: target.rawValue, job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),

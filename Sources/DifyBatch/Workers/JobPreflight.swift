@@ -19,6 +19,9 @@ public struct JobPreflight: Sendable {
     public var limits: SystemParameters
     /// `match.max_size` from the spec, if set.
     public var maxSize: Int64?
+    /// `rows: true` (issue 13): the app's input form, which each table's header and rows are checked against;
+    /// nil for a job whose files are documents.
+    public var rowForm: [InputVariable]? = nil
 
     public init(mode: AppMode, fileVariable: InputVariable?, textVariable: InputVariable? = nil,
                 fileUpload: FileUploadFeature = FileUploadFeature(), attach: DifySettings.AttachMode = .auto,
@@ -55,6 +58,7 @@ public struct JobPreflight: Sendable {
             throw JobStop(.configuration, job: spec.name, "the app mode \(raw) is not supported; dify-batch runs workflow, completion and chat apps")
         }
         let parameters = try await client.parameters()
+        if spec.rows { return rowsPreflight(spec: spec, mode: mode, parameters: parameters) }
         let preflight = try resolve(spec: spec, mode: mode, parameters: parameters)
         let provided = Set(spec.dify.inputs.keys).union([preflight.fileVariable?.variable, preflight.textVariable?.variable].compactMap { $0 })
         let missing = parameters.userInputForm.filter { $0.required && !provided.contains($0.variable) && $0.default == nil }
@@ -118,6 +122,7 @@ public struct JobPreflight: Sendable {
     /// Why this file cannot succeed, or nil when it may be sent. Checked before any upload; cheap (the text is
     /// extracted later, and a failure there rejects the document too).
     public func rejection(filename: String, size: Int64) -> RecordedError? {
+        if rowForm != nil { return tableRejection(filename: filename, size: size) }
         let kind = FileKind.detect(filename: filename, mimeType: MIMEType.forFilename(filename))
         if size == 0 {
             return RecordedError(errorClass: "rejected", code: "empty_file", message: "the file is empty")

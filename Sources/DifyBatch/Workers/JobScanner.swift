@@ -203,13 +203,15 @@ public final class JobScanner: Sendable {
         let identity = pinned.identity
         var new = NewDocument(jobID: job.id, path: file.relativePath, sha256: sha, size: identity.size,
                               mtimeNanoseconds: identity.mtimeNanoseconds, device: identity.device, inode: identity.inode)
-        new.sameContent = reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
+        // Issue 13: a table is read again whatever it contains; its rows are what is deduplicated.
+        let isTable = preflight.rowForm != nil
+        new.sameContent = isTable ? .ignore : reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
         let document = try await ledger.insert(new)
         if let twin = document.duplicateOf {
             logger.info("\(file.relativePath) has the same content as document \(twin); it waits for that run instead of running again",
                         metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
         }
-        if !reprocess, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
+        if !reprocess, !isTable, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
         }
