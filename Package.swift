@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
@@ -57,6 +58,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The PostgreSQL ledger (issue 15): its own target so only the executable (and the ledger tests) link the driver.
+        .target(
+            name: "DifyBatchPostgres",
+            dependencies: [
+                "DifyBatch",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "DifySimulator",
             dependencies: [
@@ -77,6 +89,7 @@ let package = Package(
             dependencies: [
                 "DifyKit",
                 "DifyBatch",
+                "DifyBatchPostgres",
                 "DifySimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,9 +129,27 @@ let package = Package(
             dependencies: ["DifyBatch", "DifyKit", "DifySimulator", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The private PostgreSQL cluster of the tests (DIFY_BATCH_TEST_POSTGRES_URL): a database per test.
+        .target(
+            name: "PostgresTestSupport",
+            dependencies: ["DifyBatch", "DifyBatchPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/PostgresTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LedgerContractTests",
+            dependencies: [
+                "DifyBatch", "DifyBatchPostgres", "PostgresTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["DifyBatch", "DifyKit", "DifySimulator", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "DifyBatch", "DifyKit", "DifySimulator", "DifyBatchPostgres", "PostgresTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,26 +1,75 @@
 import ArgumentParser
 import DifyBatch
+import DifyBatchPostgres
 import Foundation
+import Logging
 
-/// `--db PATH` and `--json`, shared by the reading commands.
+/// `--db PATH|URL` and `--json`, shared by the reading commands.
 struct LedgerOptions: ParsableArguments {
-    @Option(name: .long, help: "The ledger file (default: $DIFY_BATCH_DB, else $XDG_STATE_HOME/dify-batch/dify-batch.sqlite).")
+    @Option(name: .long, help: "The ledger: an SQLite file, or postgres://USER@HOST:PORT/DB (default: $DIFY_BATCH_DB, else $XDG_STATE_HOME/dify-batch/dify-batch.sqlite).")
     var db: String?
 
+    /// `--db`, `$DIFY_BATCH_DB` or the default path, as given (a URL is shown through ``location`` instead).
     var path: String { LedgerLocation.resolve(db) }
 
-    /// Opens the ledger for reading, or returns nil (after telling the user on stderr) when it does not exist yet.
-    func openExisting() throws -> SQLiteLedger? {
-        let path = self.path
-        guard FileManager.default.fileExists(atPath: path) else {
-            Console.error("dify-batch: no ledger at \(path) yet: nothing has been processed. Run `dify-batch run jobs/<job>.yaml` (or give --db).")
-            return nil
-        }
+    /// Where the ledger is; exits 2 with the reason for a malformed PostgreSQL URL.
+    func url() throws -> LedgerURL {
         do {
-            return try SQLiteLedger(path: path)
+            return try LedgerURL.parse(path)
         } catch {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        }
+    }
+
+    /// The ledger's location without secrets, for reports and messages.
+    var location: String { (try? LedgerURL.parse(path).description) ?? path }
+
+    /// Runs `body` with the existing ledger, or calls `missing` (after telling the user on stderr) when an SQLite
+    /// ledger does not exist yet. A PostgreSQL ledger's client runs for the duration of `body`.
+    func withExisting(missing: () throws -> Void, _ body: (any Ledger) async throws -> Void) async throws {
+        switch try url() {
+        case .sqlite(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                Console.error("dify-batch: no ledger at \(path) yet: nothing has been processed. Run `dify-batch run jobs/<job>.yaml` (or give --db).")
+                try missing()
+                return
+            }
+            let store: SQLiteLedger
+            do {
+                store = try SQLiteLedger(path: path)
+            } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+            try await body(store)
+        case .postgres(let location):
+            try await PostgresSession.with(location, lease: .seconds(30)) { ledger in try await body(ledger) }
+        }
+    }
+}
+
+/// A PostgreSQL ledger for a short command: its client runs in a child task while `body` runs.
+enum PostgresSession {
+    static func with(_ location: PostgresLocation, lease: Duration, _ body: (PostgresLedger) async throws -> Void) async throws {
+        let ledger: PostgresLedger
+        do {
+            ledger = try PostgresLedger(location: location, leaseDuration: lease,
+                                        logger: Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await ledger.runClient() }
+            defer { group.cancelAll() }
+            do {
+                try await ledger.prepare(timeout: .seconds(20))
+            } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+            try await body(ledger)
         }
     }
 }

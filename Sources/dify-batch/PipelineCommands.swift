@@ -1,5 +1,6 @@
 import ArgumentParser
 import DifyBatch
+import DifyBatchPostgres
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -16,6 +17,8 @@ struct PipelineArguments: ParsableArguments {
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
     @Option(name: .long, help: .hidden) var progressInterval: String?
+    @Option(name: .long, help: "PostgreSQL ledger only: how long a claimed document stays leased to this process without a heartbeat before another process may take it over through recovery (default 30s).")
+    var lease: String = "30s"
     /// How long opening the ledger waits for another program's write lock (tests shorten it).
     @Option(name: .long, help: .hidden) var busyTimeout: String?
 
@@ -24,6 +27,9 @@ struct PipelineArguments: ParsableArguments {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be human or json") }
         guard ProgressReporter.Mode(rawValue: progress) != nil else { throw ValidationError("--progress must be auto, always or never") }
+        guard let leaseDuration = HumanDuration.parse(lease), leaseDuration >= .seconds(1) else {
+            throw ValidationError("--lease: expected a duration of at least 1s, such as 30s")
+        }
         if let progressInterval, (HumanDuration.parse(progressInterval) ?? .zero) <= .zero {
             throw ValidationError("--progress-interval: expected a duration such as 10s")
         }
@@ -95,6 +101,7 @@ struct PipelineArguments: ParsableArguments {
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
                                                  observers: [progress] + observers, services: services,
+                                                 lease: HumanDuration.parse(lease) ?? .seconds(30),
                                                  busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds ?? 10)
     }
 }
@@ -107,23 +114,43 @@ struct PipelineArguments: ParsableArguments {
 /// the same ServiceGroup, are shut down after the pipeline and end with it.
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
-                       observers: [any PipelineObserver] = [], services: [any Service] = [],
+                       observers: [any PipelineObserver] = [], services: [any Service] = [], lease: Duration = .seconds(30),
                        environment: [String: String] = ProcessInfo.processInfo.environment,
                        busyTimeout: TimeInterval = 10) async throws -> PipelineResult {
-        let store: SQLiteLedger
-        do { store = try SQLiteLedger(path: dbPath, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
-            // Temporary: the other program will let go.
-            Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.unavailable.rawValue)
-        } catch {
+        let store: any Ledger
+        var ledgerServices: [any Service] = []
+        var prepare: (@Sendable () async throws -> Void)?
+        let url: LedgerURL
+        do { url = try LedgerURL.parse(dbPath) } catch {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
+        switch url {
+        case .sqlite(let path):
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
+                // Temporary: the other program will let go.
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.unavailable.rawValue)
+            } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+        case .postgres(let location):
+            // The client and the lease heartbeat are services of the group, before the pipeline: they stop after it.
+            let ledger: PostgresLedger
+            do { ledger = try PostgresLedger(location: location, leaseDuration: lease, environment: environment, logger: logger) } catch {
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+            store = ledger
+            ledgerServices = ledger.services
+            prepare = { try await ledger.prepare(timeout: Duration.seconds(20)) }
+        }
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
-        let service = PipelineService(pipeline: pipeline)
+        let service = PipelineService(pipeline: pipeline, prepare: prepare)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
-        let extra = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        let extra = (ledgerServices + services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
         let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
@@ -140,6 +167,9 @@ enum PipelineLauncher {
         } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error as LedgerError {
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.usage.rawValue)
         }
         guard let result = service.result.withLock({ $0 }) else { throw ExitCode(ExitStatus.unavailable.rawValue) }
         return result
@@ -151,11 +181,17 @@ import Synchronization
 /// The pipeline as a lifecycle service: runs once and keeps its result.
 final class PipelineService: Service {
     let pipeline: Pipeline
+    /// Runs first (the PostgreSQL ledger creates or migrates its schema once its client runs).
+    let prepare: (@Sendable () async throws -> Void)?
     let result = Mutex<PipelineResult?>(nil)
 
-    init(pipeline: Pipeline) { self.pipeline = pipeline }
+    init(pipeline: Pipeline, prepare: (@Sendable () async throws -> Void)? = nil) {
+        self.pipeline = pipeline
+        self.prepare = prepare
+    }
 
     func run() async throws {
+        try await prepare?()
         let outcome = try await pipeline.run()
         result.withLock { $0 = outcome }
     }

@@ -21,20 +21,31 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard watch else {
-            guard let store = try ledger.openExisting() else {
-                if json { Console.out(try ReportFormatting.json(StatusReport(database: ledger.path, jobs: []))) }
-                return
+            try await ledger.withExisting(missing: {
+                if json { Console.out(try ReportFormatting.json(StatusReport(database: ledger.location, jobs: []))) }
+            }) { store in
+                Console.out(try render(try await StatusReport.build(from: store, database: ledger.location)))
             }
-            Console.out(try render(try await StatusReport.build(from: store, database: ledger.path)))
             return
         }
+        if case .postgres(let location) = try ledger.url() {
+            try await PostgresSession.with(location, lease: .seconds(30)) { store in try await watchLoop { store } }
+        } else {
+            var store: SQLiteLedger?
+            try await watchLoop {
+                if store == nil, FileManager.default.fileExists(atPath: ledger.path) { store = try SQLiteLedger(path: ledger.path) }
+                return store
+            }
+        }
+    }
+
+    /// Prints the status every `--interval`; `store` gives the ledger once it exists.
+    private func watchLoop(_ store: () throws -> (any Ledger)?) async throws {
         let every = HumanDuration.parse(interval) ?? .seconds(2)
         let terminal = isatty(STDOUT_FILENO) == 1 && !json
-        var store: SQLiteLedger?
         while true {
-            if store == nil, FileManager.default.fileExists(atPath: ledger.path) { store = try SQLiteLedger(path: ledger.path) }
-            var report = StatusReport(database: ledger.path, jobs: [])
-            if let store { report = try await StatusReport.build(from: store, database: ledger.path) }
+            var report = StatusReport(database: ledger.location, jobs: [])
+            if let store = try store() { report = try await StatusReport.build(from: store, database: ledger.location) }
             let body = try render(report)
             if terminal {
                 // Home + clear screen, then the table and the time: a live view.
@@ -82,15 +93,13 @@ struct ListCommand: AsyncParsableCommand {
     var states: [String] { state.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } }
 
     func run() async throws {
-        guard let store = try ledger.openExisting() else {
-            if json { Console.out("[]\n") }
-            return
-        }
         let filter = DocumentFilter(jobName: job, states: states.isEmpty ? nil : Set(states.compactMap(DocumentState.init(rawValue:))),
                                     pathPattern: path, updatedSince: since.flatMap { DateArgument.parse($0) },
                                     updatedUntil: until.flatMap { DateArgument.parse($0) }, limit: limit == 0 ? nil : limit)
-        let report = try await DocumentListReport.build(from: store, filter: filter)
-        Console.out(json ? try ReportFormatting.json(report) : report.renderText())
+        try await ledger.withExisting(missing: { if json { Console.out("[]\n") } }) { store in
+            let report = try await DocumentListReport.build(from: store, filter: filter)
+            Console.out(json ? try ReportFormatting.json(report) : report.renderText())
+        }
     }
 }
 
@@ -104,16 +113,17 @@ struct ShowCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
-        guard let store = try ledger.openExisting() else { throw ExitCode(ExitStatus.documentsFailed.rawValue) }
-        let reports = try await DocumentDetailReport.build(from: store, reference: reference)
-        guard !reports.isEmpty else {
-            Console.error("dify-batch: no document with id or path '\(reference)'. `dify-batch list` shows what the ledger holds.")
-            throw ExitCode(ExitStatus.documentsFailed.rawValue)
-        }
-        if json {
-            Console.out(reports.count == 1 ? try ReportFormatting.json(reports[0]) : try ReportFormatting.json(reports))
-        } else {
-            Console.out(reports.map { $0.renderText() }.joined(separator: "\n"))
+        try await ledger.withExisting(missing: { throw ExitCode(ExitStatus.documentsFailed.rawValue) }) { store in
+            let reports = try await DocumentDetailReport.build(from: store, reference: reference)
+            guard !reports.isEmpty else {
+                Console.error("dify-batch: no document with id or path '\(reference)'. `dify-batch list` shows what the ledger holds.")
+                throw ExitCode(ExitStatus.documentsFailed.rawValue)
+            }
+            if json {
+                Console.out(reports.count == 1 ? try ReportFormatting.json(reports[0]) : try ReportFormatting.json(reports))
+            } else {
+                Console.out(reports.map { $0.renderText() }.joined(separator: "\n"))
+            }
         }
     }
 }
@@ -141,12 +151,12 @@ struct UsageCommand: AsyncParsableCommand {
     func run() async throws {
         let filter = UsageFilter(jobName: job, since: since.flatMap { DateArgument.parse($0) }, until: until.flatMap { DateArgument.parse($0) })
         let grouping = UsageGrouping(rawValue: by) ?? .day
-        guard let store = try ledger.openExisting() else {
+        try await ledger.withExisting(missing: {
             let empty = UsageReport(by: grouping, since: ReportFormatting.timestamp(filter.since), until: ReportFormatting.timestamp(filter.until), groups: [], total: nil)
             if json { Console.out(try ReportFormatting.json(empty)) } else if csv { Console.out(empty.renderCSV()) }
-            return
+        }) { store in
+            let report = try await UsageReport.build(from: store, filter: filter, by: grouping)
+            Console.out(json ? try ReportFormatting.json(report) : csv ? report.renderCSV() : report.renderText())
         }
-        let report = try await UsageReport.build(from: store, filter: filter, by: grouping)
-        Console.out(json ? try ReportFormatting.json(report) : csv ? report.renderCSV() : report.renderText())
     }
 }

@@ -51,15 +51,17 @@ struct RetryCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let store = try ledger.openExisting() else {
+        try await ledger.withExisting(missing: {
             if json { Console.out(try ReportFormatting.json(Output(moved: 0, documents: []))) }
             if !references.isEmpty { throw ExitCode(ExitStatus.documentsFailed.rawValue) }
-            return
-        }
+        }) { store in try await retry(in: store) }
+    }
+
+    private func retry(in store: any Ledger) async throws {
         let explicit = Set(states.compactMap(DocumentState.init(rawValue:)))
         let allowed = explicit.isEmpty ? (references.isEmpty ? [.dead] : Set(Self.defaultForNamed)) : explicit
         if let job, !(try await store.jobs()).contains(where: { $0.name == job }) {
-            Console.error("dify-batch: no job named '\(job)' in \(ledger.path). `dify-batch status` lists the jobs.")
+            Console.error("dify-batch: no job named '\(job)' in \(ledger.location). `dify-batch status` lists the jobs.")
             throw ExitCode(ExitStatus.documentsFailed.rawValue)
         }
 
@@ -114,7 +116,7 @@ struct RetryCommand: AsyncParsableCommand {
     }
 
     /// A document id, or the newest version of an inbox-relative path in each job (only `--job` when given).
-    private func resolve(_ reference: String, in store: SQLiteLedger) async throws -> [DocumentRecord] {
+    private func resolve(_ reference: String, in store: any Ledger) async throws -> [DocumentRecord] {
         if let id = Int64(reference), let document = try await store.document(id: id) {
             return job == nil || document.jobName == job ? [document] : []
         }

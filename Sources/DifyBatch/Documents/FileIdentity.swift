@@ -59,6 +59,6 @@ public struct FileIdentity: Sendable, Equatable, Hashable, CustomStringConvertib
     }
 
     /// The ledger keeps device and inode as SQLite INTEGERs (signed 64-bit): the same bits.
-    var deviceColumn: Int64? { device.map { Int64(bitPattern: $0) } }
-    var inodeColumn: Int64? { inode.map { Int64(bitPattern: $0) } }
+    public var deviceColumn: Int64? { device.map { Int64(bitPattern: $0) } }
+    public var inodeColumn: Int64? { inode.map { Int64(bitPattern: $0) } }
 }

@@ -89,4 +89,23 @@ public protocol Ledger: LedgerReader {
     /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused
     /// a lock names the holder's command and start time.
     func unfinishedRuns() async throws -> [RunRecord]
+
+    // Several processes on one ledger (issue 15; see LedgerCoordination.swift for the defaults of a
+    // single-process store such as SQLite, which relies on the per-job file lock instead).
+
+    /// True when several processes may serve one job at once through this ledger (leases instead of file locks).
+    var coordinatesProcesses: Bool { get }
+    /// Takes (or renews) the job's scanner lease: true when this process may scan the inbox and insert documents now.
+    func takeScannerLease(jobID: Int64) async throws -> Bool
+    /// Takes over the job's in-flight documents whose holder is gone (lease expired), leasing them to this process.
+    /// The caller must treat them like a crash's leftovers: recovery, never a blind re-send.
+    func takeOverExpired(jobID: Int64) async throws -> [DocumentRecord]
+    /// Throws ``LedgerError/Code/leaseLost`` when this process no longer holds the document's lease (another
+    /// process took it over): the caller must abandon the document without writing anything for it.
+    func confirmLease(documentID: Int64) async throws
+    /// True while another live process works on the job: holds in-flight documents or the scanner lease.
+    func othersActive(jobID: Int64) async throws -> Bool
+    /// ``claim(jobID:limit:now:)`` taking no more than keeps the job's in-flight documents (across every process
+    /// on this ledger) at or under `maxActive` (the spec's `max_active`; nil: no cap).
+    func claim(jobID: Int64, limit: Int, now: Date, maxActive: Int?) async throws -> [DocumentRecord]
 }

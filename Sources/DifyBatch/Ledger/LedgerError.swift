@@ -1,7 +1,7 @@
 /// An error from the ledger: a code to match on, a message that says what to do, and the context.
 public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Value: String { case illegalTransition, stateChanged, notFound, schemaTooNew, cannotOpen, invalidValue, busy }
+        private enum Value: String { case illegalTransition, stateChanged, notFound, schemaTooNew, cannotOpen, invalidValue, busy, leaseLost }
         private let value: Value
         private init(_ value: Value) { self.value = value }
         /// A state change that the state machine forbids.
@@ -18,6 +18,8 @@ public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let invalidValue = Code(.invalidValue)
         /// Another program held the database's write lock longer than the busy timeout (temporary: exit 4).
         public static let busy = Code(.busy)
+        /// Another process took over the document after this process's lease expired (PostgreSQL ledger).
+        public static let leaseLost = Code(.leaseLost)
         public var description: String { value.rawValue }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Exact conversions between Dify's decimal prices and the integer nano-units the ledger sums.
-enum PriceNanos {
+public enum PriceNanos {
     static let scale = Decimal(sign: .plus, exponent: 9, significand: 1)
 
     /// `price × 10^9` as an integer; throws when the price has more than nine decimals or is out of range.

@@ -126,7 +126,7 @@ END;
                 totalTokens: group.reduce(0) { $0 + ($1["total_tokens"] as Int) },
                 totalPrice: priced > 0 && currencies.count <= 1
                     ? PriceNanos.decimal(group.reduce(Int64(0)) { $0 + ($1["total_price_nanos"] as Int64) }) : nil,
-                currency: SQLiteLedger.currencyLabel(currencies),
+                currency: UsageTotal.currency(currencies.isEmpty ? nil : currencies.joined(separator: ","), count: currencies.count),
                 splitRuns: promptCount, pricedRuns: priced))
             group = []
         }

@@ -305,11 +305,6 @@ public final class SQLiteLedger: Ledger {
         return try await usageTotalsByScan(matching: filter, by: grouping)
     }
 
-    /// The usage label of a group's currencies (sorted): the one currency, `mixed(A,B)`, or nil.
-    static func currencyLabel(_ currencies: [String]) -> String? {
-        currencies.count <= 1 ? currencies.first : "mixed(\(currencies.joined(separator: ",")))"
-    }
-
     /// ``usageTotals(matching:by:)`` aggregated over the usage rows (tests compare the running totals with it).
     func usageTotalsByScan(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
         try await pool.read { db in
@@ -348,12 +343,12 @@ public final class SQLiteLedger: Ledger {
             return rows.map { row in
                 let priced: Int = row["priced"]
                 let currencyCount: Int = row["currency_count"]
-                let currencies = ((row["currencies"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
+                let currencies: String? = row["currencies"]
                 // Prices in different currencies cannot be added: the total price is then left out.
                 return UsageTotal(group: row["grp"], documents: row["docs"], runs: row["runs"],
                                   promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(row["price"]) : nil,
-                                  currency: Self.currencyLabel(currencies),
+                                  currency: UsageTotal.currency(currencies, count: currencyCount),
                                   splitRuns: row["split"], pricedRuns: priced)
             }
         }

@@ -34,6 +34,9 @@ public struct JobSpec: Sendable, Equatable {
     public var recovery = RecoverySettings()
     /// Text extractor overrides by lower-case extension without a dot (`extractors:`; default none).
     public var extractors: [String: ExtractorCommand] = [:]
+    /// Documents in flight at once for this job across all processes sharing a PostgreSQL ledger (default:
+    /// no cap beyond each process's `concurrency`). Issue 15.
+    public var maxActive: Int? = nil
 
     public enum AfterSuccess: String, Sendable, Equatable, CaseIterable {
         case move, keep, delete

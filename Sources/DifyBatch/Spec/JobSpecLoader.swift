@@ -105,7 +105,8 @@ public enum JobSpecLoader {
     }
 
     static let topKeys: Set<String> = ["name", "inbox", "outbox", "dify", "match", "concurrency", "rate_limit", "retry",
-                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors"]
+                                       "timeout", "recover_deadline", "after_success", "archive", "failed_folder", "recovery", "extractors",
+                                       "max_active"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
                                         "response_mode", "user", "query", "workflow_id", "text_input", "attach", "ca_file"]
     static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
@@ -248,6 +249,7 @@ public enum JobSpecLoader {
 
         let concurrency = soft { try root.int("concurrency", range: 1...256) } ?? 4
         let rateLimit = soft { try root.int("rate_limit", range: 1...1_000_000) }
+        let maxActive = soft { try root.int("max_active", range: 1...100_000) }
         var retry = RetryPolicy()
         if let retryNode = soft({ try root.child("retry") }) {
             problems += retryNode.unknownKeys(allowed: retryKeys)
@@ -307,10 +309,12 @@ public enum JobSpecLoader {
         }
 
         if let first = SpecError.combined(problems) { throw first }
-        return JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
-                       concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
-                       recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
-                       recovery: recovery, extractors: extractors)
+        var spec = JobSpec(name: name, specPath: path, specHash: hash, inbox: inbox, outbox: outbox, dify: dify, match: match,
+                           concurrency: concurrency, rateLimit: rateLimit, retry: retry, timeout: timeout,
+                           recoverDeadline: recoverDeadline, afterSuccess: afterSuccess, archive: archive, failedFolder: failedFolder,
+                           recovery: recovery, extractors: extractors)
+        spec.maxActive = maxActive
+        return spec
     }
 
     private static func yamlLine(_ error: YamlError) -> Int? {

@@ -148,6 +148,9 @@ public struct DocumentProcessor: Sendable {
             return try await body()
         } catch is CancellationError {
             return .interrupted
+        } catch let error as LedgerError where error.code == .leaseLost {
+            logger(document).warning("\(error)")
+            return .interrupted
         } catch let error as DifyError where error.code == .cancelled {
             return .interrupted
         } catch {
@@ -385,6 +388,9 @@ public struct DocumentProcessor: Sendable {
 
     /// Records a run that ended (from the response, or found again by recovery).
     func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
+        // Nothing is recorded or written for a document another process took over (this one was stopped or cut
+        // off past its lease): that process recovers the run and writes the result.
+        try await ledger.confirmLease(documentID: document.id)
         let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
                                  totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
                                  currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds,

@@ -104,6 +104,9 @@ struct DocumentSettler: Sendable {
     private func complete(_ document: DocumentRecord, from state: DocumentState, status: String,
                           outputs: [String: JSONValue], original: DocumentRecord?) async throws -> DocumentOutcome {
         let target: DocumentState = original == nil ? .succeeded : .skipped
+        // A shared ledger (PostgreSQL): nothing is written for a document another process took over after this
+        // one was stopped or cut off past its lease (throws leaseLost; that process writes the result).
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
         let outputPath: String
         do {
             outputPath = try outbox.writeSuccess(try await successRecord(document, status: status, outputs: outputs, original: original))
@@ -194,6 +197,7 @@ struct DocumentSettler: Sendable {
                       difyCode: String?, disposeSource: Bool = true, extra: [DocumentChange] = []) async throws -> DocumentRecord {
         var recorded = error
         var outputPath: String?
+        if state.isInFlight { try await ledger.confirmLease(documentID: document.id) }
         do {
             outputPath = try outbox.writeFailure(FailureRecord(
                 status: target.rawValue, job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),

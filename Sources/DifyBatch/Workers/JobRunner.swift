@@ -187,32 +187,23 @@ public final class JobRunner: Sendable {
         }
         let processor = DocumentProcessor(context: context)
 
-        // Temporary files a killed process left in the outbox (we hold the job's lock).
-        let leftoverTemporaries = AtomicFile.removeTemporaryFiles(under: spec.outbox)
+        // Temporary files a killed process left in the outbox (we hold the job's lock). Not with a shared ledger:
+        // other processes may be writing into the same outbox right now.
+        let coordinated = ledger.coordinatesProcesses
+        let leftoverTemporaries = coordinated ? 0 : AtomicFile.removeTemporaryFiles(under: spec.outbox)
         if leftoverTemporaries > 0 {
             logger.info("removed \(leftoverTemporaries) temporary file(s) an interrupted process left in the outbox")
         }
 
-        // Crash recovery first: documents a killed process left in flight.
-        let leftovers = try await ledger.inFlight(jobID: job.id)
-        var toRecover: [DocumentRecord] = []
-        for document in leftovers {
-            switch document.state {
-            case .uploading, .uploaded:
-                // Nothing was sent for a run: the upload is simply made again (or reused).
-                let moved = try await ledger.transition(document.id, from: document.state, to: .pending,
-                                                        document.resultStored ? [] : [.attempts(max(0, document.attempts - 1))])
-                logger.info("requeued \(moved.path) left \(document.state.rawValue) by an earlier process",
-                            metadata: ["path": "\(moved.path)", "document": .stringConvertible(moved.id)])
-            case .running, .recovering:
-                toRecover.append(document)
-            default:
-                break
-            }
-        }
+        // Crash recovery first: documents a killed process left in flight (with a shared ledger: only those whose
+        // holder's lease expired; the others belong to live processes).
+        let leftovers = coordinated ? try await ledger.takeOverExpired(jobID: job.id) : try await ledger.inFlight(jobID: job.id)
+        let toRecover = try await LeftoverTriage.requeueUnsent(leftovers, ledger: ledger, logger: logger)
         if !toRecover.isEmpty {
             logger.info("recovering \(toRecover.count) run(s) left in flight by an earlier process before new work starts")
         }
+        var lastTakeover = clock.now()
+        var holdsScannerLease = false
 
         let started = clock.now()
         var warmedUp = try await hasUploadedBefore(job: job)
@@ -300,7 +291,7 @@ public final class JobRunner: Sendable {
                         want = got
                     }
                     guard want > 0 else { return }
-                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now())
+                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now(), maxActive: spec.maxActive)
                     if let limiter {
                         for _ in claimed.count..<want { await limiter.release() }
                     }
@@ -355,6 +346,18 @@ public final class JobRunner: Sendable {
                     case .uploaded:
                         warmedUp = true
                     case .tick:
+                        if coordinated && !draining && stop == nil && clock.now().timeIntervalSince(lastTakeover) >= 1 {
+                            // Documents of a process that died or was cut off: taken over through recovery.
+                            lastTakeover = clock.now()
+                            let taken = try await ledger.takeOverExpired(jobID: job.id)
+                            if !taken.isEmpty {
+                                let runs = try await LeftoverTriage.requeueUnsent(taken, ledger: ledger, logger: logger)
+                                logger.warning("took over \(taken.count) document(s) whose process's lease expired; \(runs.count) sent run(s) are looked up, not sent again")
+                                recoveryQueue.append(contentsOf: runs)
+                                await startRecoveries()
+                            }
+                            if !holdsScannerLease { needScan = true }
+                        }
                         if let next = scanner.nextSettleInstant, next <= clock.instant() { needScan = true }
                         if options.mode == .watch, let last = lastFullScan,
                            clock.now().timeIntervalSince(last) >= options.rescanInterval.seconds {
@@ -382,18 +385,22 @@ public final class JobRunner: Sendable {
                     }
                     if needScan && !draining && stop == nil {
                         needScan = false
-                        lastFullScan = clock.now()
-                        do {
-                            try await scanner.scan()
-                            if inboxMissing {
-                                inboxMissing = false
-                                logger.info("the inbox \(spec.inbox) can be listed again; watching it")
-                                startWatcher()
-                            }
-                        } catch let error as ScanError where options.mode == .watch {
-                            if !inboxMissing {
-                                inboxMissing = true
-                                logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
+                        // Exactly one process scans a job at a time (the scanner lease); the others only claim.
+                        holdsScannerLease = try await ledger.takeScannerLease(jobID: job.id)
+                        if holdsScannerLease {
+                            lastFullScan = clock.now()
+                            do {
+                                try await scanner.scan()
+                                if inboxMissing {
+                                    inboxMissing = false
+                                    logger.info("the inbox \(spec.inbox) can be listed again; watching it")
+                                    startWatcher()
+                                }
+                            } catch let error as ScanError where options.mode == .watch {
+                                if !inboxMissing {
+                                    inboxMissing = true
+                                    logger.warning("cannot list the inbox (\(error)); waiting for it to come back (looking every second)")
+                                }
                             }
                         }
                     }
@@ -403,7 +410,7 @@ public final class JobRunner: Sendable {
                     }
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
-                    let finished: Bool
+                    var finished: Bool
                     if stop != nil || draining {
                         finished = inFlight == 0
                     } else if options.mode == .once {
@@ -412,6 +419,11 @@ public final class JobRunner: Sendable {
                         // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
                         finished = inFlight == 0 && polling.isEmpty && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
                             && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
+                        if finished && coordinated {
+                            // Another process's documents may still come back (its lease expires): wait for them.
+                            let othersActive = try await ledger.othersActive(jobID: job.id)
+                            finished = !othersActive
+                        }
                     } else {
                         finished = false
                     }

@@ -61,6 +61,12 @@ public struct Pipeline: Sendable {
         var locks: [JobLock] = []
         defer { locks.forEach { $0.release() } }
         for (index, spec) in specs.enumerated() {
+            // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several
+            // processes on several hosts may serve one job.
+            if ledger.coordinatesProcesses {
+                if let problem = Self.unwritableFolder(spec) { refused[index] = JobStop(.usage, job: spec.name, problem) }
+                continue
+            }
             let lock: JobLock
             do {
                 if options.waitForLock {

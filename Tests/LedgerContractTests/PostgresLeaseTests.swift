@@ -1,0 +1,167 @@
+import DifyBatch
+import DifyBatchPostgres
+import Foundation
+import PostgresTestSupport
+import Testing
+
+/// Several processes on one PostgreSQL ledger: each test plays two or three processes (different lease owners).
+@Suite struct PostgresLeaseTests {
+    @Test func claim_byTwoProcessesAtOnce_neverGivesOneDocumentTwice_andLeasesEachToItsClaimer() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                for index in 0..<200 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                var claimedByA: [Int64] = []
+                var claimedByB: [Int64] = []
+                while true {
+                    async let fromA = a.claim(jobID: job.id, limit: 7, now: Date())
+                    async let fromB = b.claim(jobID: job.id, limit: 7, now: Date())
+                    let (x, y) = try await (fromA, fromB)
+                    if x.isEmpty && y.isEmpty { break }
+                    claimedByA += x.map(\.id)
+                    claimedByB += y.map(\.id)
+                }
+                #expect(claimedByA.count + claimedByB.count == 200)
+                #expect(Set(claimedByA + claimedByB).count == 200)
+                #expect(Set(claimedByA).isDisjoint(with: claimedByB))
+                // B cannot settle what A holds: the change is fenced on the lease.
+                if let held = claimedByA.first {
+                    do {
+                        try await b.transition(held, from: .uploading, to: .pending, [])
+                        Issue.record("another process's document was changed")
+                    } catch let error as LedgerError {
+                        #expect(error.code == .leaseLost)
+                    }
+                    try await a.transition(held, from: .uploading, to: .pending, [])
+                }
+                #expect(try await a.othersActive(jobID: job.id), "B holds documents")
+                #expect(try await b.takeOverExpired(jobID: job.id).isEmpty, "live leases are not taken over")
+            }
+        }
+    }
+
+    @Test func expiredLease_isTakenOverOnce_andTheLoserCannotWriteOrSettle() async throws {
+        // A's leases last 1 s and are never renewed (no heartbeat runs here): A plays a process stopped with SIGSTOP.
+        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: .seconds(1)) { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                try await TestPostgres.withLedger(at: location, owner: "host-c:3:3") { c in
+                    let job = try await makeJob(a)
+                    let doc = try await a.insert(NewDocument(jobID: job.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
+                    let claimed = try await a.claim(jobID: job.id, limit: 1, now: Date())
+                    #expect(claimed.map(\.id) == [doc.id])
+                    try await a.transition(doc.id, from: .uploading, to: .uploaded, [.uploadFileID("f")])
+                    try await a.transition(doc.id, from: .uploaded, to: .running, [.runSentAt(Date()), .workflowRunID("run-1")])
+                    #expect(try await b.takeOverExpired(jobID: job.id).isEmpty)
+                    try await a.confirmLease(documentID: doc.id)   // still A's
+
+                    // Wait (bounded) until the database's clock passes A's lease.
+                    var taken: [DocumentRecord] = []
+                    for _ in 0..<100 where taken.isEmpty {
+                        try await Task.sleep(for: .milliseconds(100))
+                        async let byB = b.takeOverExpired(jobID: job.id)
+                        async let byC = c.takeOverExpired(jobID: job.id)
+                        let (x, y) = try await (byB, byC)
+                        #expect(x.isEmpty || y.isEmpty, "exactly one process takes an expired document over")
+                        taken = x + y
+                    }
+                    #expect(taken.map(\.id) == [doc.id])
+                    #expect(taken.first?.state == .running && taken.first?.workflowRunID == "run-1", "the taker sees the sent run to look up")
+
+                    // A wakes up: it notices the lost lease before writing anything, and cannot settle the document.
+                    do {
+                        try await a.confirmLease(documentID: doc.id)
+                        Issue.record("a lost lease was confirmed")
+                    } catch let error as LedgerError {
+                        #expect(error.code == .leaseLost)
+                    }
+                    do {
+                        try await a.transition(doc.id, from: .running, to: .succeeded, [])
+                        Issue.record("the process that lost its lease settled the document")
+                    } catch let error as LedgerError {
+                        #expect(error.code == .leaseLost)
+                    }
+                    #expect(try await a.renewLeases() == 0, "A holds nothing any more")
+                }
+            }
+        }
+    }
+
+    @Test func scannerLease_isHeldByOneProcessAtATime_andPassesOnWhenReleased() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                #expect(try await a.takeScannerLease(jobID: job.id))
+                #expect(try await !b.takeScannerLease(jobID: job.id))
+                #expect(try await a.takeScannerLease(jobID: job.id), "the holder renews it")
+                #expect(try await b.othersActive(jobID: job.id), "B sees A scanning")
+                #expect(try await !a.othersActive(jobID: job.id))
+                try await a.releaseLeases()
+                #expect(try await b.takeScannerLease(jobID: job.id))
+                #expect(try await !a.takeScannerLease(jobID: job.id))
+            }
+        }
+    }
+
+    @Test func prepare_refusesANewerSchema_andADatabaseThatIsNotALedger() async throws {
+        try await TestPostgres.withLedger(owner: "a") { ledger, location in
+            try await TestPostgres.admin(location) { client in
+                try await client.query("UPDATE ledger_meta SET value = '999' WHERE key = 'schema_version'")
+            }
+            do {
+                try await ledger.prepare()
+                Issue.record("a newer schema was accepted")
+            } catch let error as LedgerError {
+                #expect(error.code == .schemaTooNew)
+                #expect("\(error)".contains("upgrade dify-batch"))
+            }
+        }
+        guard let server = TestPostgres.server() else { return }
+        let foreign = try await TestPostgres.createDatabase(on: server)
+        try await TestPostgres.admin(foreign) { client in try await client.query("CREATE TABLE customers (id int)") }
+        do {
+            try await TestPostgres.withLedger(at: foreign, owner: "a") { _ in Issue.record("a foreign database was taken as a ledger") }
+        } catch let error as LedgerError {
+            #expect(error.code == .cannotOpen)
+        }
+        await TestPostgres.dropDatabase(foreign, on: server)
+    }
+
+    @Test func maxActive_capsDocumentsInFlightAcrossProcessesClaimingAtOnce() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                for index in 0..<50 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                for _ in 0..<5 {
+                    async let x = a.claim(jobID: job.id, limit: 4, now: Date(), maxActive: 6)
+                    async let y = b.claim(jobID: job.id, limit: 4, now: Date(), maxActive: 6)
+                    _ = try await (x, y)
+                }
+                #expect(try await a.inFlight(jobID: job.id).count == 6)
+            }
+        }
+    }
+
+    @Test func renewLeases_renewsEveryHeldDocument_andReleasingLetsOthersTakeOverAtOnce() async throws {
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                for index in 0..<3 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                #expect(try await a.claim(jobID: job.id, limit: 2, now: Date()).count == 2)
+                #expect(try await a.takeScannerLease(jobID: job.id))
+                #expect(try await a.renewLeases() == 2, "the heartbeat renews every in-flight document this process holds")
+                #expect(try await b.takeOverExpired(jobID: job.id).isEmpty)
+                #expect(try await !b.takeScannerLease(jobID: job.id))
+                try await a.releaseLeases()
+                #expect(try await b.takeOverExpired(jobID: job.id).count == 2, "released at shutdown: taken over at once")
+                #expect(try await b.takeScannerLease(jobID: job.id))
+                #expect(try await a.renewLeases() == 0)
+            }
+        }
+    }
+}
