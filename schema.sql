@@ -96,6 +96,9 @@ CREATE TABLE run_jobs (
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
     not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files present but not matched by match.include/exclude at the last scan
+    unsettled   INTEGER NOT NULL DEFAULT 0,     -- issue 16: files seen and still changing (not settled) at the last look
+    unsettled_oldest TEXT,                      -- issue 16: the one changing the longest (inbox-relative path)
+    unsettled_since  INTEGER,                   -- issue 16: since when it has been seen changing (Unix ms)
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -111,7 +114,8 @@ CREATE TABLE attempts (
     http_status   INTEGER,
     dify_code     TEXT,
     message       TEXT,
-    outcome       TEXT    NOT NULL DEFAULT 'in_progress'   -- in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+    outcome       TEXT    NOT NULL DEFAULT 'in_progress',  -- in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+    failed_node   TEXT                                     -- issue 16: a run that ended `failed`: the node that failed (title or id), when Dify named it
 );
 CREATE INDEX attempts_by_document ON attempts(document_id, id);
 
@@ -171,6 +175,7 @@ CREATE TABLE job_usage_totals (
     completion_tokens  INTEGER NOT NULL DEFAULT 0,
     completion_count   INTEGER NOT NULL DEFAULT 0,
     total_tokens       INTEGER NOT NULL DEFAULT 0,
+    total_count        INTEGER NOT NULL DEFAULT 0,
     total_price_nanos  INTEGER NOT NULL DEFAULT 0,
     priced             INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, currency_key)
@@ -182,15 +187,16 @@ CREATE TABLE job_usage_documents (
 );
 CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
     INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count, completion_tokens,
-                                  completion_count, total_tokens, total_price_nanos, priced)
+                                  completion_count, total_tokens, total_count, total_price_nanos, priced)
         VALUES (NEW.job_id, coalesce('c:' || NEW.currency, 'null'), NEW.currency, 1, coalesce(NEW.prompt_tokens, 0),
                 NEW.prompt_tokens IS NOT NULL, coalesce(NEW.completion_tokens, 0), NEW.completion_tokens IS NOT NULL,
-                coalesce(NEW.total_tokens, 0), coalesce(NEW.total_price_nanos, 0), NEW.total_price_nanos IS NOT NULL)
+                coalesce(NEW.total_tokens, 0), NEW.total_tokens IS NOT NULL, coalesce(NEW.total_price_nanos, 0),
+                NEW.total_price_nanos IS NOT NULL)
         ON CONFLICT (job_id, currency_key) DO UPDATE SET runs = runs + 1,
             prompt_tokens = prompt_tokens + excluded.prompt_tokens, prompt_count = prompt_count + excluded.prompt_count,
             completion_tokens = completion_tokens + excluded.completion_tokens,
             completion_count = completion_count + excluded.completion_count,
-            total_tokens = total_tokens + excluded.total_tokens,
+            total_tokens = total_tokens + excluded.total_tokens, total_count = total_count + excluded.total_count,
             total_price_nanos = total_price_nanos + excluded.total_price_nanos, priced = priced + excluded.priced;
     INSERT INTO job_usage_documents (job_id, documents)
         SELECT NEW.job_id, 1 WHERE NOT EXISTS (
@@ -202,7 +208,7 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         prompt_tokens = prompt_tokens - coalesce(OLD.prompt_tokens, 0), prompt_count = prompt_count - (OLD.prompt_tokens IS NOT NULL),
         completion_tokens = completion_tokens - coalesce(OLD.completion_tokens, 0),
         completion_count = completion_count - (OLD.completion_tokens IS NOT NULL),
-        total_tokens = total_tokens - coalesce(OLD.total_tokens, 0),
+        total_tokens = total_tokens - coalesce(OLD.total_tokens, 0), total_count = total_count - (OLD.total_tokens IS NOT NULL),
         total_price_nanos = total_price_nanos - coalesce(OLD.total_price_nanos, 0),
         priced = priced - (OLD.total_price_nanos IS NOT NULL)
         WHERE job_id = OLD.job_id AND currency_key = coalesce('c:' || OLD.currency, 'null');

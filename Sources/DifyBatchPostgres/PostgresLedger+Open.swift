@@ -26,6 +26,7 @@ extension PostgresLedger {
 
     /// ``prepare()`` bounded in time: a server that does not answer within `timeout` is an error, not a hang (the
     /// client's pool retries connecting forever).
+    /// - Throws: ``LedgerError/Code/unreachable`` when it did not answer in time; what ``prepare()`` throws.
     public func prepare(timeout: Duration) async throws {
         let location = self.location
         try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -39,7 +40,7 @@ extension PostgresLedger {
             }
             defer { group.cancelAll() }
             guard try await group.next() == true else {
-                throw LedgerError(.cannotOpen, "cannot reach the PostgreSQL ledger \(location) within \(timeout); check that the server runs and accepts this user, the URL in --db or DIFY_BATCH_DB, and the password (password_file=, PGPASSWORD or ~/.pgpass)")
+                throw LedgerError(.unreachable, "cannot reach the PostgreSQL ledger \(location) within \(timeout); check that the server runs and accepts this user, the URL in --db or DIFY_BATCH_DB, and the password (password_file=, PGPASSWORD or ~/.pgpass)")
             }
         }
     }

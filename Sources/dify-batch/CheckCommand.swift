@@ -47,11 +47,20 @@ struct CheckCommand: AsyncParsableCommand {
 
     /// The ledger's latest version of each inbox path per job name, when a ledger exists (never creates one).
     private func knownVersions() async -> [String: [PathKey: DocumentRecord]]? {
-        let path = ledger.path
-        guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path),
-              let jobs = try? await store.jobs() else { return nil }
+        switch try? LedgerURL.parse(ledger.path) {
+        case .postgres(let location)?:
+            return await PostgresSession.read(location) { try await Self.knownVersions(in: $0) }
+        case .sqlite(let path)?:
+            guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path) else { return nil }
+            return try? await Self.knownVersions(in: store)
+        case nil:
+            return nil
+        }
+    }
+
+    private static func knownVersions(in store: any Ledger) async throws -> [String: [PathKey: DocumentRecord]] {
         var result: [String: [PathKey: DocumentRecord]] = [:]
-        for job in jobs {
+        for job in try await store.jobs() {
             result[job.name] = (try? await store.latestVersions(jobID: job.id)) ?? [:]
         }
         return result

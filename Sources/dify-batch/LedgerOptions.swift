@@ -65,11 +65,29 @@ enum PostgresSession {
             defer { group.cancelAll() }
             do {
                 try await ledger.prepare(timeout: .seconds(20))
+            } catch let error as LedgerError where error.code == .unreachable {
+                // Temporary: the database server will come back.
+                Console.error("dify-batch: \(error)")
+                throw ExitCode(ExitStatus.unavailable.rawValue)
             } catch {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
             try await body(ledger)
+        }
+    }
+}
+
+extension PostgresSession {
+    /// Runs `body` on a PostgreSQL ledger for a background reader (the metrics scrape): nil on any error, nothing printed.
+    static func read<T: Sendable>(_ location: PostgresLocation, _ body: @escaping @Sendable (PostgresLedger) async throws -> T) async -> T? {
+        guard let ledger = try? PostgresLedger(location: location, leaseDuration: .seconds(30),
+                                               logger: Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) else { return nil }
+        return try? await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await ledger.runClient(); return nil }
+            defer { group.cancelAll() }
+            try await ledger.prepare(timeout: .seconds(10))
+            return try await body(ledger)
         }
     }
 }

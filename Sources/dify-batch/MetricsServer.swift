@@ -90,18 +90,31 @@ final class LedgerCounts: Sendable {
         self.jobs = jobs
     }
 
-    /// Job name → counts by state for the jobs served, or nil when the ledger cannot be read now.
+    /// Job name → counts by state for the jobs served, or nil when the ledger cannot be read now. A PostgreSQL
+    /// ledger is read through a connection opened for the scrape.
     func read() async -> [String: [DocumentState: Int]]? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let store: SQLiteLedger
-        if let open = ledger.withLock({ $0 }) {
-            store = open
-        } else {
-            guard let opened = try? SQLiteLedger(path: path) else { return nil }
-            ledger.withLock { $0 = opened }
-            store = opened
+        switch try? LedgerURL.parse(path) {
+        case .postgres(let location)?:
+            return await PostgresSession.read(location) { try await self.counts(in: $0) }
+        case .sqlite(let file)?:
+            guard FileManager.default.fileExists(atPath: file) else { return nil }
+            let store: SQLiteLedger
+            if let open = ledger.withLock({ $0 }) {
+                store = open
+            } else {
+                guard let opened = try? SQLiteLedger(path: file) else { return nil }
+                ledger.withLock { $0 = opened }
+                store = opened
+            }
+            return try? await counts(in: store)
+        case nil:
+            return nil
         }
-        guard let records = try? await store.jobs(), let counts = try? await store.stateCounts() else { return nil }
+    }
+
+    private func counts(in store: any LedgerReader) async throws -> [String: [DocumentState: Int]] {
+        let records = try await store.jobs()
+        let counts = try await store.stateCounts()
         var result: [String: [DocumentState: Int]] = [:]
         for record in records where jobs.contains(record.name) { result[record.name] = counts[record.id] ?? [:] }
         return result

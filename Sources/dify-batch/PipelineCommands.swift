@@ -4,6 +4,7 @@ import DifyBatchPostgres
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Options shared by `run` and `watch`.
 struct PipelineArguments: ParsableArguments {
@@ -83,6 +84,10 @@ struct PipelineArguments: ParsableArguments {
             if summary.localFailures > 0 { metadata["local_failures"] = .stringConvertible(summary.localFailures) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             metadata["not_matched"] = "\(summary.notMatched.count)"
+            if summary.unsettled.count > 0 {
+                metadata["unsettled"] = .stringConvertible(summary.unsettled.count)
+                metadata["unsettled_oldest"] = "\(summary.unsettled.oldestPath ?? "")"
+            }
             logger.info("summary", metadata: metadata)
         }
     }
@@ -102,7 +107,7 @@ struct PipelineArguments: ParsableArguments {
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),
                                                  observers: [progress] + observers, services: services,
                                                  lease: HumanDuration.parse(lease) ?? .seconds(30),
-                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds ?? 10)
+                                                 busyTimeout: busyTimeout.flatMap(HumanDuration.parse)?.seconds)
     }
 }
 
@@ -111,12 +116,14 @@ struct PipelineArguments: ParsableArguments {
 ///
 /// Every ``ProgressReporter`` among `observers` gets its display loop run as a child task, cancelled when the
 /// pipeline ends (so `demo` only passes its reporter as an observer). `services` (e.g. the metrics server) run in
-/// the same ServiceGroup, are shut down after the pipeline and end with it.
+/// the same ServiceGroup, are shut down after the pipeline and end with it. `busyTimeout`: how long opening the
+/// ledger waits for SQLite's write lock (default 10 s) or for the PostgreSQL server (default 20 s); either
+/// running out is temporary: exit 4.
 enum PipelineLauncher {
     static func launch(specs: [JobSpec], dbPath: String, options: PipelineOptions, logger: Logger,
                        observers: [any PipelineObserver] = [], services: [any Service] = [], lease: Duration = .seconds(30),
                        environment: [String: String] = ProcessInfo.processInfo.environment,
-                       busyTimeout: TimeInterval = 10) async throws -> PipelineResult {
+                       busyTimeout: TimeInterval? = nil) async throws -> PipelineResult {
         let store: any Ledger
         var ledgerServices: [any Service] = []
         var prepare: (@Sendable () async throws -> Void)?
@@ -127,7 +134,7 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout) } catch let error as LedgerError where error.code == .busy {
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch let error as LedgerError where error.code == .busy {
                 // Temporary: the other program will let go.
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(ExitStatus.unavailable.rawValue)
@@ -144,20 +151,44 @@ enum PipelineLauncher {
             }
             store = ledger
             ledgerServices = ledger.services
-            prepare = { try await ledger.prepare(timeout: Duration.seconds(20)) }
+            // --busy-timeout (hidden, for tests) also bounds the wait for the PostgreSQL server.
+            let wait = busyTimeout.map { Duration.milliseconds(Int64($0 * 1000)) } ?? .seconds(20)
+            prepare = { try await ledger.prepare(timeout: wait) }
         }
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline, prepare: prepare)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
         let extra = (ledgerServices + services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        // Signals are ours, not the group's: the first SIGTERM/SIGINT shuts the group down gracefully (the drain),
+        // a second one cancels the drain (issue 16).
         let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+                                                      gracefulShutdownSignals: [], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
         let reporters = observers.compactMap { $0 as? ProgressReporter }
+        // `watch`: SIGHUP loads the job specs again (issue 16); it never ends the process.
+        let signals = options.mode == .watch && options.specPaths != nil
+            ? await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            : await UnixSignalsSequence(trapping: .sigterm, .sigint)
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 for reporter in reporters { tasks.addTask { await reporter.run() } }
+                tasks.addTask {
+                    var received = 0
+                    for await signal in signals {
+                        if signal == .sighup {
+                            options.specReloads.request()
+                            continue
+                        }
+                        received += 1
+                        if received == 1 {
+                            await group.triggerGracefulShutdown()
+                        } else {
+                            logger.warning("\(signal) again: cancelling the drain; what is in flight stays recorded and is recovered on the next start")
+                            options.drainCancellation.fire()
+                        }
+                    }
+                }
                 defer { tasks.cancelAll() }
                 try await group.run()
             }
@@ -167,6 +198,10 @@ enum PipelineLauncher {
         } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error as LedgerError where error.code == .unreachable {
+            // Temporary: the database server will come back; the work is kept.
+            Console.error("dify-batch: \(error)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
         } catch let error as LedgerError {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
@@ -226,12 +261,14 @@ struct RunCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
-        abstract: "Run as a daemon: process files as they arrive until SIGTERM/SIGINT, then drain and exit 0.")
+        abstract: "Run as a daemon: process files as they arrive until SIGTERM/SIGINT, then drain and exit 0. SIGHUP (or a changed spec file) loads the job specs again.")
 
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "After SIGTERM, how long in-flight documents may finish (default 30s).") var grace: String = "30s"
     @Option(name: .long, help: "Full inbox rescan interval, a safety net for missed inotify events (default 30s).") var rescan: String = "30s"
     @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0 picks a free port).") var metrics: String?
+    /// How often the spec files are looked at for changes (tests lengthen it to prove SIGHUP alone reloads).
+    @Option(name: .long, help: .hidden) var specPoll: String?
 
     func validate() throws {
         guard HumanDuration.parse(grace) != nil else { throw ValidationError("--grace: expected a duration such as 30s") }
@@ -252,6 +289,8 @@ struct WatchCommand: AsyncParsableCommand {
         let result = try await arguments.execute(mode: .watch, observers: observers, services: services) { options in
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)
             options.rescanInterval = HumanDuration.parse(rescan) ?? .seconds(30)
+            options.specPaths = arguments.specs
+            if let specPoll { options.specPollInterval = HumanDuration.parse(specPoll) ?? .seconds(2) }
         }
         arguments.printSummaries(result.summaries)
         switch result.exitStatus {

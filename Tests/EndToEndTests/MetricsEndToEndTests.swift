@@ -43,20 +43,26 @@ func httpGet(port: Int, path: String) throws -> (status: Int, headers: String, b
     return (status, head, body)
 }
 
+/// The port `watch --metrics 127.0.0.1:0` logged it listens on (0 when it did not say so in time).
+func metricsPort(of child: Child) async throws -> Int {
+    var port = 0
+    _ = try await waitUntil {
+        guard let match = child.stderr.range(of: #"metrics at http://127\.0\.0\.1:\d+/metrics"#, options: .regularExpression) else { return false }
+        let url = child.stderr[match]
+        port = Int(url.split(separator: ":").last!.split(separator: "/").first!) ?? 0
+        return port > 0
+    }
+    return port
+}
+
 @Suite(.serialized) struct MetricsEndToEndTests {
     @Test func watchServesPrometheusMetricsOnLoopback() async throws {
         try await withDifySimulator { _, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             let child = try Child(["watch", "--db", workspace.dbPath, "--metrics", "127.0.0.1:0", workspace.specPath],
                                   environment: workspace.environment, stderrPath: workspace.scratch.file("watch.log"))
-            var port = 0
-            let listening = try await waitUntil {
-                guard let match = child.stderr.range(of: #"metrics at http://127\.0\.0\.1:\d+/metrics"#, options: .regularExpression) else { return false }
-                let url = child.stderr[match]
-                port = Int(url.split(separator: ":").last!.split(separator: "/").first!) ?? 0
-                return port > 0
-            }
-            #expect(listening, "\(child.stderr)")
+            let port = try await metricsPort(of: child)
+            #expect(port > 0, "\(child.stderr)")
             try workspace.drop("m.txt", documentText(5))
             #expect(try await waitUntil { workspace.outputs().count == 1 })
             var metrics = ""

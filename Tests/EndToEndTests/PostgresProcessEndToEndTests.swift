@@ -39,6 +39,64 @@ import Testing
         return value
     }
 
+    /// The values of a one-column text query.
+    func strings(_ location: PostgresLocation, _ sql: String) async throws -> [String] {
+        var values: [String] = []
+        try await TestPostgres.admin(location) { client in
+            for try await value in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(String.self) { values.append(value) }
+        }
+        return values
+    }
+
+    @Test func watchWithMetrics_onAPostgreSQLLedger_servesTheLedgersDocumentCounts() async throws {
+        try await withDatabase { location in
+            try await withDifySimulator { _, baseURL in
+                let workspace = try Workspace(baseURL: baseURL)
+                try workspace.drop("m.txt", documentText(5))
+                let child = try Child(["watch", "--db", location.description, "--metrics", "127.0.0.1:0", "--progress", "never", workspace.specPath],
+                                      environment: workspace.environment, stderrPath: workspace.scratch.file("watch.log"))
+                let port = try await metricsPort(of: child)
+                #expect(port > 0, "\(child.stderr)")
+                #expect(try await waitUntil { workspace.outputs().count == 1 })
+                var metrics = ""
+                let found = try await waitUntil {
+                    metrics = try httpGet(port: port, path: "/metrics").body
+                    return metrics.contains(#"dify_batch_ledger_documents{job="docs",state="succeeded"} 1"#)
+                }
+                #expect(found, "the ledger's counts are read from PostgreSQL at the scrape: \(metrics)")
+                child.signal(SIGTERM)
+                #expect(try await child.exitStatus() == 0, "\(child.stderr)")
+            }
+        }
+    }
+
+    @Test func check_onAPostgreSQLLedger_countsTheInboxFilesAlreadyInIt() async throws {
+        try await withDatabase { location in
+            try await withDifySimulator { _, baseURL in
+                let workspace = try Workspace(baseURL: baseURL, extra: "after_success: keep")
+                try workspace.drop("done.txt", documentText(1))
+                let run = try await CLI.run(["run", "--db", location.description, "--progress", "never", workspace.specPath],
+                                            environment: workspace.environment)
+                #expect(run.status == 0, "\(run.stderr)")
+                try workspace.drop("new.txt", documentText(2))
+                let check = try await CLI.run(["check", "--db", location.description, workspace.specPath], environment: workspace.environment)
+                #expect(check.status == 0, "\(check.stderr)")
+                #expect(check.stdout.contains("(1 already in the ledger)"), "\(check.stdout)")
+            }
+        }
+    }
+
+    @Test func run_whenThePostgreSQLServerDoesNotAnswer_exits4NamingIt_andTouchesNothing() async throws {
+        // Nothing listens on port 1: the client keeps trying to connect until the (shortened) wait runs out.
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        try workspace.drop("kept.txt", documentText(1))
+        let result = try await CLI.run(["run", "--db", "postgres://batch@127.0.0.1:1/ledger?sslmode=disable", "--busy-timeout", "300ms",
+                                        "--progress", "never", workspace.specPath], environment: workspace.environment)
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot reach the PostgreSQL ledger postgres://batch@127.0.0.1:1/ledger"), "\(result.stderr)")
+        #expect(workspace.outputs().isEmpty && FileManager.default.fileExists(atPath: workspace.inbox + "/kept.txt"))
+    }
+
     @Test func threeRunProcesses_onOneJobAndInbox_processSixHundredFilesExactlyOnce() async throws {
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration()) { simulator, baseURL in
@@ -71,7 +129,7 @@ import Testing
         faults.latency = .milliseconds(300)
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
-                let workspace = try Workspace(baseURL: baseURL, concurrency: 4)
+                let workspace = try Workspace(baseURL: baseURL, concurrency: 4, recoverDeadline: "8s")
                 for index in 0..<40 { try workspace.drop("k\(index).txt", documentText(index)) }
                 var children: [Child] = []
                 for index in 0..<3 {
@@ -80,31 +138,53 @@ import Testing
                 }
                 let victim = children[0]
                 let pid = victim.process.processIdentifier
-                // Kill it while it holds leased documents with runs in flight.
+                // Freeze it while it holds documents whose run was sent (state running), note them, then kill it: those
+                // documents must be taken over through recovery (looked up at Dify, never sent again).
                 let holding = try await waitUntil(timeout: .seconds(60)) {
                     workspace.outputs().count >= 4 && simulator.stats.activeRuns > 0
                 }
                 #expect(holding)
-                var held: Int64 = 0
-                for _ in 0..<200 where held == 0 {
-                    held = try await count(location, "SELECT count(*) FROM documents WHERE lease_owner LIKE '%:\(pid):%' AND state IN ('running', 'uploading', 'uploaded', 'recovering')")
-                    if held == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                let sentByVictim = "lease_owner LIKE '%:\(pid):%' AND state = 'running' AND run_posts > 0 AND workflow_run_id IS NOT NULL"
+                var frozen: [String] = []
+                for _ in 0..<400 where frozen.isEmpty {
+                    if try await count(location, "SELECT count(*) FROM documents WHERE \(sentByVictim)") > 0 {
+                        victim.signal(SIGSTOP)
+                        frozen = try await strings(location, "SELECT sha256 FROM documents WHERE \(sentByVictim)")
+                        if frozen.isEmpty { victim.signal(SIGCONT) }
+                    }
+                    if frozen.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
                 }
-                #expect(held > 0, "the victim held documents when it was killed")
+                #expect(!frozen.isEmpty, "the victim held documents with a sent run when it was killed")
                 victim.signal(SIGKILL)
                 #expect(try await victim.exitStatus() != 0)
-                for child in children.dropFirst() {
-                    let status = try await child.exitStatus(timeout: .seconds(120))
-                    #expect(status == 0, "\(child.stderr)")
-                }
-                #expect(workspace.outputs().count == 40, "nothing lost")
+                var statuses: [Int32] = []
+                for child in children.dropFirst() { statuses.append(try await child.exitStatus(timeout: .seconds(120))) }
                 let stored = try await documents(location)
-                #expect(stored.count == 40 && stored.allSatisfy { $0.state == .succeeded })
                 let runs = simulator.stats.runsBySHA256
-                #expect(runs.count == 40 && runs.values.allSatisfy { $0 == 1 }, "no duplicate run: \(runs.values.filter { $0 > 1 }.count) ran twice")
+                #expect(stored.count == 40)
+                #expect(workspace.outputs().count + workspace.errorOutputs().count == 40, "nothing lost: one visible outcome per file")
+                for document in stored {
+                    let ran = runs[document.sha256 ?? ""] ?? 0
+                    #expect(ran <= 1, "no duplicate run: \(document.path) ran \(ran) times")
+                    // The freeze can land between recording a send and the request leaving the victim: that run never
+                    // reached Dify, cannot be proven absent, and is parked unresolved (never sent again), as after a
+                    // crash on SQLite (issue 10). Every other document succeeded.
+                    #expect(document.state == .succeeded || (document.state == .unresolved && ran == 0),
+                            "\(document.path): \(document.state.rawValue), \(ran) run(s) at the server")
+                }
                 #expect(stored.allSatisfy { $0.duplicateRuns == 0 })
+                let unresolved = stored.contains { $0.state == .unresolved }
+                for (index, status) in statuses.enumerated() {
+                    #expect(status == 0 || (unresolved && status == 1), "\(children[index + 1].stderr)")
+                }
+                for sha in frozen {
+                    #expect(runs[sha] == 1, "a run the victim had sent was looked up by the taker, not sent again")
+                    let document = stored.first { $0.sha256 == sha }
+                    #expect(document?.state == .succeeded && document?.runPosts == 1)
+                }
                 let log = children[1].stderr + children[2].stderr
                 #expect(log.contains("took over"), "a survivor took over the victim's documents")
+                #expect(log.contains("sent run(s) are looked up, not sent again"))
             }
         }
     }
@@ -116,7 +196,7 @@ import Testing
             try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
                 let workspace = try Workspace(baseURL: baseURL, concurrency: 4)
                 for index in 0..<12 { try workspace.drop("s\(index).txt", documentText(index)) }
-                let stopped = try Child(["run", "--db", location.description, "--lease", "2s", "--progress", "never", workspace.specPath],
+                let stopped = try Child(["run", "--db", location.description, "--lease", "2s", "--progress", "never", "--log-format", "json", workspace.specPath],
                                         environment: workspace.environment, stderrPath: workspace.scratch.file("stopped.log"))
                 let pid = stopped.process.processIdentifier
                 let ownedByStopped = "lease_owner LIKE '%:\(pid):%' AND state IN ('running', 'recovering')"
@@ -140,8 +220,17 @@ import Testing
                 stopped.signal(SIGCONT)
                 #expect(try await stopped.exitStatus(timeout: .seconds(120)) == 0, "\(stopped.stderr)")
                 #expect(try await survivor.exitStatus(timeout: .seconds(120)) == 0, "\(survivor.stderr)")
-                #expect(stopped.stderr.contains("lost its lease") || stopped.stderr.contains("taken over by"),
-                        "the stopped process noticed its lost leases: \(stopped.stderr)")
+                // The documents it lost: noticed (one warning each), and none of them settled or written by it.
+                let records = stopped.stderr.split(separator: "\n").compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }
+                func documentIDs(_ matching: (String) -> Bool) -> Set<Int> {
+                    Set(records.filter { matching($0["message"] as? String ?? "") }.compactMap { $0["document"] as? Int })
+                }
+                let lost = documentIDs { $0.contains("lost its lease") || $0.contains("taken over by") }
+                let settledByStopped = documentIDs { $0 == "succeeded" || $0.hasPrefix("skipped ") }
+                #expect(!lost.isEmpty, "the stopped process noticed its lost leases: \(stopped.stderr)")
+                #expect(lost.isDisjoint(with: settledByStopped), "a document it lost was settled by it too")
                 #expect(workspace.outputs().count == 12)
                 let stored = try await documents(location)
                 #expect(stored.count == 12 && stored.allSatisfy { $0.state == .succeeded })

@@ -217,6 +217,33 @@ import Testing
     }
 
     @Test(arguments: StoreKind.allCases)
+    func sameContentCopies_waitBehindTheFirst_uncountedWhileItIsPaused_andAreHeldForSkippingOnceItSucceeded(kind: StoreKind) async throws {
+        try await withStore(kind) { ledger in
+            let job = try await makeJob(ledger)
+            func insert(_ path: String) async throws -> DocumentRecord {
+                var new = NewDocument(jobID: job.id, path: path, sha256: "same", size: 1, mtimeNanoseconds: 0)
+                new.sameContent = .waitForProcessingOrSucceeded
+                return try await ledger.insert(new)
+            }
+            let first = try await insert("a.txt")
+            let copy = try await insert("b.txt")
+            #expect(copy.duplicateOf == first.id)
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date()).map(\.id) == [first.id])
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date()).isEmpty, "the copy waits while the first is on its way")
+            try await ledger.transition(first.id, from: .uploading, to: .uploaded, [])
+            try await ledger.transition(first.id, from: .uploaded, to: .running, [])
+            #expect(try await ledger.waitingCount(jobID: job.id) == 1)
+            try await ledger.transition(first.id, from: .running, to: .paused, [.pausedAt(Date())])
+            #expect(try await ledger.waitingCount(jobID: job.id) == 0, "a copy behind a paused run waits for a human, as that run does")
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date()).isEmpty)
+            try await ledger.transition(first.id, from: .paused, to: .succeeded, [])
+            #expect(try await ledger.claim(jobID: job.id, limit: 10, now: Date()).isEmpty, "never sent: it is skipped from the first's result")
+            let held = try await ledger.heldDuplicates(jobID: job.id)
+            #expect(held.map(\.waiting.id) == [copy.id] && held.map(\.original.id) == [first.id])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func priceWithMoreThanNineDecimals_isRejectedRatherThanRounded(kind: StoreKind) async throws {
         try await withStore(kind) { ledger in
             let job = try await makeJob(ledger)

@@ -58,6 +58,7 @@ import Testing
 
                     // Wait (bounded) until the database's clock passes A's lease.
                     var taken: [DocumentRecord] = []
+                    var taker: PostgresLedger?
                     for _ in 0..<100 where taken.isEmpty {
                         try await Task.sleep(for: .milliseconds(100))
                         async let byB = b.takeOverExpired(jobID: job.id)
@@ -65,6 +66,7 @@ import Testing
                         let (x, y) = try await (byB, byC)
                         #expect(x.isEmpty || y.isEmpty, "exactly one process takes an expired document over")
                         taken = x + y
+                        taker = !x.isEmpty ? b : (!y.isEmpty ? c : nil)
                     }
                     #expect(taken.map(\.id) == [doc.id])
                     #expect(taken.first?.state == .running && taken.first?.workflowRunID == "run-1", "the taker sees the sent run to look up")
@@ -83,6 +85,14 @@ import Testing
                         #expect(error.code == .leaseLost)
                     }
                     #expect(try await a.renewLeases() == 0, "A holds nothing any more")
+                    // The taker settles it: A, one step later, still finds the document lost, not merely changed.
+                    try await #require(taker).transition(doc.id, from: .running, to: .succeeded, [])
+                    do {
+                        try await a.update(doc.id, in: .running, [.workflowRunID("run-1")])
+                        Issue.record("the process that lost its lease changed a document the taker settled")
+                    } catch let error as LedgerError {
+                        #expect(error.code == .leaseLost, "\(error)")
+                    }
                 }
             }
         }
@@ -161,6 +171,42 @@ import Testing
                 #expect(try await b.takeOverExpired(jobID: job.id).count == 2, "released at shutdown: taken over at once")
                 #expect(try await b.takeScannerLease(jobID: job.id))
                 #expect(try await a.renewLeases() == 0)
+            }
+        }
+    }
+    @Test func leases_runOnTheDatabaseClock_soHostsWhoseClocksAreAnHourApartNeitherStealNorLoseDocuments() async throws {
+        // A's host clock is an hour behind, B's an hour ahead. Were lease times taken from the host clocks, A's leases
+        // would be an hour expired the moment they are written, and B would see every lease as expired.
+        let behind: @Sendable () -> Date = { Date().addingTimeInterval(-3600) }
+        let ahead: @Sendable () -> Date = { Date().addingTimeInterval(3600) }
+        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: .seconds(30), now: behind) { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2", lease: .seconds(30), now: ahead) { b in
+                let job = try await makeJob(a)
+                for index in 0..<2 {
+                    _ = try await a.insert(NewDocument(jobID: job.id, path: "f\(index)", sha256: "\(index)", size: 1, mtimeNanoseconds: 1))
+                }
+                let byA = try await a.claim(jobID: job.id, limit: 1, now: behind())
+                #expect(byA.count == 1)
+                #expect(try await a.takeScannerLease(jobID: job.id))
+                #expect(try await b.takeOverExpired(jobID: job.id).isEmpty, "B does not take A's live lease over")
+                #expect(try await !b.takeScannerLease(jobID: job.id), "nor its scanner lease")
+                // B claims with its clock an hour ahead: the other document is due, and leased on the database's clock.
+                let byB = try await b.claim(jobID: job.id, limit: 1, now: ahead())
+                #expect(byB.count == 1)
+                #expect(try await a.takeOverExpired(jobID: job.id).isEmpty, "A does not take B's live lease over")
+                try await a.confirmLease(documentID: byA[0].id)
+                try await b.confirmLease(documentID: byB[0].id)
+                // Every lease ends about 30 s after the database's now(), whichever host wrote it.
+                try await TestPostgres.admin(location) { client in
+                    let rows = try await client.query("""
+                        SELECT lease_until - (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM documents WHERE lease_owner IS NOT NULL
+                        UNION ALL SELECT lease_until - (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM scanner_leases
+                        """)
+                    var remaining: [Int64] = []
+                    for try await value in rows.decode(Int64.self) { remaining.append(value) }
+                    #expect(remaining.count == 3)
+                    #expect(remaining.allSatisfy { $0 > 0 && $0 <= 30_000 }, "lease time left in ms: \(remaining)")
+                }
             }
         }
     }

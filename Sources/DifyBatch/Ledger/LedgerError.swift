@@ -1,7 +1,7 @@
 /// An error from the ledger: a code to match on, a message that says what to do, and the context.
 public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Value: String { case illegalTransition, stateChanged, notFound, schemaTooNew, cannotOpen, invalidValue, busy, leaseLost }
+        private enum Value: String { case illegalTransition, stateChanged, notFound, schemaTooNew, cannotOpen, invalidValue, busy, leaseLost, unreachable }
         private let value: Value
         private init(_ value: Value) { self.value = value }
         /// A state change that the state machine forbids.
@@ -20,6 +20,8 @@ public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let busy = Code(.busy)
         /// Another process took over the document after this process's lease expired (PostgreSQL ledger).
         public static let leaseLost = Code(.leaseLost)
+        /// The ledger's server did not answer in time (PostgreSQL ledger; temporary: exit 4).
+        public static let unreachable = Code(.unreachable)
         public var description: String { value.rawValue }
     }
 

@@ -41,6 +41,7 @@ CREATE TABLE job_usage_totals (
     completion_tokens  INTEGER NOT NULL DEFAULT 0,
     completion_count   INTEGER NOT NULL DEFAULT 0,
     total_tokens       INTEGER NOT NULL DEFAULT 0,
+    total_count        INTEGER NOT NULL DEFAULT 0,
     total_price_nanos  INTEGER NOT NULL DEFAULT 0,
     priced             INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job_id, currency_key)
@@ -52,15 +53,16 @@ CREATE TABLE job_usage_documents (
 );
 CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
     INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count, completion_tokens,
-                                  completion_count, total_tokens, total_price_nanos, priced)
+                                  completion_count, total_tokens, total_count, total_price_nanos, priced)
         VALUES (NEW.job_id, coalesce('c:' || NEW.currency, 'null'), NEW.currency, 1, coalesce(NEW.prompt_tokens, 0),
                 NEW.prompt_tokens IS NOT NULL, coalesce(NEW.completion_tokens, 0), NEW.completion_tokens IS NOT NULL,
-                coalesce(NEW.total_tokens, 0), coalesce(NEW.total_price_nanos, 0), NEW.total_price_nanos IS NOT NULL)
+                coalesce(NEW.total_tokens, 0), NEW.total_tokens IS NOT NULL, coalesce(NEW.total_price_nanos, 0),
+                NEW.total_price_nanos IS NOT NULL)
         ON CONFLICT (job_id, currency_key) DO UPDATE SET runs = runs + 1,
             prompt_tokens = prompt_tokens + excluded.prompt_tokens, prompt_count = prompt_count + excluded.prompt_count,
             completion_tokens = completion_tokens + excluded.completion_tokens,
             completion_count = completion_count + excluded.completion_count,
-            total_tokens = total_tokens + excluded.total_tokens,
+            total_tokens = total_tokens + excluded.total_tokens, total_count = total_count + excluded.total_count,
             total_price_nanos = total_price_nanos + excluded.total_price_nanos, priced = priced + excluded.priced;
     INSERT INTO job_usage_documents (job_id, documents)
         SELECT NEW.job_id, 1 WHERE NOT EXISTS (
@@ -72,7 +74,7 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         prompt_tokens = prompt_tokens - coalesce(OLD.prompt_tokens, 0), prompt_count = prompt_count - (OLD.prompt_tokens IS NOT NULL),
         completion_tokens = completion_tokens - coalesce(OLD.completion_tokens, 0),
         completion_count = completion_count - (OLD.completion_tokens IS NOT NULL),
-        total_tokens = total_tokens - coalesce(OLD.total_tokens, 0),
+        total_tokens = total_tokens - coalesce(OLD.total_tokens, 0), total_count = total_count - (OLD.total_tokens IS NOT NULL),
         total_price_nanos = total_price_nanos - coalesce(OLD.total_price_nanos, 0),
         priced = priced - (OLD.total_price_nanos IS NOT NULL)
         WHERE job_id = OLD.job_id AND currency_key = coalesce('c:' || OLD.currency, 'null');
@@ -89,10 +91,11 @@ END;
             INSERT INTO job_state_counts (job_id, state, n)
                 SELECT job_id, state, count(*) FROM documents GROUP BY job_id, state;
             INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count,
-                                          completion_tokens, completion_count, total_tokens, total_price_nanos, priced)
+                                          completion_tokens, completion_count, total_tokens, total_count, total_price_nanos, priced)
                 SELECT job_id, coalesce('c:' || currency, 'null'), currency, count(*), coalesce(sum(prompt_tokens), 0),
                        count(prompt_tokens), coalesce(sum(completion_tokens), 0), count(completion_tokens),
-                       coalesce(sum(total_tokens), 0), coalesce(sum(total_price_nanos), 0), count(total_price_nanos)
+                       coalesce(sum(total_tokens), 0), count(total_tokens), coalesce(sum(total_price_nanos), 0),
+                       count(total_price_nanos)
                 FROM usage GROUP BY job_id, coalesce('c:' || currency, 'null');
             INSERT INTO job_usage_documents (job_id, documents)
                 SELECT job_id, count(DISTINCT document_id) FROM usage GROUP BY job_id;
@@ -104,7 +107,7 @@ END;
     static func usageByJob(_ db: Database, jobName: String?) throws -> [UsageTotal] {
         let rows = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT j.name AS grp, u.currency, u.runs, u.prompt_tokens, u.prompt_count, u.completion_tokens,
-                   u.completion_count, u.total_tokens, u.total_price_nanos, u.priced,
+                   u.completion_count, u.total_tokens, u.total_count, u.total_price_nanos, u.priced,
                    coalesce(d.documents, 0) AS documents
             FROM job_usage_totals u JOIN jobs j ON j.id = u.job_id
             LEFT JOIN job_usage_documents d ON d.job_id = u.job_id
@@ -119,11 +122,12 @@ END;
             let priced = group.reduce(0) { $0 + ($1["priced"] as Int) }
             let promptCount = group.reduce(0) { $0 + ($1["prompt_count"] as Int) }
             let completionCount = group.reduce(0) { $0 + ($1["completion_count"] as Int) }
+            let totalCount = group.reduce(0) { $0 + ($1["total_count"] as Int) }
             totals.append(UsageTotal(
                 group: first["grp"], documents: first["documents"], runs: group.reduce(0) { $0 + ($1["runs"] as Int) },
                 promptTokens: promptCount > 0 ? group.reduce(0) { $0 + ($1["prompt_tokens"] as Int) } : nil,
                 completionTokens: completionCount > 0 ? group.reduce(0) { $0 + ($1["completion_tokens"] as Int) } : nil,
-                totalTokens: group.reduce(0) { $0 + ($1["total_tokens"] as Int) },
+                totalTokens: totalCount > 0 ? group.reduce(0) { $0 + ($1["total_tokens"] as Int) } : nil,
                 totalPrice: priced > 0 && currencies.count <= 1
                     ? PriceNanos.decimal(group.reduce(Int64(0)) { $0 + ($1["total_price_nanos"] as Int64) }) : nil,
                 currency: UsageTotal.currency(currencies.isEmpty ? nil : currencies.joined(separator: ","), count: currencies.count),
