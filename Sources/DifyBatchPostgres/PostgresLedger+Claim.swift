@@ -148,8 +148,14 @@ extension PostgresLedger {
             let found = try await rows("SELECT state, lease_owner FROM documents WHERE id = \(id)")
             guard let row = found.first.map(PostgresLedgerRow.init) else { throw LedgerError(.notFound, "no document with id \(id)") }
             let actual = try row.string("state") ?? "?"
-            if actual == expecting.rawValue, let holder = try row.string("lease_owner"), holder != owner {
+            let holder = try row.string("lease_owner")
+            if actual == expecting.rawValue, let holder, holder != owner {
                 throw LedgerError(.leaseLost, "document \(id) was taken over by \(holder) after this process's lease expired; leaving it to them")
+            }
+            if expecting.isInFlight && holder != owner {
+                // This process held it in flight; another took it over after the lease expired and has moved it on
+                // (settled it, or holds it in another state): the same loss, found one step later.
+                throw LedgerError(.leaseLost, "document \(id) was taken over by \(holder ?? "another process") after this process's lease expired and is now \(actual); leaving it to them")
             }
             throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
         }

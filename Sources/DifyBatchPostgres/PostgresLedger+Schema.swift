@@ -38,6 +38,13 @@ extension PostgresLedger {
             ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0
             """,
+        // Issue 16: the node a failed workflow run named; files that do not settle are named in `status`.
+        8: """
+            ALTER TABLE attempts ADD COLUMN failed_node TEXT;
+            ALTER TABLE run_jobs ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE run_jobs ADD COLUMN unsettled_oldest TEXT;
+            ALTER TABLE run_jobs ADD COLUMN unsettled_since BIGINT
+            """,
         // Issue 13 (rows as runs): one document per row of a table file, its index and its inputs.
         9: """
             ALTER TABLE documents ADD COLUMN row_of BIGINT REFERENCES documents(id) ON DELETE CASCADE;

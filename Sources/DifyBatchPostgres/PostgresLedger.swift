@@ -97,7 +97,8 @@ public final class PostgresLedger: Ledger {
 
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         let found = try await rows("""
-            SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
+            SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched,
+                   rj.unsettled, rj.unsettled_oldest, rj.unsettled_since, r.*
             FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
             WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
             """)
@@ -189,7 +190,7 @@ public final class PostgresLedger: Ledger {
             SELECT \(key) AS grp, string_agg(DISTINCT u.currency, ',') AS currencies,
                    count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
                    sum(u.prompt_tokens)::bigint AS p, sum(u.completion_tokens)::bigint AS c,
-                   coalesce(sum(u.total_tokens), 0)::bigint AS t, sum(u.total_price_nanos)::bigint AS price,
+                   sum(u.total_tokens)::bigint AS t, sum(u.total_price_nanos)::bigint AS price,
                    count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
             FROM usage u JOIN jobs j ON j.id = u.job_id
             \(whereClause)
@@ -365,7 +366,7 @@ public final class PostgresLedger: Ledger {
         let now = nowMillis
         _ = try await rows("""
             UPDATE attempts SET ended_at = \(now), outcome = \(result.outcome), http_status = \(result.httpStatus.map(Int32.init)),
-                dify_code = \(result.difyCode), message = \(result.message)
+                dify_code = \(result.difyCode), message = \(result.message), failed_node = \(result.failedNode)
             WHERE id = \(attemptID)
             """)
     }
@@ -436,6 +437,16 @@ public final class PostgresLedger: Ledger {
         _ = try await rows("""
             INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (\(runID), \(jobID), \(Int64(count)))
             ON CONFLICT (run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
+            """)
+    }
+
+    public func recordUnsettled(runID: Int64, jobID: Int64, count: Int, oldestPath: String?, since: Date?) async throws {
+        let sinceMillis = since.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+        _ = try await rows("""
+            INSERT INTO run_jobs (run_id, job_id, unsettled, unsettled_oldest, unsettled_since)
+            VALUES (\(runID), \(jobID), \(Int64(count)), \(oldestPath), \(sinceMillis))
+            ON CONFLICT (run_id, job_id) DO UPDATE SET unsettled = excluded.unsettled,
+                unsettled_oldest = excluded.unsettled_oldest, unsettled_since = excluded.unsettled_since
             """)
     }
 

@@ -472,12 +472,16 @@ public struct RunResult: Sendable {
     public var serverDate: Date?
     /// Paused runs (`status == .paused`): the node ids waiting for a human (`paused_nodes`). Empty otherwise.
     public var pausedNodes: [String]
+    /// Failed workflow runs (streaming): the top-level node whose `node_finished` had status `failed` (its title,
+    /// else its node id; dify-api.md: "a node failure shows up as node_finished{status:failed} followed by
+    /// workflow_finished{status:failed}"). Nil when unknown (blocking responses, run detail lookups).
+    public var failedNode: String?
 
     public init(mode: AppMode, status: RunStatus, outputs: [String: JSONValue] = [:], answer: String? = nil,
                 error: String? = nil, workflowRunID: String? = nil, taskID: String? = nil, messageID: String? = nil,
                 conversationID: String? = nil, usage: Usage = Usage(), elapsedTime: Double? = nil,
                 totalSteps: Int? = nil, workflowID: String? = nil, createdAt: Date? = nil, serverDate: Date? = nil,
-                pausedNodes: [String] = []) {
+                pausedNodes: [String] = [], failedNode: String? = nil) {
         self.mode = mode
         self.status = status
         self.outputs = outputs
@@ -494,6 +498,7 @@ public struct RunResult: Sendable {
         self.createdAt = createdAt
         self.serverDate = serverDate
         self.pausedNodes = pausedNodes
+        self.failedNode = failedNode
     }
 
     /// True when the workflow paused for human input (Dify ≥ 1.13): the run exists and is waiting, not failed.

@@ -253,6 +253,8 @@ struct RunAccumulator: Sendable {
     var currency: String?
     /// Model usage per LLM node execution id (inside iterations and loops too; a repeated event counts once).
     var nodeUsages: [String: Usage] = [:]
+    /// The last top-level node that finished `failed`: its title, else its node id.
+    var failedNode: String?
 
     init(mode: AppMode) { self.mode = mode }
 
@@ -300,6 +302,9 @@ struct RunAccumulator: Sendable {
             return .proceed
         case .nodeFinished(let node):
             absorb(node.envelope)
+            if node.status == "failed", node.iterationID == nil, node.loopID == nil {
+                failedNode = node.title ?? node.nodeID
+            }
             if let usage = node.llmUsage {
                 nodeUsages[node.id ?? "node:\(nodeUsages.count)"] = usage
             }
@@ -425,7 +430,8 @@ struct RunAccumulator: Sendable {
                 totalSteps: finished?.totalSteps,
                 workflowID: workflowID,
                 createdAt: createdAt ?? finished?.createdAt,
-                pausedNodes: finished?.pausedNodes ?? []
+                pausedNodes: finished?.pausedNodes ?? [],
+                failedNode: finished?.status == .failed ? failedNode : nil
             )
         }
         var usage = messageUsage ?? Usage()

@@ -82,7 +82,8 @@ extension DifyClient {
         let exchange: Exchange = try await guarded(endpoint: endpoint, isRun: false, context: context, idle: nil) {
             let response = try await self.httpClient.execute(
                 prepared, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-            context.markHeadReceived()
+            // The status is kept for the request's trace line (issue 16), as on the path upload.
+            context.markHeadReceived(response.headers, status: Int(response.status.code))
             let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
             return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
         }

@@ -4,6 +4,7 @@ import DifyBatchPostgres
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Options shared by `run` and `watch`.
 struct PipelineArguments: ParsableArguments {
@@ -83,6 +84,10 @@ struct PipelineArguments: ParsableArguments {
             if summary.localFailures > 0 { metadata["local_failures"] = .stringConvertible(summary.localFailures) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             metadata["not_matched"] = "\(summary.notMatched.count)"
+            if summary.unsettled.count > 0 {
+                metadata["unsettled"] = .stringConvertible(summary.unsettled.count)
+                metadata["unsettled_oldest"] = "\(summary.unsettled.oldestPath ?? "")"
+            }
             logger.info("summary", metadata: metadata)
         }
     }
@@ -155,13 +160,35 @@ enum PipelineLauncher {
         let service = PipelineService(pipeline: pipeline, prepare: prepare)
         // Graceful shutdown goes from the last service to the first: the pipeline drains before the extra services stop.
         let extra = (ledgerServices + services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) }
+        // Signals are ours, not the group's: the first SIGTERM/SIGINT shuts the group down gracefully (the drain),
+        // a second one cancels the drain (issue 16).
         let group = ServiceGroup(configuration: .init(services: extra + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [],
+                                                      gracefulShutdownSignals: [], cancellationSignals: [],
                                                       logger: Logger(label: "dify-batch.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
         let reporters = observers.compactMap { $0 as? ProgressReporter }
+        // `watch`: SIGHUP loads the job specs again (issue 16); it never ends the process.
+        let signals = options.mode == .watch && options.specPaths != nil
+            ? await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
+            : await UnixSignalsSequence(trapping: .sigterm, .sigint)
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 for reporter in reporters { tasks.addTask { await reporter.run() } }
+                tasks.addTask {
+                    var received = 0
+                    for await signal in signals {
+                        if signal == .sighup {
+                            options.specReloads.request()
+                            continue
+                        }
+                        received += 1
+                        if received == 1 {
+                            await group.triggerGracefulShutdown()
+                        } else {
+                            logger.warning("\(signal) again: cancelling the drain; what is in flight stays recorded and is recovered on the next start")
+                            options.drainCancellation.fire()
+                        }
+                    }
+                }
                 defer { tasks.cancelAll() }
                 try await group.run()
             }
@@ -234,12 +261,14 @@ struct RunCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
-        abstract: "Run as a daemon: process files as they arrive until SIGTERM/SIGINT, then drain and exit 0.")
+        abstract: "Run as a daemon: process files as they arrive until SIGTERM/SIGINT, then drain and exit 0. SIGHUP (or a changed spec file) loads the job specs again.")
 
     @OptionGroup var arguments: PipelineArguments
     @Option(name: .long, help: "After SIGTERM, how long in-flight documents may finish (default 30s).") var grace: String = "30s"
     @Option(name: .long, help: "Full inbox rescan interval, a safety net for missed inotify events (default 30s).") var rescan: String = "30s"
     @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0 picks a free port).") var metrics: String?
+    /// How often the spec files are looked at for changes (tests lengthen it to prove SIGHUP alone reloads).
+    @Option(name: .long, help: .hidden) var specPoll: String?
 
     func validate() throws {
         guard HumanDuration.parse(grace) != nil else { throw ValidationError("--grace: expected a duration such as 30s") }
@@ -260,6 +289,8 @@ struct WatchCommand: AsyncParsableCommand {
         let result = try await arguments.execute(mode: .watch, observers: observers, services: services) { options in
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)
             options.rescanInterval = HumanDuration.parse(rescan) ?? .seconds(30)
+            options.specPaths = arguments.specs
+            if let specPoll { options.specPollInterval = HumanDuration.parse(specPoll) ?? .seconds(2) }
         }
         arguments.printSummaries(result.summaries)
         switch result.exitStatus {

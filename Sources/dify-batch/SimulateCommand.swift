@@ -35,6 +35,8 @@ struct SimulateCommand: AsyncParsableCommand {
     var inStreamErrorRate = 0.0
     @Option(name: .customLong("failed-workflow-rate"), help: "Probability of workflow_finished with status failed.")
     var failedWorkflowRate = 0.0
+    @Option(name: .customLong("failed-workflow-message"), help: "The error text of failed workflow runs (and of their failed LLM node).")
+    var failedWorkflowMessage: String?
     @Option(help: "Run processing time, e.g. 200ms.") var latency = "0ms"
     @Option(help: "Extra random processing time in 0...jitter, e.g. 50ms.") var jitter = "0ms"
     @Option(name: .customLong("slow-headers"), help: "Delay before the response head of runs and uploads.")
@@ -135,6 +137,7 @@ struct SimulateCommand: AsyncParsableCommand {
             latencyJitter: parseDuration(jitter)!)
         faults.clockOffset = parseSignedDuration(clockOffset)!
         faults.logsOnlyWhenFinished = logsOnlyWhenFinished
+        faults.failedWorkflowMessage = failedWorkflowMessage
         faults.runDetailNotFoundFirst = runDetailNotFoundFirst
         faults.runDetailBadGatewayFirst = runDetailBadGatewayFirst
         faults.logsNotFoundFirst = logsNotFoundFirst

@@ -128,6 +128,9 @@ final class BusyOnSuccessLedger: Ledger {
     func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
         try await pass(); return try await base.recordNotMatched(runID: runID, jobID: jobID, count: count)
     }
+    func recordUnsettled(runID: Int64, jobID: Int64, count: Int, oldestPath: String?, since: Date?) async throws {
+        try await pass(); return try await base.recordUnsettled(runID: runID, jobID: jobID, count: count, oldestPath: oldestPath, since: since)
+    }
     func finishRun(_ runID: Int64, exitCode: Int) async throws { try await pass(); return try await base.finishRun(runID, exitCode: exitCode) }
     func unfinishedRuns() async throws -> [RunRecord] { try await pass(); return try await base.unfinishedRuns() }
 }

@@ -52,6 +52,7 @@ import Testing
         #expect(spec.dify.apiKey == .environment("DIFY_API_KEY"))
         #expect(spec.concurrency == 4 && spec.timeout == .seconds(600) && spec.afterSuccess == .move)
         #expect(spec.match.recursive && spec.match.settle == .seconds(2) && spec.match.include.isEmpty)
+        #expect(spec.match.settleTimeout == .seconds(3600))
         #expect(spec.specHash.count == 64)
     }
 
@@ -128,6 +129,14 @@ import Testing
 
     @Test func negativeConcurrency_isRefusedWithTheAllowedRange() throws {
         try expectError(minimal + "\nconcurrency: -1\n", keyPath: "concurrency", line: 5, containing: "from 1 to 256 (got -1)")
+    }
+
+    @Test func settleTimeout_isReadAndMustBeLongerThanSettle() throws {
+        let (dir, path) = try workspace(minimal + "\nmatch: {settle: 5s, settle_timeout: 90s}\n")
+        defer { withExtendedLifetime(dir) {} }
+        #expect(try JobSpecLoader.load(path: path).match.settleTimeout == .seconds(90))
+        try expectError(minimal + "\nmatch: {settle: 5s, settle_timeout: 5s}\n", keyPath: "match.settle_timeout",
+                        containing: "must be longer than match.settle (5s)")
     }
 
     @Test func concurrencyAsText_isAWrongTypeError() throws {

@@ -124,6 +124,22 @@ import Testing
         #expect(csv.last == "TOTAL,1,1,7,3,10,0.001289,USD,0,0")
     }
 
+    @Test func usageReport_whenNoRunReportedTokens_saysNullEmptyAndDash_notZero() async throws {
+        let dir = try TemporaryDirectory()
+        let ledger = try SQLiteLedger(path: dir.file("l.sqlite"))
+        let job = try await makeJob(ledger)
+        let document = try await ledger.insert(NewDocument(jobID: job.id, path: "p.pdf", sha256: "pp", size: 1, mtimeNanoseconds: 1))
+        // A run that reported a price only (no token counts).
+        try await ledger.recordUsage(documentID: document.id, jobID: job.id, runID: nil, difyRunID: "r1",
+                                     UsageAmounts(totalPrice: Decimal(string: "0.5"), currency: "USD"))
+        let report = try await UsageReport.build(from: ledger, filter: UsageFilter(), by: .job)
+        let total = try #require(try object(try ReportFormatting.json(report))["total"] as? [String: Any])
+        #expect(total["total_tokens"] is NSNull && total["prompt_tokens"] is NSNull && total["completion_tokens"] is NSNull, "\(total)")
+        #expect(report.renderCSV().split(separator: "\n").last == "TOTAL,1,1,,,,0.5,USD,1,0")
+        let table = report.renderText()
+        #expect(table.contains("TOTAL") && !table.contains(" 0 "), "\(table)")
+    }
+
     @Test func dateArguments_acceptDaysTimestampsAndAges() {
         let now = Date(timeIntervalSince1970: 1_795_000_000)
         #expect(DateArgument.parse("2026-11-19") == Date(timeIntervalSince1970: 1_795_046_400))

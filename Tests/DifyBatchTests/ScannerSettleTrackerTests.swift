@@ -100,4 +100,35 @@ import Testing
         #expect(observe(&tracker, [b], at: 4) == [])  // mtime 1.5 s old: 0.5 s to go
         #expect(observe(&tracker, [b], at: 4.5) == ["b.pdf"])
     }
+
+    @Test func aFileThatKeepsChanging_isNamedWithHowLongItHasChanged_andOverdueAfterTheTimeout() {
+        var tracker = SettleTracker(settle: .seconds(1))
+        var size: Int64 = 10
+        for step in 0...30 {
+            size += 5
+            _ = observe(&tracker, [file("app.log", size: size, mtimeOffset: Double(step) / 10), file("done.pdf", mtimeOffset: -60)],
+                        at: Double(step) / 10)
+        }
+        let now = start + .seconds(3)
+        #expect(tracker.unsettled(now: now) == UnsettledFiles(count: 1, oldestPath: "app.log", oldestFor: .seconds(3)))
+        #expect(tracker.unsettled(now: now).summary == "waiting for 1 file(s) to settle (oldest: app.log, changing for 3s)")
+        #expect(tracker.overdue(after: .seconds(4), now: now) == [])
+        #expect(tracker.overdue(after: .seconds(3), now: now) == ["app.log"])
+
+        // Given up: no longer pending, overdue or scheduled; once it settles it is returned like any file.
+        tracker.giveUp("app.log")
+        #expect(tracker.pendingCount == 0 && tracker.nextSettleInstant() == nil)
+        #expect(tracker.overdue(after: .seconds(3), now: now) == [] && tracker.unsettled(now: now) == .none)
+        _ = observe(&tracker, [file("app.log", size: size + 1, mtimeOffset: 3.1)], at: 3.1)
+        #expect(tracker.pendingCount == 0)
+        #expect(observe(&tracker, [file("app.log", size: size + 1, mtimeOffset: 3.1)], at: 4.2) == ["app.log"])
+    }
+
+    @Test func unsettledFiles_mergeKeepsTheOldest_andFormatsWholeUnits() {
+        let merged = UnsettledFiles.merged([UnsettledFiles(count: 2, oldestPath: "a", oldestFor: .seconds(300)),
+                                            .none, UnsettledFiles(count: 1, oldestPath: "b", oldestFor: .seconds(7800))])
+        #expect(merged == UnsettledFiles(count: 3, oldestPath: "b", oldestFor: .seconds(7800)))
+        #expect(merged.summary == "waiting for 3 file(s) to settle (oldest: b, changing for 2h 10m)")
+        #expect(UnsettledFiles.none.summary == nil)
+    }
 }

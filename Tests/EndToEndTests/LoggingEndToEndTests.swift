@@ -72,7 +72,7 @@ import Testing
                               request["status"] is Int, request["duration_ms"] is Int else { return nil }
                         return "\(method) \(path)"
                     })
-                    #expect(seen.isSuperset(of: ["GET /info", "GET /parameters", "POST /workflows/run"]), "\(requests)")
+                    #expect(seen.isSuperset(of: ["GET /info", "GET /parameters", "POST /files/upload", "POST /workflows/run"]), "\(requests)")
                     #expect(requests.allSatisfy { $0["job"] as? String == "docs" && $0["level"] as? String == "trace" })
                 }
             }

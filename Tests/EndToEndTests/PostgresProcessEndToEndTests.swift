@@ -129,7 +129,7 @@ import Testing
         faults.latency = .milliseconds(300)
         try await withDatabase { location in
             try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
-                let workspace = try Workspace(baseURL: baseURL, concurrency: 4)
+                let workspace = try Workspace(baseURL: baseURL, concurrency: 4, recoverDeadline: "8s")
                 for index in 0..<40 { try workspace.drop("k\(index).txt", documentText(index)) }
                 var children: [Child] = []
                 for index in 0..<3 {
@@ -157,19 +157,30 @@ import Testing
                 #expect(!frozen.isEmpty, "the victim held documents with a sent run when it was killed")
                 victim.signal(SIGKILL)
                 #expect(try await victim.exitStatus() != 0)
-                for child in children.dropFirst() {
-                    let status = try await child.exitStatus(timeout: .seconds(120))
-                    #expect(status == 0, "\(child.stderr)")
-                }
-                #expect(workspace.outputs().count == 40, "nothing lost")
+                var statuses: [Int32] = []
+                for child in children.dropFirst() { statuses.append(try await child.exitStatus(timeout: .seconds(120))) }
                 let stored = try await documents(location)
-                #expect(stored.count == 40 && stored.allSatisfy { $0.state == .succeeded })
                 let runs = simulator.stats.runsBySHA256
-                #expect(runs.count == 40 && runs.values.allSatisfy { $0 == 1 }, "no duplicate run: \(runs.values.filter { $0 > 1 }.count) ran twice")
+                #expect(stored.count == 40)
+                #expect(workspace.outputs().count + workspace.errorOutputs().count == 40, "nothing lost: one visible outcome per file")
+                for document in stored {
+                    let ran = runs[document.sha256 ?? ""] ?? 0
+                    #expect(ran <= 1, "no duplicate run: \(document.path) ran \(ran) times")
+                    // The freeze can land between recording a send and the request leaving the victim: that run never
+                    // reached Dify, cannot be proven absent, and is parked unresolved (never sent again), as after a
+                    // crash on SQLite (issue 10). Every other document succeeded.
+                    #expect(document.state == .succeeded || (document.state == .unresolved && ran == 0),
+                            "\(document.path): \(document.state.rawValue), \(ran) run(s) at the server")
+                }
                 #expect(stored.allSatisfy { $0.duplicateRuns == 0 })
+                let unresolved = stored.contains { $0.state == .unresolved }
+                for (index, status) in statuses.enumerated() {
+                    #expect(status == 0 || (unresolved && status == 1), "\(children[index + 1].stderr)")
+                }
                 for sha in frozen {
                     #expect(runs[sha] == 1, "a run the victim had sent was looked up by the taker, not sent again")
-                    #expect(stored.first { $0.sha256 == sha }?.runPosts == 1)
+                    let document = stored.first { $0.sha256 == sha }
+                    #expect(document?.state == .succeeded && document?.runPosts == 1)
                 }
                 let log = children[1].stderr + children[2].stderr
                 #expect(log.contains("took over"), "a survivor took over the victim's documents")

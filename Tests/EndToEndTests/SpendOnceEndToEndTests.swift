@@ -319,7 +319,7 @@ import Testing
         faults.logsOnlyWhenFinished = true
         try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL, concurrency: 4,
-                                          retry: "{max_attempts: 3, base_delay: 10ms, max_delay: 50ms}", recoverDeadline: "3s")
+                                          retry: "{max_attempts: 3, base_delay: 10ms, max_delay: 50ms}", recoverDeadline: "10s")
             let files = 32
             for index in 0..<files { try workspace.drop("k/file \(index).txt", documentText(index)) }
             var random = SeededRandom(seed: 5)
@@ -351,7 +351,9 @@ import Testing
             }
             // Workflows: every run Dify billed is in the ledger.
             let total = try await ledger.usageTotals(matching: UsageFilter(), by: .none)
-            #expect((total.first?.totalTokens ?? 0) == simulator.stats.billed.tokens)
+            let states = Dictionary(grouping: documents, by: \.state).mapValues(\.count)
+            #expect((total.first?.totalTokens ?? 0) == simulator.stats.billed.tokens,
+                    "states \(states); runs started at the server \(simulator.stats.runsStarted)")
         }
     }
 }

@@ -58,6 +58,7 @@ import Testing
 
                     // Wait (bounded) until the database's clock passes A's lease.
                     var taken: [DocumentRecord] = []
+                    var taker: PostgresLedger?
                     for _ in 0..<100 where taken.isEmpty {
                         try await Task.sleep(for: .milliseconds(100))
                         async let byB = b.takeOverExpired(jobID: job.id)
@@ -65,6 +66,7 @@ import Testing
                         let (x, y) = try await (byB, byC)
                         #expect(x.isEmpty || y.isEmpty, "exactly one process takes an expired document over")
                         taken = x + y
+                        taker = !x.isEmpty ? b : (!y.isEmpty ? c : nil)
                     }
                     #expect(taken.map(\.id) == [doc.id])
                     #expect(taken.first?.state == .running && taken.first?.workflowRunID == "run-1", "the taker sees the sent run to look up")
@@ -83,6 +85,14 @@ import Testing
                         #expect(error.code == .leaseLost)
                     }
                     #expect(try await a.renewLeases() == 0, "A holds nothing any more")
+                    // The taker settles it: A, one step later, still finds the document lost, not merely changed.
+                    try await #require(taker).transition(doc.id, from: .running, to: .succeeded, [])
+                    do {
+                        try await a.update(doc.id, in: .running, [.workflowRunID("run-1")])
+                        Issue.record("the process that lost its lease changed a document the taker settled")
+                    } catch let error as LedgerError {
+                        #expect(error.code == .leaseLost, "\(error)")
+                    }
                 }
             }
         }

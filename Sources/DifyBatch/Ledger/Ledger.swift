@@ -86,6 +86,8 @@ public protocol Ledger: LedgerReader {
     func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws
     /// Sets how many inbox files `match.include`/`exclude` left out at this run's last scan of the job.
     func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws
+    /// Sets how many files the job saw still changing (not settled), the one changing the longest and since when.
+    func recordUnsettled(runID: Int64, jobID: Int64, count: Int, oldestPath: String?, since: Date?) async throws
     /// Records the end of a run.
     func finishRun(_ runID: Int64, exitCode: Int) async throws
     /// Runs that have not ended (live processes, or ones that were killed), newest first: how a process refused

@@ -237,6 +237,8 @@ public struct AttemptRecord: Sendable, Equatable, Codable {
     public var message: String?
     /// in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
     public var outcome: String
+    /// A run that ended `failed`: the node Dify named as failing (title or node id); nil otherwise (issue 16).
+    public var failedNode: String? = nil
 }
 
 /// How an attempt ended.
@@ -245,12 +247,15 @@ public struct AttemptResult: Sendable, Equatable {
     public var httpStatus: Int?
     public var difyCode: String?
     public var message: String?
+    /// A run that ended `failed`: the node that failed, when Dify named it.
+    public var failedNode: String?
 
-    public init(outcome: String, httpStatus: Int? = nil, difyCode: String? = nil, message: String? = nil) {
+    public init(outcome: String, httpStatus: Int? = nil, difyCode: String? = nil, message: String? = nil, failedNode: String? = nil) {
         self.outcome = outcome
         self.httpStatus = httpStatus
         self.difyCode = difyCode
         self.message = message
+        self.failedNode = failedNode
     }
 
     public static let ok = AttemptResult(outcome: "ok")
@@ -310,8 +315,16 @@ public struct RunJobCounts: Sendable, Equatable, Codable {
     public var skipped = 0
     /// Inbox files `match.include`/`exclude` left out at the run's last scan (issue 12).
     public var notMatched = 0
+    /// Files seen still changing at the run's last look (issue 16), the one changing the longest, and since when.
+    public var unsettled = 0
+    public var unsettledOldest: String? = nil
+    public var unsettledSince: Date? = nil
 
-    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0) {
+    public init(succeeded: Int = 0, failed: Int = 0, dead: Int = 0, rejected: Int = 0, skipped: Int = 0, notMatched: Int = 0,
+                unsettled: Int = 0, unsettledOldest: String? = nil, unsettledSince: Date? = nil) {
+        self.unsettled = unsettled
+        self.unsettledOldest = unsettledOldest
+        self.unsettledSince = unsettledSince
         self.succeeded = succeeded
         self.failed = failed
         self.dead = dead
@@ -380,7 +393,8 @@ public struct UsageTotal: Sendable, Equatable, Codable {
     /// Sum over the runs whose split is known (``splitRuns``); `nil` when none is.
     public var promptTokens: Int?
     public var completionTokens: Int?
-    public var totalTokens: Int
+    /// Sum over the runs that reported total tokens; `nil` when none did (issue 16: missing is not 0).
+    public var totalTokens: Int?
     /// Exact sum of the prices; `nil` when no run reported a price.
     public var totalPrice: Decimal?
     public var currency: String?

@@ -46,7 +46,9 @@ extension RunJobCounts {
     /// The counts of a `run_jobs` row.
     public init(row: some LedgerRow) throws {
         self.init(succeeded: try row.int("succeeded"), failed: try row.int("failed"), dead: try row.int("dead"),
-                  rejected: try row.int("rejected"), skipped: try row.int("skipped"), notMatched: try row.int("not_matched"))
+                  rejected: try row.int("rejected"), skipped: try row.int("skipped"), notMatched: try row.int("not_matched"),
+                  unsettled: try row.int("unsettled"), unsettledOldest: try row.string("unsettled_oldest"),
+                  unsettledSince: try row.timeOrNil("unsettled_since"))
     }
 }
 
@@ -96,7 +98,8 @@ extension AttemptRecord {
         self.init(id: try row.id("id"), documentID: try row.id("document_id"), runID: try row.int64("run_id"),
                   phase: AttemptPhase(rawValue: try row.text("phase")) ?? .run, startedAt: try row.time("started_at"),
                   endedAt: try row.timeOrNil("ended_at"), httpStatus: try row.intOrNil("http_status"),
-                  difyCode: try row.string("dify_code"), message: try row.string("message"), outcome: try row.text("outcome"))
+                  difyCode: try row.string("dify_code"), message: try row.string("message"), outcome: try row.text("outcome"),
+                  failedNode: try row.string("failed_node"))
     }
 }
 
@@ -128,7 +131,7 @@ extension UsageTotal {
         let currencyCount = try row.int("currency_count")
         let currencies = try row.string("currencies")
         self.init(group: try row.text("grp"), documents: try row.int("docs"), runs: try row.int("runs"),
-                  promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.int("t"),
+                  promptTokens: try row.intOrNil("p"), completionTokens: try row.intOrNil("c"), totalTokens: try row.intOrNil("t"),
                   totalPrice: priced > 0 && currencyCount <= 1 ? PriceNanos.decimal(try row.int64("price")) : nil,
                   currency: Self.currency(currencies, count: currencyCount),
                   splitRuns: try row.int("split"), pricedRuns: priced)

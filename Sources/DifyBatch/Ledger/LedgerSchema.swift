@@ -106,6 +106,9 @@ CREATE TABLE run_jobs (
     rejected    INTEGER NOT NULL DEFAULT 0,
     skipped     INTEGER NOT NULL DEFAULT 0,
     not_matched INTEGER NOT NULL DEFAULT 0,     -- issue 12: inbox files present but not matched by match.include/exclude at the last scan
+    unsettled   INTEGER NOT NULL DEFAULT 0,     -- issue 16: files seen and still changing (not settled) at the last look
+    unsettled_oldest TEXT,                      -- issue 16: the one changing the longest (inbox-relative path)
+    unsettled_since  INTEGER,                   -- issue 16: since when it has been seen changing (Unix ms)
     PRIMARY KEY (run_id, job_id)
 );
 CREATE INDEX run_jobs_by_job ON run_jobs(job_id, run_id);
@@ -121,7 +124,8 @@ CREATE TABLE attempts (
     http_status   INTEGER,
     dify_code     TEXT,
     message       TEXT,
-    outcome       TEXT    NOT NULL DEFAULT 'in_progress'   -- in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+    outcome       TEXT    NOT NULL DEFAULT 'in_progress',  -- in_progress | ok | failed | retryable | backpressure | ambiguous | permanent | configuration | quota | invalid_upload_file | cancelled
+    failed_node   TEXT                                     -- issue 16: a run that ended `failed`: the node that failed (title or id), when Dify named it
 );
 CREATE INDEX attempts_by_document ON attempts(document_id, id);
 

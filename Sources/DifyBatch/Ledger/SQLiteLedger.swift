@@ -34,6 +34,16 @@ public final class SQLiteLedger: Ledger {
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN result_stored INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE documents ADD COLUMN local_failures INTEGER NOT NULL DEFAULT 0")
         },
+        // Issue 16: the node a failed workflow run named, so a run that fails the same way twice is not sent again.
+        // Issue 16: files that do not settle are named in `status`.
+        8: { db in
+            try db.execute(sql: """
+                ALTER TABLE attempts ADD COLUMN failed_node TEXT;
+                ALTER TABLE run_jobs ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE run_jobs ADD COLUMN unsettled_oldest TEXT;
+                ALTER TABLE run_jobs ADD COLUMN unsettled_since INTEGER;
+                """)
+        },
         // Issue 13 (rows as runs): one document per row of a table file, its index and its inputs.
         9: { db in
             try db.execute(sql: """
@@ -195,7 +205,8 @@ public final class SQLiteLedger: Ledger {
     public func lastRuns() async throws -> [Int64: JobLastRun] {
         try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched, r.*
+                SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched,
+                       rj.unsettled, rj.unsettled_oldest, rj.unsettled_since, r.*
                 FROM run_jobs rj JOIN runs r ON r.id = rj.run_id
                 WHERE rj.run_id = (SELECT max(run_id) FROM run_jobs WHERE job_id = rj.job_id)
                 """)
@@ -204,7 +215,9 @@ public final class SQLiteLedger: Ledger {
                 result[row["job_id"]] = JobLastRun(
                     run: Self.run(row),
                     counts: RunJobCounts(succeeded: row["succeeded"], failed: row["failed"], dead: row["dead"],
-                                         rejected: row["rejected"], skipped: row["skipped"], notMatched: row["not_matched"]))
+                                         rejected: row["rejected"], skipped: row["skipped"], notMatched: row["not_matched"],
+                                         unsettled: row["unsettled"], unsettledOldest: row["unsettled_oldest"],
+                                         unsettledSince: Self.date(row["unsettled_since"])))
             }
             return result
         }
@@ -270,7 +283,7 @@ public final class SQLiteLedger: Ledger {
                               phase: AttemptPhase(rawValue: row["phase"]) ?? .run,
                               startedAt: Self.date(row["started_at"])!, endedAt: Self.date(row["ended_at"]),
                               httpStatus: row["http_status"], difyCode: row["dify_code"], message: row["message"],
-                              outcome: row["outcome"])
+                              outcome: row["outcome"], failedNode: row["failed_node"])
             }
         }
     }
@@ -318,7 +331,7 @@ public final class SQLiteLedger: Ledger {
                 SELECT \(key) AS grp, group_concat(DISTINCT u.currency) AS currencies,
                        count(DISTINCT u.currency) AS currency_count, count(DISTINCT u.document_id) AS docs, count(*) AS runs,
                        sum(u.prompt_tokens) AS p, sum(u.completion_tokens) AS c,
-                       coalesce(sum(u.total_tokens), 0) AS t, sum(u.total_price_nanos) AS price,
+                       sum(u.total_tokens) AS t, sum(u.total_price_nanos) AS price,
                        count(u.total_price_nanos) AS priced, count(u.prompt_tokens) AS split
                 FROM usage u JOIN jobs j ON j.id = u.job_id
                 \(whereClause)
@@ -628,8 +641,8 @@ public final class SQLiteLedger: Ledger {
     public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
         let now = nowMillis
         try await pool.write { db in
-            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ? WHERE id = ?",
-                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, attemptID])
+            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?",
+                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
         }
     }
 
@@ -680,6 +693,16 @@ public final class SQLiteLedger: Ledger {
                 INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (?, ?, ?)
                 ON CONFLICT(run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
                 """, arguments: [runID, jobID, count])
+        }
+    }
+
+    public func recordUnsettled(runID: Int64, jobID: Int64, count: Int, oldestPath: String?, since: Date?) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run_jobs (run_id, job_id, unsettled, unsettled_oldest, unsettled_since) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(run_id, job_id) DO UPDATE SET unsettled = excluded.unsettled,
+                    unsettled_oldest = excluded.unsettled_oldest, unsettled_since = excluded.unsettled_since
+                """, arguments: [runID, jobID, count, oldestPath, since.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }])
         }
     }
 

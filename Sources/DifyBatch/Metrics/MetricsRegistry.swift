@@ -79,6 +79,8 @@ public final class MetricsRegistry: PipelineObserver {
                 }
             case .queue(let job, let inFlight, let waiting):
                 state.queue[job] = (inFlight, waiting)
+            case .unsettled:
+                break
             }
         }
     }

@@ -15,11 +15,12 @@ public enum ProgressRenderer {
         }
         let throughput = snapshot.throughput.map { "\(formatRate($0)) docs/s" } ?? "- docs/s"
         let eta = snapshot.etaSeconds.map { "ETA \(formatDuration($0))" } ?? "ETA -"
-        return [states.joined(separator: ", "),
-                "\(snapshot.inFlight) in flight, \(snapshot.waiting) waiting",
-                throughput, eta,
-                "\(groupThousands(snapshot.tokens)) tokens",
-                formatDuration(snapshot.elapsedSeconds) + " elapsed"].joined(separator: " | ")
+        return ([states.joined(separator: ", "),
+                 "\(snapshot.inFlight) in flight, \(snapshot.waiting) waiting",
+                 throughput, eta,
+                 "\(groupThousands(snapshot.tokens)) tokens",
+                 formatDuration(snapshot.elapsedSeconds) + " elapsed"] + (snapshot.unsettled.summary.map { [$0] } ?? []))
+            .joined(separator: " | ")
     }
 
     /// The live status line for a terminal: the line, cut to `columns - 1` characters so it never wraps.
@@ -44,6 +45,11 @@ public enum ProgressRenderer {
         for state in shownStates { metadata[state.rawValue] = .stringConvertible(snapshot.counts[state] ?? 0) }
         if let throughput = snapshot.throughput { metadata["docs_per_second"] = .stringConvertible(JSONNumber(formatRate(throughput))) }
         if let eta = snapshot.etaSeconds { metadata["eta_seconds"] = .stringConvertible(Int(eta.rounded())) }
+        if snapshot.unsettled.count > 0 {
+            metadata["unsettled"] = .stringConvertible(snapshot.unsettled.count)
+            metadata["unsettled_oldest"] = "\(snapshot.unsettled.oldestPath ?? "")"
+            metadata["unsettled_seconds"] = .stringConvertible(Int(snapshot.unsettled.oldestFor.seconds.rounded(.down)))
+        }
         return JSONLogHandler.format(time: time, level: .info, label: label, message: "progress", metadata: metadata)
     }
 

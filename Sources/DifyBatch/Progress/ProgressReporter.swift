@@ -37,6 +37,7 @@ public final class ProgressReporter: PipelineObserver {
         var finished = 0
         var tokens = 0
         var queues: [String: (inFlight: Int, waiting: Int)] = [:]
+        var unsettled: [String: UnsettledFiles] = [:]
     }
 
     public init(style: Style, writer: StandardErrorWriter = .shared, liveInterval: Duration = .milliseconds(200),
@@ -72,6 +73,8 @@ public final class ProgressReporter: PipelineObserver {
                 state.tokens += usage.totalTokens ?? ((usage.promptTokens ?? 0) + (usage.completionTokens ?? 0))
             case .queue(let job, let inFlight, let waiting):
                 state.queues[job] = (inFlight, waiting)
+            case .unsettled(let job, let files):
+                state.unsettled[job] = files
             case .jobStarted, .jobFinished, .attemptFinished:
                 break
             }
@@ -85,7 +88,8 @@ public final class ProgressReporter: PipelineObserver {
             ProgressSnapshot(counts: state.counts.filter { $0.value != 0 },
                              inFlight: state.queues.values.reduce(0) { $0 + $1.inFlight },
                              waiting: state.queues.values.reduce(0) { $0 + $1.waiting },
-                             finished: state.finished, tokens: state.tokens, elapsedSeconds: elapsed)
+                             finished: state.finished, tokens: state.tokens, elapsedSeconds: elapsed,
+                             unsettled: UnsettledFiles.merged(state.unsettled.values))
         }
     }
 

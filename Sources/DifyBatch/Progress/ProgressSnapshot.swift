@@ -14,9 +14,12 @@ public struct ProgressSnapshot: Sendable, Equatable {
     public var tokens = 0
     /// Seconds since the display started.
     public var elapsedSeconds: Double = 0
+    /// Files seen and still changing, over every job (issue 16).
+    public var unsettled = UnsettledFiles.none
 
     public init(counts: [DocumentState: Int] = [:], inFlight: Int = 0, waiting: Int = 0, finished: Int = 0, tokens: Int = 0,
-                elapsedSeconds: Double = 0) {
+                elapsedSeconds: Double = 0, unsettled: UnsettledFiles = .none) {
+        self.unsettled = unsettled
         self.counts = counts
         self.inFlight = inFlight
         self.waiting = waiting

@@ -75,8 +75,10 @@ struct InFlightRecovery {
             switch policy.verdict(evidence, lookingFor: lookingFor) {
             case .finished:
                 guard let detail = found, let runID = current.workflowRunID else { continue }
+                // A failed run keeps its error text (compared with the next failure: FailurePolicy.decideEndedRun).
+                let failedText = detail.status == .failed ? (detail.error ?? "") : nil
                 try await processor.finishAttempt(attempt, AttemptResult(outcome: detail.status.isSuccess ? "ok" : "failed", httpStatus: 200,
-                                                                         message: "recovered run \(runID): \(detail.status.rawValue)"))
+                                                                         message: failedText ?? "recovered run \(runID): \(detail.status.rawValue)"))
                 processor.logger(current).info("recovered the lost run \(runID) (\(detail.status.rawValue)) without running it again")
                 return try await processor.finishRun(current, result: Self.result(detail, taskID: current.taskID),
                                                      latencyMilliseconds: detail.elapsedTime.map { Int($0 * 1000) })

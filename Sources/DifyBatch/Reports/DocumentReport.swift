@@ -115,7 +115,7 @@ public struct DocumentDetailReport: Encodable, Sendable {
         var attempt: AttemptRecord
         enum CodingKeys: String, CodingKey {
             case id, phase, startedAt = "started_at", endedAt = "ended_at", httpStatus = "http_status"
-            case difyCode = "dify_code", message, outcome, runID = "run_id"
+            case difyCode = "dify_code", message, outcome, runID = "run_id", failedNode = "failed_node"
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -128,6 +128,7 @@ public struct DocumentDetailReport: Encodable, Sendable {
             try container.encode(attempt.message, forKey: .message)
             try container.encode(attempt.outcome, forKey: .outcome)
             try container.encode(attempt.runID, forKey: .runID)
+            try container.encodeIfPresent(attempt.failedNode, forKey: .failedNode)
         }
     }
 
@@ -187,7 +188,8 @@ public struct DocumentDetailReport: Encodable, Sendable {
             lines.append("  last error    [\(error.errorClass)] \(error.code ?? "-")\(error.httpStatus.map { " HTTP \($0)" } ?? ""): \(error.message)")
         }
         if let usage {
-            lines.append("  usage         prompt \(usage.promptTokens ?? 0), completion \(usage.completionTokens ?? 0), total \(usage.totalTokens ?? 0) tokens, price \(ReportFormatting.price(usage.totalPrice) ?? "-") \(usage.currency ?? "")")
+            let count = { (value: Int?) in value.map { String($0) } ?? "-" }
+            lines.append("  usage         prompt \(count(usage.promptTokens)), completion \(count(usage.completionTokens)), total \(count(usage.totalTokens)) tokens, price \(ReportFormatting.price(usage.totalPrice) ?? "-") \(usage.currency ?? "")")
         }
         if let result {
             lines.append("  result        \(result.status) \(result.outputsJSON)")

@@ -18,6 +18,7 @@ public enum RunReport {
         if !summary.notMatched.isEmpty {
             line += "; not matched \(summary.notMatched.count) (\(summary.notMatched.prefix(5).joined(separator: ", "))\(summary.notMatched.count > 5 ? ", …" : ""))"
         }
+        if let waiting = summary.unsettled.summary { line += "; \(waiting)" }
         if let stop = summary.stop { line += " — stopped: \(stop.message)" }
         return line
     }

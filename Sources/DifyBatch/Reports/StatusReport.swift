@@ -49,10 +49,24 @@ public struct StatusReport: Encodable, Sendable {
         public var skipped: Int
         /// Inbox files `match.include`/`exclude` left out at that run's last scan.
         public var notMatched: Int = 0
+        /// Files that run saw still changing at its last look (issue 16), the oldest and how long it has been
+        /// changing (until the run ended, or until now while it runs).
+        public var unsettled = UnsettledFiles.none
 
         enum CodingKeys: String, CodingKey {
             case id, command, startedAt = "started_at", endedAt = "ended_at", pid, host, exitCode = "exit_code", state
-            case succeeded, failed, dead, rejected, skipped, notMatched = "not_matched"
+            case succeeded, failed, dead, rejected, skipped, notMatched = "not_matched", unsettled
+        }
+
+        struct UnsettledJSON: Encodable {
+            var files: UnsettledFiles
+            enum CodingKeys: String, CodingKey { case count, oldest, changingSeconds = "changing_seconds" }
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(files.count, forKey: .count)
+                try container.encode(files.oldestPath, forKey: .oldest)
+                try container.encode(files.oldestPath == nil ? nil : Int64(files.oldestFor.seconds.rounded(.down)), forKey: .changingSeconds)
+            }
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -71,6 +85,7 @@ public struct StatusReport: Encodable, Sendable {
             try container.encode(rejected, forKey: .rejected)
             try container.encode(skipped, forKey: .skipped)
             try container.encode(notMatched, forKey: .notMatched)
+            try container.encode(UnsettledJSON(files: unsettled), forKey: .unsettled)
         }
     }
 
@@ -104,6 +119,12 @@ public struct StatusReport: Encodable, Sendable {
                         dead: entry.counts.dead, rejected: entry.counts.rejected, skipped: entry.counts.skipped,
                         notMatched: entry.counts.notMatched)
                 run.state = RunLiveness.of(endedAt: entry.run.endedAt, pid: entry.run.pid, host: entry.run.host)
+                if entry.counts.unsettled > 0 {
+                    let until = entry.run.endedAt ?? Date()
+                    let changing = entry.counts.unsettledSince.map { max(0, until.timeIntervalSince($0)) } ?? 0
+                    run.unsettled = UnsettledFiles(count: entry.counts.unsettled, oldestPath: entry.counts.unsettledOldest,
+                                                   oldestFor: .milliseconds(Int64(changing * 1000)))
+                }
                 return run
             }
             return Job(name: job.name, specPath: job.specPath, appMode: job.appMode, counts: stateCounts,
@@ -139,6 +160,9 @@ public struct StatusReport: Encodable, Sendable {
             if let since = job.pausedSince {
                 let waited = HumanDuration.format(.seconds(max(0, Int64(Date().timeIntervalSince(since)))))
                 text += "\(job.name): \(job.counts["paused"] ?? 0) run(s) paused in Dify waiting for human input, the oldest for \(waited); they are polled, never re-sent\n"
+            }
+            if let lastRun = job.lastRun, let waiting = lastRun.unsettled.summary {
+                text += "\(job.name): \(lastRun.state == .running ? "" : "at the end of the last run: ")\(waiting)\n"
             }
             if let notMatched = job.lastRun?.notMatched, notMatched > 0 {
                 text += "\(job.name): not matched: \(notMatched) file(s) in the inbox at the last run (match.include/exclude); see dify-batch check\n"

@@ -26,7 +26,7 @@ public struct UsageReport: Encodable, Sendable {
             try container.encode(runs, forKey: .runs)
             try container.encode(usage.promptTokens, forKey: .promptTokens)
             try container.encode(usage.completionTokens, forKey: .completionTokens)
-            try container.encode(usage.totalTokens ?? 0, forKey: .totalTokens)
+            try container.encode(usage.totalTokens, forKey: .totalTokens)
             try container.encode(usage.totalPrice, forKey: .totalPrice)
             try container.encode(usage.currency, forKey: .currency)
             try container.encode(runsWithoutSplit, forKey: .runsWithoutSplit)
@@ -82,7 +82,7 @@ public struct UsageReport: Encodable, Sendable {
         let prompts = totals.compactMap(\.promptTokens), completions = totals.compactMap(\.completionTokens)
         return UsageJSON(promptTokens: prompts.isEmpty ? nil : prompts.reduce(0, +),
                          completionTokens: completions.isEmpty ? nil : completions.reduce(0, +),
-                         totalTokens: totals.reduce(0) { $0 + $1.totalTokens },
+                         totalTokens: totals.contains { $0.totalTokens != nil } ? totals.reduce(0) { $0 + ($1.totalTokens ?? 0) } : nil,
                          totalPrice: prices.isEmpty ? nil : (currencies.count <= 1 ? ReportFormatting.price(prices.reduce(0, +)) : nil),
                          currency: currencies.count == 1 ? currencies.first : (currencies.isEmpty ? nil : "mixed"))
     }
@@ -94,7 +94,7 @@ public struct UsageReport: Encodable, Sendable {
             let prompt: String = group.usage.promptTokens.map { String($0) } ?? ""
             let completion: String = group.usage.completionTokens.map { String($0) } ?? ""
             let fields: [String] = [name, String(group.documents), String(group.runs), prompt, completion,
-                                    String(group.usage.totalTokens ?? 0), group.usage.totalPrice ?? "", group.usage.currency ?? "",
+                                    group.usage.totalTokens.map { String($0) } ?? "", group.usage.totalPrice ?? "", group.usage.currency ?? "",
                                     String(group.runsWithoutSplit), String(group.runsWithoutPrice)]
             return fields.map(Self.csvField).joined(separator: ",")
         }
@@ -114,7 +114,7 @@ public struct UsageReport: Encodable, Sendable {
         func cells(_ g: Group, name: String) -> [String] {
             let prompt: String = g.usage.promptTokens.map { String($0) } ?? "-"
             let completion: String = g.usage.completionTokens.map { String($0) } ?? "-"
-            return [name, String(g.documents), String(g.runs), prompt, completion, String(g.usage.totalTokens ?? 0),
+            return [name, String(g.documents), String(g.runs), prompt, completion, g.usage.totalTokens.map { String($0) } ?? "-",
                     g.usage.totalPrice ?? "-", g.usage.currency ?? "", String(g.runsWithoutSplit)]
         }
         var rows: [[String]] = groups.map { cells($0, name: $0.group) }

@@ -47,8 +47,7 @@ extension DocumentProcessor {
             return .failure(try await reject(document, from: .uploading, code: "row_file_unusable",
                                               message: "\(variable): \(relativePath): \(error.message)"))
         }
-        try await waitOutBackpressure()
-        try await context.rateLimiter?.wait()
+        try await waitToSend()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
             let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,

@@ -11,6 +11,8 @@ import Foundation
 /// - Same `(size, mtime)` as last time: settled once `settle` has passed since the file started looking like this.
 /// - Changed size or mtime: the timer restarts at `now` (the mtime is not trusted again: the file is active).
 /// - Files missing from a scan are forgotten; if they come back they are new.
+/// - A file is "changing" from its first sight until it settles (``unsettled(now:)``); ``overdue(after:now:)``
+///   names those changing longer than a timeout, and ``giveUp(_:)`` stops counting one as pending (issue 16).
 ///
 /// ``observe(_:now:wallNow:)`` returns every settled file of this scan, including ones it returned before;
 /// the caller decides what is new (the ledger knows).
@@ -23,6 +25,11 @@ public struct SettleTracker: Sendable {
         /// Since when the file has looked like this.
         var since: ContinuousClock.Instant
         var settled: Bool
+        /// When this file was first seen not settled (kept across changes; reset once it settles).
+        var changingSince: ContinuousClock.Instant?
+        /// Given up on (``giveUp(_:)``): not pending, until it settles.
+        var givenUp = false
+        var relativePath: String
     }
     private var entries: [PathKey: Entry] = [:]
 
@@ -44,7 +51,8 @@ public struct SettleTracker: Sendable {
                 if old.size == file.size && old.mtimeNanoseconds == file.mtimeNanoseconds {
                     entry = old
                 } else {
-                    entry = Entry(size: file.size, mtimeNanoseconds: file.mtimeNanoseconds, since: now, settled: false)
+                    entry = Entry(size: file.size, mtimeNanoseconds: file.mtimeNanoseconds, since: now, settled: false,
+                                  changingSince: old.changingSince ?? now, givenUp: old.givenUp, relativePath: file.relativePath)
                 }
             } else {
                 // First sight: unchanged since its mtime, as far as we can tell (never more than `settle`,
@@ -52,9 +60,15 @@ public struct SettleTracker: Sendable {
                 let age = wallNowNanoseconds.subtractingReportingOverflow(file.mtimeNanoseconds)
                 let ageDuration: Duration = age.overflow ? .zero : .nanoseconds(max(age.partialValue, 0))
                 entry = Entry(size: file.size, mtimeNanoseconds: file.mtimeNanoseconds,
-                              since: now - min(ageDuration, settle), settled: false)
+                              since: now - min(ageDuration, settle), settled: false, relativePath: file.relativePath)
             }
             entry.settled = settle == .zero || now - entry.since >= settle
+            if entry.settled {
+                entry.changingSince = nil
+                entry.givenUp = false
+            } else if entry.changingSince == nil {
+                entry.changingSince = now
+            }
             if entry.settled { settledFiles.append(file) }
             next[key] = entry
         }
@@ -65,15 +79,45 @@ public struct SettleTracker: Sendable {
     /// When the next not-yet-settled file could settle (so a watcher can schedule a rescan), nil if none pending.
     public func nextSettleInstant() -> ContinuousClock.Instant? {
         var earliest: ContinuousClock.Instant?
-        for entry in entries.values where !entry.settled {
+        for entry in entries.values where !entry.settled && !entry.givenUp {
             let due = entry.since + settle
             if earliest.map({ due < $0 }) ?? true { earliest = due }
         }
         return earliest
     }
 
-    /// Files currently tracked and not yet settled.
-    public var pendingCount: Int { entries.values.reduce(0) { $0 + ($1.settled ? 0 : 1) } }
+    /// Files currently tracked and not yet settled (given-up files excluded).
+    public var pendingCount: Int { entries.values.reduce(0) { $0 + ($1.settled || $1.givenUp ? 0 : 1) } }
+
+    /// The files not settled yet (given-up files excluded) and the one changing the longest, at `now`.
+    public func unsettled(now: ContinuousClock.Instant) -> UnsettledFiles {
+        var result = UnsettledFiles()
+        for entry in entries.values where !entry.settled && !entry.givenUp {
+            result.count += 1
+            let changing = now - (entry.changingSince ?? now)
+            if result.oldestPath == nil || changing > result.oldestFor
+                || (changing == result.oldestFor && entry.relativePath < (result.oldestPath ?? "")) {
+                result.oldestPath = entry.relativePath
+                result.oldestFor = changing
+            }
+        }
+        return result
+    }
+
+    /// Inbox-relative paths of files still changing `timeout` or longer after they were first seen (given-up
+    /// files excluded), sorted.
+    public func overdue(after timeout: Duration, now: ContinuousClock.Instant) -> [String] {
+        entries.values.filter { !$0.settled && !$0.givenUp && now - ($0.changingSince ?? now) >= timeout }
+            .map(\.relativePath).sorted()
+    }
+
+    /// Stops counting the file at `relativePath` as pending (it was given up on). If it later settles, it is
+    /// returned as settled like any other file.
+    public mutating func giveUp(_ relativePath: String) {
+        for (key, entry) in entries where entry.relativePath == relativePath {
+            entries[key]?.givenUp = true
+        }
+    }
 
     private static func nanoseconds(_ date: Date) -> Int64 {
         let seconds = date.timeIntervalSince1970.rounded(.down)

@@ -132,6 +132,9 @@ public struct MatchRules: Sendable, Equatable {
     public var settle: Duration
     /// Largest file accepted (default: Dify's limit for the file's type from `GET /parameters`).
     public var maxSize: Int64?
+    /// `run` gives up on a file still changing after this long: `rejected` with code `never_settled`, exit 1
+    /// (default 1h; issue 16). `watch` keeps waiting and logs it at growing intervals.
+    public var settleTimeout: Duration = .seconds(3600)
 }
 
 /// Retry with exponential backoff and full jitter.

@@ -109,7 +109,7 @@ public enum JobSpecLoader {
                                        "max_active", "rows"]
     static let difyKeys: Set<String> = ["base_url", "api_key_env", "api_key_file", "app", "file_input", "inputs",
                                         "response_mode", "user", "query", "workflow_id", "text_input", "attach", "ca_file"]
-    static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size"]
+    static let matchKeys: Set<String> = ["include", "exclude", "recursive", "settle", "max_size", "settle_timeout"]
     static let retryKeys: Set<String> = ["max_attempts", "base_delay", "max_delay", "max_backpressure"]
     static let recoveryKeys: Set<String> = ["on_unknown"]
 
@@ -245,6 +245,13 @@ public enum JobSpecLoader {
             match.recursive = soft { try matchNode.bool("recursive") } ?? true
             match.settle = soft { try matchNode.duration("settle") } ?? .seconds(2)
             match.maxSize = soft { try matchNode.size("max_size") }
+            if let timeout = soft({ try matchNode.duration("settle_timeout") }) {
+                if timeout > match.settle {
+                    match.settleTimeout = timeout
+                } else {
+                    fail(matchNode.error("settle_timeout", "must be longer than match.settle (\(HumanDuration.format(match.settle)))"))
+                }
+            }
         }
 
         let concurrency = soft { try root.int("concurrency", range: 1...256) } ?? 4

@@ -170,6 +170,14 @@ public struct DocumentProcessor: Sendable {
     var budget: SendBudget { SendBudget(maxSends: spec.retry.maxAttempts) }
 
     private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
+        do {
+            return try await uploadAndRun(claimed)
+        } catch is StoppedBeforeSend {
+            return try await putBackUnsent(claimed.id)
+        }
+    }
+
+    private func uploadAndRun(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
         var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
         var reuploads = 0
         var inputs: DocumentInputs?
@@ -197,13 +205,44 @@ public struct DocumentProcessor: Sendable {
         }
     }
 
-    /// Waits while the job is under backpressure (one wait shared by every worker of the job).
-    func waitOutBackpressure() async throws {
+    /// Waits before a request is sent: while the job is under backpressure (one wait shared by every worker of the
+    /// job), then for the job's `rate_limit` slot. Throws ``StoppedBeforeSend`` within 200 ms of the process
+    /// stopping (SIGTERM/SIGINT, `--max-duration`), so a shutdown never waits out a backoff.
+    func waitToSend() async throws {
         while true {
             let wait = context.backpressure.remainingWait(now: context.clock.instant())
-            guard wait > .zero else { return }
-            try await context.clock.sleep(for: wait)
+            guard wait > .zero else { break }
+            try await sleepUnlessStopping(wait)
         }
+        if let limiter = context.rateLimiter {
+            try await sleepUnlessStopping(await limiter.reserve())
+        }
+    }
+
+    /// Sleeps in steps of at most 200 ms, throwing ``StoppedBeforeSend`` once the process is stopping.
+    private func sleepUnlessStopping(_ duration: Duration) async throws {
+        var left = duration
+        while left > .zero {
+            if context.lookupStop.isStopped { throw StoppedBeforeSend() }
+            let step = min(left, .milliseconds(200))
+            try await context.clock.sleep(for: step)
+            left -= step
+        }
+        if context.lookupStop.isStopped { throw StoppedBeforeSend() }
+    }
+
+    /// The process began to stop while a document waited to send a request: nothing was sent for this wait.
+    struct StoppedBeforeSend: Error {}
+
+    /// Puts a document that was stopped before its send back in the queue (`pending`, its attempt given back).
+    private func putBackUnsent(_ documentID: Int64) async throws -> DocumentOutcome {
+        guard let current = try await ledger.document(id: documentID), current.state == .uploading || current.state == .uploaded else {
+            return .interrupted
+        }
+        let moved = try await ledger.transition(current.id, from: current.state, to: .pending, [.attempts(max(0, current.attempts - 1))])
+        logger(moved).info("stopping: not sent; back in the queue for the next run")
+        context.onSettled(moved)
+        return .settled(.pending)
     }
 
     enum UploadStep { case success(DocumentRecord, DocumentInputs), failure(DocumentOutcome) }
@@ -251,8 +290,7 @@ public struct DocumentProcessor: Sendable {
         guard inputs.uploadsFile else {
             return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]), inputs)
         }
-        try await waitOutBackpressure()
-        try await context.rateLimiter?.wait()
+        try await waitToSend()
         let attempt = try await beginAttempt(document.id, .upload)
         do {
             let sent = StreamingSHA256()
@@ -322,8 +360,7 @@ public struct DocumentProcessor: Sendable {
                                                              message: budget.exhaustedMessage(uploadedDocument))))
         }
         let request = runRequest(inputs, uploadFileID: uploadedDocument.uploadFileID)
-        try await waitOutBackpressure()
-        try await context.rateLimiter?.wait()
+        try await waitToSend()
         let sentAt = context.clock.now()
         // The send is counted in the same statement that records it as sent: a crash after this line still counts.
         var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
@@ -344,7 +381,7 @@ public struct DocumentProcessor: Sendable {
             }
             context.backpressure.recordAnswer()
             try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : result.status == .paused ? "paused" : "failed",
-                                                           httpStatus: 200, message: result.error))
+                                                           httpStatus: 200, message: result.error, failedNode: result.failedNode))
             document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
                                                                            .messageID(result.messageID)])
             if result.isPaused, let runID = result.workflowRunID ?? document.workflowRunID {
@@ -416,6 +453,16 @@ public struct DocumentProcessor: Sendable {
         guard result.status.isSuccess else {
             let message = result.error.map { "the \(context.preflight.mode.rawValue) run ended \(result.status.rawValue): \($0)" }
                 ?? "the run ended \(result.status.rawValue)"
+            if result.status == .failed {
+                let failure = RunFailure(node: result.failedNode, error: result.error ?? "")
+                if FailurePolicy.decideEndedRun(failure, previous: try await previousRunFailure(document.id)) == .dead {
+                    let node = failure.node.map { "node \"\($0)\": " } ?? ""
+                    return try await dead(document, from: from, error: RecordedError(
+                        errorClass: "permanent", code: "failed_same_way_twice",
+                        message: "\(FailurePolicy.sameFailureTwiceReason) (\(node)\(failure.error.isEmpty ? "no error text" : failure.error)); "
+                            + "not sent again: the same content would fail again. Fix the workflow or the file, then `dify-batch retry \(document.id)`"))
+                }
+            }
             return try await failed(document, from: from, classification: .retryable, code: "run_\(result.status.rawValue)",
                                     message: message, httpStatus: 200, difyCode: nil, retryAfter: nil)
         }
@@ -430,6 +477,16 @@ public struct DocumentProcessor: Sendable {
     }
 
     // MARK: - Failures
+
+    /// The run of this document version that ended `failed` before the one just recorded (the last attempt with
+    /// outcome `failed` is the current run's), from the ledger's attempts.
+    func previousRunFailure(_ documentID: Int64) async throws -> RunFailure? {
+        let failures = try await ledger.attempts(documentID: documentID)
+            .filter { $0.outcome == "failed" && ($0.phase == .run || $0.phase == .recover) }
+        guard failures.count >= 2 else { return nil }
+        let previous = failures[failures.count - 2]
+        return RunFailure(node: previous.failedNode, error: previous.message ?? "")
+    }
 
     /// The one catch site: what a failed upload or run means, from ``FailurePolicy``.
     func handle(_ error: DifyError, document: DocumentRecord, from state: DocumentState) async throws -> DocumentOutcome {

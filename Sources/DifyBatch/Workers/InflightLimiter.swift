@@ -30,12 +30,11 @@ public actor RateLimiter {
         self.clock = clock
     }
 
-    /// Waits until the next request may be sent.
-    public func wait() async throws {
+    /// Reserves the next send slot and returns how long to wait for it (zero when it is free now).
+    public func reserve() -> Duration {
         let now = clock.instant()
         let slot = max(now, next ?? now)
         next = slot.advanced(by: interval)
-        let delay = now.duration(to: slot)
-        if delay > .zero { try await clock.sleep(for: delay) }
+        return now.duration(to: slot)
     }
 }

@@ -20,6 +20,8 @@ public struct JobSummary: Sendable {
     public var localFailures = 0
     /// Inbox files `match.include`/`exclude` left out at the last scan (relative paths).
     public var notMatched: [String] = []
+    /// Files seen and still changing when the job ended (issue 16).
+    public var unsettled = UnsettledFiles.none
 
     public init(job: String) { self.job = job }
 }
@@ -36,9 +38,13 @@ public final class JobRunner: Sendable {
     let limiter: InflightLimiter?
     let runID: Int64?
     let observer: PipelineObservers
+    /// Fired to stop this job alone (drained like a shutdown): its spec was removed or changed.
+    let stopRequest: ShutdownTrigger
 
     public init(spec: JobSpec, ledger: any Ledger, client: DifyClient, options: PipelineOptions, clock: any PipelineClock,
-                logger: Logger, limiter: InflightLimiter?, runID: Int64?, observer: PipelineObservers = PipelineObservers()) {
+                logger: Logger, limiter: InflightLimiter?, runID: Int64?, observer: PipelineObservers = PipelineObservers(),
+                stopRequest: ShutdownTrigger = ShutdownTrigger()) {
+        self.stopRequest = stopRequest
         self.observer = observer
         self.spec = spec
         self.ledger = ledger
@@ -60,12 +66,15 @@ public final class JobRunner: Sendable {
         case uploaded
         case shutdown
         case graceExpired
+        /// A second shutdown signal: cancel what is in flight now.
+        case drainCancelled
     }
 
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
         let notMatched = Mutex<[String]>([])
+        let unsettled = Mutex<UnsettledFiles>(.none)
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -116,6 +125,7 @@ public final class JobRunner: Sendable {
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
         summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
         summary.notMatched = tracker.notMatched.withLock { $0 }
+        summary.unsettled = tracker.unsettled.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
     }
@@ -157,6 +167,11 @@ public final class JobRunner: Sendable {
 
     private func loop(job: JobRecord, preflight: JobPreflight, tracker: Tracker) async throws -> JobStop? {
         let (wakes, wake) = AsyncStream<Wake>.makeStream(bufferingPolicy: .unbounded)
+        let drainToken = options.drainCancellation.onFire { wake.yield(.drainCancelled) }
+        defer { options.drainCancellation.remove(drainToken) }
+        // This one job stops (drains) when its spec was removed or changed (`watch` reloads).
+        let stopToken = stopRequest.onFire { wake.yield(.shutdown) }
+        defer { stopRequest.remove(stopToken) }
         let uploadedOnce = Atomic<Bool>(false)
         var context = JobContext(spec: spec, job: job, preflight: preflight, client: client, ledger: ledger, clock: clock,
                                  runID: runID, logger: logger,
@@ -176,7 +191,8 @@ public final class JobRunner: Sendable {
         }
         context.observer = observer
         let scanner = JobScanner(spec: spec, job: job, preflight: preflight, ledger: ledger, clock: clock, logger: logger,
-                                 reprocess: options.reprocess, runID: runID, onSettled: { document in
+                                 reprocess: options.reprocess, runID: runID, givesUpUnsettled: options.mode == .once,
+                                 onSettled: { document in
                                      tracker.settled(document)
                                      observer.record(.documentSettled(job: jobName, document: document))
                                  }, onNotMatched: { paths in tracker.notMatched.withLock { $0 = paths } })
@@ -236,6 +252,35 @@ public final class JobRunner: Sendable {
                 startWatcher()
                 // `watch`: an inbox that cannot be listed (removed, unmounted) is waited for, not fatal.
                 var inboxMissing = false
+                // Files that do not settle (issue 16): what the ledger was last told, and when to log them again.
+                var recordedUnsettled = UnsettledFiles.none
+                var nextUnsettledLog: Duration = .seconds(60)
+
+                func reportUnsettled() async throws {
+                    let unsettled = scanner.unsettled(now: clock.instant())
+                    tracker.unsettled.withLock { $0 = unsettled }
+                    observer.record(.unsettled(job: jobName, files: unsettled))
+                    if unsettled.count != recordedUnsettled.count || unsettled.oldestPath != recordedUnsettled.oldestPath {
+                        recordedUnsettled = unsettled
+                        if let runID {
+                            let since = unsettled.count > 0 ? clock.now().addingTimeInterval(-unsettled.oldestFor.seconds) : nil
+                            try await ledger.recordUnsettled(runID: runID, jobID: job.id, count: unsettled.count,
+                                                             oldestPath: unsettled.oldestPath, since: since)
+                        }
+                    }
+                    guard let text = unsettled.summary else {
+                        nextUnsettledLog = .seconds(60)
+                        return
+                    }
+                    // At 1m, 2m, 4m, … of the oldest file's changing, then hourly.
+                    if unsettled.oldestFor >= nextUnsettledLog {
+                        let what = options.mode == .watch
+                            ? "still waiting (watch never gives up on a file)"
+                            : "run gives up on a file after match.settle_timeout (\(HumanDuration.format(spec.match.settleTimeout)))"
+                        logger.warning("\(text); \(what)")
+                        nextUnsettledLog = unsettled.oldestFor + min(max(unsettled.oldestFor, .seconds(60)), .seconds(3600))
+                    }
+                }
 
                 var inFlight = 0
                 var heldSlots = 0
@@ -375,10 +420,13 @@ public final class JobRunner: Sendable {
                                 wake.yield(.graceExpired)
                             }
                         }
-                    case .graceExpired:
+                    case .graceExpired, .drainCancelled:
+                        var why = "grace period over"
+                        if case .drainCancelled = event { why = "second signal: the drain is cancelled" }
                         if inFlight > 0 {
-                            logger.warning("grace period over: \(inFlight) document(s) left in flight are recorded and will be recovered on the next start")
+                            logger.warning("\(why): \(inFlight) document(s) left in flight are recorded and will be recovered on the next start")
                         }
+                        lookupStop.stop()
                         group.cancelAll()
                         wake.finish()
                         continue
@@ -408,6 +456,7 @@ public final class JobRunner: Sendable {
                         try await claimMore()
                         try await pollPausedRuns()
                     }
+                    try await reportUnsettled()
                     let waiting = try await ledger.waitingCount(jobID: job.id)
                     observer.record(.queue(job: jobName, inFlight: inFlight, waiting: waiting))
                     var finished: Bool

@@ -14,6 +14,8 @@ public final class JobScanner: Sendable {
     let clock: any PipelineClock
     let logger: Logger
     let reprocess: Bool
+    /// `run`: give up on a file still changing after `match.settle_timeout` (rejected `never_settled`). `watch`: false.
+    let givesUpUnsettled: Bool
     let runID: Int64?
     let onSettled: @Sendable (DocumentRecord) -> Void
     /// Receives the inbox files `match.include`/`exclude` leave out, after every scan.
@@ -29,8 +31,10 @@ public final class JobScanner: Sendable {
     private let known = Mutex<[PathKey: KnownFile]?>(nil)
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
-                logger: Logger, reprocess: Bool, runID: Int64?, onSettled: @escaping @Sendable (DocumentRecord) -> Void,
+                logger: Logger, reprocess: Bool, runID: Int64?, givesUpUnsettled: Bool = false,
+                onSettled: @escaping @Sendable (DocumentRecord) -> Void,
                 onNotMatched: @escaping @Sendable ([String]) -> Void = { _ in }) {
+        self.givesUpUnsettled = givesUpUnsettled
         self.spec = spec
         self.job = job
         self.preflight = preflight
@@ -54,6 +58,9 @@ public final class JobScanner: Sendable {
     /// When the next unsettled file may settle.
     public var nextSettleInstant: ContinuousClock.Instant? { tracker.withLock { $0.nextSettleInstant() } }
 
+    /// The files seen and not settled yet, at `now`.
+    public func unsettled(now: ContinuousClock.Instant) -> UnsettledFiles { tracker.withLock { $0.unsettled(now: now) } }
+
     /// Forgets what this scanner remembers about a path (a version found replaced while it was processed), so
     /// the next scan looks at the file as new.
     public func forget(path: String) {
@@ -74,7 +81,21 @@ public final class JobScanner: Sendable {
         }
         let now = clock.instant()
         let wallNow = clock.now()
-        let settled = tracker.withLock { $0.observe(report.files, now: now, wallNow: wallNow) }
+        let (settled, overdue) = tracker.withLock { tracker in
+            (tracker.observe(report.files, now: now, wallNow: wallNow),
+             givesUpUnsettled ? tracker.overdue(after: spec.match.settleTimeout, now: now) : [])
+        }
+        for path in overdue {
+            guard let file = report.files.first(where: { $0.relativePath == path }) else { continue }
+            do {
+                let document = try await neverSettled(file)
+                known.withLock { $0?[PathKey(file.relativePath)] = KnownFile(document) }
+            } catch {
+                warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
+                continue
+            }
+            tracker.withLock { $0.giveUp(path) }
+        }
         guard !settled.isEmpty else { return 0 }
         var cache: [PathKey: KnownFile]
         if let loaded = known.withLock({ $0 }) {
@@ -195,6 +216,19 @@ public final class JobScanner: Sendable {
             return try await skip(document, duplicateOf: original, result: stored)
         }
         return document
+    }
+
+    /// `run` gives up on a file that kept changing for `match.settle_timeout`: `rejected`, code `never_settled`,
+    /// an `.error.json`; the file itself is left untouched in the inbox.
+    private func neverSettled(_ file: InboxFile) async throws -> DocumentRecord {
+        let timeout = HumanDuration.format(spec.match.settleTimeout)
+        let error = RecordedError(errorClass: "rejected", code: "never_settled", message: """
+            the file kept changing for match.settle_timeout (\(timeout)): its size or modification time changed within \
+            every match.settle window (\(HumanDuration.format(spec.match.settle))), so it was never sent. If it is still \
+            being written, write it elsewhere and move it into the inbox when complete; if it is a log that is always \
+            appended to, exclude it with match.exclude; or raise match.settle_timeout. The file was left as it is
+            """)
+        return try await reject(file, sha256: nil, error, identity: nil)
     }
 
     @discardableResult

@@ -58,8 +58,8 @@ public struct Pipeline: Sendable {
         try await checkRegisteredInboxes()
 
         var refused: [Int: JobStop] = [:]
-        var locks: [JobLock] = []
-        defer { locks.forEach { $0.release() } }
+        let locks = JobLocks()
+        defer { locks.releaseAll() }
         for (index, spec) in specs.enumerated() {
             // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several
             // processes on several hosts may serve one job.
@@ -91,7 +91,7 @@ public struct Pipeline: Sendable {
                 refused[index] = JobStop(.usage, job: spec.name, problem)
                 continue
             }
-            locks.append(lock)
+            locks.add(lock, job: spec.name)
         }
         for stop in refused.sorted(by: { $0.key < $1.key }).map(\.value) {
             logger.error("\(stop); the job does not start")
@@ -109,49 +109,62 @@ public struct Pipeline: Sendable {
                                               host: JobLock.hostName, jobIDs: started.compactMap { jobs[$0]?.id })
         let totalConcurrency = specs.reduce(0) { $0 + $1.concurrency }
         let limiter = options.maxInflight.map { InflightLimiter(limit: $0) }
-        // One HTTP client per distinct CA trust (dify.ca_file, SSL_CERT_FILE); most setups have one.
-        var httpClients: [TLSTrust: HTTPClient] = [:]
-        for spec in specs {
-            let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
-            if httpClients[trust] == nil {
-                httpClients[trust] = DifyClient.makeHTTPClient(
-                    timeouts: timeouts, maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4,
-                    trust: trust)
-            }
-        }
+        let clients = HTTPClients(timeouts: timeouts, environment: environment,
+                                  maxConnectionsPerHost: min(options.maxInflight ?? totalConcurrency, totalConcurrency) + 4)
+        let running = RunningJobs()
         let jobSummaries: [JobSummary]
         do {
-            jobSummaries = await withTaskGroup(of: (Int, JobSummary).self) { group in
+            jobSummaries = await withTaskGroup(of: (Int, [JobSummary]).self) { group in
                 for (index, spec) in specs.enumerated() {
                     guard let job = jobs[index] else {
                         var summary = JobSummary(job: spec.name)
                         summary.stop = refused[index]
-                        group.addTask { (index, summary) }
+                        group.addTask { (index, [summary]) }
                         continue
                     }
-                    var timeouts = self.timeouts
-                    timeouts.total = spec.timeout
-                    var jobLogger = logger
-                    jobLogger[metadataKey: "job"] = "\(spec.name)"
-                    var configuration = DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: keys[index], timeouts: timeouts)
-                    // DifyKit's request lines (trace) and failures (debug) go to the job's log.
-                    configuration.logger = jobLogger
-                    let trust = TLSTrust.resolve(caFile: spec.dify.caFile, environment: environment)
-                    let client = DifyClient(configuration: configuration, httpClient: httpClients[trust]!)
-                    let runner = JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
-                                           logger: jobLogger, limiter: limiter, runID: runID, observer: observer)
-                    group.addTask { (index, await runner.run(job: job)) }
+                    let stop = ShutdownTrigger()
+                    let runner = makeRunner(spec: spec, key: keys[index], runID: runID, limiter: limiter, clients: clients, stop: stop)
+                    running.started(spec, stop: stop)
+                    group.addTask {
+                        let summary = await runner.run(job: job)
+                        running.ended(spec.name)
+                        return (index, [summary])
+                    }
                 }
-                var results: [(Int, JobSummary)] = []
+                if options.mode == .watch, let paths = options.specPaths {
+                    // Specs loaded again on SIGHUP and when their files change (issue 16).
+                    group.addTask {
+                        (Int.max, await self.reloadSpecs(paths: paths, running: running, runID: runID, limiter: limiter, clients: clients,
+                                                         locks: locks))
+                    }
+                }
+                var results: [(Int, [JobSummary])] = []
                 for await result in group { results.append(result) }
-                return results.sorted { $0.0 < $1.0 }.map(\.1)
+                return results.sorted { $0.0 < $1.0 }.flatMap(\.1)
             }
         }
-        for httpClient in httpClients.values { try? await httpClient.shutdown() }
-        let summaries = jobSummaries + Self.badSpecSummaries(options.badSpecs)
+        await clients.shutdown()
+        // A bad spec fixed while `watch` ran started its job: it no longer counts as a job that could not start.
+        let fixed = running.fixedSpecFiles
+        let summaries = jobSummaries + Self.badSpecSummaries(options.badSpecs.filter { !fixed.contains($0.file) })
         let status = Self.exitStatus(for: summaries)
         try await ledger.finishRun(runID, exitCode: Int(status.rawValue))
         return PipelineResult(summaries: summaries, exitStatus: status, runID: runID)
+    }
+
+    /// The runner of one job, with its Dify client (one HTTP client per CA trust).
+    func makeRunner(spec: JobSpec, key: String, runID: Int64, limiter: InflightLimiter?, clients: HTTPClients,
+                    stop: ShutdownTrigger) -> JobRunner {
+        var timeouts = self.timeouts
+        timeouts.total = spec.timeout
+        var jobLogger = logger
+        jobLogger[metadataKey: "job"] = "\(spec.name)"
+        var configuration = DifyClient.Configuration(baseURL: spec.dify.baseURL, apiKey: key, timeouts: timeouts)
+        // DifyKit's request lines (trace) and failures (debug) go to the job's log.
+        configuration.logger = jobLogger
+        let client = DifyClient(configuration: configuration, httpClient: clients.client(caFile: spec.dify.caFile))
+        return JobRunner(spec: spec, ledger: ledger, client: client, options: options, clock: clock,
+                         logger: jobLogger, limiter: limiter, runID: runID, observer: observer, stopRequest: stop)
     }
 
     /// A job that could not start for each spec file that did not load (named after the file).

@@ -14,6 +14,8 @@ public enum PipelineEvent: Sendable {
     case usageRecorded(job: String, usage: UsageAmounts)
     /// Documents in flight and waiting (pending + failed) for a job, after each change of the loop.
     case queue(job: String, inFlight: Int, waiting: Int)
+    /// Files a job has seen that have not settled yet (issue 16), after each change of the loop.
+    case unsettled(job: String, files: UnsettledFiles)
 }
 
 /// Receives pipeline events. Called from worker tasks: implementations must be cheap and thread-safe.

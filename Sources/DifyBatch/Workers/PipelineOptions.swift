@@ -42,6 +42,17 @@ public struct PipelineOptions: Sendable {
     public var recoveryPollInterval: Duration = .milliseconds(500)
     /// Use inotify in `watch` mode (default true).
     public var useInotify: Bool = true
+    /// Cancelled by a second SIGTERM/SIGINT: the drain ends at once (default: a token nobody cancels).
+    public var drainCancellation = ShutdownTrigger()
+    /// `watch`: the spec files and folders given on the command line, loaded again on ``specReloads`` requests
+    /// (SIGHUP) and every ``specPollInterval``: new or fixed specs start, removed ones stop (drained), changed ones
+    /// restart; a spec that does not load is reported and its running version keeps running (issue 16). Default
+    /// nil: the jobs given at start run unchanged.
+    public var specPaths: [String]? = nil
+    /// Requests to load the specs again now (SIGHUP).
+    public var specReloads = SpecReloadRequests()
+    /// `watch` with ``specPaths``: how often the spec files are looked at for changes (default 2s).
+    public var specPollInterval: Duration = .seconds(2)
 
     public init(mode: Mode) { self.mode = mode }
 }

@@ -115,6 +115,9 @@ public struct FaultPlan: Sendable, Equatable {
     /// Workflow runs: `workflow_finished` with status `failed` and an error text (HTTP 200).
     /// Completion/chat apps answer 400 `completion_request_error` instead (they have no failed status).
     public var failedWorkflowRate: Double
+    /// The error text of the failed LLM node and of the failed run (`failedWorkflowRate`); nil = the default
+    /// "[simulator] Injected node failure: the model returned an invalid response.".
+    public var failedWorkflowMessage: String? = nil
     /// Delay before the response head of runs and uploads.
     public var slowHeaders: Duration
     /// Run processing time (between the LLM node's start and finish).

@@ -144,7 +144,7 @@ struct RunExecutor: Sendable {
                     ]), isStart: false))
             return .error(status: status, code: code, message: message)
         case .failedWorkflow:
-            let message = "[simulator] Injected node failure: the model returned an invalid response."
+            let message = simulator.configuration.faults.failedWorkflowMessage ?? "[simulator] Injected node failure: the model returned an invalid response."
             out.yield(
                 .event(
                     nodeFinished(
