@@ -131,7 +131,7 @@ extension DifyClient {
 
             func handle(_ events: [SSEEvent]) async throws -> RunResult? {
                 for sse in events {
-                    guard let event = DifyStreamEvent.decode(sse) else { continue }
+                    guard let event = StreamEventFastDecoder.decode(sse) else { continue }
                     let step = accumulator.apply(event)
                     context.record(accumulator.runStarted)
                     if let started = accumulator.takeStartedIfNew() {

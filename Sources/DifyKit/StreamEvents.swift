@@ -178,7 +178,13 @@ public enum DifyStreamEvent: Sendable, Hashable {
             return sse.event == "ping" ? .ping : nil
         }
         guard let json = try? JSONValue.parse(trimmed), json.objectValue != nil else { return nil }
-        let name = json["event"]?.stringValue ?? sse.event ?? ""
+        return typed(json, eventField: sse.event)
+    }
+
+    /// The typed event for a decoded JSON object (`eventField`: the SSE `event:` field, used when the JSON
+    /// has no `event` key).
+    static func typed(_ json: JSONValue, eventField: String?) -> DifyStreamEvent {
+        let name = json["event"]?.stringValue ?? eventField ?? ""
         let envelope = EventEnvelope(raw: json)
         switch name {
         case "ping": return .ping

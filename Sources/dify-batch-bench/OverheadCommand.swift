@@ -1,5 +1,6 @@
 import ArgumentParser
 import DifyBatch
+import DifySimulator
 import Foundation
 
 /// 2. Overhead: CPU per document of the pipeline alone, with the simulator in a child process.
@@ -18,24 +19,33 @@ struct OverheadCommand: AsyncParsableCommand {
     @Option(help: "Concurrency.") var concurrency = 8
     @Option(name: .customLong("after-success"), help: "keep or move.") var afterSuccess = "keep"
     @Option(name: .customLong("repeat"), help: "Repetitions (fresh workspace each).") var repetitions = 1
+    @Option(name: .customLong("response-mode"), help: "streaming or blocking.") var responseMode = "streaming"
+    @Option(help: "Also run this plain script (bench/baseline.py) on a copy of the same files against the same simulator child; its CPU comes from getrusage(RUSAGE_CHILDREN).")
+    var baseline: String?
+    @Flag(help: "Delete the workspace after each run (default: keep it; deleting many files makes the next runs' file creations cost extra kernel CPU on ext4, issue 14).")
+    var removeWorkspace = false
 
     func run() async throws {
         var rows: [[String]] = []
         for _ in 0..<max(1, repetitions) {
             note("overhead: files=\(files) c=\(concurrency)…")
-            rows.append(try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess))
+            rows += try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess,
+                                           responseMode: responseMode, baseline: baseline, removeWorkspace: removeWorkspace)
             note("  → \(rows.last!.joined(separator: "  "))")
         }
-        say(Table.render(headers: ["c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc", "of which scan+hash ms/doc",
-                                   "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc"], rows: rows))
+        say(Table.render(headers: ["client", "mode", "c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc",
+                                   "of which scan+hash ms/doc", "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc"],
+                         rows: rows))
     }
 
-    static func measure(files: Int, concurrency: Int, afterSuccess: String) async throws -> [String] {
+    static func measure(files: Int, concurrency: Int, afterSuccess: String, responseMode: String = "streaming",
+                        baseline: String? = nil, removeWorkspace: Bool = false) async throws -> [[String]] {
         let simulator = try SimulatorChild()
         defer { simulator.stop() }
         let workspace = try BenchWorkspace()
-        defer { workspace.remove() }
-        try workspace.writeSpec(baseURL: simulator.baseURL, concurrency: concurrency, afterSuccess: afterSuccess)
+        defer { if removeWorkspace { workspace.remove() } else { note("  workspace kept: \(workspace.root)") } }
+        try workspace.writeSpec(baseURL: simulator.baseURL, concurrency: concurrency, afterSuccess: afterSuccess,
+                                responseMode: responseMode)
         try workspace.dropSmallFiles(files)
         let observer = BenchObserver()
         let (pipeline, ledger) = try workspace.makePipeline(mode: .once, observers: [observer])
@@ -57,8 +67,47 @@ struct OverheadCommand: AsyncParsableCommand {
         let n = Double(max(succeeded, 1))
         let state = observer.state.withLock { $0 }
         let scanCPU = (state.cpuAtFirstUpload ?? cpu0) - cpu0
-        return [String(concurrency), String(files), String(succeeded), fmt(wall, 2), fmt(Double(succeeded) / wall),
-                fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3), fmt((user + system - scanCPU) * 1000 / n, 3),
+        var rows = [["dify-batch", responseMode, String(concurrency), String(files), String(succeeded), fmt(wall, 2),
+                     fmt(Double(succeeded) / wall), fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3),
+                     fmt((user + system - scanCPU) * 1000 / n, 3), "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3)]]
+        if let baseline {
+            rows.append(try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
+                                        concurrency: concurrency, responseMode: responseMode))
+        }
+        return rows
+    }
+
+    /// Runs the plain script on its own copy of the same files; CPU from RUSAGE_CHILDREN (the simulator child is
+    /// still running, so only the script's finished process is counted).
+    static func runBaseline(script: String, workspace: BenchWorkspace, simulator: SimulatorChild, files: Int,
+                            concurrency: Int, responseMode: String) throws -> [String] {
+        let inbox = workspace.root + "/baseline-in"
+        let outbox = workspace.root + "/baseline-out"
+        try workspace.dropSmallFiles(files, into: inbox)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "--base-url", simulator.baseURL, "--key", SimulatedApp.defaultAPIKey,
+                             "--inbox", inbox, "--outbox", outbox, "--concurrency", String(concurrency),
+                             "--mode", responseMode]
+        let output = Pipe()
+        process.standardOutput = output
+        let children0 = ProcessStats.childrenUsage()
+        let simCPU0 = ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0
+        let start = ContinuousClock.now
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let wall = (ContinuousClock.now - start).seconds
+        let children1 = ProcessStats.childrenUsage()
+        let simCPU = (ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0) - simCPU0
+        func secs(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        let user = secs(children1.ru_utime) - secs(children0.ru_utime)
+        let system = secs(children1.ru_stime) - secs(children0.ru_stime)
+        let ok = text.split(separator: " ").first { $0.hasPrefix("ok=") }.flatMap { Int($0.dropFirst(3)) } ?? 0
+        if ok != files { note("  warning: baseline: \(text.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        let n = Double(max(ok, 1))
+        return ["baseline.py", responseMode, String(concurrency), String(files), String(ok), fmt(wall, 2),
+                fmt(Double(ok) / wall), fmt((user + system) * 1000 / n, 3), "-", "-",
                 "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3)]
     }
 }

@@ -132,6 +132,13 @@ enum ProcessStats {
         return usage
     }
 
+    /// getrusage(RUSAGE_CHILDREN): finished and waited-for child processes.
+    static func childrenUsage() -> rusage {
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_CHILDREN.rawValue), &usage)
+        return usage
+    }
+
     private static func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1_000_000 }
 
     /// User + system CPU seconds of another process, from `/proc/PID/stat` (clock ticks).

@@ -48,6 +48,7 @@ import Testing
             let child = try Child(["watch", "--db", folder.scratch.file("ledger.sqlite"), "--progress", "never", "--spec-poll", "1h",
                                    folder.scratch.file("jobs")],
                                   environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey], stderrPath: folder.scratch.file("watch.log"))
+            defer { if child.process.isRunning { child.signal(SIGKILL) } }
             try folder.write("a-in/one.txt", "first job's document")
             #expect(try await waitUntil { folder.outputs("a").count == 1 }, "\(child.stderr)")
 
@@ -96,6 +97,16 @@ import Testing
 
             child.signal(SIGTERM)
             #expect(try await child.exitStatus() == 0, "fixed during the session: not an exit 2. \(child.stderr)")
+        }
+    }
+
+    @Test func watch_whenItsOnlyJobStopsByItself_stillExitsWithThatJobsCode() async throws {
+        try await withDifySimulator { _, baseURL in
+            // A wrong key stops the job (configuration, exit 3); reloads do not keep an empty daemon alive.
+            let workspace = try Workspace(baseURL: baseURL, key: "app-not-the-right-key")
+            let result = try await CLI.run(["watch", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
+                                           environment: workspace.environment, timeout: .seconds(60))
+            #expect(result.status == 3, "\(result.stderr)")
         }
     }
 }

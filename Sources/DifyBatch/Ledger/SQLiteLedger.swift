@@ -6,7 +6,7 @@ import GRDB
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 9
+    public static let schemaVersion = 10
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -53,6 +53,8 @@ public final class SQLiteLedger: Ledger {
                 CREATE INDEX documents_by_row ON documents(row_of, state);
                 """)
         },
+        // Issue 14: running totals per job (states, usage) kept by triggers, so `status` reads a few rows.
+        10: RunningTotals.migrate,
     ]
 
     /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
@@ -190,7 +192,21 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    /// From the running totals (schema 10): a few rows per job, whatever the number of documents.
     public func stateCounts() async throws -> [Int64: [DocumentState: Int]] {
+        try await pool.read { db in
+            var counts: [Int64: [DocumentState: Int]] = [:]
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT job_id, state, n FROM job_state_counts WHERE n > 0"))
+            for row in rows {
+                guard let state = DocumentState(rawValue: row["state"]) else { continue }
+                counts[row["job_id"], default: [:]][state] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    /// ``stateCounts()`` counted over every document (what the running totals must equal; tests and bench).
+    func stateCountsByScan() async throws -> [Int64: [DocumentState: Int]] {
         try await pool.read { db in
             var counts: [Int64: [DocumentState: Int]] = [:]
             let rows = try Row.fetchAll(db, sql: "SELECT job_id, state, count(*) AS n FROM documents GROUP BY job_id, state")
@@ -224,6 +240,9 @@ public final class SQLiteLedger: Ledger {
     }
 
     static let documentSelect = "SELECT d.*, j.name AS job_name FROM documents d JOIN jobs j ON j.id = d.job_id"
+    /// The `RETURNING` clause that gives a written `documents` row the columns of ``documentSelect`` (no re-read
+    /// after a write; issue 14).
+    static let documentReturning = "RETURNING *, (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
 
     public func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] {
         try await pool.read { db in
@@ -266,7 +285,7 @@ public final class SQLiteLedger: Ledger {
 
     public func document(id: Int64) async throws -> DocumentRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)
+            try Row.fetchOne(db.cachedStatement(sql: Self.documentSelect + " WHERE d.id = ?"), arguments: [id]).map(Self.document)
         }
     }
 
@@ -290,12 +309,12 @@ public final class SQLiteLedger: Ledger {
 
     public func usage(documentID: Int64) async throws -> UsageAmounts? {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
                        sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
                        sum(latency_ms) AS latency, max(usage_source) AS source
                 FROM usage WHERE document_id = ?
-                """, arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
+                """), arguments: [documentID]), (row["n"] as Int) > 0 else { return nil }
             let priced: Int = row["priced"]
             return UsageAmounts(promptTokens: row["p"], completionTokens: row["c"], totalTokens: row["t"],
                                 totalPrice: priced > 0 ? PriceNanos.decimal(row["price"]) : nil,
@@ -303,7 +322,17 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    /// Per job without a time window comes from the running totals (schema 10); other groupings and windows
+    /// aggregate the usage rows.
     public func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
+        if grouping == .job, filter.since == nil, filter.until == nil {
+            return try await pool.read { db in try RunningTotals.usageByJob(db, jobName: filter.jobName) }
+        }
+        return try await usageTotalsByScan(matching: filter, by: grouping)
+    }
+
+    /// ``usageTotals(matching:by:)`` aggregated over the usage rows (tests compare the running totals with it).
+    func usageTotalsByScan(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
         try await pool.read { db in
             let key: String
             switch grouping {
@@ -435,23 +464,22 @@ public final class SQLiteLedger: Ledger {
             if document.state == .pending, let sha = document.sha256, document.sameContent != .ignore {
                 let states = document.sameContent == .waitForProcessingOrSucceeded
                     ? Self.processingStates + ", 'succeeded'" : Self.processingStates
-                twin = try Int64.fetchOne(db, sql: """
+                twin = try Int64.fetchOne(db.cachedStatement(sql: """
                     SELECT id FROM documents WHERE job_id = ? AND sha256 = ? AND duplicate_of IS NULL AND state IN (\(states))
                     ORDER BY id LIMIT 1
-                    """, arguments: [document.jobID, sha])
+                    """), arguments: [document.jobID, sha])
             }
-            try db.execute(sql: """
+            let inserted = try Row.fetchOne(db.cachedStatement(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
                     last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
                     row_of, row_index, row_inputs)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
+                """ + Self.documentReturning), arguments: [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
                                  now, now, document.state.isTerminal ? now : nil,
                                  document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin,
                                  document.rowOf, document.rowIndex, document.rowInputs])
-            let id = db.lastInsertedRowID
-            return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+            return Self.document(inserted!)
         }
     }
 
@@ -487,7 +515,7 @@ public final class SQLiteLedger: Ledger {
         let now = Self.millis(date)
         let stamp = nowMillis
         return try await pool.write { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                     next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?
@@ -498,12 +526,9 @@ public final class SQLiteLedger: Ledger {
                           SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
                     ORDER BY coalesce(d.next_attempt_at, 0), d.id
                     LIMIT ?)
-                RETURNING id
-                """, arguments: [stamp, jobID, now, limit])
-            let ids: [Int64] = rows.map { $0["id"] }
-            guard !ids.isEmpty else { return [] }
-            return try Row.fetchAll(db, sql: Self.documentSelect + " WHERE d.id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY d.id",
-                                    arguments: StatementArguments(ids)).map(Self.document)
+                """ + Self.documentReturning), arguments: [stamp, jobID, now, limit])
+            // RETURNING gives rows in no defined order; callers get them by id.
+            return rows.map(Self.document).sorted { $0.id < $1.id }
         }
     }
 
@@ -569,16 +594,16 @@ public final class SQLiteLedger: Ledger {
             }
         }
         arguments += [id, expecting.rawValue]
-        let sql = "UPDATE documents SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ?"
+        let sql = "UPDATE documents SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ? " + Self.documentReturning
         let finalArguments = arguments
         return try await pool.write { db in
-            try db.execute(sql: sql, arguments: finalArguments)
-            guard db.changesCount == 1 else {
+            // One statement per distinct set of changed columns, compiled once per connection.
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: finalArguments) else {
                 let actual = try String.fetchOne(db, sql: "SELECT state FROM documents WHERE id = ?", arguments: [id])
                 guard let actual else { throw LedgerError(.notFound, "no document with id \(id)") }
                 throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
             }
-            return try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [id]).map(Self.document)!
+            return Self.document(row)
         }
     }
 
@@ -593,11 +618,11 @@ public final class SQLiteLedger: Ledger {
     public func waitingCount(jobID: Int64) async throws -> Int {
         try await pool.read { db in
             // A copy held behind a paused run of the same content waits for a human, as that run does: not counted.
-            try Int.fetchOne(db, sql: """
+            try Int.fetchOne(db.cachedStatement(sql: """
                 SELECT count(*) FROM documents d WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
                   AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
                       SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'paused'))
-                """, arguments: [jobID]) ?? 0
+                """), arguments: [jobID]) ?? 0
         }
     }
 
@@ -632,8 +657,8 @@ public final class SQLiteLedger: Ledger {
     public func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
         let now = nowMillis
         return try await pool.write { db in
-            try db.execute(sql: "INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (?, ?, ?, ?)",
-                           arguments: [documentID, runID, phase.rawValue, now])
+            try db.cachedStatement(sql: "INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [documentID, runID, phase.rawValue, now])
             return db.lastInsertedRowID
         }
     }
@@ -641,8 +666,8 @@ public final class SQLiteLedger: Ledger {
     public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
         let now = nowMillis
         try await pool.write { db in
-            try db.execute(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?",
-                           arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
+            try db.cachedStatement(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?")
+                .execute(arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
         }
     }
 
@@ -651,11 +676,11 @@ public final class SQLiteLedger: Ledger {
         let priceText = usage.totalPrice.map { PriceNanos.text($0) }
         let priceNanos = try usage.totalPrice.map { try PriceNanos.nanos($0) }
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
                     total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
+                """).execute(arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
                                  priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
         }
     }
@@ -663,12 +688,13 @@ public final class SQLiteLedger: Ledger {
     public func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
         let now = nowMillis
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
                     recorded_at = excluded.recorded_at
-                """, arguments: [documentID, status, outputsJSON, now])
-            try db.execute(sql: "UPDATE documents SET result_stored = 1, updated_at = ? WHERE id = ?", arguments: [now, documentID])
+                """).execute(arguments: [documentID, status, outputsJSON, now])
+            try db.cachedStatement(sql: "UPDATE documents SET result_stored = 1, updated_at = ? WHERE id = ?")
+                .execute(arguments: [now, documentID])
         }
     }
 
@@ -717,10 +743,10 @@ public final class SQLiteLedger: Ledger {
         default: return
         }
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO run_jobs (run_id, job_id, \(column)) VALUES (?, ?, 1)
                 ON CONFLICT(run_id, job_id) DO UPDATE SET \(column) = \(column) + 1
-                """, arguments: [runID, jobID])
+                """).execute(arguments: [runID, jobID])
         }
     }
 

@@ -14,10 +14,16 @@ public struct SchemaDescription: Equatable, Sendable, CustomStringConvertible {
     public var tables: [String: [Column]]
     /// Index name → "table(col, col)".
     public var indexes: [String: String]
+    /// Trigger name → the table it is on (issue 14: the running totals are kept by triggers).
+    public var triggers: [String: String]
 
     init(_ db: Database) throws {
         tables = [:]
         indexes = [:]
+        triggers = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'") {
+            triggers[row["name"]] = row["tbl_name"]
+        }
         let names = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         for name in names {
             tables[name] = try Row.fetchAll(db, sql: "SELECT * FROM pragma_table_info(?) ORDER BY cid", arguments: [name]).map { row in
@@ -48,6 +54,9 @@ public struct SchemaDescription: Equatable, Sendable, CustomStringConvertible {
         }
         for (index, target) in indexes.sorted(by: { $0.key < $1.key }) {
             lines.append("index \(index) on \(target)")
+        }
+        for (trigger, table) in triggers.sorted(by: { $0.key < $1.key }) {
+            lines.append("trigger \(trigger) on \(table)")
         }
         return lines.joined(separator: "\n")
     }

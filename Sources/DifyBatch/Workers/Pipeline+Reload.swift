@@ -122,7 +122,11 @@ extension Pipeline {
         // Why a loaded spec's job could not start, logged once per spec content and reason (tried again on every look).
         var refusals: [String: String] = [:]
         var stopping = false
+        // Jobs this reloader stopped (spec removed or changed), as opposed to jobs that stopped by themselves.
+        var stoppedHere: Set<String> = []
 
+        // No job could start at all: `watch` ends as it always did (its exit code names why).
+        if running.isEmpty { return [] }
         return await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [options, clock] in
@@ -170,7 +174,11 @@ extension Pipeline {
                         stopping = true
                     case .ended(let name):
                         locks.release(job: name)
+                        let stoppedByReload = stoppedHere.remove(name) != nil
                         if !stopping, let next = waitingToRestart.removeValue(forKey: name) { await start(next) }
+                        // Every job stopped by itself (configuration, key, lock): `watch` ends with that job's exit code,
+                        // as it does without reloads; a folder emptied by removing specs keeps waiting for new ones.
+                        if !stoppedByReload && running.isEmpty && waitingToRestart.isEmpty { stopping = true }
                     case .look(let reason):
                         guard !stopping else { break }
                         if let reason { logger.info("\(reason): loading the job specs again") }
@@ -191,6 +199,7 @@ extension Pipeline {
                         for (name, spec) in current.sorted(by: { $0.key < $1.key }) where loaded[name] == nil && !failedFiles.contains(spec.specPath) {
                             logger.notice("the spec of job \(name) (\(spec.specPath)) is gone; stopping the job (in-flight documents finish first)")
                             waitingToRestart[name] = nil
+                            stoppedHere.insert(name)
                             running.stop(name)
                         }
                         for spec in report.specs {
@@ -198,6 +207,7 @@ extension Pipeline {
                                 guard old.specHash != spec.specHash, waitingToRestart[spec.name]?.specHash != spec.specHash else { continue }
                                 logger.notice("the spec of job \(spec.name) changed; restarting the job once its in-flight documents finish")
                                 waitingToRestart[spec.name] = spec
+                                stoppedHere.insert(spec.name)
                                 running.stop(spec.name)
                             } else if waitingToRestart[spec.name] == nil {
                                 await start(spec)
