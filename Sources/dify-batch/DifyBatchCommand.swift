@@ -8,9 +8,14 @@ struct DifyBatchCommand: AsyncParsableCommand {
         commandName: "dify-batch",
         abstract: "Turn a folder into a document pipeline for Dify.",
         discussion: """
-            Exit codes: 0 all succeeded or nothing to do; 1 some documents ended dead, rejected or unresolved; 2 usage
-            or spec error; 3 a job stopped on auth/app configuration; 4 Dify unreachable or quota paused; 5 job held by
-            another process.
+            Exit codes:
+              0  all succeeded or nothing to do
+              1  documents ended dead, rejected, unresolved or failed (local error)
+              2  usage or spec error
+              3  a job stopped on auth/app configuration
+              4  temporary: Dify unreachable, quota exhausted, ledger busy or down
+              5  job held by another process
+            See README.md, "Exit codes".
             """,
         version: BuildInfo.versionLine,
         subcommands: [RunCommand.self, WatchCommand.self, StatusCommand.self, ListCommand.self, ShowCommand.self, UsageCommand.self, SimulateCommand.self, DemoCommand.self, CheckCommand.self, RetryCommand.self]

@@ -95,6 +95,29 @@ import Testing
         withExtendedLifetime(dir) {}
     }
 
+    @Test func typosUnderRecoveryAndRetry_doNotHideTheOtherErrors() throws {
+        let (dir, path) = try workspace("""
+            inbox: ../var/in
+            outbox: ../var/out
+            dify:
+              base_url: http://127.0.0.1:8080/v1
+            retry: {max_backpressure: 0s}
+            recovery: {on_unknow: park}
+            concurency: 3
+            extractors: {pdf: {comand: "x"}}
+            """)
+        do {
+            _ = try JobSpecLoader.load(path: path)
+            Issue.record("expected an error")
+        } catch let error as SpecError {
+            let all = error.all
+            #expect(all.map(\.keyPath) == ["retry.max_backpressure", "recovery.on_unknow", "concurency", "extractors.pdf.comand"],
+                    "\(error)")
+            #expect(all.map(\.line) == [5, 6, 7, 8])
+        }
+        withExtendedLifetime(dir) {}
+    }
+
     @Test func aFolderWithOneBadSpec_loadsTheOthersAndReportsTheBadOne() throws {
         let (dir, _) = try workspace(minimal, name: "good.yaml")
         try dir.write("jobs/bad.yaml", minimal + "\nconcurrency: -1\n")

@@ -266,19 +266,22 @@ public enum JobSpecLoader {
             if retry.maxDelay < retry.baseDelay {
                 fail(retryNode.error("max_delay", "must be at least base_delay (\(HumanDuration.format(retry.baseDelay)))"))
             }
-            retry.maxBackpressure = try retryNode.duration("max_backpressure") ?? .seconds(900)
-            guard retry.maxBackpressure > .zero else {
-                throw retryNode.error("max_backpressure", "must be longer than 0s")
+            let maxBackpressure = soft { try retryNode.duration("max_backpressure") } ?? .seconds(900)
+            if maxBackpressure > .zero {
+                retry.maxBackpressure = maxBackpressure
+            } else {
+                fail(retryNode.error("max_backpressure", "must be longer than 0s"))
             }
         }
         var recovery = RecoverySettings()
-        if let recoveryNode = try root.child("recovery") {
-            try recoveryNode.checkKeys(allowed: recoveryKeys)
-            let text = try recoveryNode.string("on_unknown") ?? "park"
-            guard let onUnknown = RecoverySettings.OnUnknown(rawValue: text) else {
-                throw recoveryNode.error("on_unknown", "must be park (default: keep it `unresolved` until you decide) or resend (send it again; it may run twice) (got \"\(text)\")")
+        if let recoveryNode = soft({ try root.child("recovery") }) {
+            problems += recoveryNode.unknownKeys(allowed: recoveryKeys)
+            let text = soft { try recoveryNode.string("on_unknown") } ?? "park"
+            if let onUnknown = RecoverySettings.OnUnknown(rawValue: text) {
+                recovery.onUnknown = onUnknown
+            } else {
+                fail(recoveryNode.error("on_unknown", "must be park (default: keep it `unresolved` until you decide) or resend (send it again; it may run twice) (got \"\(text)\")"))
             }
-            recovery.onUnknown = onUnknown
         }
         var timeout = soft { try root.duration("timeout") } ?? .seconds(600)
         if timeout <= .zero {
