@@ -29,6 +29,15 @@ import Testing
         #expect(back.rows.first?.values["meta"] == .string("{\"n\":1}"))
     }
 
+    @Test func anAnswerThatIsJSON_isAlsoGivenAsAnswerJSON_asForFiles() throws {
+        let output = RowsOutput(columns: ["text"], lines: [
+            RowsOutput.Line(row: 1, status: "succeeded", cells: ["text": .string("a")], outputs: ["answer": .string("{\"score\": 3}")]),
+        ])
+        let line = try #require(String(decoding: output.jsonl(), as: UTF8.self).split(separator: "\n").first)
+        #expect(line.contains(#""answer_json":{"score":3}"#), "\(line)")
+        #expect(String(decoding: try output.csv(), as: UTF8.self).hasPrefix("text,answer,answer_json,status,error\r\n"))
+    }
+
     @Test func anOutputKeyNamedLikeAnInputColumn_isPrefixed() throws {
         let output = RowsOutput(columns: ["text"], lines: [RowsOutput.Line(row: 1, status: "succeeded", cells: ["text": .string("a")], outputs: ["text": .string("b")])])
         #expect(String(decoding: try output.csv(), as: UTF8.self) == "text,output.text,status,error\r\na,b,succeeded,\r\n")

@@ -179,7 +179,7 @@ private typealias JSONValue = DifyKit.JSONValue
             let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "notes.csv#*"))
             #expect(rows.allSatisfy { $0.state == .succeeded } && rows.count == 2)
             let csv = try String(contentsOfFile: workspace.outbox + "/notes.csv.csv", encoding: .utf8)
-            #expect(csv.hasPrefix("text,answer,status,error\r\nfirst note,"))
+            #expect(csv.hasPrefix("text,answer,answer_json,status,error\r\nfirst note,"))
             // Rows are addressed as path#row.
             let show = try await CLI.run(["show", "--db", workspace.dbPath, "notes.csv#2"])
             #expect(show.status == 0 && show.stdout.contains("notes.csv#2") && show.stdout.contains("succeeded"), "\(show.stdout)\(show.stderr)")
