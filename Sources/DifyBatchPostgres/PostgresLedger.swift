@@ -415,15 +415,7 @@ public final class PostgresLedger: Ledger {
     }
 
     public func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
-        let column: String
-        switch state {
-        case .succeeded: column = "succeeded"
-        case .failed: column = "failed"
-        case .dead: column = "dead"
-        case .rejected: column = "rejected"
-        case .skipped: column = "skipped"
-        default: return
-        }
+        guard let column = state.runJobsColumn else { return }
         _ = try await rows("""
             INSERT INTO run_jobs (run_id, job_id, \(unescaped: column)) VALUES (\(runID), \(jobID), 1)
             ON CONFLICT (run_id, job_id) DO UPDATE SET \(unescaped: column) = run_jobs.\(unescaped: column) + 1

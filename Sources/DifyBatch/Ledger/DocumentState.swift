@@ -50,6 +50,16 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
         }
     }
 
+    /// The `run_jobs` column that counts documents settling in this state during a `run`/`watch` process
+    /// (`succeeded`, `failed`, `dead`, `rejected`, `skipped`); nil for states not counted there. Both ledgers
+    /// interpolate it into SQL, so it is only ever one of these five fixed names.
+    public var runJobsColumn: String? {
+        switch self {
+        case .succeeded, .failed, .dead, .rejected, .skipped: return rawValue
+        default: return nil
+        }
+    }
+
     /// States that mean a process was working on the document; after a crash they need recovery.
     public var isInFlight: Bool {
         switch self {

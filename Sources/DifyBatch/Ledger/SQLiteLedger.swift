@@ -733,15 +733,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
-        let column: String
-        switch state {
-        case .succeeded: column = "succeeded"
-        case .failed: column = "failed"
-        case .dead: column = "dead"
-        case .rejected: column = "rejected"
-        case .skipped: column = "skipped"
-        default: return
-        }
+        guard let column = state.runJobsColumn else { return }
         try await pool.write { db in
             try db.cachedStatement(sql: """
                 INSERT INTO run_jobs (run_id, job_id, \(column)) VALUES (?, ?, 1)

@@ -21,6 +21,16 @@ public enum AnswerJSON {
         return parse(visible)
     }
 
+    /// `outputs` as written to the outbox: a completion/chat `answer` that holds JSON is also given as
+    /// `answer_json` (unless the app already returned that key). Used for files and for table rows alike.
+    public static func addingAnswerJSON(to outputs: [String: JSONValue]) -> [String: JSONValue] {
+        guard outputs["answer_json"] == nil, case .string(let answer)? = outputs["answer"],
+              let parsed = extract(from: answer) else { return outputs }
+        var outputs = outputs
+        outputs["answer_json"] = parsed
+        return outputs
+    }
+
     private static func parse(_ text: Substring) -> JSONValue? {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { return nil }

@@ -117,11 +117,7 @@ private func optionalInt(_ value: Int?) -> JSONValue { value.map { .int(Int64($0
 extension SuccessRecord {
     /// The document as written, `answer_json` included.
     public var jsonDocument: JSONValue {
-        var outputs = outputs
-        if outputs["answer_json"] == nil, case .string(let answer)? = outputs["answer"],
-           let parsed = AnswerJSON.extract(from: answer) {
-            outputs["answer_json"] = parsed
-        }
+        let outputs = AnswerJSON.addingAnswerJSON(to: outputs)
         var dify: [String: JSONValue] = [
             "upload_file_id": optionalString(uploadFileID),
             "task_id": optionalString(taskID),

@@ -30,25 +30,19 @@ public struct RowsOutput: Sendable, Equatable {
             self.dify = dify
             self.error = error
         }
-
-        /// The outputs as written: as in a file's outbox document, a completion/chat answer that parses as JSON is
-        /// also given as `answer_json` (README, "The outbox").
-        public var writtenOutputs: [String: JSONValue]? {
-            guard var outputs else { return nil }
-            if outputs["answer_json"] == nil, case .string(let answer)? = outputs["answer"],
-               let parsed = AnswerJSON.extract(from: answer) {
-                outputs["answer_json"] = parsed
-            }
-            return outputs
-        }
     }
 
     public var columns: [String]
-    public var lines: [Line]
+    public let lines: [Line]
 
     public init(columns: [String], lines: [Line]) {
         self.columns = columns
-        self.lines = lines.sorted { $0.row < $1.row }
+        // As in a file's outbox document: an answer that holds JSON is also given as `answer_json`.
+        self.lines = lines.sorted { $0.row < $1.row }.map { line in
+            var line = line
+            line.outputs = line.outputs.map(AnswerJSON.addingAnswerJSON)
+            return line
+        }
     }
 
     public func jsonl() -> Data {
@@ -59,7 +53,7 @@ public struct RowsOutput: Sendable, Equatable {
             } ?? .null
             let parts: [(String, JSONValue)] = [
                 ("row", .int(Int64(line.row))), ("status", .string(line.status)), ("inputs", .object(line.cells)),
-                ("outputs", line.writtenOutputs.map(JSONValue.object) ?? .null), ("usage", line.usage ?? .null),
+                ("outputs", line.outputs.map(JSONValue.object) ?? .null), ("usage", line.usage ?? .null),
                 ("dify", .object(line.dify)), ("error", error),
             ]
             text += "{" + parts.map { "\(JSONValue.string($0.0).jsonString()):\($0.1.jsonString())" }.joined(separator: ",") + "}\n"
@@ -69,7 +63,7 @@ public struct RowsOutput: Sendable, Equatable {
 
     /// Output keys over all rows, sorted.
     public var outputKeys: [String] {
-        Array(Set(lines.flatMap { $0.writtenOutputs?.keys.map { $0 } ?? [] })).sorted()
+        Array(Set(lines.flatMap { $0.outputs?.keys.map { $0 } ?? [] })).sorted()
     }
 
     public func csv() throws -> Data {
@@ -79,8 +73,7 @@ public struct RowsOutput: Sendable, Equatable {
         try writer.write(row: columns + keys.map { columns.contains($0) ? "output." + $0 : $0 } + ["status", "error"])
         for line in lines {
             var fields = columns.map { line.cells[$0].map(Self.cell) ?? "" }
-            let outputs = line.writtenOutputs
-            fields += keys.map { key in outputs?[key].map(Self.cell) ?? "" }
+            fields += keys.map { key in line.outputs?[key].map(Self.cell) ?? "" }
             fields += [line.status, line.error?.message ?? ""]
             try writer.write(row: fields)
         }
