@@ -49,6 +49,25 @@ struct JobLockTests {
         #expect(again.isHeld)
     }
 
+    /// `/proc/locks` lists the newest lock first and is generated as it is read: a long-held inbox lock sits at
+    /// the end, past the first 4 KB that Foundation returns for such a file (CI found this with a busy machine).
+    @Test func theHolderIsNamed_evenWhenHundredsOfNewerLocksComeFirstInProcLocks() throws {
+        guard FileManager.default.isReadableFile(atPath: "/proc/locks") else { return }
+        let folder = try TemporaryDirectory()
+        try folder.makeFolder("in")
+        let first = try JobLock.acquire(inbox: folder.file("in"), job: "invoices")
+        defer { first.release() }
+        var newer: [Int32] = []
+        defer { for fd in newer { close(fd) } }
+        for index in 0..<300 {
+            let fd = open(folder.file("lock \(index)"), O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            newer.append(fd)
+        }
+        #expect(ProcFS.contents("/proc/locks").map(\.count) ?? 0 > 4096, "the table is longer than one page")
+        #expect(heldCode { try JobLock.acquire(inbox: folder.file("in"), job: "invoices") } == .held(pid: getpid(), host: JobLock.hostName, since: nil))
+    }
+
     @Test func aSymlinkedSpellingOfTheInboxIsTheSameLock() throws {
         let folder = try TemporaryDirectory()
         try folder.makeFolder("in")
@@ -115,7 +134,7 @@ struct JobLockTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func lockHeldByAChildProcessIsFreedWhenTheChildIsKilled() async throws {
         let folder = try TemporaryDirectory()
         try folder.makeFolder("in")
@@ -133,7 +152,8 @@ struct JobLockTests {
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
 
         var code: JobLockError.Code?
-        for _ in 0..<500 {
+        let deadline = ContinuousClock.now + .seconds(60)  // the shell may start slowly on a loaded machine
+        while ContinuousClock.now < deadline {
             code = heldCode { try JobLock.acquire(inbox: folder.file("in"), job: "invoices") }
             if code != nil { break }
             try await Task.sleep(for: .milliseconds(10))
@@ -151,7 +171,7 @@ struct JobLockTests {
         lock.release()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func waitingAcquireSucceedsAfterRelease() async throws {
         let folder = try TemporaryDirectory()
         let holder = try JobLock.acquire(inbox: folder.path, job: "j")
@@ -176,7 +196,7 @@ struct JobLockTests {
         lock?.release()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func waitingAcquireIsCancellable() async throws {
         let folder = try TemporaryDirectory()
         let holder = try JobLock.acquire(inbox: folder.path, job: "j")

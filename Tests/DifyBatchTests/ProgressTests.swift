@@ -110,7 +110,8 @@ struct ProgressTests {
         let reporter = ProgressReporter(style: .live, writer: capture.writer, liveInterval: .milliseconds(20))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await reporter.run() }
-            try? await Task.sleep(for: .seconds(1))
+            await capture.waitForData()
+            try? await Task.sleep(for: .milliseconds(100))
             group.cancelAll()
         }
         let text = capture.finish()

@@ -182,7 +182,8 @@ func scannerWrite(_ root: String, _ relative: String, _ contents: String = "x") 
         #expect(report.problems == [ScanProblem(relativePath: "locked", message: "cannot open the folder: Permission denied")])
     }
 
-    @Test func scansTwoThousandFilesQuicklyEvenInDebugBuilds() throws {
+    /// Speed lives in the benchmark (BENCHMARKS.md), not here.
+    @Test func scansTwoThousandFilesInTwentyFolders() throws {
         let dir = try TemporaryDirectory()
         for folder in 0..<20 {
             try dir.makeFolder("f\(folder)")
@@ -191,10 +192,8 @@ func scannerWrite(_ root: String, _ relative: String, _ contents: String = "x") 
                 close(fd)
             }
         }
-        let start = ContinuousClock.now
         let files = try InboxScanner(inbox: dir.path, rules: scannerRules(include: ["*.pdf"], exclude: ["*.tmp"])).scan()
-        let elapsed = ContinuousClock.now - start
         #expect(files.count == 2000)
-        #expect(elapsed < .seconds(5))  // debug build on a shared machine; release lists 100k in ~0.5 s
+        #expect(Set(files.map(\.relativePath)).count == 2000)
     }
 }

@@ -152,7 +152,7 @@ func scannerInotifyDescriptorCount() -> Int {
             }
         }
         // Descriptors close on the watcher's queue shortly after cancellation.
-        let deadline = ContinuousClock.now + .seconds(3)
+        let deadline = ContinuousClock.now + .seconds(15)
         while scannerInotifyDescriptorCount() > before, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }

@@ -49,7 +49,7 @@ import Testing
         try "line one\n".write(toFile: path, atomically: true, encoding: .utf8)
         let upper = TextExtractor(overrides: [".LOG": ExtractorCommand(command: "tr a-z A-Z < {path}")])
         #expect(try await extract(upper, path).get() == ExtractedText(text: "LINE ONE\n", method: "command: tr a-z A-Z < {path}"))
-        let slow = TextExtractor(overrides: ["log": ExtractorCommand(command: "sleep 5; cat {path}", timeout: .milliseconds(200))])
+        let slow = TextExtractor(overrides: ["log": ExtractorCommand(command: "sleep 60; cat {path}", timeout: .milliseconds(200))])
         guard case .failure(let failure) = try await extract(slow, path) else { Issue.record("no timeout"); return }
         #expect(failure.code == "extractor_failed" && failure.message.contains("longer than 200ms"))
         let failing = TextExtractor(overrides: ["log": ExtractorCommand(command: "echo broken >&2; exit 3 # {path}")])

@@ -89,7 +89,8 @@ struct FaultInjectionTests {
                 while try await stream.next() != nil {}
             }
             var status: JSONValue?
-            for _ in 0..<100 {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
                 status = try await client.send(.GET, "/workflows/run/\(runID)").json?["status"]
                 if status != "running" { break }
                 try await Task.sleep(for: .milliseconds(20))
@@ -158,7 +159,8 @@ struct FaultInjectionTests {
             let elapsed = clock.now - start
             #expect(r.status == 200)
             #expect(elapsed >= .milliseconds(195))
-            #expect(elapsed < .seconds(5))
+            // The upper end is the simulator's own reported time below; the wall clock only says it did not hang.
+            #expect(elapsed < .seconds(60))
             let reported = try #require(r.json?["data"]?["elapsed_time"]?.doubleValue)
             #expect(reported >= 0.19 && reported <= 2.0)
         }

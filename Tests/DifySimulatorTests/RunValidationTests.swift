@@ -71,7 +71,9 @@ struct RunValidationTests {
             #expect(r.text == captured)
             #expect(r.text == "event: ping\n\n")
             #expect(elapsed >= .milliseconds(450))
-            #expect(elapsed < .seconds(5))
+            // The body above ended, so the server closed it (the client would otherwise wait out its 20 s timeout);
+            // the bound is loose for a loaded machine.
+            #expect(elapsed < .seconds(19))
             #expect(simulator.stats.runsBySHA256.isEmpty)
         }
     }

@@ -50,7 +50,7 @@ struct SimulateCommandTests {
         kill(process.processIdentifier, SIGTERM)
         let clock = ContinuousClock()
         let start = clock.now
-        while process.isRunning && clock.now - start < .seconds(10) { try await Task.sleep(for: .milliseconds(50)) }
+        while process.isRunning && clock.now - start < .seconds(30) { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!process.isRunning, "exits on SIGTERM")
         #expect(process.terminationStatus == 0)
     }

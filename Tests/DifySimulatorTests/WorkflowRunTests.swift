@@ -189,7 +189,8 @@ struct WorkflowRunTests {
             #expect(stop.json?["result"] == "success")
             var last: SSERecord?
             while let record = try await stream.next() { last = record }
-            #expect(clock.now - before < .seconds(5))
+            // The run would take 20 s more; the bound is loose for a loaded machine.
+            #expect(clock.now - before < .seconds(15))
             #expect(last?.event == "workflow_finished")
             #expect(last?.data?["data"]?["status"] == "stopped")
             let after = try await client.send(.GET, "/workflows/run/\(runID)")

@@ -146,7 +146,8 @@ import Testing
                 #expect(holding)
                 let sentByVictim = "lease_owner LIKE '%:\(pid):%' AND state = 'running' AND run_posts > 0 AND workflow_run_id IS NOT NULL"
                 var frozen: [String] = []
-                for _ in 0..<400 where frozen.isEmpty {
+                let frozenBy = ContinuousClock.now + .seconds(60)
+                while frozen.isEmpty && ContinuousClock.now < frozenBy {
                     if try await count(location, "SELECT count(*) FROM documents WHERE \(sentByVictim)") > 0 {
                         victim.signal(SIGSTOP)
                         frozen = try await strings(location, "SELECT sha256 FROM documents WHERE \(sentByVictim)")
@@ -202,7 +203,8 @@ import Testing
                 let ownedByStopped = "lease_owner LIKE '%:\(pid):%' AND state IN ('running', 'recovering')"
                 // Stop it while runs it sent are in flight (a partition from PostgreSQL and Dify alike).
                 var held: Int64 = 0
-                for _ in 0..<1000 where held < 2 {
+                let heldBy = ContinuousClock.now + .seconds(60)
+                while held < 2 && ContinuousClock.now < heldBy {
                     held = try await count(location, "SELECT count(*) FROM documents WHERE \(ownedByStopped)")
                     if held < 2 { try await Task.sleep(for: .milliseconds(20)) }
                 }
@@ -214,7 +216,8 @@ import Testing
                                          environment: workspace.environment, stderrPath: workspace.scratch.file("survivor.log"))
                 // The survivor takes the stopped process's documents over once their lease expired.
                 var remaining = held
-                for _ in 0..<1500 where remaining > 0 {
+                let takenBy = ContinuousClock.now + .seconds(90)
+                while remaining > 0 && ContinuousClock.now < takenBy {
                     try await Task.sleep(for: .milliseconds(20))
                     remaining = try await count(location, "SELECT count(*) FROM documents WHERE lease_owner LIKE '%:\(pid):%' AND state NOT IN ('succeeded', 'dead', 'rejected', 'skipped', 'pending', 'failed')")
                 }

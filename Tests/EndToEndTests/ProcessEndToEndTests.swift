@@ -85,7 +85,7 @@ func waitUntil(timeout: Duration = .seconds(30), _ condition: () throws -> Bool)
 
     @Test func watch_onSIGTERM_drainsInFlightDocumentsAndExitsZero() async throws {
         var faults = FaultPlan()
-        faults.latency = .milliseconds(300)
+        faults.latency = .seconds(2)  // a window the poll below sees on a loaded machine too
         try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL, concurrency: 4)
             let child = try Child(["watch", "--db", workspace.dbPath, "--grace", "20s", workspace.specPath],

@@ -59,7 +59,8 @@ import Testing
                     // Wait (bounded) until the database's clock passes A's lease.
                     var taken: [DocumentRecord] = []
                     var taker: PostgresLedger?
-                    for _ in 0..<100 where taken.isEmpty {
+                    let expiredBy = ContinuousClock.now + .seconds(30)
+                    while taken.isEmpty && ContinuousClock.now < expiredBy {
                         try await Task.sleep(for: .milliseconds(100))
                         async let byB = b.takeOverExpired(jobID: job.id)
                         async let byC = c.takeOverExpired(jobID: job.id)

@@ -137,7 +137,7 @@ public final class JobLock: Sendable {
     /// The pid holding an flock on the same inode as `fd`, from `/proc/locks` (nil where there is none).
     private static func holderPID(_ fd: Int32) -> Int32? {
         var status = stat()
-        guard fstat(fd, &status) == 0, let text = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
+        guard fstat(fd, &status) == 0, let text = ProcFS.text("/proc/locks") else { return nil }
         return holderPID(procLocks: text, device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
     }
 

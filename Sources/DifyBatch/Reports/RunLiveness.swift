@@ -18,7 +18,7 @@ public enum RunLiveness: String, Sendable, Encodable {
     public static func isDifyBatchAlive(_ pid: Int) -> Bool {
         guard pid > 0, let id = pid_t(exactly: pid) else { return false }
         if kill(id, 0) != 0 && errno == ESRCH { return false }
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return true }
+        guard let data = ProcFS.contents("/proc/\(pid)/cmdline"), !data.isEmpty else { return true }
         let arguments = String(decoding: data, as: UTF8.self).split(separator: "\0")
         guard let program = arguments.first else { return true }
         // The program itself, or a test runner hosting the pipeline in-process.
