@@ -89,7 +89,7 @@ final class FDCapture {
     }
 
     /// Waits (polling the pipe, never reading it) until something was written, or `timeout` passed.
-    func waitForData(timeout: Duration = .seconds(30)) async {
+    func waitForData(timeout: Duration = .seconds(120)) async {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)

@@ -469,7 +469,7 @@ struct ClientTests {
     func connectionRefused() async throws {
         // AHC retries refused connects until the head deadline, then reports the connect error; keep that deadline
         // well inside the total so a loaded machine still sees the connect error, not the total deadline.
-        let timeouts = DifyClient.Timeouts(connect: .seconds(1), responseHead: .seconds(1), total: .seconds(30))
+        let timeouts = DifyClient.Timeouts(connect: .seconds(1), responseHead: .seconds(1), total: .seconds(180))
         try await withDifyClient(baseURL: "http://127.0.0.1:1/v1", timeouts: timeouts) { client in
             do {
                 _ = try await client.info()
