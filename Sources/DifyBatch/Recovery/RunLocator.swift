@@ -47,8 +47,8 @@ public final class RunLocator: @unchecked Sendable {
         }
     }
 
-    /// Searches the logs as above for the run whose inputs `matches` accepts (issue 13: a row without a file,
-    /// matched by its inputs, which no other row of the job shares).
+    /// Searches the logs as above for the run whose inputs `matches` accepts (issue 13: a row of a table,
+    /// matched by its inputs and its files' upload id or URL: see `InFlightRecovery.searchLogs`).
     public func search(sentAt: Date, offsetMilliseconds: Int64?,
                        matches: ([String: JSONValue]) -> Bool) async throws -> Search {
         let difySentAt = sentAt.addingTimeInterval(Double(offsetMilliseconds ?? 0) / 1000)
