@@ -19,14 +19,14 @@ extension InFlightRecovery {
         guard let stored = document.rowInputs, let payload = RowRecord.decode(stored)?.payload else { return nil }
         let fileVariables = Set((processor.context.preflight.rowForm ?? []).filter(\.isFile).map(\.variable))
         let expected = payload.inputs.filter { !fileVariables.contains($0.key) }
-        var remoteURLs: [String: [String]] = [:]
+        var urls: [String: [String]] = [:]
         var hasLocalFile = false
         for (variable, value) in payload.inputs where fileVariables.contains(variable) {
             for reference in value.arrayValue?.compactMap(\.stringValue) ?? value.stringValue.map({ [$0] }) ?? [] {
-                if RowPayload.isRemoteURL(reference) { remoteURLs[variable, default: []].append(reference) } else { hasLocalFile = true }
+                if RowPayload.isRemoteURL(reference) { urls[variable, default: []].append(reference) } else { hasLocalFile = true }
             }
         }
-        let uploadFileID = document.uploadFileID
+        let uploadFileID = document.uploadFileID, remoteURLs = urls
         if hasLocalFile && uploadFileID == nil { return nil }
         guard !expected.isEmpty || uploadFileID != nil || !remoteURLs.isEmpty else { return nil }
         return { try await locator.search(sentAt: sentAt, offsetMilliseconds: offset) { inputs in
