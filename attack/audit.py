@@ -11,16 +11,21 @@ mapped to the uploaded bytes' sha256 through the simulator's --storage folder. T
   * ledger usage total_tokens == tokens the server reported for its runs.
 Prints findings; exit 1 when the promise is broken.
 """
-import hashlib, json, os, sqlite3, sys, urllib.request
+import hashlib, json, os, sqlite3, sys, urllib.error, urllib.request
 from collections import defaultdict
 
 base, key, storage, ledger, jobdir = sys.argv[1:6]
 expected = sys.argv[6] if len(sys.argv) > 6 else None
 
 def get(path):
-    req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + key})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+    # the simulator's lookup faults (--run-detail-not-found-first, --logs-bad-gateway-first) hit us too: ask again
+    for attempt in range(20):
+        req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + key})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code not in (404, 502) or attempt == 19: raise
 
 runs = []
 page = 1

@@ -26,7 +26,7 @@ write_spec() {
   local f=$1 url=$2; shift 2
   {
     echo "inbox: in"; echo "outbox: out"; echo "archive: done"
-    echo "dify: {base_url: $url, api_key_env: ATTACK_KEY}"
+    echo "dify: {base_url: $url, api_key_env: ATTACK_KEY, response_mode: ${RESPONSE_MODE:-streaming}}"
     echo "match: {settle: 0s}"
     echo "concurrency: 6"
     echo "retry: {max_attempts: 3, base_delay: 20ms, max_delay: 300ms, max_backpressure: 30s}"
