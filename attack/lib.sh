@@ -30,7 +30,7 @@ write_spec() {
     echo "match: {settle: 0s}"
     echo "concurrency: 6"
     echo "retry: {max_attempts: 3, base_delay: 20ms, max_delay: 300ms, max_backpressure: 30s}"
-    echo "recover_deadline: 5s"
+    echo "recover_deadline: ${RECOVER:-5s}"
     for l in "$@"; do echo "$l"; done
   } >"$f"
 }
