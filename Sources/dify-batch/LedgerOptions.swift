@@ -40,7 +40,9 @@ struct LedgerOptions: ParsableArguments {
                 store = try SQLiteLedger(path: path)
             } catch {
                 Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.usage.rawValue)
+                // A ledger locked past the busy timeout is temporary (exit 4, as for `run`); anything else needs a fix.
+                let busy = (error as? LedgerError)?.code == .busy
+                throw ExitCode((busy ? ExitStatus.unavailable : ExitStatus.usage).rawValue)
             }
             try await body(store)
         case .postgres(let location):
