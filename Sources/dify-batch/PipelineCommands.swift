@@ -80,7 +80,7 @@ struct PipelineArguments: ParsableArguments {
         logger.logLevel = .info
         for summary in summaries {
             var metadata: Logger.Metadata = ["job": "\(summary.job)", "waiting": .stringConvertible(summary.remaining)]
-            for state in [DocumentState.succeeded, .skipped, .dead, .rejected] { metadata[state.rawValue] = .stringConvertible(summary.counts[state] ?? 0) }
+            for state in [DocumentState.succeeded, .skipped, .dead, .rejected, .unresolved, .paused] { metadata[state.rawValue] = .stringConvertible(summary.counts[state] ?? 0) }
             if summary.localFailures > 0 { metadata["local_failures"] = .stringConvertible(summary.localFailures) }
             if let stop = summary.stop { metadata["stopped"] = "\(stop.message)" }
             metadata["not_matched"] = "\(summary.notMatched.count)"
@@ -205,6 +205,11 @@ enum PipelineLauncher {
         } catch let error as LedgerError {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
+        } catch let error where !(error is ExitCode) && !(error is CancellationError) {
+            // What is left are the ledger's own writes around the jobs (registering them, recording the run's start
+            // and end) failing: a full disk, an I/O error. Temporary, like a busy ledger; the work is kept.
+            Console.error("dify-batch: the ledger \(dbPath) could not be written: \(error); free space on its file system (or fix the I/O error) and run again: the work is kept for the next run")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
         }
         guard let result = service.result.withLock({ $0 }) else { throw ExitCode(ExitStatus.unavailable.rawValue) }
         return result

@@ -33,6 +33,7 @@ import Testing
             #expect(objects.contains { $0["message"] as? String == "progress" && $0["succeeded"] is Int && $0["in_flight"] is Int }, "\(result.stderr)")
             let summary = try #require(objects.first { $0["message"] as? String == "summary" })
             #expect(summary["job"] as? String == "docs" && summary["succeeded"] as? Int == 2 && summary["rejected"] as? Int == 1, "\(summary)")
+            #expect(summary["unresolved"] as? Int == 0 && summary["paused"] as? Int == 0, "every terminal count, as the text line names them: \(summary)")
             let rejected = try #require(objects.first { ($0["message"] as? String)?.hasPrefix("rejected") == true })
             #expect(rejected["path"] as? String == "empty.txt" && rejected["document"] is Int && rejected["job"] as? String == "docs")
         }
