@@ -75,6 +75,8 @@ public final class JobRunner: Sendable {
         let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
         let notMatched = Mutex<[String]>([])
         let unsettled = Mutex<UnsettledFiles>(.none)
+        /// Settled files the ledger could not record at the last scan (path, error).
+        let unrecorded = Mutex<[(path: String, error: String)]>([])
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
@@ -117,6 +119,12 @@ public final class JobRunner: Sendable {
             // Shutdown before the job started: nothing to record.
         } catch {
             summary.stop = JobStop(.unavailable, job: spec.name, "\(error)")
+        }
+        // `run` has not taken files the ledger refused to record: not "nothing to do" (exit 0) but exit 4.
+        let unrecorded = tracker.unrecorded.withLock { $0 }
+        if options.mode == .once, summary.stop == nil, let first = unrecorded.first {
+            summary.stop = JobStop(.unavailable, job: spec.name,
+                                   "\(unrecorded.count) inbox file(s) could not be recorded in the ledger (first: \(first.path): \(first.error)); free space on the ledger's file system (or fix its I/O error): the next run takes them")
         }
         // `run` prints the stop once, in its summary line at the end; a daemon logs it when it happens.
         if let stop = summary.stop, options.mode != .once {
@@ -442,6 +450,7 @@ public final class JobRunner: Sendable {
                             lastFullScan = clock.now()
                             do {
                                 try await scanner.scan()
+                                tracker.unrecorded.withLock { $0 = scanner.unrecorded }
                                 if inboxMissing {
                                     inboxMissing = false
                                     logger.info("the inbox \(spec.inbox) can be listed again; watching it")

@@ -29,6 +29,14 @@ public final class JobScanner: Sendable {
     /// The newest version of every path this job knows (keyed by the path's bytes), loaded from the ledger on the
     /// first scan and kept up to date here, so a rescan of an unchanged inbox costs no ledger query.
     private let known = Mutex<[PathKey: KnownFile]?>(nil)
+    /// Settled files the ledger refused to record at their last try (a full disk, an I/O error): path → the error.
+    private let unrecordedFiles = Mutex<[String: String]>([:])
+
+    /// The files the last scans could not record in the ledger (sorted paths, each with its error); `run` ends
+    /// with exit 4 while there are any, since it has not taken them (they are tried on the next scan and run).
+    public var unrecorded: [(path: String, error: String)] {
+        unrecordedFiles.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
 
     public init(spec: JobSpec, job: JobRecord, preflight: JobPreflight, ledger: any Ledger, clock: any PipelineClock,
                 logger: Logger, reprocess: Bool, runID: Int64?, givesUpUnsettled: Bool = false,
@@ -130,7 +138,9 @@ public final class JobScanner: Sendable {
                     cache[key] = KnownFile(document)
                     added += 1
                 }
+                unrecordedFiles.withLock { _ = $0.removeValue(forKey: file.relativePath) }
             } catch {
+                unrecordedFiles.withLock { $0[file.relativePath] = "\(error)" }
                 warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
             }
         }
