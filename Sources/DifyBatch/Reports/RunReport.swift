@@ -7,8 +7,9 @@ public enum RunReport {
         try summaries.flatMap(\.touched).map { try ReportFormatting.jsonLine(DocumentJSON($0)) }.joined()
     }
 
-    /// The one-line summary per job printed to stderr at the end of a run.
-    public static func summaryLine(_ summary: JobSummary) -> String {
+    /// The one-line summary per job printed to stderr at the end of a run. `stopLogged`: the reason the job
+    /// stopped was already logged when it happened (`watch`), so the line refers to it instead of repeating it.
+    public static func summaryLine(_ summary: JobSummary, stopLogged: Bool = false) -> String {
         let order: [DocumentState] = [.succeeded, .skipped, .dead, .rejected]
         let parts = order.map { "\($0.rawValue) \(summary.counts[$0] ?? 0)" }.joined(separator: ", ")
         var line = "\(summary.job): \(parts); \(summary.remaining) waiting"
@@ -19,7 +20,7 @@ public enum RunReport {
             line += "; not matched \(summary.notMatched.count) (\(summary.notMatched.prefix(5).joined(separator: ", "))\(summary.notMatched.count > 5 ? ", …" : ""))"
         }
         if let waiting = summary.unsettled.summary { line += "; \(waiting)" }
-        if let stop = summary.stop { line += " — stopped: \(stop.message)" }
+        if let stop = summary.stop { line += stopLogged ? " — stopped (exit \(stop.exitStatus.rawValue), reason logged above)" : " — stopped: \(stop.message)" }
         return line
     }
 }
