@@ -69,6 +69,14 @@ import Testing
             #expect(show.stdout.contains("row           2 of the table notes.csv") && show.stdout.contains("  file  "), "\(show.stdout)")
             let byID = try await CLI.run(["show", "--db", workspace.dbPath, String(file.id)])
             #expect(byID.status == 0 && byID.stderr.isEmpty && !byID.stdout.contains("of the table"), "\(byID.stdout)\(byID.stderr)")
+
+            // `retry` by that name would have to guess: it asks for the id; by id it moves exactly that document.
+            let ambiguous = try await CLI.run(["retry", "--db", workspace.dbPath, "--state", "rejected", "notes.csv#2"])
+            #expect(ambiguous.status == 2 && ambiguous.stderr.contains("give the document's id instead"), "\(ambiguous.stderr)")
+            let retried = try await CLI.run(["retry", "--db", workspace.dbPath, "--state", "rejected", String(file.id)])
+            #expect(retried.status == 0, "\(retried.stderr)")
+            let fileNow = try await ledger.document(id: file.id), rowNow = try await ledger.document(id: row.id)
+            #expect(fileNow?.state == .pending && rowNow?.state == .succeeded)
         }
     }
 }

@@ -104,6 +104,7 @@ public final class JobRunner: Sendable {
     public func run(job: JobRecord) async -> JobSummary {
         var summary = JobSummary(job: spec.name)
         let tracker = Tracker()
+        observer.record(.jobAdmitted(job: spec.name))
         do {
             let preflight = try await preflightWithRetry()
             if let preflight {
