@@ -354,6 +354,9 @@ public final class JobRunner: Sendable {
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
+                    // Paused runs are polled by time (their next poll is at least a poll interval away): at the
+                    // start and on each tick, not after every document (issue 14: one ledger read less per document).
+                    var pollPaused = false
                     switch event {
                     case .documentDone(let outcome):
                         inFlight -= 1
@@ -391,6 +394,7 @@ public final class JobRunner: Sendable {
                     case .uploaded:
                         warmedUp = true
                     case .tick:
+                        pollPaused = true
                         if coordinated && !draining && stop == nil && clock.now().timeIntervalSince(lastTakeover) >= 1 {
                             // Documents of a process that died or was cut off: taken over through recovery.
                             lastTakeover = clock.now()
@@ -454,7 +458,7 @@ public final class JobRunner: Sendable {
                     }
                     if stop == nil {
                         try await claimMore()
-                        try await pollPausedRuns()
+                        if pollPaused || firstPausedPoll { try await pollPausedRuns() }
                     }
                     try await reportUnsettled()
                     let waiting = try await ledger.waitingCount(jobID: job.id)
