@@ -11,7 +11,8 @@ public struct JobSummary: Sendable {
     public var counts: [DocumentState: Int] = [:]
     /// Set when the job stopped early.
     public var stop: JobStop?
-    /// Every document touched in this invocation, in its last known state.
+    /// Every document touched in this invocation, in its last known state (empty when
+    /// ``PipelineOptions/keepsTouchedDocuments`` is false).
     public var touched: [DocumentRecord] = []
     /// Documents still waiting (pending or failed) when the job ended.
     public var remaining = 0
@@ -72,15 +73,31 @@ public final class JobRunner: Sendable {
 
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
-        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
+        struct State {
+            /// Every touched document's last record, when kept (``PipelineOptions/keepsTouchedDocuments``).
+            var touched: [Int64: DocumentRecord] = [:]
+            var counts: [DocumentState: Int] = [:]
+            /// Local failures per document in this invocation, and whether its last known state is one.
+            var localFailures: [Int64: Int] = [:]
+            var nowLocallyFailed: Set<Int64> = []
+        }
+        let state = Mutex(State())
         let notMatched = Mutex<[String]>([])
         let unsettled = Mutex<UnsettledFiles>(.none)
+        let keepsRecords: Bool
+
+        init(keepsRecords: Bool = true) { self.keepsRecords = keepsRecords }
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
-                value.touched[document.id] = document
+                if keepsRecords { value.touched[document.id] = document }
                 if document.state.isTerminal { value.counts[document.state, default: 0] += 1 }
-                if Self.isLocalFailure(document) { value.localFailures[document.id, default: 0] += 1 }
+                if Self.isLocalFailure(document) {
+                    value.localFailures[document.id, default: 0] += 1
+                    value.nowLocallyFailed.insert(document.id)
+                } else if !value.nowLocallyFailed.isEmpty {
+                    value.nowLocallyFailed.remove(document.id)
+                }
             }
         }
 
@@ -91,9 +108,7 @@ public final class JobRunner: Sendable {
         /// Documents now `failed` by local work that failed at least `limit` times in this invocation.
         func givenUp(limit: Int) -> Int {
             state.withLock { value in
-                value.localFailures.filter { id, count in
-                    count >= limit && value.touched[id].map(Self.isLocalFailure) == true
-                }.count
+                value.localFailures.filter { id, count in count >= limit && value.nowLocallyFailed.contains(id) }.count
             }
         }
     }
@@ -101,7 +116,7 @@ public final class JobRunner: Sendable {
     /// Runs the job until its work is done (`run`) or a shutdown signal (`watch`).
     public func run(job: JobRecord) async -> JobSummary {
         var summary = JobSummary(job: spec.name)
-        let tracker = Tracker()
+        let tracker = Tracker(keepsRecords: options.keepsTouchedDocuments)
         do {
             let preflight = try await preflightWithRetry()
             if let preflight {
@@ -123,7 +138,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
-        summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
+        summary.localFailures = snapshot.nowLocallyFailed.count
         summary.notMatched = tracker.notMatched.withLock { $0 }
         summary.unsettled = tracker.unsettled.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
