@@ -65,7 +65,9 @@ let package = Package(
             name: "DifyBatchPostgres",
             dependencies: [
                 "DifyBatch",
+                "DifyKit",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

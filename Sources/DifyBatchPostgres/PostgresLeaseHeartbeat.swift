@@ -23,17 +23,21 @@ public struct PostgresLeaseHeartbeat: Service {
                 } catch {
                     return
                 }
+                // Until the ledger is prepared this process holds no lease (and the server may be unreachable,
+                // which the start-up already reports once).
+                guard ledger.prepared.load(ordering: .acquiring) else { continue }
                 do {
                     try await ledger.renewLeases()
                 } catch {
-                    logger.warning("cannot renew the leases in the PostgreSQL ledger (\(error)); documents held longer than the lease will be taken over by other processes")
+                    logger.warning("cannot renew the leases in the PostgreSQL ledger (\(PostgresLedger.describe(error))); documents held longer than the lease will be taken over by other processes")
                 }
             }
         }
+        guard ledger.prepared.load(ordering: .acquiring) else { return }
         do {
             try await ledger.releaseLeases()
         } catch {
-            logger.warning("cannot release the leases at shutdown (\(error)); other processes take over after the lease expires")
+            logger.warning("cannot release the leases at shutdown (\(PostgresLedger.describe(error))); other processes take over after the lease expires")
         }
     }
 }

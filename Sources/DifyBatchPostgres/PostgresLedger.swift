@@ -2,6 +2,7 @@ import DifyBatch
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The ledger in a PostgreSQL database, shared by any number of `run`/`watch` processes on any number of hosts.
 ///
@@ -27,15 +28,26 @@ public final class PostgresLedger: Ledger {
     public let leaseDuration: Duration
     /// The location, without secrets (for messages).
     public let location: String
+    /// One direct connection tried before the pool, so a server that cannot be reached fails at once with its cause.
+    let probe: PostgresConnectionProbe?
+    /// True once ``prepare()`` succeeded: the lease heartbeat stays quiet until then.
+    let prepared = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - client: a client whose `run()` is (or will be) running.
     ///   - owner: this process's lease owner name (default host:pid:start).
     ///   - leaseDuration: how long a document's or scanner's lease lasts without renewal.
-    public init(client: PostgresClient, location: String, owner: String = PostgresLedger.processOwner(),
+    public convenience init(client: PostgresClient, location: String, owner: String = PostgresLedger.processOwner(),
                 leaseDuration: Duration = .seconds(30), logger: Logger = Logger(label: "dify-batch.postgres"),
                 now: @escaping @Sendable () -> Date = { Date() }) {
+        self.init(client: client, location: location, probe: nil, owner: owner, leaseDuration: leaseDuration, logger: logger, now: now)
+    }
+
+    init(client: PostgresClient, location: String, probe: PostgresConnectionProbe?, owner: String = PostgresLedger.processOwner(),
+         leaseDuration: Duration = .seconds(30), logger: Logger = Logger(label: "dify-batch.postgres"),
+         now: @escaping @Sendable () -> Date = { Date() }) {
         self.client = client
+        self.probe = probe
         self.location = location
         self.owner = owner
         self.leaseDuration = leaseDuration
@@ -74,6 +86,22 @@ public final class PostgresLedger: Ledger {
 
     /// Runs one statement and returns its rows: ``rows(_:)`` on the pool, or a batch's transaction connection.
     typealias Statements = (PostgresQuery) async throws -> [PostgresRow]
+
+    /// `error` in an operator's words: a ``LedgerError``'s message, a driver error by its kind (never the pool's
+    /// internal type names).
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as LedgerError: return error.message
+        case let error as PSQLError:
+            if let message = error.serverInfo?[.message] { return message }
+            return error.code == .poolClosed ? "the connection to the server is closed" : "PostgreSQL error \(error.code)"
+        case is CancellationError: return "the process is stopping"
+        default:
+            let text = String(describing: error)
+            if text.contains("poolShutdown") || text.contains("poolClosed") { return "the connection to the server is closed" }
+            return String(describing: type(of: error))
+        }
+    }
 
     static func ledgerError(_ error: PSQLError, location: String) -> LedgerError {
         if let message = error.serverInfo?[.message] {

@@ -8,8 +8,9 @@ import NIOSSL
 ///
 /// NIO's and BoringSSL's own texts (errno dumps, source paths of the TLS library) never reach a message: each
 /// recognised cause has one sentence naming the URL and the fix, and anything else is named by its kind only.
-struct TransportFailure: Sendable, Equatable {
-    enum Kind: Sendable, Equatable {
+/// ``classify(_:)`` is public so the PostgreSQL ledger names the same causes for its server.
+public struct TransportFailure: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
         /// Nothing listens at the host and port (ECONNREFUSED).
         case refused
         /// The host name does not resolve.
@@ -30,7 +31,7 @@ struct TransportFailure: Sendable, Equatable {
         case connectionClosed
     }
 
-    var kind: Kind
+    public var kind: Kind
 
     /// True when no connection was established, so the request never left.
     var connectFailed: Bool {
@@ -76,7 +77,7 @@ struct TransportFailure: Sendable, Equatable {
     }
 
     /// The failure behind `error`, or nil when `error` is not a transport failure this type knows.
-    static func classify(_ error: any Error) -> TransportFailure? {
+    public static func classify(_ error: any Error) -> TransportFailure? {
         switch error {
         case let error as NIOConnectionError:
             let causes = error.connectionErrors.map { classify($0.error)?.kind }

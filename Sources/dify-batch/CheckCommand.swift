@@ -12,7 +12,8 @@ struct CheckCommand: AsyncParsableCommand {
             Prints per job: the app mode, the file input and the types/extensions it accepts, the other inputs and \
             whether the spec provides them, the upload size limits, and which files now in the inbox would be \
             rejected and why. Exit codes: 0 every job can work; 2 spec or key error; 3 Dify refused the key or the \
-            app does not fit the spec; 4 Dify unreachable or quota exhausted.
+            app does not fit the spec; 4 Dify unreachable or quota exhausted, or the PostgreSQL ledger named by --db or \
+            DIFY_BATCH_DB cannot be reached (a server that rejects the user: 2).
             """)
 
     @OptionGroup var ledger: LedgerOptions
@@ -28,7 +29,14 @@ struct CheckCommand: AsyncParsableCommand {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
-        let known = await knownVersions()
+        var ledgerFailure: (any Error)?
+        let known: [String: [PathKey: DocumentRecord]]?
+        do { known = try await knownVersions() } catch {
+            // Only a PostgreSQL ledger given by --db or DIFY_BATCH_DB gets here: the user named it, so a server
+            // that is down or refuses the user is reported (the checks of the jobs still run).
+            known = nil
+            ledgerFailure = error
+        }
         var reports: [JobCheckReport] = []
         for spec in loaded {
             reports.append(await JobCheck.run(spec: spec, known: known?[spec.name] ?? (known == nil ? nil : [:])))
@@ -41,15 +49,24 @@ struct CheckCommand: AsyncParsableCommand {
         for report in reports where report.verdict != .ok {
             Console.error("dify-batch: job \(report.job): \(report.problems.joined(separator: "; "))")
         }
-        let code = JobCheck.exitCode(reports)
+        var code = JobCheck.exitCode(reports)
+        if let ledgerFailure {
+            Console.error("dify-batch: ledger: \(ledgerFailure)")
+            // A job's own problem decides first; else the ledger's: unreachable is temporary (4), the rest is
+            // configuration (2).
+            if code == 0 {
+                code = (ledgerFailure as? LedgerError)?.code == .unreachable ? ExitStatus.unavailable.rawValue : ExitStatus.usage.rawValue
+            }
+        }
         if code != 0 { throw ExitCode(code) }
     }
 
     /// The ledger's latest version of each inbox path per job name, when a ledger exists (never creates one).
-    private func knownVersions() async -> [String: [PathKey: DocumentRecord]]? {
+    /// - Throws: why a PostgreSQL ledger cannot be read (an SQLite file that cannot be read is skipped silently).
+    private func knownVersions() async throws -> [String: [PathKey: DocumentRecord]]? {
         switch try? LedgerURL.parse(ledger.path) {
         case .postgres(let location)?:
-            return await PostgresSession.read(location) { try await Self.knownVersions(in: $0) }
+            return try await PostgresSession.reading(location) { try await Self.knownVersions(in: $0) }
         case .sqlite(let path)?:
             guard FileManager.default.fileExists(atPath: path), let store = try? SQLiteLedger(path: path) else { return nil }
             return try? await Self.knownVersions(in: store)

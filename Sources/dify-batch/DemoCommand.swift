@@ -14,10 +14,12 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             Starts the Dify simulator on 127.0.0.1 inside this process, writes a job spec into the demo folder \
             (a new temporary folder, or --dir), copies samples/ into its inbox, runs the pipeline once, and prints \
-            what happened to each document, the status table, where the outputs are and the token usage. One \
-            sample (an image) is rejected on purpose: the simulated app's file input takes documents only. Exit \
-            codes: 0 every document succeeded or was rejected without upload; otherwise the pipeline's code \
-            (1 a document ended dead, 2 usage error, 3/4 simulator problems).
+            what happened to each document, how the run ended (its exit code as `dify-batch run` would end, which \
+            the ledger records, and why each rejected document was rejected), the status table, where the outputs \
+            are and the token usage. One sample (an image) is rejected on purpose: the simulated app's file input \
+            takes documents only, so the recorded run ends exit 1. Exit codes of the demo itself: 0 every document \
+            succeeded or was rejected without upload; otherwise the pipeline's code (1 a document ended dead, 2 \
+            usage error, 3/4 simulator problems).
             """)
 
     /// The job's name in the demo ledger.
@@ -94,8 +96,8 @@ struct DemoCommand: AsyncParsableCommand {
 
         let store = try SQLiteLedger(path: dbPath)
         let code = Self.exitCode(for: result)
-        // The ledger records the demo's own exit code, so its status table agrees with how the demo ends.
-        if let runID = result.runID, code != result.exitStatus.rawValue { try await store.finishRun(runID, exitCode: Int(code)) }
+        // The ledger records the run's own exit code (what `dify-batch run` would exit); the summary says why the
+        // demo itself may end 0 anyway.
         Console.out(try await Self.summary(result: result, store: store, folder: folder, dbPath: dbPath, baseURL: baseURL))
         if code != ExitStatus.success.rawValue { throw ExitCode(code) }
     }
@@ -110,6 +112,28 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     // MARK: - Output
+
+    /// How the demo's run ended, in the words of the status table: its exit code (as `dify-batch run` would end),
+    /// why each rejected document was rejected, and why the demo itself still exits 0 when only rejections made
+    /// the run exit 1.
+    static func outcome(result: PipelineResult, rejected: [DocumentRecord]) -> String {
+        let run = result.runID.map { "Run #\($0)" } ?? "The run"
+        let status = result.exitStatus.rawValue
+        guard status != ExitStatus.success.rawValue else { return "\(run) ended with exit 0: every document succeeded or was skipped.\n" }
+        var text = "\(run) ended with exit \(status), as `dify-batch run` would"
+        if rejected.isEmpty {
+            text += ".\n"
+        } else {
+            text += ": \(rejected.count) document(s) rejected before upload:\n"
+            for document in rejected {
+                text += "  \(document.path): \(document.lastError.map { "\($0.code.map { "\($0): " } ?? "")\($0.message)" } ?? "rejected")\n"
+            }
+        }
+        if exitCode(for: result) == ExitStatus.success.rawValue {
+            text += "The demo itself exits 0: that rejection is part of it (the simulated app's `document` input takes documents only, not images).\n"
+        }
+        return text
+    }
 
     static func summary(result: PipelineResult, store: SQLiteLedger, folder: String, dbPath: String, baseURL: String) async throws -> String {
         func shown(_ path: String?) -> String {
@@ -131,6 +155,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         text += ReportFormatting.table(headers: ["STATE", "ID", "DOCUMENT", "RESULT (outbox file, or why)"], rows: rows)
         for stop in result.summaries.compactMap(\.stop) { text += "job stopped: \(stop.message)\n" }
+        text += "\n" + outcome(result: result, rejected: documents.filter { $0.state == .rejected && (touched.contains($0.id) || touched.isEmpty) })
 
         text += "\nStatus\n"
         text += try await StatusReport.build(from: store, database: dbPath).renderText()

@@ -40,7 +40,9 @@ struct LedgerOptions: ParsableArguments {
                 store = try SQLiteLedger(path: path)
             } catch {
                 Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.usage.rawValue)
+                // A ledger locked past the busy timeout is temporary (exit 4, as for `run`); anything else needs a fix.
+                let busy = (error as? LedgerError)?.code == .busy
+                throw ExitCode((busy ? ExitStatus.unavailable : ExitStatus.usage).rawValue)
             }
             try await body(store)
         case .postgres(let location):
@@ -81,9 +83,15 @@ enum PostgresSession {
 extension PostgresSession {
     /// Runs `body` on a PostgreSQL ledger for a background reader (the metrics scrape): nil on any error, nothing printed.
     static func read<T: Sendable>(_ location: PostgresLocation, _ body: @escaping @Sendable (PostgresLedger) async throws -> T) async -> T? {
-        guard let ledger = try? PostgresLedger(location: location, leaseDuration: .seconds(30),
-                                               logger: Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) else { return nil }
-        return try? await withThrowingTaskGroup(of: T?.self) { group in
+        try? await reading(location, body)
+    }
+
+    /// Runs `body` on a PostgreSQL ledger for a reader that reports failures itself (`check`).
+    /// - Throws: the ``LedgerError`` of a server that cannot be reached or refuses this user; what `body` throws.
+    static func reading<T: Sendable>(_ location: PostgresLocation, _ body: @escaping @Sendable (PostgresLedger) async throws -> T) async throws -> T {
+        let ledger = try PostgresLedger(location: location, leaseDuration: .seconds(30),
+                                        logger: Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await ledger.runClient(); return nil }
             defer { group.cancelAll() }
             try await ledger.prepare(timeout: .seconds(10))

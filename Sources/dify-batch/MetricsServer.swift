@@ -82,13 +82,20 @@ struct ServiceFailure: Error, CustomStringConvertible {
 /// Reads documents by state from the ledger for the metrics (opened on first use; the launcher creates it).
 final class LedgerCounts: Sendable {
     let path: String
-    let jobs: Set<String>
+    /// The jobs of the specs at start.
+    let initialJobs: Set<String>
+    /// Adds the jobs served since (a spec `watch` loaded again after SIGHUP or a change).
+    let registry: MetricsRegistry?
     private let ledger = Mutex<SQLiteLedger?>(nil)
 
-    init(path: String, jobs: Set<String>) {
+    init(path: String, jobs: Set<String>, registry: MetricsRegistry? = nil) {
         self.path = path
-        self.jobs = jobs
+        self.initialJobs = jobs
+        self.registry = registry
     }
+
+    /// The jobs whose counts a scrape shows: those of the specs at start and every job served since.
+    var jobs: Set<String> { initialJobs.union(registry?.servedJobs ?? []) }
 
     /// Job name → counts by state for the jobs served, or nil when the ledger cannot be read now. A PostgreSQL
     /// ledger is read through a connection opened for the scrape.
@@ -116,6 +123,7 @@ final class LedgerCounts: Sendable {
         let records = try await store.jobs()
         let counts = try await store.stateCounts()
         var result: [String: [DocumentState: Int]] = [:]
+        let jobs = self.jobs
         for record in records where jobs.contains(record.name) { result[record.name] = counts[record.id] ?? [:] }
         return result
     }

@@ -284,7 +284,7 @@ struct WatchCommand: AsyncParsableCommand {
             let registry = MetricsRegistry()
             observers.append(registry)
             let jobs = Set(JobSpecLoader.loadReport(paths: arguments.specs).specs.map(\.name))
-            services.append(MetricsServer.make(registry: registry, address: address, ledger: LedgerCounts(path: arguments.ledger.path, jobs: jobs),
+            services.append(MetricsServer.make(registry: registry, address: address, ledger: LedgerCounts(path: arguments.ledger.path, jobs: jobs, registry: registry),
                                                logger: arguments.makeLogger()))
         }
         let result = try await arguments.execute(mode: .watch, observers: observers, services: services) { options in

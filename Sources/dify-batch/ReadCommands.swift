@@ -119,6 +119,7 @@ struct ShowCommand: AsyncParsableCommand {
                 Console.error("dify-batch: no document with id or path '\(reference)'. `dify-batch list` shows what the ledger holds.")
                 throw ExitCode(ExitStatus.documentsFailed.rawValue)
             }
+            if let note = DocumentDetailReport.ambiguity(reports, reference: reference) { Console.error("dify-batch: note: \(note)") }
             if json {
                 Console.out(reports.count == 1 ? try ReportFormatting.json(reports[0]) : try ReportFormatting.json(reports))
             } else {

@@ -121,6 +121,14 @@ struct RetryCommand: AsyncParsableCommand {
             return job == nil || document.jobName == job ? [document] : []
         }
         let versions = try await store.documents(path: reference).filter { job == nil || $0.jobName == job }
+        // A file literally named like a table row (`x.csv#2`) beside that row: which one is meant only its id says.
+        for name in Set(versions.map(\.jobName)).sorted() {
+            let ofJob = versions.filter { $0.jobName == name }
+            let rows = ofJob.filter { $0.rowOf != nil }.map(\.id), files = ofJob.filter { $0.rowOf == nil }.map(\.id)
+            guard !rows.isEmpty, !files.isEmpty else { continue }
+            Console.error("dify-batch: '\(reference)' names both a file of that name (document \(files.map(String.init).joined(separator: ", "))) and a table row (document \(rows.map(String.init).joined(separator: ", "))) in job \(name); give the document's id instead")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
         var newest: [String: DocumentRecord] = [:]
         for document in versions where (newest[document.jobName]?.id ?? Int64.min) < document.id {
             newest[document.jobName] = document

@@ -138,28 +138,29 @@ struct JobLockTests {
     func lockHeldByAChildProcessIsFreedWhenTheChildIsKilled() async throws {
         let folder = try TemporaryDirectory()
         try folder.makeFolder("in")
-        // sh opens the inbox folder on fd 9, flock(1) locks it, then the shell execs sleep (same pid, fd 9
-        // inherited), so exactly one process holds the lock.
+        // sh opens the inbox folder on fd 9, flock(1) locks it, says so in a marker file, then the shell execs sleep
+        // (same pid, fd 9 inherited), so exactly one process holds the lock. The test waits for the marker, not by
+        // polling the lock itself: on a loaded machine a poll that takes and frees the lock can keep winning it.
         let script = """
             exec 9<"$0" || exit 1
             flock -x 9 || exit 2
-            exec sleep 30
+            echo locked > "$1"
+            exec sleep 120
             """
+        let marker = folder.file("locked")
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/sh")
-        child.arguments = ["-c", script, folder.file("in")]
+        child.arguments = ["-c", script, folder.file("in"), marker]
         try child.run()
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
 
-        var code: JobLockError.Code?
-        let deadline = ContinuousClock.now + .seconds(60)  // the shell may start slowly on a loaded machine
-        while ContinuousClock.now < deadline {
-            code = heldCode { try JobLock.acquire(inbox: folder.file("in"), job: "invoices") }
-            if code != nil { break }
+        let deadline = ContinuousClock.now + .seconds(90)  // the shell may start slowly on a loaded machine
+        while !FileManager.default.fileExists(atPath: marker) && ContinuousClock.now < deadline && child.isRunning {
             try await Task.sleep(for: .milliseconds(10))
         }
+        let code = heldCode { try JobLock.acquire(inbox: folder.file("in"), job: "invoices") }
         guard case .held? = code else {
-            Issue.record("expected held, got \(String(describing: code))")
+            Issue.record("expected held, got \(String(describing: code)); child running: \(child.isRunning)")
             return
         }
 

@@ -162,6 +162,30 @@ import Testing
                         containing: "must be longer than match.settle (5s)")
     }
 
+    /// Found by the attack helper: `inbox: ""` made the spec's own folder the inbox (its spec, ledger and logs
+    /// taken as documents and archived away), and `inbox:` / `dify:` / `base_url:` without a value were taken as absent
+    /// without the "is required" error (a default `inbox` folder, or exit 3 "invalid base URL ''" instead of exit 2).
+    @Test func emptyOrNullFolderAndDifyValues_areRefusedAsSpecErrors() throws {
+        try expectError(minimal.replacingOccurrences(of: "inbox: ../var/in", with: "inbox: \"\""), keyPath: "inbox", line: 1,
+                        containing: "must name a folder (got an empty value)")
+        try expectError(minimal.replacingOccurrences(of: "inbox: ../var/in", with: "inbox:"), keyPath: "inbox", containing: "is required")
+        try expectError(minimal.replacingOccurrences(of: "outbox: ../var/out", with: "outbox: ~"), keyPath: "outbox", containing: "is required")
+        try expectError(minimal + "\narchive: ''\n", keyPath: "archive", containing: "must name a folder")
+        try expectError(minimal + "\nfailed_folder: \" \"\n", keyPath: "failed_folder", containing: "must name a folder")
+        try expectError("inbox: ../var/in\noutbox: ../var/out\ndify:\n", keyPath: "dify", containing: "is required, with at least base_url")
+        try expectError("inbox: ../var/in\noutbox: ../var/out\ndify:\n  base_url:\n", keyPath: "dify.base_url", containing: "is required")
+    }
+
+    /// Found by the attack helper: `match.settle: 2h` with the default `settle_timeout` (1h) was accepted, and `run`
+    /// then gave up on every file (`never_settled`) before it could settle.
+    @Test func settleLongerThanTheDefaultSettleTimeout_isRefused() throws {
+        try expectError(minimal + "\nmatch: {settle: 2h}\n", keyPath: "match.settle",
+                        containing: "must be shorter than match.settle_timeout (1h by default)")
+        let (dir, path) = try workspace(minimal + "\nmatch: {settle: 2h, settle_timeout: 3h}\n")
+        defer { withExtendedLifetime(dir) {} }
+        #expect(try JobSpecLoader.load(path: path).match.settle == .seconds(7200))
+    }
+
     @Test func concurrencyAsText_isAWrongTypeError() throws {
         try expectError(minimal + "\nconcurrency: many\n", keyPath: "concurrency", containing: "whole number")
     }

@@ -264,7 +264,7 @@ struct ClientTests {
         let error = try await TestServer.run({ router in
             router.post("/v1/workflows/run") { request, _ -> Response in
                 recorder.bump(try await bodyJSON(request)["response_mode"]?.stringValue ?? "none")
-                return streamResponse([pingChunk, startedChunk], stallAfter: .seconds(2))
+                return streamResponse([pingChunk, startedChunk], stallAfter: .seconds(60))
             }
         }) { baseURL in
             try await withDifyClient(baseURL: baseURL, timeouts: timeouts) { client in
@@ -284,13 +284,15 @@ struct ClientTests {
         #expect(recorder.count("onStarted") == 1)
     }
 
-    @Test("pings every 100 ms keep a 600 ms idle timeout from firing over a 1 s stream")
+    /// The ratio, not the speed, is the point: a ping every second keeps a 12 s idle timeout from firing over a
+    /// 14 s stream, with room for a starved test process (CI saw 11 s scheduling gaps).
+    @Test("pings every second keep a 12 s idle timeout from firing over a 14 s stream")
     func pingsResetIdle() async throws {
-        let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(600), total: .seconds(10))
+        let timeouts = DifyClient.Timeouts(streamIdle: .seconds(12), total: .seconds(120))
         let result = try await TestServer.run({ router in
             router.post("/v1/workflows/run") { _, _ -> Response in
-                streamResponse([pingChunk, startedChunk] + Array(repeating: pingChunk, count: 8) + [finishedChunk],
-                               delay: .milliseconds(100))
+                streamResponse([pingChunk, startedChunk] + Array(repeating: pingChunk, count: 13) + [finishedChunk],
+                               delay: .seconds(1))
             }
         }) { baseURL in
             try await withDifyClient(baseURL: baseURL, timeouts: timeouts) { client in
@@ -306,7 +308,8 @@ struct ClientTests {
 
     @Test("time spent in onStarted is not counted as stream silence; its errors pass through unchanged")
     func onStartedBehaviour() async throws {
-        let timeouts = DifyClient.Timeouts(streamIdle: .milliseconds(300), total: .seconds(10))
+        // A 10 s callback against a 4 s idle deadline: the margin after the callback is for a starved process.
+        let timeouts = DifyClient.Timeouts(streamIdle: .seconds(4), total: .seconds(120))
         let (result, thrown) = try await TestServer.run({ router in
             router.post("/v1/workflows/run") { _, _ -> Response in
                 streamResponse([pingChunk, startedChunk, finishedChunk])
@@ -314,7 +317,7 @@ struct ClientTests {
         }) { baseURL in
             try await withDifyClient(baseURL: baseURL, timeouts: timeouts) { client in
                 let result = try await client.run(RunRequest(mode: .workflow, inputs: [:], user: "u")) { _ in
-                    try await Task.sleep(for: .milliseconds(900))
+                    try await Task.sleep(for: .seconds(10))
                 }
                 var thrown: (any Error)?
                 do {

@@ -70,8 +70,14 @@ import Testing
                          "outputs:  \(outbox)/", "ledger:   \(demo)/ledger.sqlite"] {
             #expect(result.stdout.contains(fragment), "missing \(fragment) in:\n\(result.stdout)")
         }
-        // The status table agrees with the demo's own exit code (issue 16).
-        #expect(result.stdout.contains("exit 0") && !result.stdout.contains("exit 1"), "\(result.stdout)")
+        // The run is recorded with the exit code `dify-batch run` would end with (1: a rejection), the status
+        // table shows it, and the summary says so, why the document was rejected, and why the demo exits 0 anyway.
+        let runs = try await ledger.lastRuns()
+        #expect(runs.values.map(\.run.exitCode) == [1], "\(runs)")
+        #expect(result.stdout.contains("exit 1") && !result.stdout.contains("exit 0 "), "\(result.stdout)")
+        #expect(result.stdout.contains("Run #1 ended with exit 1, as `dify-batch run` would: 1 document(s) rejected before upload:\n"
+                                       + "  \(rejectedSample): file_type_not_allowed: Dify detects .png files as image"), "\(result.stdout)")
+        #expect(result.stdout.contains("The demo itself exits 0: that rejection is part of it"), "\(result.stdout)")
         #expect(result.stderr.contains("[\(files.count)/\(files.count)]"), "\(result.stderr)")
         #expect(!result.stdout.contains("\u{1B}["), "no escape codes into a pipe")
     }

@@ -39,6 +39,25 @@ import Testing
         }
     }
 
+    @Test func run_baseURLWithoutV1_exit3_printsTheErrorOnceOnStderr_andCreatesNoFolders() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let root = String(baseURL.dropLast("/v1".count))
+            let workspace = try Workspace(baseURL: root, extra: "after_success: move\narchive: ../done\nfailed_folder: ../failed")
+            try workspace.drop("a.txt", documentText(1))
+            let result = try await CLI.run(["run", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
+                                           environment: workspace.environment)
+            #expect(result.status == 3, "\(result.stderr)")
+            let fix = "does not end with /v1"
+            #expect(result.stderr.components(separatedBy: fix).count - 1 == 1, "the error once:\n\(result.stderr)")
+            #expect(!result.stdout.contains(fix), "diagnostics on stderr only:\n\(result.stdout)")
+            for folder in [workspace.outbox, workspace.archive, workspace.scratch.file("failed")] {
+                #expect(!FileManager.default.fileExists(atPath: folder), "\(folder) created for a job that could not start")
+            }
+            #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/a.txt"))
+            #expect(simulator.stats.uploads == 0)
+        }
+    }
+
     @Test func check_httpsWithInternalCA_untrustedIsExit3_caFileOrSSLCertFileTrustsIt() async throws {
         let certificates = try await TestCertificates.make()
         var configuration = SimulatorConfiguration()

@@ -54,11 +54,10 @@ import Testing
         #expect(status == 0, "\(daemon.stderr)")
     }
 
-    @Test func run_whenAnotherProgramHoldsTheLedgerWriteLock_waitsTheBusyTimeoutThenExits4NamingIt() async throws {
-        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
-        _ = try SQLiteLedger(path: workspace.dbPath)
-        // Another program (think: an sqlite3 shell) holds a write transaction, on a thread of its own.
-        let other = try DatabaseQueue(path: workspace.dbPath)
+    /// Runs `body` while another program (think: an sqlite3 shell) holds a write transaction on the ledger, on a
+    /// thread of its own.
+    static func whileAnotherProgramHoldsAWriteTransaction<T>(on path: String, _ body: () async throws -> T) async throws -> T {
+        let other = try DatabaseQueue(path: path)
         let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
         Thread {
             try? other.inDatabase { db in
@@ -70,13 +69,38 @@ import Testing
             done.signal()
         }.start()
         locked.wait()
-        let result = try await CLI.run(["run", "--db", workspace.dbPath, "--busy-timeout", "300ms", workspace.specPath],
-                                       environment: workspace.environment)
-        release.signal()
-        done.wait()
+        defer {
+            release.signal()
+            done.wait()
+        }
+        return try await body()
+    }
+
+    @Test func run_whenAnotherProgramHoldsTheLedgerWriteLock_waitsTheBusyTimeoutThenExits4NamingIt() async throws {
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        _ = try SQLiteLedger(path: workspace.dbPath)
+        let result = try await Self.whileAnotherProgramHoldsAWriteTransaction(on: workspace.dbPath) {
+            try await CLI.run(["run", "--db", workspace.dbPath, "--busy-timeout", "300ms", workspace.specPath],
+                              environment: workspace.environment)
+        }
         #expect(result.status == 4, "\(result.stderr)")
         #expect(result.stderr.contains("stayed locked by another program"), "\(result.stderr)")
         #expect(!result.stderr.contains("SQLITE_BUSY") && !result.stderr.contains("database is locked"))
+    }
+
+    @Test func status_whileAnotherProgramHoldsTheLedgerWriteLock_answersWithoutWaitingForIt() async throws {
+        let workspace = try Workspace(baseURL: "http://127.0.0.1:1/v1")
+        // A daemon that has written (its WAL is not empty while it keeps the ledger open) ...
+        let daemon = try SQLiteLedger(path: workspace.dbPath)
+        _ = try await daemon.beginRun(command: "watch", pid: 1, host: "h", jobIDs: [])
+        // ... and another program is in the middle of a write transaction: a reader of a current ledger takes no
+        // write lock (it used to wait the busy timeout, then exit).
+        let (result, opened) = try await Self.whileAnotherProgramHoldsAWriteTransaction(on: workspace.dbPath) {
+            (try await CLI.run(["status", "--db", workspace.dbPath], environment: workspace.environment),
+             Result { try SQLiteLedger(path: workspace.dbPath, busyTimeout: 0.1) })
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect((try? opened.get()) != nil, "opening a current ledger needs no write lock")
     }
 
     @Test func run_aJobsFolderWithABadSpec_runsTheGoodJob_reportsEveryErrorOfTheBadOne_exits2() async throws {

@@ -267,6 +267,59 @@ private typealias JSONValue = DifyKit.JSONValue
     }
 }
 
+/// Found by the attack helper: rows whose runs' ids never arrived are looked up in Dify's logs; two rows that differ
+/// only in their file cell must not be taken for one another (each would get the other's result, and usage counted twice).
+@Suite struct RowsRecoveryEndToEndTests {
+    @Test func rowsDifferingOnlyInTheirFile_lostRunIDs_eachRecoversItsOwnRun_notTheOthers() async throws {
+        var faults = FaultPlan()
+        faults.silenceBeforeStart = .milliseconds(800)   // no workflow_started before the client's idle timeout
+        try await withDifySimulator(SimulatorConfiguration(apps: [.workflow(apiKey: "app-wf")], faults: faults)) { simulator, baseURL in
+            let workspace = try RowsEndToEndTests.workspace(baseURL, key: "app-wf")
+            try workspace.drop("files/a.txt", "Alpha document.\n")
+            try workspace.drop("files/b.txt", "Beta document, longer.\n")
+            try workspace.drop("files/c.txt", "Gamma.\n")
+            try workspace.drop("docs.csv", "document,language\nfiles/a.txt,en\nfiles/b.txt,en\nfiles/c.txt,en\n")
+            let (result, ledger) = try await workspace.run(timeouts: DifyClient.Timeouts(connect: .milliseconds(500), streamIdle: .milliseconds(300)))
+            #expect(result.exitStatus == .success)
+            #expect(simulator.stats.runRequestsReceived == 3)
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "docs.csv#*")).sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(rows.map(\.state) == [.succeeded, .succeeded, .succeeded])
+            #expect(Set(rows.compactMap(\.workflowRunID)).count == 3, "each row has its own run: \(rows.map(\.workflowRunID))")
+            let lines = try String(contentsOfFile: workspace.outbox + "/docs.csv.jsonl", encoding: .utf8).split(separator: "\n")
+            let filenames = try lines.map { try JSONValue.parse(String($0))["outputs"]?["filename"]?.stringValue }
+            #expect(filenames == ["a.txt", "b.txt", "c.txt"], "each row's output is its own file's")
+            let total = try await ledger.usageTotals(matching: UsageFilter(), by: .none)
+            #expect(total.first?.totalTokens == simulator.stats.billed.tokens, "ledger usage == tokens Dify billed")
+        }
+    }
+}
+
+/// Found by the attack helper (attack/rows-stale-file.sh): a row's dedupe key held the file cell's path, not the
+/// file's content, so a table naming a file replaced since an earlier table was `skipped` with the old file's result.
+@Suite struct RowsFileContentEndToEndTests {
+    @Test func fileReplacedUnderTheSamePath_aNewTableNamingIt_runsTheNewContent_andAnUnchangedFileIsStillSkipped() async throws {
+        try await withDifySimulator(SimulatorConfiguration(apps: [.workflow(apiKey: "app-wf")])) { simulator, baseURL in
+            let workspace = try RowsEndToEndTests.workspace(baseURL, key: "app-wf")
+            try workspace.drop("files/a.txt", "Monday's report.\n")
+            try workspace.drop("files/b.txt", "Unchanged.\n")
+            try workspace.drop("monday.csv", "document,language\nfiles/a.txt,en\nfiles/b.txt,en\n")
+            #expect(try await workspace.run().0.exitStatus == .success)
+            try workspace.drop("files/a.txt", "Tuesday's report, another text.\n")
+            try workspace.drop("tuesday.csv", "document,language\nfiles/a.txt,en\nfiles/b.txt,en\n")
+            let (result, ledger) = try await workspace.run()
+            #expect(result.exitStatus == .success)
+            #expect(simulator.stats.runsBySHA256 == [RowsEndToEndTests.sha256("Monday's report.\n"): 1,
+                                                      RowsEndToEndTests.sha256("Tuesday's report, another text.\n"): 1,
+                                                      RowsEndToEndTests.sha256("Unchanged.\n"): 1])
+            let rows = try await ledger.documents(matching: DocumentFilter(pathPattern: "tuesday.csv#*")).sorted { $0.rowIndex! < $1.rowIndex! }
+            #expect(rows.map(\.state) == [.succeeded, .skipped])
+            let lines = try String(contentsOfFile: workspace.outbox + "/tuesday.csv.jsonl", encoding: .utf8).split(separator: "\n")
+            let texts = try lines.map { try JSONValue.parse(String($0))["outputs"]?["text"]?.stringValue }
+            #expect(texts == ["Tuesday's report, another text.\n", "Unchanged.\n"])
+        }
+    }
+}
+
 /// Issue 13: `dify-batch check` on a rows job (the real binary).
 @Suite struct RowsCheckEndToEndTests {
     @Test func check_onARowsJob_printsPerTableRowsMatchedColumnsAndTheRowsThatWouldBeRejected_sendingNothing() async throws {

@@ -100,6 +100,39 @@ import Testing
         }
     }
 
+    @Test func watch_withMetrics_aJobStartedBySIGHUP_hasItsLabelsAndLedgerCountsAtTheMetricsEndpoint() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let folder = Folder(scratch: try Scratch(), baseURL: baseURL)
+            try folder.write("jobs/a.yaml", folder.spec("a"))
+            try folder.write("a-in/one.txt", "first job's document")
+            let child = try Child(["watch", "--db", folder.scratch.file("ledger.sqlite"), "--progress", "never", "--spec-poll", "1h",
+                                   "--metrics", "127.0.0.1:0", folder.scratch.file("jobs")],
+                                  environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey], stderrPath: folder.scratch.file("watch.log"))
+            defer { if child.process.isRunning { child.signal(SIGKILL) } }
+            let port = try await metricsPort(of: child)
+            #expect(try await waitUntil { folder.outputs("a").count == 1 }, "\(child.stderr)")
+
+            // A new spec, loaded on SIGHUP: its job runs, and the metrics carry its labels like the first job's.
+            try folder.write("jobs/b.yaml", folder.spec("b"))
+            try folder.write("b-in/two.txt", "second job's document")
+            child.signal(SIGHUP)
+            #expect(try await waitUntil { folder.outputs("b").count == 1 }, "\(child.stderr)")
+            var metrics = ""
+            let found = try await waitUntil(timeout: .seconds(60)) {
+                metrics = try httpGet(port: port, path: "/metrics").body
+                return metrics.contains(#"dify_batch_ledger_documents{job="b",state="succeeded"} 1"#)
+            }
+            #expect(found, "the reloaded job's ledger counts: \(metrics)")
+            for line in [#"dify_batch_ledger_documents{job="a",state="succeeded"} 1"#, #"dify_batch_ledger_documents{job="b",state="pending"} 0"#,
+                         #"dify_batch_job_running{job="b"} 1"#, #"dify_batch_documents_settled_total{job="b",state="succeeded"} 1"#] {
+                #expect(metrics.contains(line), "\(line) in:\n\(metrics)")
+            }
+            #expect(simulator.stats.runRequestsReceived == 2)
+            child.signal(SIGTERM)
+            #expect(try await child.exitStatus() == 0, "\(child.stderr)")
+        }
+    }
+
     @Test func watch_whenItsOnlyJobStopsByItself_stillExitsWithThatJobsCode() async throws {
         try await withDifySimulator { _, baseURL in
             // A wrong key stops the job (configuration, exit 3); reloads do not keep an empty daemon alive.

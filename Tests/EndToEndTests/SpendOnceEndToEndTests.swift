@@ -357,3 +357,21 @@ import Testing
         }
     }
 }
+
+/// Found by the attack helper (attack/dup-after-unresolved.sh): a `run` that ended with exit 1 because runs were
+/// left `unresolved` printed "succeeded 0, skipped 0, dead 0, rejected 0; 0 waiting" — nothing named what was wrong.
+@Suite struct RunSummaryUnresolvedTests {
+    @Test func runLeavingUnresolvedDocuments_namesThemInItsSummaryLine() async throws {
+        var faults = FaultPlan()
+        faults.dropAfterStartRate = 1.0   // billed, and a completion run cannot be looked up: unresolved
+        try await withDifySimulator(SimulatorConfiguration(apps: [.completion(apiKey: "app-co")], faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, key: "app-co")
+            try workspace.drop("a.txt", "alpha")
+            let (result, _) = try await workspace.run()
+            #expect(result.exitStatus == .documentsFailed)
+            #expect(simulator.stats.runsStarted == 1)
+            let line = RunReport.summaryLine(try #require(result.summaries.first))
+            #expect(line.hasSuffix(": succeeded 0, skipped 0, dead 0, rejected 0, unresolved 1; 0 waiting"), "\(line)")
+        }
+    }
+}

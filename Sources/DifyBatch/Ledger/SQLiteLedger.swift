@@ -142,7 +142,12 @@ public final class SQLiteLedger: Ledger {
             throw LedgerError(.cannotOpen, "cannot open the ledger \(path): \(error)")
         }
         do {
-            try pool.write { db in try Self.migrate(db) }
+            // A current ledger is opened with a read (no write lock): `status` or `show` beside a busy `watch`
+            // does not wait for its transactions. Only a new or older ledger takes the write lock to migrate.
+            let version = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+            if version != Self.schemaVersion {
+                try pool.write { db in try Self.migrate(db) }
+            }
         } catch let error as DatabaseError where Self.isBusy(error) {
             throw Self.busyError(path: path, timeout: busyTimeout)
         }

@@ -37,6 +37,8 @@ public final class MetricsRegistry: PipelineObserver {
         var price: [LabelKey: Decimal] = [:]
         var queue: [String: (inFlight: Int, waiting: Int)] = [:]
         var running: [String: Bool] = [:]
+        /// Every job this process served (``PipelineEvent/jobAdmitted(job:)``), also those `watch` loaded later.
+        var served: Set<String> = []
     }
 
     struct LabelKey: Hashable, Comparable {
@@ -51,6 +53,10 @@ public final class MetricsRegistry: PipelineObserver {
     public func record(_ event: PipelineEvent) {
         state.withLock { state in
             switch event {
+            case .jobAdmitted(let job):
+                state.served.insert(job)
+                // Its labels exist from now on (0 until its preflight passed), also for a job `watch` loaded later.
+                if state.running[job] == nil { state.running[job] = false }
             case .jobStarted(let job, _):
                 state.running[job] = true
             case .jobFinished(let job, _):
@@ -84,6 +90,10 @@ public final class MetricsRegistry: PipelineObserver {
             }
         }
     }
+
+    /// The names of the jobs this process served so far, including jobs `watch` started after loading the specs
+    /// again (their ledger counts belong in ``render(ledgerCounts:)``).
+    public var servedJobs: Set<String> { state.withLock { $0.served } }
 
     /// The metrics in the text exposition format 0.0.4 (ends with a newline). `ledgerCounts` (job name → counts by
     /// state, as read from the ledger) adds `dify_batch_ledger_documents` with every state of each job listed.

@@ -75,7 +75,7 @@ public final class ProgressReporter: PipelineObserver {
                 state.queues[job] = (inFlight, waiting)
             case .unsettled(let job, let files):
                 state.unsettled[job] = files
-            case .jobStarted, .jobFinished, .attemptFinished:
+            case .jobAdmitted, .jobStarted, .jobFinished, .attemptFinished:
                 break
             }
         }

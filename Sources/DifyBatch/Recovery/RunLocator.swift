@@ -47,14 +47,17 @@ public final class RunLocator: @unchecked Sendable {
         }
     }
 
-    /// Searches the logs as above for the run whose inputs `matches` accepts (issue 13: a row without a file,
-    /// matched by its inputs, which no other row of the job shares).
+    /// Searches the logs as above for the run whose inputs `matches` accepts (issue 13: a row of a table,
+    /// matched by its inputs and its files' upload id or URL: see `InFlightRecovery.searchLogs`).
     public func search(sentAt: Date, offsetMilliseconds: Int64?,
                        matches: ([String: JSONValue]) -> Bool) async throws -> Search {
         let difySentAt = sentAt.addingTimeInterval(Double(offsetMilliseconds ?? 0) / 1000)
         let after = difySentAt.addingTimeInterval(-Self.window.seconds)
         let before = difySentAt.addingTimeInterval(Self.window.seconds)
         var page = 1
+        // A run listed whose detail cannot be read (404 while Dify catches up, 502) may be ours: the search goes on
+        // through the other entries (one of them may be ours: found), and without a match it "could not check".
+        var unreadable: String?
         while page <= 10_000 {
             let logs: WorkflowLogsPage
             do {
@@ -71,10 +74,10 @@ public final class RunLocator: @unchecked Sendable {
                     if matches(detail.inputs) { return .found(run.id) }
                     notOurs.insert(run.id)
                 case .failed(let error):
-                    return .couldNotCheck("cannot read run \(run.id) listed in the logs: \(error.message)")
+                    unreadable = unreadable ?? "cannot read run \(run.id) listed in the logs: \(error.message)"
                 }
             }
-            guard logs.hasMore, !logs.data.isEmpty else { return .notListed }
+            guard logs.hasMore, !logs.data.isEmpty else { return unreadable.map(Search.couldNotCheck) ?? .notListed }
             page += 1
         }
         return .couldNotCheck("the logs window holds more than 10000 pages")

@@ -11,6 +11,13 @@ public struct DocumentJSON: Encodable, Sendable {
         case id, job, path, state, attempts, sha256, bytes, createdAt = "created_at", updatedAt = "updated_at"
         case finishedAt = "finished_at", nextAttemptAt = "next_attempt_at", dify, outputPath = "output_path"
         case duplicateOf = "duplicate_of", duplicateRuns = "duplicate_runs", error
+        case rowOf = "row_of", rowIndex = "row_index", rowInputs = "row_inputs"
+    }
+
+    /// A row's inputs as sent (its cells when no inputs were stored); nil for a file.
+    static func rowInputs(_ document: DocumentRecord) -> JSONValue? {
+        guard document.rowOf != nil, let stored = document.rowInputs, let record = RowRecord.decode(stored) else { return nil }
+        return .object(record.payload?.inputs ?? record.cells)
     }
 
     struct DifyIDs: Encodable {
@@ -60,6 +67,10 @@ public struct DocumentJSON: Encodable, Sendable {
         try container.encode(d.duplicateRuns, forKey: .duplicateRuns)
         try container.encode(d.lastError.map { ErrorJSON(errorClass: $0.errorClass, code: $0.code, message: $0.message, httpStatus: $0.httpStatus) },
                              forKey: .error)
+        // Rows of a `rows: true` table (null for files).
+        try container.encode(d.rowOf, forKey: .rowOf)
+        try container.encode(d.rowIndex, forKey: .rowIndex)
+        try container.encode(Self.rowInputs(d), forKey: .rowInputs)
     }
 }
 
@@ -97,8 +108,27 @@ public struct DocumentDetailReport: Encodable, Sendable {
     public var usage: UsageAmounts?
     /// The stored result (succeeded versions only).
     public var result: StoredResult? = nil
+    /// A row's table document (nil for a file).
+    public var table: DocumentRecord? = nil
 
     enum CodingKeys: String, CodingKey { case document, attempts, usage, result }
+
+    /// The document's attempt number of each attempt record: a `run` record counts a new attempt (a `backpressure`
+    /// answer does not: nothing ran), an `upload` belongs to the attempt that follows it, a `recover` to the one
+    /// before it.
+    static func attemptNumbers(_ attempts: [AttemptRecord]) -> [Int] {
+        var sent = 0
+        return attempts.map { attempt in
+            switch attempt.phase {
+            case .upload: return sent + 1
+            case .recover: return max(sent, 1)
+            case .run:
+                if attempt.outcome == "backpressure" { return sent + 1 }
+                sent += 1
+                return sent
+            }
+        }
+    }
 
     struct ResultJSON: Encodable {
         var result: StoredResult
@@ -113,13 +143,15 @@ public struct DocumentDetailReport: Encodable, Sendable {
 
     struct AttemptJSON: Encodable {
         var attempt: AttemptRecord
+        var number: Int
         enum CodingKeys: String, CodingKey {
-            case id, phase, startedAt = "started_at", endedAt = "ended_at", httpStatus = "http_status"
+            case id, attempt, phase, startedAt = "started_at", endedAt = "ended_at", httpStatus = "http_status"
             case difyCode = "dify_code", message, outcome, runID = "run_id", failedNode = "failed_node"
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(attempt.id, forKey: .id)
+            try container.encode(number, forKey: .attempt)
             try container.encode(attempt.phase.rawValue, forKey: .phase)
             try container.encode(ReportFormatting.timestamp(attempt.startedAt), forKey: .startedAt)
             try container.encode(ReportFormatting.timestamp(attempt.endedAt), forKey: .endedAt)
@@ -135,7 +167,7 @@ public struct DocumentDetailReport: Encodable, Sendable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(document, forKey: .document)
-        try container.encode(attempts.map(AttemptJSON.init), forKey: .attempts)
+        try container.encode(zip(attempts, Self.attemptNumbers(attempts)).map { AttemptJSON(attempt: $0, number: $1) }, forKey: .attempts)
         try container.encode(usage.map(UsageJSON.init), forKey: .usage)
         try container.encode(result.map(ResultJSON.init), forKey: .result)
     }
@@ -150,12 +182,26 @@ public struct DocumentDetailReport: Encodable, Sendable {
         }
         var reports: [DocumentDetailReport] = []
         for document in documents {
+            var table: DocumentRecord?
+            if let tableID = document.rowOf { table = try await ledger.document(id: tableID) }
             reports.append(DocumentDetailReport(document: DocumentJSON(document),
                                                 attempts: try await ledger.attempts(documentID: document.id),
                                                 usage: try await ledger.usage(documentID: document.id),
-                                                result: try await ledger.result(documentID: document.id)))
+                                                result: try await ledger.result(documentID: document.id),
+                                                table: table))
         }
         return reports
+    }
+
+    /// A note for a reference that names both a file and a row (a file literally named `x.csv#2` beside the
+    /// second row of `x.csv`): which ids are which, so each can be shown by its id. Nil when unambiguous.
+    public static func ambiguity(_ reports: [DocumentDetailReport], reference: String) -> String? {
+        let rows = reports.filter { $0.document.document.rowOf != nil }.map(\.document.document.id)
+        let files = reports.filter { $0.document.document.rowOf == nil }.map(\.document.document.id)
+        guard !rows.isEmpty, !files.isEmpty else { return nil }
+        let ids = { (ids: [Int64]) in ids.map(String.init).joined(separator: ", ") }
+        return "'\(reference)' names both a file of that name (document \(ids(files))) and a table row (document \(ids(rows))); "
+            + "both are shown, each marked `row` or `file`; `dify-batch show ID` shows one"
     }
 
     public func renderText() -> String {
@@ -163,9 +209,19 @@ public struct DocumentDetailReport: Encodable, Sendable {
         var lines: [String] = []
         lines.append("document \(d.id)  \(d.jobName)/\(d.path)")
         lines.append("  state         \(d.state.rawValue)  (attempts \(d.attempts))")
-        lines.append("  sha256        \(d.sha256 ?? "-")")
-        lines.append("  bytes         \(d.size)")
-        lines.append("  file          \(d.identity)")
+        if let tableID = d.rowOf {
+            // Issue 13: one row of a table file. It has no file of its own: no size or inode, the table's instead.
+            let index = d.rowIndex.map(String.init) ?? "-"
+            lines.append("  row           \(index) of the table \(table?.path ?? "-") (document \(tableID))")
+            if let inputs = DocumentJSON.rowInputs(d) {
+                lines.append("  inputs        \(inputs.jsonString())")
+            }
+            lines.append("  sha256        \(d.sha256 ?? "-") (of the row's inputs)")
+        } else {
+            lines.append("  sha256        \(d.sha256 ?? "-")")
+            lines.append("  bytes         \(d.size)")
+            lines.append("  file          \(d.identity)")
+        }
         lines.append("  created       \(ReportFormatting.timestamp(d.createdAt) ?? "-")")
         lines.append("  updated       \(ReportFormatting.timestamp(d.updatedAt) ?? "-")")
         if let finished = d.finishedAt { lines.append("  finished      \(ReportFormatting.timestamp(finished) ?? "-")") }
@@ -175,13 +231,6 @@ public struct DocumentDetailReport: Encodable, Sendable {
         if let id = d.messageID { lines.append("  message_id       \(id)") }
         if let id = d.taskID { lines.append("  task_id          \(id)") }
         if let output = d.outputPath { lines.append("  output        \(output)") }
-        if let table = d.rowOf, let index = d.rowIndex {
-            // Issue 13: one row of a table file.
-            lines.append("  row           \(index) of the table document \(table)")
-            if let stored = d.rowInputs, let record = RowRecord.decode(stored) {
-                lines.append("  inputs        \(JSONValue.object(record.payload?.inputs ?? record.cells).jsonString())")
-            }
-        }
         if let original = d.duplicateOf { lines.append("  duplicate of  document \(original)") }
         if d.duplicateRuns > 0 { lines.append("  duplicate runs \(d.duplicateRuns)") }
         if let error = d.lastError {
@@ -198,8 +247,8 @@ public struct DocumentDetailReport: Encodable, Sendable {
         if attempts.isEmpty {
             lines.append("  no attempts yet")
         } else {
-            let rows = attempts.map { a -> [String] in
-                [String(a.id), a.phase.rawValue, ReportFormatting.timestamp(a.startedAt) ?? "",
+            let rows = zip(attempts, Self.attemptNumbers(attempts)).map { a, number -> [String] in
+                [String(number), a.phase.rawValue, ReportFormatting.timestamp(a.startedAt) ?? "",
                  a.endedAt.map { String(Int(($0.timeIntervalSince(a.startedAt) * 1000).rounded())) } ?? "-",
                  a.outcome, a.httpStatus.map(String.init) ?? "-", a.difyCode ?? "-", String((a.message ?? "").prefix(70))]
             }

@@ -7,10 +7,13 @@ public enum RunReport {
         try summaries.flatMap(\.touched).map { try ReportFormatting.jsonLine(DocumentJSON($0)) }.joined()
     }
 
-    /// The one-line summary per job printed to stderr at the end of a run.
+    /// The one-line summary per job printed to stderr at the end of a run: `JOB: succeeded N, skipped N, dead N,
+    /// rejected N[, unresolved N][, paused N]; N waiting…` (unresolved and paused only when there are any).
     public static func summaryLine(_ summary: JobSummary) -> String {
         let order: [DocumentState] = [.succeeded, .skipped, .dead, .rejected]
-        let parts = order.map { "\($0.rawValue) \(summary.counts[$0] ?? 0)" }.joined(separator: ", ")
+        // `unresolved` (exit 1: a run that may have been billed) and `paused` are named whenever there are any.
+        let named = order + [DocumentState.unresolved, .paused].filter { (summary.counts[$0] ?? 0) > 0 }
+        let parts = named.map { "\($0.rawValue) \(summary.counts[$0] ?? 0)" }.joined(separator: ", ")
         var line = "\(summary.job): \(parts); \(summary.remaining) waiting"
         if summary.localFailures > 0 {
             line += " (\(summary.localFailures) with a stored result whose local work failed; retried without calling Dify)"

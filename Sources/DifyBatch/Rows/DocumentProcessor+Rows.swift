@@ -12,6 +12,9 @@ extension DocumentProcessor {
                                              message: "the row's inputs recorded in the ledger cannot be read; fix the table and drop it in again"))
         }
         var inputs = payload.inputs
+        // The first file uploaded for the row: recorded with `uploaded`, before the run is sent, so a run whose id
+        // never arrived is told apart from other rows' runs in Dify's logs (rows differing only in their files).
+        var firstUploadFileID: String?
         for variable in context.preflight.rowForm ?? [] where variable.isFile {
             guard let value = inputs[variable.variable] else { continue }
             let references = value.arrayValue?.compactMap(\.stringValue) ?? value.stringValue.map { [$0] } ?? []
@@ -24,13 +27,15 @@ extension DocumentProcessor {
                     continue
                 }
                 switch try await uploadRowFile(document, variable: variable.variable, relativePath: reference, kind: kind) {
-                case .success(let object): objects.append(object)
+                case .success(let object):
+                    if firstUploadFileID == nil { firstUploadFileID = object["upload_file_id"]?.stringValue }
+                    objects.append(object)
                 case .failure(let outcome): return .failure(outcome)
                 }
             }
             inputs[variable.variable] = variable.kind == .fileList ? .array(objects) : objects.first ?? .null
         }
-        let moved = try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)])
+        let moved = try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(firstUploadFileID)])
         // The job goes concurrent once a row is ready to send (a row without file cells uploads nothing).
         context.onUploaded()
         return .success(moved, .row(inputs: inputs, query: payload.query))

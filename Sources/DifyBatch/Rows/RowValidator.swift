@@ -201,6 +201,16 @@ public struct RowPayload: Sendable, Equatable {
     /// sha256 of ``canonicalJSON``'s UTF-8 bytes, lower-case hex.
     public var sha256: String { FileHasher.sha256(bytes: Array(canonicalJSON.utf8)) }
 
+    /// The row's dedupe key: ``sha256`` for a row that names no inbox file; otherwise the sha256 of
+    /// `{"files": {path: sha256 of its bytes}, "inputs": ..., "query": ...}` (compact, sorted keys), so a file
+    /// replaced under the same path is another run, never `skipped` with the old file's result.
+    public func sha256(fileDigests: [String: String]) -> String {
+        guard !fileDigests.isEmpty else { return sha256 }
+        var object: [String: JSONValue] = ["inputs": .object(inputs), "files": .object(fileDigests.mapValues(JSONValue.string))]
+        if let query { object["query"] = .string(query) }
+        return FileHasher.sha256(bytes: Array(JSONValue.object(object).jsonString().utf8))
+    }
+
     static func isRemoteURL(_ text: String) -> Bool {
         let lower = text.lowercased()
         return (lower.hasPrefix("http://") || lower.hasPrefix("https://")) && URL(string: text)?.host != nil

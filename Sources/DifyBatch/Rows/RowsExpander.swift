@@ -90,7 +90,7 @@ struct RowsExpander: Sendable {
         let payload = try? verdict.get()
         let record = RowRecord(columns: columns, cells: row.values, payload: payload)
         let json = record.json
-        var new = NewDocument(jobID: table.jobID, path: "\(table.path)#\(row.index)", sha256: payload?.sha256,
+        var new = NewDocument(jobID: table.jobID, path: "\(table.path)#\(row.index)", sha256: payload.map { $0.sha256(fileDigests: fileDigests($0)) },
                               size: Int64(json.utf8.count), mtimeNanoseconds: table.mtimeNanoseconds)
         if case .failure(let rejection) = verdict {
             new.state = .rejected
@@ -102,5 +102,20 @@ struct RowsExpander: Sendable {
         new.rowIndex = row.index
         new.rowInputs = json
         return new
+    }
+
+    /// The sha256 of every inbox file the row's file cells name (URLs are not read), for its dedupe key. A file
+    /// that cannot be read gets a key of its own (it is rejected when the row uploads it), never another row's.
+    private func fileDigests(_ payload: RowPayload) -> [String: String] {
+        var digests: [String: String] = [:]
+        for variable in context.preflight.rowForm ?? [] where variable.isFile {
+            guard let value = payload.inputs[variable.variable] else { continue }
+            for reference in value.arrayValue?.compactMap(\.stringValue) ?? value.stringValue.map({ [$0] }) ?? []
+            where !RowPayload.isRemoteURL(reference) {
+                let digest = try? PinnedFile(path: SafeRelativePath.join(context.spec.inbox, reference)).sha256()
+                digests[reference] = digest ?? "unreadable \(UUID().uuidString)"
+            }
+        }
+        return digests
     }
 }

@@ -136,12 +136,21 @@ public enum JobSpecLoader {
             fail(root.error("name", "must be letters, digits, '-', '_' or '.' (got \"\(name)\")"))
             name = defaultName
         }
-        let inboxText = soft { try root.string("inbox") }
-        if inboxText == nil && !root.has("inbox") {
+        // An empty folder name would be the spec's own folder (its spec, ledger and logs taken as documents).
+        func folderText(_ key: String) -> String? {
+            guard let text = soft({ try root.string(key) }) else { return nil }
+            guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+                fail(root.error(key, "must name a folder (got an empty value); write . for the spec's own folder"))
+                return nil
+            }
+            return text
+        }
+        let inboxText = folderText("inbox")
+        if inboxText == nil && !root.hasValue("inbox") {
             fail(root.error("inbox", "is required: the folder documents are dropped into (relative to the spec's folder)"))
         }
-        let outboxText = soft { try root.string("outbox") }
-        if outboxText == nil && !root.has("outbox") {
+        let outboxText = folderText("outbox")
+        if outboxText == nil && !root.hasValue("outbox") {
             fail(root.error("outbox", "is required: the folder results are written to (relative to the spec's folder)"))
         }
         let inbox = inboxText.map(resolve) ?? resolve("inbox")
@@ -158,7 +167,7 @@ public enum JobSpecLoader {
         var dify = DifySettings(baseURL: "", apiKey: .environment("DIFY_API_KEY"), app: .auto, fileInput: nil, inputs: [:],
                                 responseMode: "streaming", user: "dify-batch-\(name)", query: nil, workflowID: nil)
         let difyNode = soft { try root.child("dify") }
-        if difyNode == nil && !root.has("dify") {
+        if difyNode == nil && !root.hasValue("dify") {
             fail(root.error("dify", "is required, with at least base_url (for example https://api.dify.ai/v1)"))
         }
         if let difyNode {
@@ -172,7 +181,7 @@ public enum JobSpecLoader {
                 } else {
                     fail(difyNode.error("base_url", "must be an http(s) URL such as https://api.dify.ai/v1 (got \"\(baseURL)\")"))
                 }
-            } else if !difyNode.has("base_url") {
+            } else if !difyNode.hasValue("base_url") {
                 fail(difyNode.error("base_url", "is required: the service API URL, for example https://api.dify.ai/v1"))
             }
             var keyEnv = soft { try difyNode.string("api_key_env") }
@@ -251,6 +260,9 @@ public enum JobSpecLoader {
                 } else {
                     fail(matchNode.error("settle_timeout", "must be longer than match.settle (\(HumanDuration.format(match.settle)))"))
                 }
+            } else if !matchNode.hasValue("settle_timeout") && match.settle >= match.settleTimeout {
+                // `run` would give up on every file before it could settle.
+                fail(matchNode.error("settle", "must be shorter than match.settle_timeout (\(HumanDuration.format(match.settleTimeout)) by default); set match.settle_timeout longer"))
             }
         }
 
@@ -294,8 +306,8 @@ public enum JobSpecLoader {
         if JobSpec.AfterSuccess(rawValue: afterText) == nil {
             fail(root.error("after_success", "must be one of move, keep, delete (got \"\(afterText)\")"))
         }
-        let archive = soft { try root.string("archive") }.map(resolve) ?? URL(fileURLWithPath: inbox).deletingLastPathComponent().appendingPathComponent("done").standardizedFileURL.path
-        let failedFolder = soft { try root.string("failed_folder") }.map(resolve)
+        let archive = folderText("archive").map(resolve) ?? URL(fileURLWithPath: inbox).deletingLastPathComponent().appendingPathComponent("done").standardizedFileURL.path
+        let failedFolder = folderText("failed_folder").map(resolve)
         if inboxText != nil && afterSuccess == .move && (archive == inbox || archive.hasPrefix(inbox + "/")) && match.recursive {
             fail(root.error("archive", "must be outside the inbox when match.recursive is true (it would be scanned again)"))
         }
@@ -363,6 +375,9 @@ struct SpecNode {
     }
 
     func has(_ key: String) -> Bool { pairs.contains { $0.key == key } }
+
+    /// Whether `key` is given a value: present and not null (`inbox:` or `inbox: ~` give none).
+    func hasValue(_ key: String) -> Bool { raw(key) != nil }
 
     /// One error per key not in `allowed`, with a "did you mean" when a close key exists.
     func unknownKeys(allowed: Set<String>) -> [SpecError] {

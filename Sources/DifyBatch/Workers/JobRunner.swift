@@ -117,9 +117,12 @@ public final class JobRunner: Sendable {
     public func run(job: JobRecord) async -> JobSummary {
         var summary = JobSummary(job: spec.name)
         let tracker = Tracker(keepsRecords: options.keepsTouchedDocuments)
+        observer.record(.jobAdmitted(job: spec.name))
         do {
             let preflight = try await preflightWithRetry()
             if let preflight {
+                // The job can start: now its folders are created (issue 16 trial: not before the preflight).
+                if let problem = Pipeline.unwritableFolder(spec, create: true) { throw JobStop(.usage, job: spec.name, problem) }
                 try await ledger.setAppMode(jobID: job.id, mode: preflight.mode.rawValue)
                 observer.record(.jobStarted(job: spec.name, mode: preflight.mode.rawValue))
                 summary.stop = try await loop(job: job, preflight: preflight, tracker: tracker)
@@ -131,7 +134,8 @@ public final class JobRunner: Sendable {
         } catch {
             summary.stop = JobStop(.unavailable, job: spec.name, "\(error)")
         }
-        if let stop = summary.stop {
+        // `run` prints the stop once, in its summary line at the end; a daemon logs it when it happens.
+        if let stop = summary.stop, options.mode != .once {
             logger.error("\(stop)")
         }
         observer.record(.jobFinished(job: spec.name, stop: summary.stop))

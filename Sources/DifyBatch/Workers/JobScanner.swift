@@ -111,7 +111,17 @@ public final class JobScanner: Sendable {
                     // Same device, inode, size and mtime: the version we know.
                     if cached.identity.matches(file.identity) { continue }
                     // Changed or replaced since we last looked: decide on the ledger's current view of that document.
-                    if let current = try await ledger.document(id: cached.id), !current.state.isTerminal {
+                    var current = try await ledger.document(id: cached.id)
+                    if current?.rowOf != nil {
+                        // A file literally named like a table row (`x.csv#2`) is a document of its own, never a
+                        // version of that row: compare it with the newest file of that name, if any.
+                        current = try await ledger.documents(path: file.relativePath).first { $0.jobID == job.id && $0.rowOf == nil }
+                        if let current, current.identity.matches(file.identity) {
+                            cache[key] = KnownFile(current)
+                            continue
+                        }
+                    }
+                    if let current, !current.state.isTerminal {
                         cache[key] = KnownFile(try await refresh(current, with: file) ?? current)
                         continue
                     }

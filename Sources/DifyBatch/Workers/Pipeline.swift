@@ -206,12 +206,16 @@ public struct Pipeline: Sendable {
     }
 
     /// The first of outbox, archive (`after_success: move`) and failed folder this process cannot write, as a message.
-    static func unwritableFolder(_ spec: JobSpec) -> String? {
+    ///
+    /// With `create: false` (before the job may start) a missing folder is not created: its nearest existing
+    /// parent is probed. ``JobRunner`` creates the folders (`create: true`) only once Dify accepted the job's
+    /// configuration, so a job that stops at its preflight (exit 3) leaves no folders behind.
+    static func unwritableFolder(_ spec: JobSpec, create: Bool = false) -> String? {
         var folders = [("outbox", spec.outbox)]
         if spec.afterSuccess == .move { folders.append(("archive", spec.archive)) }
         if let failed = spec.failedFolder { folders.append(("failed_folder", failed)) }
         for (key, folder) in folders {
-            do { try WritableFolder.verify(folder) } catch {
+            do { try WritableFolder.verify(folder, create: create) } catch {
                 return WritableFolder.problem(key: key, folder: folder, error: error)
             }
         }

@@ -2,6 +2,8 @@ import Foundation
 
 /// Something that happened in the pipeline, for progress displays, metrics and logs.
 public enum PipelineEvent: Sendable {
+    /// A job is served by this process: at start, or when `watch` loaded its spec again; its preflight follows.
+    case jobAdmitted(job: String)
     /// A job finished its preflight and is about to work.
     case jobStarted(job: String, mode: String)
     /// A job ended (`stop` set when it stopped early).
