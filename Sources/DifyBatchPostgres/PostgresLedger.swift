@@ -108,7 +108,16 @@ public final class PostgresLedger: Ledger {
             let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
             return LedgerError(.cannotOpen, "PostgreSQL ledger \(location): \(message)\(state)")
         }
-        return LedgerError(.cannotOpen, "cannot reach the PostgreSQL ledger \(location) (\(error.code)); check that the server runs, the URL in --db or DIFY_BATCH_DB, and the password (password_file=, PGPASSWORD or ~/.pgpass)")
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection:
+            // The server went away while the ledger was in use: named as at start (refused, no such host, …).
+            return PostgresConnectionProbe.connectFailure(error.underlying, server: "the PostgreSQL ledger \(location)",
+                                                          retry: "the work is kept", timeout: .seconds(10))
+        case .poolClosed:
+            return LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) is closed (the process is stopping)")
+        default:
+            return LedgerError(.cannotOpen, "cannot reach the PostgreSQL ledger \(location) (\(error.code)); check that the server runs, the URL in --db or DIFY_BATCH_DB, and the password (password_file=, PGPASSWORD or ~/.pgpass)")
+        }
     }
 
     // MARK: - Reading

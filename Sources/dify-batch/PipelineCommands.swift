@@ -71,9 +71,12 @@ struct PipelineArguments: ParsableArguments {
 
     /// The per-job summary lines on stderr; with `--log-format json` they are log records too (message `summary`),
     /// so stderr stays one JSON object per line.
-    func printSummaries(_ summaries: [JobSummary]) {
+    /// `stopsLogged` (`watch`): a job's stop was logged as an error when it happened; the summary refers to it
+    /// rather than printing it a second time (when the log level shows errors).
+    func printSummaries(_ summaries: [JobSummary], stopsLogged: Bool = false) {
         guard LogFormat(rawValue: logFormat) == .json else {
-            for summary in summaries { Console.error(RunReport.summaryLine(summary)) }
+            let logged = stopsLogged && makeLogger().logLevel <= .error
+            for summary in summaries { Console.error(RunReport.summaryLine(summary, stopLogged: logged)) }
             return
         }
         var logger = makeLogger()
@@ -294,7 +297,7 @@ struct WatchCommand: AsyncParsableCommand {
             options.keepsTouchedDocuments = false
             if let specPoll { options.specPollInterval = HumanDuration.parse(specPoll) ?? .seconds(2) }
         }
-        arguments.printSummaries(result.summaries)
+        arguments.printSummaries(result.summaries, stopsLogged: true)
         switch result.exitStatus {
         case .usage, .configuration, .locked, .unavailable: throw ExitCode(result.exitStatus.rawValue)
         default: return

@@ -159,10 +159,11 @@ struct FaultInjectionTests {
             let elapsed = clock.now - start
             #expect(r.status == 200)
             #expect(elapsed >= .milliseconds(195))
-            // The upper end is the simulator's own reported time below; the wall clock only says it did not hang.
+            // Both clocks are wall time (the simulator measures the run it executed), so only the lower end is exact;
+            // the upper bounds only say it did not hang, loosely for a loaded machine.
             #expect(elapsed < .seconds(60))
             let reported = try #require(r.json?["data"]?["elapsed_time"]?.doubleValue)
-            #expect(reported >= 0.19 && reported <= 2.0)
+            #expect(reported >= 0.19 && reported <= 60)
         }
     }
 }

@@ -55,6 +55,14 @@ import Testing
             }
             #expect(FileManager.default.fileExists(atPath: workspace.inbox + "/a.txt"))
             #expect(simulator.stats.uploads == 0)
+
+            // `watch` logs the stop when it happens; its summary line at exit refers to it instead of repeating it.
+            let watch = try await CLI.run(["watch", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
+                                          environment: workspace.environment)
+            #expect(watch.status == 3, "\(watch.stderr)")
+            #expect(watch.stderr.components(separatedBy: fix).count - 1 == 1, "the error once:\n\(watch.stderr)")
+            #expect(watch.stderr.contains("stopped (exit 3, reason logged above)"), "\(watch.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: workspace.outbox))
         }
     }
 

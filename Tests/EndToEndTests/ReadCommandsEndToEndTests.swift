@@ -67,7 +67,8 @@ import Testing
         let ledger = try SQLiteLedger(path: db)
         _ = try await ledger.register(JobRegistration(name: "live", specPath: "/s.yaml", specHash: "h", baseURL: "http://127.0.0.1:9/v1",
                                                       difyUser: "u", inbox: "/in", outbox: "/out"))
-        let result = try await CLI.runProgram("/usr/bin/timeout", ["1", CLI.binary, "status", "--db", db, "--watch", "--json", "--interval", "100ms"])
+        // 10 s of a 100 ms interval: a starved start still leaves time for three documents (there would be ~100).
+        let result = try await CLI.runProgram("/usr/bin/timeout", ["10", CLI.binary, "status", "--db", db, "--watch", "--json", "--interval", "100ms"])
         #expect(result.status == 124, "stopped by timeout, not by an error: \(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.count >= 3)

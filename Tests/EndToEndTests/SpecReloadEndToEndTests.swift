@@ -110,15 +110,15 @@ import Testing
                                   environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey], stderrPath: folder.scratch.file("watch.log"))
             defer { if child.process.isRunning { child.signal(SIGKILL) } }
             let port = try await metricsPort(of: child)
-            #expect(try await waitUntil { folder.outputs("a").count == 1 }, "\(child.stderr)")
+            #expect(try await waitUntil(timeout: .seconds(90)) { folder.outputs("a").count == 1 }, "\(child.stderr)")
 
             // A new spec, loaded on SIGHUP: its job runs, and the metrics carry its labels like the first job's.
             try folder.write("jobs/b.yaml", folder.spec("b"))
             try folder.write("b-in/two.txt", "second job's document")
             child.signal(SIGHUP)
-            #expect(try await waitUntil { folder.outputs("b").count == 1 }, "\(child.stderr)")
+            #expect(try await waitUntil(timeout: .seconds(90)) { folder.outputs("b").count == 1 }, "\(child.stderr)")
             var metrics = ""
-            let found = try await waitUntil(timeout: .seconds(60)) {
+            let found = try await waitUntil(timeout: .seconds(90)) {
                 metrics = try httpGet(port: port, path: "/metrics").body
                 return metrics.contains(#"dify_batch_ledger_documents{job="b",state="succeeded"} 1"#)
             }

@@ -43,8 +43,9 @@ import Testing
     }
 
     @Test func expiredLease_isTakenOverOnce_andTheLoserCannotWriteOrSettle() async throws {
-        // A's leases last 1 s and are never renewed (no heartbeat runs here): A plays a process stopped with SIGSTOP.
-        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: .seconds(1)) { a, location in
+        // A's leases last 8 s and are never renewed (no heartbeat runs here): A plays a process stopped with SIGSTOP.
+        // (8 s, not 1 s: the steps before the wait must fit inside the lease on a loaded machine.)
+        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: .seconds(8)) { a, location in
             try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
                 try await TestPostgres.withLedger(at: location, owner: "host-c:3:3") { c in
                     let job = try await makeJob(a)
@@ -59,7 +60,7 @@ import Testing
                     // Wait (bounded) until the database's clock passes A's lease.
                     var taken: [DocumentRecord] = []
                     var taker: PostgresLedger?
-                    let expiredBy = ContinuousClock.now + .seconds(30)
+                    let expiredBy = ContinuousClock.now + .seconds(60)
                     while taken.isEmpty && ContinuousClock.now < expiredBy {
                         try await Task.sleep(for: .milliseconds(100))
                         async let byB = b.takeOverExpired(jobID: job.id)

@@ -9,7 +9,9 @@ public enum RunReport {
 
     /// The one-line summary per job printed to stderr at the end of a run: `JOB: succeeded N, skipped N, dead N,
     /// rejected N[, unresolved N][, paused N]; N waiting…` (unresolved and paused only when there are any).
-    public static func summaryLine(_ summary: JobSummary) -> String {
+    /// `stopLogged`: the reason the job stopped was already logged when it happened (`watch`), so the line refers
+    /// to it instead of repeating it.
+    public static func summaryLine(_ summary: JobSummary, stopLogged: Bool = false) -> String {
         let order: [DocumentState] = [.succeeded, .skipped, .dead, .rejected]
         // `unresolved` (exit 1: a run that may have been billed) and `paused` are named whenever there are any.
         let named = order + [DocumentState.unresolved, .paused].filter { (summary.counts[$0] ?? 0) > 0 }
@@ -22,7 +24,7 @@ public enum RunReport {
             line += "; not matched \(summary.notMatched.count) (\(summary.notMatched.prefix(5).joined(separator: ", "))\(summary.notMatched.count > 5 ? ", …" : ""))"
         }
         if let waiting = summary.unsettled.summary { line += "; \(waiting)" }
-        if let stop = summary.stop { line += " — stopped: \(stop.message)" }
+        if let stop = summary.stop { line += stopLogged ? " — stopped (exit \(stop.exitStatus.rawValue), reason logged above)" : " — stopped: \(stop.message)" }
         return line
     }
 }
