@@ -492,7 +492,10 @@ public final class PostgresLedger: Ledger {
             let cause = error.closureError ?? error.beginError ?? error.commitError
             if let psql = cause as? PSQLError { throw Self.ledgerError(psql, location: location) }
             if let cause { throw cause }
-            throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): a write transaction failed (\(String(reflecting: error)))")
+            throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): a write transaction failed")
+        } catch let error as PSQLError {
+            // No connection to run the transaction on (the server went away, the pool is closing).
+            throw Self.ledgerError(error, location: location)
         }
     }
 
