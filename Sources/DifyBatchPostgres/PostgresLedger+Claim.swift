@@ -72,25 +72,19 @@ extension PostgresLedger {
         guard from.canTransition(to: to) else {
             throw LedgerError(.illegalTransition, "document \(id): \(from.rawValue) → \(to.rawValue) is not a legal transition")
         }
-        var all = changes
-        if to.isTerminal && !changes.contains(where: { if case .finishedAt = $0 { return true } else { return false } }) {
-            all.append(.finishedAt(now()))
-        }
-        if to == .pending || to == .failed || to.isInFlight {
-            all.append(.finishedAt(nil))
-        }
-        return try await apply(id, expecting: from, newState: to, all)
+        return try await apply(id, expecting: from, newState: to, LedgerWrite.transitionChanges(to: to, changes, now: now()), on: rows)
     }
 
     @discardableResult
     public func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
-        try await apply(id, expecting: state, newState: nil, changes)
+        try await apply(id, expecting: state, newState: nil, changes, on: rows)
     }
 
     /// One UPDATE that also checks the lease: a document held by another process is not changed
     /// (``LedgerError/Code/leaseLost``). Entering an in-flight state leases the document to this process; leaving
-    /// it releases the lease.
-    private func apply(_ id: Int64, expecting: DocumentState, newState: DocumentState?, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+    /// it releases the lease. `run` runs each statement (on the pool, or on a batch's transaction).
+    func apply(_ id: Int64, expecting: DocumentState, newState: DocumentState?, _ changes: [DocumentChange],
+               on run: Statements) async throws -> DocumentRecord {
         var statement = PostgresStatement()
         var sets = ["updated_at = \(statement.bind(nowMillis))"]
         if let newState {
@@ -144,8 +138,8 @@ extension PostgresLedger {
             WHERE id = \(idBind) AND state = \(stateBind) AND (lease_owner IS NULL OR lease_owner = \(ownerBind))
             RETURNING id
             """)
-        guard try await rows(statement).count == 1 else {
-            let found = try await rows("SELECT state, lease_owner FROM documents WHERE id = \(id)")
+        guard try await run(statement.query).count == 1 else {
+            let found = try await run("SELECT state, lease_owner FROM documents WHERE id = \(id)")
             guard let row = found.first.map(PostgresLedgerRow.init) else { throw LedgerError(.notFound, "no document with id \(id)") }
             let actual = try row.string("state") ?? "?"
             let holder = try row.string("lease_owner")
@@ -159,7 +153,9 @@ extension PostgresLedger {
             }
             throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
         }
-        guard let document = try await document(id: id) else { throw LedgerError(.notFound, "no document with id \(id)") }
+        guard let document = try await run("\(unescaped: Self.documentSelect) WHERE d.id = \(id)").first.map(Self.document) else {
+            throw LedgerError(.notFound, "no document with id \(id)")
+        }
         return document
     }
 

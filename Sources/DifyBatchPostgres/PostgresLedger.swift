@@ -84,6 +84,9 @@ public final class PostgresLedger: Ledger {
 
     func rows(_ statement: PostgresStatement) async throws -> [PostgresRow] { try await rows(statement.query) }
 
+    /// Runs one statement and returns its rows: ``rows(_:)`` on the pool, or a batch's transaction connection.
+    typealias Statements = (PostgresQuery) async throws -> [PostgresRow]
+
     /// `error` in an operator's words: a ``LedgerError``'s message, a driver error by its kind (never the pool's
     /// internal type names).
     static func describe(_ error: any Error) -> String {
@@ -389,8 +392,12 @@ public final class PostgresLedger: Ledger {
     // MARK: - Attempts, usage, results
 
     public func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
+        try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: rows)
+    }
+
+    func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase, on run: Statements) async throws -> Int64 {
         let now = nowMillis
-        let found = try await rows("""
+        let found = try await run("""
             INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (\(documentID), \(runID), \(phase.rawValue), \(now))
             RETURNING id
             """)
@@ -401,8 +408,12 @@ public final class PostgresLedger: Ledger {
     }
 
     public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
+        try await finishAttempt(attemptID, result, on: rows)
+    }
+
+    func finishAttempt(_ attemptID: Int64, _ result: AttemptResult, on run: Statements) async throws {
         let now = nowMillis
-        _ = try await rows("""
+        _ = try await run("""
             UPDATE attempts SET ended_at = \(now), outcome = \(result.outcome), http_status = \(result.httpStatus.map(Int32.init)),
                 dify_code = \(result.difyCode), message = \(result.message), failed_node = \(result.failedNode)
             WHERE id = \(attemptID)
@@ -410,9 +421,14 @@ public final class PostgresLedger: Ledger {
     }
 
     public func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws {
+        try await recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, on: rows)
+    }
+
+    func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts,
+                     on run: Statements) async throws {
         let now = nowMillis
         let (priceText, priceNanos) = try PriceNanos.stored(usage.totalPrice)
-        _ = try await rows("""
+        _ = try await run("""
             INSERT INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
                 total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
             VALUES (\(documentID), \(jobID), \(runID), \(difyRunID), \(usage.promptTokens.map(Int64.init)),
@@ -423,9 +439,13 @@ public final class PostgresLedger: Ledger {
     }
 
     public func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
+        try await storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON, on: rows)
+    }
+
+    func storeResult(documentID: Int64, status: String, outputsJSON: String, on run: Statements) async throws {
         let now = nowMillis
         // One statement: the result and the mark that only local work is left appear together.
-        _ = try await rows("""
+        _ = try await run("""
             WITH stored AS (
                 INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (\(documentID), \(status), \(outputsJSON), \(now))
                 ON CONFLICT (document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
@@ -433,6 +453,50 @@ public final class PostgresLedger: Ledger {
                 RETURNING document_id)
             UPDATE documents SET result_stored = 1, updated_at = \(now) WHERE id IN (SELECT document_id FROM stored)
             """)
+    }
+
+    // MARK: - Batches (issue 14)
+
+    /// The batch in one PostgreSQL transaction on one pooled connection (BEGIN … COMMIT; any error rolls it back).
+    @discardableResult
+    public func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult {
+        try writes.checkLegal()
+        let logger = self.logger
+        let date = now()
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                let run: Statements = { query in try await connection.query(query, logger: logger).collect() }
+                var result = LedgerWriteResult()
+                for item in writes {
+                    switch item {
+                    case .transition(let id, let from, let to, let changes):
+                        result.documents.append(try await apply(id, expecting: from, newState: to,
+                                                                LedgerWrite.transitionChanges(to: to, changes, now: date), on: run))
+                    case .update(let id, let state, let changes):
+                        result.documents.append(try await apply(id, expecting: state, newState: nil, changes, on: run))
+                    case .beginAttempt(let documentID, let runID, let phase):
+                        result.attemptIDs.append(try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: run))
+                    case .finishAttempt(let id, let attempt):
+                        try await finishAttempt(id, attempt, on: run)
+                    case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
+                        try await recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, on: run)
+                    case .storeResult(let documentID, let status, let outputsJSON):
+                        try await storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON, on: run)
+                    case .countInRun(let runID, let jobID, let state):
+                        try await countInRun(runID: runID, jobID: jobID, state: state, on: run)
+                    }
+                }
+                return result
+            }
+        } catch let error as PostgresTransactionError {
+            let cause = error.closureError ?? error.beginError ?? error.commitError
+            if let psql = cause as? PSQLError { throw Self.ledgerError(psql, location: location) }
+            if let cause { throw cause }
+            throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): a write transaction failed")
+        } catch let error as PSQLError {
+            // No connection to run the transaction on (the server went away, the pool is closing).
+            throw Self.ledgerError(error, location: location)
+        }
     }
 
     // MARK: - Runs
@@ -452,8 +516,12 @@ public final class PostgresLedger: Ledger {
     }
 
     public func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
+        try await countInRun(runID: runID, jobID: jobID, state: state, on: rows)
+    }
+
+    func countInRun(runID: Int64, jobID: Int64, state: DocumentState, on run: Statements) async throws {
         guard let column = state.runJobsColumn else { return }
-        _ = try await rows("""
+        _ = try await run("""
             INSERT INTO run_jobs (run_id, job_id, \(unescaped: column)) VALUES (\(runID), \(jobID), 1)
             ON CONFLICT (run_id, job_id) DO UPDATE SET \(unescaped: column) = run_jobs.\(unescaped: column) + 1
             """)

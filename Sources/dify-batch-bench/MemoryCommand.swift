@@ -48,7 +48,11 @@ struct MemoryCommand: AsyncParsableCommand {
             count = files
         }
         let limit = try parseDuration(maxDuration)
-        let (pipeline, _) = try workspace.makePipeline(mode: .once) { $0.maxDuration = limit }
+        // As `dify-batch run` without --report (and `watch`): no record kept per touched document.
+        let (pipeline, _) = try workspace.makePipeline(mode: .once) {
+            $0.maxDuration = limit
+            $0.keepsTouchedDocuments = false
+        }
         let before = ProcessStats.statusKB("VmRSS") ?? 0
         let reset = ProcessStats.resetPeakRSS()
         if !reset { note("  warning: cannot reset VmHWM; the peak includes the setup") }

@@ -34,7 +34,8 @@ struct OverheadCommand: AsyncParsableCommand {
             note("  → \(rows.last!.joined(separator: "  "))")
         }
         say(Table.render(headers: ["client", "mode", "c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc",
-                                   "of which scan+hash ms/doc", "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc"],
+                                   "of which scan+hash ms/doc", "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc",
+                                   "write tx/doc", "ctx switches/doc (vol+invol)", "load avg"],
                          rows: rows))
     }
 
@@ -53,10 +54,12 @@ struct OverheadCommand: AsyncParsableCommand {
         guard mode.lowercased() == "wal" else { throw BenchError("ledger journal mode is \(mode), not WAL") }
         let usage0 = ProcessStats.selfUsage()
         let simCPU0 = ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0
+        let writes0 = ledger.writeTransactions
         let start = ContinuousClock.now
         let result = try await pipeline.run()
         let wall = (ContinuousClock.now - start).seconds
         let usage1 = ProcessStats.selfUsage()
+        let writes = ledger.writeTransactions - writes0
         let simCPU = (ProcessStats.cpuSeconds(pid: simulator.pid) ?? 0) - simCPU0
         func secs(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         let user = secs(usage1.ru_utime) - secs(usage0.ru_utime)
@@ -69,7 +72,11 @@ struct OverheadCommand: AsyncParsableCommand {
         let scanCPU = (state.cpuAtFirstUpload ?? cpu0) - cpu0
         var rows = [["dify-batch", responseMode, String(concurrency), String(files), String(succeeded), fmt(wall, 2),
                      fmt(Double(succeeded) / wall), fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3),
-                     fmt((user + system - scanCPU) * 1000 / n, 3), "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3)]]
+                     fmt((user + system - scanCPU) * 1000 / n, 3), "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3),
+                     // Every write transaction of the run (scan inserts, claims and the run's own rows included).
+                     fmt(Double(writes) / n, 2),
+                     "\(fmt(Double(usage1.ru_nvcsw - usage0.ru_nvcsw) / n, 1))+\(fmt(Double(usage1.ru_nivcsw - usage0.ru_nivcsw) / n, 1))",
+                     ProcessStats.loadAverage()]]
         if let baseline {
             rows.append(try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
                                         concurrency: concurrency, responseMode: responseMode))
@@ -108,6 +115,8 @@ struct OverheadCommand: AsyncParsableCommand {
         let n = Double(max(ok, 1))
         return ["baseline.py", responseMode, String(concurrency), String(files), String(ok), fmt(wall, 2),
                 fmt(Double(ok) / wall), fmt((user + system) * 1000 / n, 3), "-", "-",
-                "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3)]
+                "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3), "-",
+                "\(fmt(Double(children1.ru_nvcsw - children0.ru_nvcsw) / n, 1))+\(fmt(Double(children1.ru_nivcsw - children0.ru_nivcsw) / n, 1))",
+                ProcessStats.loadAverage()]
     }
 }

@@ -151,6 +151,12 @@ enum ProcessStats {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
+    /// The 1-minute load average (`/proc/loadavg`), printed beside each figure (the machine is shared).
+    static func loadAverage() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "-" }
+        return String(text.split(separator: " ").first ?? "-")
+    }
+
     /// A `/proc/<pid>/status` field in kB (`VmHWM`, `VmRSS`).
     static func statusKB(_ field: String, pid: String = "self") -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }

@@ -257,6 +257,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let result = try await arguments.execute(mode: .once) { options in
             options.maxDuration = maxDuration.flatMap(HumanDuration.parse)
+            options.keepsTouchedDocuments = report != nil
         }
         arguments.printSummaries(result.summaries)
         if let report {
@@ -298,6 +299,7 @@ struct WatchCommand: AsyncParsableCommand {
             options.grace = HumanDuration.parse(grace) ?? .seconds(30)
             options.rescanInterval = HumanDuration.parse(rescan) ?? .seconds(30)
             options.specPaths = arguments.specs
+            options.keepsTouchedDocuments = false
             if let specPoll { options.specPollInterval = HumanDuration.parse(specPoll) ?? .seconds(2) }
         }
         arguments.printSummaries(result.summaries, stopsLogged: true)

@@ -61,7 +61,12 @@ final class BusyOnSuccessLedger: Ledger {
         for case .lastError(let error?) in changes where error.errorClass == "local" {
             localFailureCodes.withLock { $0.append(error.code ?? "-") }
         }
-        if to == .succeeded, armed.withLock({ value in defer { value = false }; return value }) {
+        return try await busyOnce(if: to == .succeeded) { try await base.transition(id, from: from, to: to, changes) }
+    }
+
+    /// The first call with `condition` runs `body` while another connection holds the write lock.
+    private func busyOnce<T>(if condition: Bool, _ body: () async throws -> T) async throws -> T {
+        if condition, armed.withLock({ value in defer { value = false }; return value }) {
             holding.withLock { $0 = true }
             let holder = WriteLockHolder(path: path)
             #expect(holder.waitUntilLocked())
@@ -69,10 +74,21 @@ final class BusyOnSuccessLedger: Ledger {
                 holder.release()
                 holding.withLock { $0 = false }
             }
-            return try await base.transition(id, from: from, to: to, changes)
+            return try await body()
         }
         try await pass()
-        return try await base.transition(id, from: from, to: to, changes)
+        return try await body()
+    }
+
+    func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult {
+        var toSucceeded = false
+        for case .transition(_, _, let to, let changes) in writes {
+            for case .lastError(let error?) in changes where error.errorClass == "local" {
+                localFailureCodes.withLock { $0.append(error.code ?? "-") }
+            }
+            if to == .succeeded { toSucceeded = true }
+        }
+        return try await busyOnce(if: toSucceeded) { try await base.write(writes) }
     }
 
     private func pass() async throws {

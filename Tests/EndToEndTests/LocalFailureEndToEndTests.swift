@@ -51,6 +51,24 @@ import Testing
         }
     }
 
+    /// Issue 14: `run` without `--report` (and `watch`) keeps no record per document, yet counts the same.
+    @Test func run_withoutKeepingTouchedDocuments_countsSucceededAndLocalFailuresTheSame_andKeepsNoRecords() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("sub/a.txt", documentText(3))
+            try workspace.drop("b.txt", documentText(4))
+            try workspace.drop("c.txt", documentText(5))
+            try Self.blockOutboxFolder(workspace)
+            let (result, _) = try await workspace.run { $0.keepsTouchedDocuments = false }
+            let summary = try #require(result.summaries.first)
+            #expect(summary.touched.isEmpty, "no record per document is kept")
+            #expect(summary.counts[.succeeded] == 2)
+            #expect(summary.localFailures == 1, "the document whose outbox folder is blocked is counted as a local failure")
+            #expect(result.exitStatus == .documentsFailed)
+            #expect(Self.runPOSTs(simulator) == 3)
+        }
+    }
+
     @Test func retry_ofADeadDocumentWithAStoredResult_rewritesTheOutboxWithoutCallingDify() async throws {
         try await withDifySimulator { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL)

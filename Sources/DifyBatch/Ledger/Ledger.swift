@@ -80,6 +80,12 @@ public protocol Ledger: LedgerReader {
     /// only local work is left for it. Called BEFORE the outbox is written.
     func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws
 
+    /// Makes several writes in order in ONE transaction, all or none (issue 14: a document's adjacent durable
+    /// steps cost one commit). Each write checks and means what its method means; the first that fails throws its
+    /// error and nothing of the batch is written.
+    @discardableResult
+    func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult
+
     /// Records the start of a `run`/`watch` process for these jobs; returns the run id.
     func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64
     /// Counts a document that reached `state` in this run.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The ledger in one SQLite file: WAL mode (readers never wait for the writer), a busy timeout, foreign keys on.
 /// New databases are created from ``LedgerSchema/sql`` (the top-level `schema.sql`); the version is kept in
@@ -98,6 +99,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     private let pool: DatabasePool
+    private let writeCount = Atomic<Int>(0)
     private let now: @Sendable () -> Date
     /// The database file.
     public let path: String
@@ -398,7 +400,7 @@ public final class SQLiteLedger: Ledger {
 
     public func register(_ job: JobRegistration) async throws -> JobRecord {
         let now = nowMillis
-        return try await pool.write { db in
+        return try await write { db in
             try db.execute(sql: """
                 INSERT INTO jobs (name, spec_path, spec_hash, base_url, dify_user, inbox, outbox, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -412,7 +414,7 @@ public final class SQLiteLedger: Ledger {
 
     public func setAppMode(jobID: Int64, mode: String) async throws {
         let now = nowMillis
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE jobs SET app_mode = ?, updated_at = ? WHERE id = ?", arguments: [mode, now, jobID])
         }
     }
@@ -453,13 +455,13 @@ public final class SQLiteLedger: Ledger {
 
     public func insert(_ document: NewDocument) async throws -> DocumentRecord {
         let now = nowMillis
-        return try await pool.write { db in try Self.insert(document, db: db, now: now) }
+        return try await write { db in try Self.insert(document, db: db, now: now) }
     }
 
     /// Issue 13: the rows of one table file in one transaction (all or none).
     public func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord] {
         let now = nowMillis
-        return try await pool.write { db in try documents.map { try Self.insert($0, db: db, now: now) } }
+        return try await write { db in try documents.map { try Self.insert($0, db: db, now: now) } }
     }
 
     private static func insert(_ document: NewDocument, db: Database, now: Int64) throws -> DocumentRecord {
@@ -519,7 +521,7 @@ public final class SQLiteLedger: Ledger {
         guard limit > 0 else { return [] }
         let now = Self.millis(date)
         let stamp = nowMillis
-        return try await pool.write { db in
+        return try await write { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
@@ -542,14 +544,7 @@ public final class SQLiteLedger: Ledger {
         guard from.canTransition(to: to) else {
             throw LedgerError(.illegalTransition, "document \(id): \(from.rawValue) → \(to.rawValue) is not a legal transition")
         }
-        var all = changes
-        if to.isTerminal && !changes.contains(where: { if case .finishedAt = $0 { return true } else { return false } }) {
-            all.append(.finishedAt(now()))
-        }
-        if to == .pending || to == .failed || to.isInFlight {
-            all.append(.finishedAt(nil))
-        }
-        return try await apply(id, expecting: from, newState: to, all)
+        return try await apply(id, expecting: from, newState: to, LedgerWrite.transitionChanges(to: to, changes, now: now()))
     }
 
     @discardableResult
@@ -558,8 +553,15 @@ public final class SQLiteLedger: Ledger {
     }
 
     private func apply(_ id: Int64, expecting: DocumentState, newState: DocumentState?, _ changes: [DocumentChange]) async throws -> DocumentRecord {
+        let now = nowMillis
+        return try await write { db in try Self.apply(db, id, expecting: expecting, newState: newState, changes, now: now) }
+    }
+
+    /// One UPDATE … RETURNING of a document that must still be in `expecting` (inside the caller's transaction).
+    private static func apply(_ db: Database, _ id: Int64, expecting: DocumentState, newState: DocumentState?,
+                              _ changes: [DocumentChange], now: Int64) throws -> DocumentRecord {
         var sets = ["updated_at = ?"]
-        var arguments: StatementArguments = [nowMillis]
+        var arguments: StatementArguments = [now]
         if let newState {
             sets.append("state = ?")
             arguments += [newState.rawValue]
@@ -600,16 +602,13 @@ public final class SQLiteLedger: Ledger {
         }
         arguments += [id, expecting.rawValue]
         let sql = "UPDATE documents SET \(sets.joined(separator: ", ")) WHERE id = ? AND state = ? " + Self.documentReturning
-        let finalArguments = arguments
-        return try await pool.write { db in
-            // One statement per distinct set of changed columns, compiled once per connection.
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: finalArguments) else {
-                let actual = try String.fetchOne(db, sql: "SELECT state FROM documents WHERE id = ?", arguments: [id])
-                guard let actual else { throw LedgerError(.notFound, "no document with id \(id)") }
-                throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
-            }
-            return Self.document(row)
+        // One statement per distinct set of changed columns, compiled once per connection.
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: sql), arguments: arguments) else {
+            let actual = try String.fetchOne(db, sql: "SELECT state FROM documents WHERE id = ?", arguments: [id])
+            guard let actual else { throw LedgerError(.notFound, "no document with id \(id)") }
+            throw LedgerError(.stateChanged, "document \(id) is \(actual), not \(expecting.rawValue) as expected")
         }
+        return Self.document(row)
     }
 
     public func inFlight(jobID: Int64) async throws -> [DocumentRecord] {
@@ -635,7 +634,7 @@ public final class SQLiteLedger: Ledger {
         let states = allowed.filter { $0.canTransition(to: .pending) }.sorted()
         guard !ids.isEmpty, !states.isEmpty else { return 0 }
         let now = nowMillis
-        return try await pool.write { db in
+        return try await write { db in
             var moved = 0
             for chunk in stride(from: 0, to: ids.count, by: 500) {
                 let slice = Array(ids[chunk..<min(chunk + 500, ids.count)])
@@ -661,53 +660,106 @@ public final class SQLiteLedger: Ledger {
 
     public func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase) async throws -> Int64 {
         let now = nowMillis
-        return try await pool.write { db in
-            try db.cachedStatement(sql: "INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [documentID, runID, phase.rawValue, now])
-            return db.lastInsertedRowID
-        }
+        return try await write { db in try Self.beginAttempt(db, documentID: documentID, runID: runID, phase: phase, now: now) }
+    }
+
+    private static func beginAttempt(_ db: Database, documentID: Int64, runID: Int64?, phase: AttemptPhase, now: Int64) throws -> Int64 {
+        try db.cachedStatement(sql: "INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [documentID, runID, phase.rawValue, now])
+        return db.lastInsertedRowID
     }
 
     public func finishAttempt(_ attemptID: Int64, _ result: AttemptResult) async throws {
         let now = nowMillis
-        try await pool.write { db in
-            try db.cachedStatement(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?")
-                .execute(arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
-        }
+        try await write { db in try Self.finishAttempt(db, attemptID, result, now: now) }
+    }
+
+    private static func finishAttempt(_ db: Database, _ attemptID: Int64, _ result: AttemptResult, now: Int64) throws {
+        try db.cachedStatement(sql: "UPDATE attempts SET ended_at = ?, outcome = ?, http_status = ?, dify_code = ?, message = ?, failed_node = ? WHERE id = ?")
+            .execute(arguments: [now, result.outcome, result.httpStatus, result.difyCode, result.message, result.failedNode, attemptID])
     }
 
     public func recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, _ usage: UsageAmounts) async throws {
         let now = nowMillis
+        try await write { db in
+            try Self.recordUsage(db, documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, now: now)
+        }
+    }
+
+    private static func recordUsage(_ db: Database, documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?,
+                                    _ usage: UsageAmounts, now: Int64) throws {
         let priceText = usage.totalPrice.map { PriceNanos.text($0) }
         let priceNanos = try usage.totalPrice.map { try PriceNanos.nanos($0) }
-        try await pool.write { db in
-            try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
-                    total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
-                                 priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
-        }
+        try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO usage (document_id, job_id, run_id, dify_run_id, prompt_tokens, completion_tokens,
+                total_tokens, total_price, total_price_nanos, currency, latency_ms, recorded_at, usage_source)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [documentID, jobID, runID, difyRunID, usage.promptTokens, usage.completionTokens, usage.totalTokens,
+                             priceText, priceNanos, usage.currency, usage.latencyMilliseconds, now, usage.source])
     }
 
     public func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
         let now = nowMillis
-        try await pool.write { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
-                    recorded_at = excluded.recorded_at
-                """).execute(arguments: [documentID, status, outputsJSON, now])
-            try db.cachedStatement(sql: "UPDATE documents SET result_stored = 1, updated_at = ? WHERE id = ?")
-                .execute(arguments: [now, documentID])
+        try await write { db in try Self.storeResult(db, documentID: documentID, status: status, outputsJSON: outputsJSON, now: now) }
+    }
+
+    private static func storeResult(_ db: Database, documentID: Int64, status: String, outputsJSON: String, now: Int64) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO results (document_id, status, outputs_json, recorded_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT(document_id) DO UPDATE SET status = excluded.status, outputs_json = excluded.outputs_json,
+                recorded_at = excluded.recorded_at
+            """).execute(arguments: [documentID, status, outputsJSON, now])
+        try db.cachedStatement(sql: "UPDATE documents SET result_stored = 1, updated_at = ? WHERE id = ?")
+            .execute(arguments: [now, documentID])
+    }
+
+    // MARK: - Batches (issue 14)
+
+    @discardableResult
+    public func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult {
+        try writes.checkLegal()
+        let now = nowMillis
+        let date = self.now()
+        return try await write { db in
+            var result = LedgerWriteResult()
+            for item in writes {
+                switch item {
+                case .transition(let id, let from, let to, let changes):
+                    result.documents.append(try Self.apply(db, id, expecting: from, newState: to,
+                                                           LedgerWrite.transitionChanges(to: to, changes, now: date), now: now))
+                case .update(let id, let state, let changes):
+                    result.documents.append(try Self.apply(db, id, expecting: state, newState: nil, changes, now: now))
+                case .beginAttempt(let documentID, let runID, let phase):
+                    result.attemptIDs.append(try Self.beginAttempt(db, documentID: documentID, runID: runID, phase: phase, now: now))
+                case .finishAttempt(let id, let attempt):
+                    try Self.finishAttempt(db, id, attempt, now: now)
+                case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
+                    try Self.recordUsage(db, documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, now: now)
+                case .storeResult(let documentID, let status, let outputsJSON):
+                    try Self.storeResult(db, documentID: documentID, status: status, outputsJSON: outputsJSON, now: now)
+                case .countInRun(let runID, let jobID, let state):
+                    try Self.countInRun(db, runID: runID, jobID: jobID, state: state)
+                }
+            }
+            return result
         }
+    }
+
+    /// Write transactions committed (or attempted) by this ledger object since it was opened (the bench prints
+    /// them per document; issue 14).
+    public var writeTransactions: Int { writeCount.load(ordering: .relaxed) }
+
+    /// Every write transaction of this ledger goes through here (so the bench can count them).
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        writeCount.add(1, ordering: .relaxed)
+        return try await pool.write(body)
     }
 
     // MARK: - Runs
 
     public func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64 {
         let now = nowMillis
-        return try await pool.write { db in
+        return try await write { db in
             try db.execute(sql: "INSERT INTO runs (command, started_at, pid, host) VALUES (?, ?, ?, ?)",
                            arguments: [command, now, pid, host])
             let runID = db.lastInsertedRowID
@@ -719,7 +771,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func recordNotMatched(runID: Int64, jobID: Int64, count: Int) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 INSERT INTO run_jobs (run_id, job_id, not_matched) VALUES (?, ?, ?)
                 ON CONFLICT(run_id, job_id) DO UPDATE SET not_matched = excluded.not_matched
@@ -728,7 +780,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func recordUnsettled(runID: Int64, jobID: Int64, count: Int, oldestPath: String?, since: Date?) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 INSERT INTO run_jobs (run_id, job_id, unsettled, unsettled_oldest, unsettled_since) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(run_id, job_id) DO UPDATE SET unsettled = excluded.unsettled,
@@ -738,18 +790,21 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func countInRun(runID: Int64, jobID: Int64, state: DocumentState) async throws {
+        guard state.runJobsColumn != nil else { return }
+        try await write { db in try Self.countInRun(db, runID: runID, jobID: jobID, state: state) }
+    }
+
+    private static func countInRun(_ db: Database, runID: Int64, jobID: Int64, state: DocumentState) throws {
         guard let column = state.runJobsColumn else { return }
-        try await pool.write { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO run_jobs (run_id, job_id, \(column)) VALUES (?, ?, 1)
-                ON CONFLICT(run_id, job_id) DO UPDATE SET \(column) = \(column) + 1
-                """).execute(arguments: [runID, jobID])
-        }
+        try db.cachedStatement(sql: """
+            INSERT INTO run_jobs (run_id, job_id, \(column)) VALUES (?, ?, 1)
+            ON CONFLICT(run_id, job_id) DO UPDATE SET \(column) = \(column) + 1
+            """).execute(arguments: [runID, jobID])
     }
 
     public func finishRun(_ runID: Int64, exitCode: Int) async throws {
         let now = nowMillis
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "UPDATE runs SET ended_at = ?, exit_code = ? WHERE id = ?", arguments: [now, exitCode, runID])
         }
     }

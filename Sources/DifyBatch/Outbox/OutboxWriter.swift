@@ -89,8 +89,19 @@ public struct OutboxWriter: Sendable {
         }
     }
 
-    /// Pretty-printed, key-sorted, slash-unescaped UTF-8 JSON with a trailing newline.
+    /// Pretty-printed, key-sorted, slash-unescaped UTF-8 JSON with a trailing newline: in one pass by
+    /// ``OutboxJSONBytes`` (issue 14), or by ``encodeWithJSONEncoder(_:)`` for the values it leaves to it (the
+    /// bytes are the same).
     public static func encode(_ value: JSONValue) throws -> Data {
+        if var bytes = OutboxJSONBytes.encode(value) {
+            bytes.append(0x0A)
+            return Data(bytes)
+        }
+        return try encodeWithJSONEncoder(value)
+    }
+
+    /// ``encode(_:)`` through Foundation's `JSONEncoder` (`[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`).
+    static func encodeWithJSONEncoder(_ value: JSONValue) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(value)

@@ -178,18 +178,22 @@ public struct DocumentProcessor: Sendable {
     }
 
     private func uploadAndRun(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
-        var document = try await ledger.update(claimed.id, in: claimed.state, [.incrementAttempts])
+        // Issue 14: the attempt is counted in the same transaction as the next durable step of the document (the
+        // start of its upload attempt, or its send), and written first whenever anything else happens to it.
+        var document = claimed
+        document.attempts += 1
+        var pending: [LedgerWrite] = [.update(claimed.id, in: claimed.state, [.incrementAttempts])]
         var reuploads = 0
         var inputs: DocumentInputs?
         while true {
             try Task.checkCancellation()
             if document.state == .uploading {
-                switch try await upload(document) {
+                switch try await upload(document, pending: &pending) {
                 case .success(let uploaded, let prepared): (document, inputs) = (uploaded, prepared)
                 case .failure(let outcome): return outcome
                 }
             }
-            let outcome = try await run(document, inputs: inputs)
+            let outcome = try await run(document, inputs: inputs, pending: &pending)
             switch outcome {
             case .reupload(let again):
                 reuploads += 1
@@ -217,6 +221,23 @@ public struct DocumentProcessor: Sendable {
         if let limiter = context.rateLimiter {
             try await sleepUnlessStopping(await limiter.reserve())
         }
+    }
+
+    /// ``waitToSend()``, first writing `pending` when there is anything to wait for: a stop during the wait (which
+    /// puts the document back reading the ledger) then finds the ledger as the document is. Without a wait nothing
+    /// is written here and nothing can throw ``StoppedBeforeSend``.
+    func waitToSend(flushing pending: inout [LedgerWrite], _ document: inout DocumentRecord) async throws {
+        guard context.rateLimiter != nil || context.backpressure.remainingWait(now: context.clock.instant()) > .zero else { return }
+        document = try await flush(&pending, document)
+        try await waitToSend()
+    }
+
+    /// Writes the document's deferred writes (issue 14) in one transaction; returns the document as written.
+    func flush(_ pending: inout [LedgerWrite], _ document: DocumentRecord) async throws -> DocumentRecord {
+        guard !pending.isEmpty else { return document }
+        let written = try await ledger.write(pending)
+        pending = []
+        return written.document ?? document
     }
 
     /// Sleeps in steps of at most 200 ms, throwing ``StoppedBeforeSend`` once the process is stopping.
@@ -250,48 +271,61 @@ public struct DocumentProcessor: Sendable {
     /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
     /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
     /// replaced or rewritten since it was recorded is never sent under the old version's name and hash.
-    private func upload(_ document: DocumentRecord) async throws -> UploadStep {
-        if document.rowOf != nil { return try await uploadRow(document) }
+    private func upload(_ claimed: DocumentRecord, pending: inout [LedgerWrite]) async throws -> UploadStep {
+        if claimed.rowOf != nil { return try await uploadRow(try await flush(&pending, claimed)) }
+        var document = claimed
+        // Every way out but the upload itself first writes what is pending (the attempt count).
+        func written() async throws -> DocumentRecord { try await flush(&pending, document) }
         let path = sourcePath(document)
         let pinned: PinnedFile
         do {
             pinned = try PinnedFile(path: path)
         } catch {
             if error.code == .missing {
-                return .failure(try await reject(document, from: .uploading, code: "source_missing",
+                return .failure(try await reject(try await written(), from: .uploading, code: "source_missing",
                                                  message: "the file disappeared from the inbox before it was uploaded"))
             }
             if error.code == .unreadable {
-                return .failure(try await reject(document, from: .uploading, code: "unreadable", message: error.message))
+                return .failure(try await reject(try await written(), from: .uploading, code: "unreadable", message: error.message))
             }
             // A symlink or FIFO now at the path is not the file that was recorded.
-            return .failure(try await supersede(document, because: "the path now holds something else (\(error.message))"))
+            return .failure(try await supersede(try await written(), because: "the path now holds something else (\(error.message))"))
         }
         guard pinned.identity.matches(document.identity) else {
-            return .failure(try await supersede(document, because: "the file was replaced or changed before it was uploaded (recorded \(document.identity); now \(pinned.identity))"))
+            return .failure(try await supersede(try await written(), because: "the file was replaced or changed before it was uploaded (recorded \(document.identity); now \(pinned.identity))"))
         }
         // A requeued rejected document (or a spec/app change) is checked again: nothing unsendable is uploaded.
         if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
-            return .failure(try await reject(document, from: .uploading, code: problem.code ?? "rejected", message: problem.message))
+            return .failure(try await reject(try await written(), from: .uploading, code: problem.code ?? "rejected", message: problem.message))
         }
         let inputs: DocumentInputs
         switch try await DocumentInputs.prepare(path: path, filename: (document.path as NSString).lastPathComponent, preflight: context.preflight) {
         case .success(let prepared): inputs = prepared
-        case .failure(let failure): return .failure(try await reject(document, from: .uploading, code: failure.code, message: failure.message))
+        case .failure(let failure): return .failure(try await reject(try await written(), from: .uploading, code: failure.code, message: failure.message))
         }
         if let text = inputs.text {
             // The text was read by path: it must still be the pinned version.
             guard pinned.isStill(at: path), (try? pinned.sha256()) == document.sha256 || document.sha256 == nil else {
-                return .failure(try await supersede(document, because: "the file was replaced or changed while its text was extracted"))
+                return .failure(try await supersede(try await written(), because: "the file was replaced or changed while its text was extracted"))
             }
-            _ = try await ledger.update(document.id, in: .uploading, [.text(sha256: text.sha256, length: text.length)])
+            pending.append(.update(document.id, in: .uploading, [.text(sha256: text.sha256, length: text.length)]))
+            document.textSHA256 = text.sha256
+            document.textLength = text.length
             logger(document).debug("text extracted", metadata: ["extractor": "\(text.method)", "characters": "\(text.length)"])
         }
         guard inputs.uploadsFile else {
-            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]), inputs)
+            // Written with the send (or before anything else happens to the document).
+            pending.append(.transition(document.id, from: .uploading, to: .uploaded, [.uploadFileID(nil)]))
+            document.state = .uploaded
+            document.uploadFileID = nil
+            return .success(document, inputs)
         }
-        try await waitToSend()
-        let attempt = try await beginAttempt(document.id, .upload)
+        try await waitToSend(flushing: &pending, &document)
+        // The attempt count and the upload's attempt row: one transaction before the upload is sent.
+        let begun = try await ledger.write(pending + [.beginAttempt(documentID: document.id, runID: context.runID, phase: .upload)])
+        pending = []
+        document = begun.document ?? document
+        let attempt = AttemptHandle(id: begun.attemptIDs[0], phase: .upload, started: ContinuousClock.now)
         do {
             let sent = StreamingSHA256()
             let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,
@@ -303,13 +337,20 @@ public struct DocumentProcessor: Sendable {
                 try await finishAttempt(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run"))
                 return .failure(try await supersede(document, because: "the file was rewritten while it was uploaded (sha256 \(recorded) recorded, \(sentSHA) sent); the upload is not used"))
             }
-            try await finishAttempt(attempt, .ok)
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
             // Dify's clock, learned from the upload's created_at (seconds): the logs search runs in Dify's time.
             let offset = (uploaded.serverDate ?? uploaded.createdAt.map { Date(timeIntervalSince1970: Double($0)) }).map(clockOffset)
-            return .success(try await ledger.transition(document.id, from: .uploading, to: .uploaded,
-                                                        [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)]), inputs)
+            // Issue 14: the upload's end is written in the transaction that records the run's send (or before
+            // anything else happens to the document). A crash before it leaves the document `uploading`, which
+            // is requeued and uploaded again (an upload is never billed).
+            pending = [finishing(attempt, .ok),
+                       .transition(document.id, from: .uploading, to: .uploaded,
+                                   [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)])]
+            document.state = .uploaded
+            document.uploadFileID = uploaded.id
+            document.difyClockOffsetMilliseconds = offset
+            return .success(document, inputs)
         } catch let error as DifyError {
             try await finish(attempt, error)
             return .failure(try await handle(error, document: document, from: .uploading))
@@ -333,7 +374,16 @@ public struct DocumentProcessor: Sendable {
 
     private enum RunStep { case done(DocumentOutcome), reupload(DocumentRecord) }
 
-    private func run(_ uploadedDocument: DocumentRecord, inputs prepared: DocumentInputs?) async throws -> RunStep {
+    private func run(_ claimedOrUploaded: DocumentRecord, inputs prepared: DocumentInputs?,
+                     pending: inout [LedgerWrite]) async throws -> RunStep {
+        var uploadedDocument = claimedOrUploaded
+        // Every way out but the send first writes what is pending (the attempt count, the upload's end).
+        func written() async throws -> DocumentRecord { try await flush(&pending, uploadedDocument) }
+        func backToUpload() async throws -> RunStep {
+            let moved = try await self.ledger.write(pending + [.transition(uploadedDocument.id, from: .uploaded, to: .uploading, [])])
+            pending = []
+            return .reupload(moved.document!)
+        }
         let filename = (uploadedDocument.path as NSString).lastPathComponent
         // Claimed as `uploaded` (Dify already holds the file): decide the inputs again.
         let inputs: DocumentInputs
@@ -341,36 +391,42 @@ public struct DocumentProcessor: Sendable {
             inputs = prepared
         } else if uploadedDocument.rowOf != nil {
             // A row's file cells are uploaded again with its inputs (an upload is never billed).
-            return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
+            return try await backToUpload()
         } else {
             switch try await DocumentInputs.prepare(path: sourcePath(uploadedDocument), filename: filename, preflight: context.preflight) {
             case .success(let again): inputs = again
             case .failure(let failure):
-                return .done(try await dead(uploadedDocument, from: .uploaded,
+                return .done(try await dead(try await written(), from: .uploaded,
                                             error: RecordedError(errorClass: "rejected", code: failure.code, message: failure.message)))
             }
         }
         if inputs.uploadsFile && uploadedDocument.uploadFileID == nil {
-            return .reupload(try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .uploading, []))
+            return try await backToUpload()
         }
         // The send budget: max_attempts run POSTs per document version, whatever became of them (issue 10 rule 3).
         guard budget.allowsSend(uploadedDocument) else {
-            return .done(try await dead(uploadedDocument, from: .uploaded,
+            return .done(try await dead(try await written(), from: .uploaded,
                                         error: RecordedError(errorClass: "permanent", code: "send_budget_exhausted",
                                                              message: budget.exhaustedMessage(uploadedDocument))))
         }
         let request = runRequest(inputs, uploadFileID: uploadedDocument.uploadFileID)
-        try await waitToSend()
+        try await waitToSend(flushing: &pending, &uploadedDocument)
         let sentAt = context.clock.now()
-        // The send is counted in the same statement that records it as sent: a crash after this line still counts.
-        var document = try await ledger.transition(uploadedDocument.id, from: .uploaded, to: .running,
-                                                   [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)]
-                                                       + budget.changesForSend(uploadedDocument))
+        // The send is counted in the same statement that records it as sent, and committed (issue 14: in one
+        // transaction with the upload's end and the run's attempt row) before the request goes out: a crash after
+        // this line still counts.
+        let begun = try await ledger.write(pending + [
+            .transition(uploadedDocument.id, from: .uploaded, to: .running,
+                        [.runSentAt(sentAt), .workflowRunID(nil), .taskID(nil), .messageID(nil)] + budget.changesForSend(uploadedDocument)),
+            .beginAttempt(documentID: uploadedDocument.id, runID: context.runID, phase: .run),
+        ])
+        pending = []
+        var document = begun.document!
         if uploadedDocument.outcomeUnknown {
             logger(document).warning("sending a run whose previous outcome is unknown; counted in duplicate_runs (\(document.duplicateRuns))")
         }
         let sent = document
-        let attempt = try await beginAttempt(document.id, .run)
+        let attempt = AttemptHandle(id: begun.attemptIDs[0], phase: .run, started: ContinuousClock.now)
         let ledger = self.ledger
         let documentID = document.id
         let started = Date()
@@ -380,15 +436,22 @@ public struct DocumentProcessor: Sendable {
                 try await ledger.update(documentID, in: .running, [.workflowRunID(ids.workflowRunID), .taskID(ids.taskID), .messageID(ids.messageID)])
             }
             context.backpressure.recordAnswer()
-            try await finishAttempt(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : result.status == .paused ? "paused" : "failed",
-                                                           httpStatus: 200, message: result.error, failedNode: result.failedNode))
-            document = try await ledger.update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID),
-                                                                           .messageID(result.messageID)])
+            // Issue 14: the attempt's end and the run's final ids are written with what follows (the usage and the
+            // stored result of a succeeded run; before anything else otherwise).
+            let ended: [LedgerWrite] = [
+                finishing(attempt, AttemptResult(outcome: result.status.isSuccess ? "ok" : result.status == .paused ? "paused" : "failed",
+                                                 httpStatus: 200, message: result.error, failedNode: result.failedNode)),
+                .update(document.id, in: .running, [.workflowRunID(result.workflowRunID), .taskID(result.taskID), .messageID(result.messageID)]),
+            ]
+            document.workflowRunID = result.workflowRunID
+            document.taskID = result.taskID
+            document.messageID = result.messageID
             if result.isPaused, let runID = result.workflowRunID ?? document.workflowRunID {
+                document = try await ledger.write(ended).document ?? document
                 return .done(try await pause(document, from: .running, runID: runID))
             }
             let latency = result.usage.latency.map { Int(($0 * 1000).rounded()) } ?? Int(Date().timeIntervalSince(started) * 1000)
-            return .done(try await finishRun(document, result: result, latencyMilliseconds: latency))
+            return .done(try await finishRun(document, result: result, latencyMilliseconds: latency, pending: ended))
         } catch let error as DifyError {
             try await finish(attempt, error)
             if error.code == .cancelled { throw error }
@@ -436,21 +499,27 @@ public struct DocumentProcessor: Sendable {
     // MARK: - Results
 
     /// Records a run that ended (from the response, or found again by recovery).
-    func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?) async throws -> DocumentOutcome {
+    ///
+    /// `pending`: writes of the run not yet made (its attempt's end, its ids); they are made in the transaction that
+    /// stores a succeeded run's usage and result, or first otherwise.
+    func finishRun(_ document: DocumentRecord, result: RunResult, latencyMilliseconds: Int?,
+                   pending: [LedgerWrite] = []) async throws -> DocumentOutcome {
         // Nothing is recorded or written for a document another process took over (this one was stopped or cut
         // off past its lease): that process recovers the run and writes the result.
         try await ledger.confirmLease(documentID: document.id)
+        var pending = pending
         let usage = UsageAmounts(promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens,
                                  totalTokens: result.usage.totalTokens, totalPrice: result.usage.totalPrice,
                                  currency: result.usage.currency, latencyMilliseconds: latencyMilliseconds,
                                  source: result.usage.source?.rawValue)
         let difyRunID = result.workflowRunID ?? result.messageID ?? document.workflowRunID ?? document.messageID
         if usage.totalTokens != nil || usage.totalPrice != nil {
-            try await ledger.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage)
+            pending.append(.recordUsage(documentID: document.id, jobID: context.job.id, runID: context.runID, difyRunID: difyRunID, usage))
             context.observer.record(.usageRecorded(job: spec.name, usage: usage))
         }
         let from = document.state
         guard result.status.isSuccess else {
+            if !pending.isEmpty { try await ledger.write(pending) }
             let message = result.error.map { "the \(context.preflight.mode.rawValue) run ended \(result.status.rawValue): \($0)" }
                 ?? "the run ended \(result.status.rawValue)"
             if result.status == .failed {
@@ -473,7 +542,7 @@ public struct DocumentProcessor: Sendable {
         finished.messageID = result.messageID ?? document.messageID
         finished.taskID = result.taskID ?? document.taskID
         return try await settler.succeeded(finished, from: from, status: result.status == .partialSucceeded ? "partial-succeeded" : "succeeded",
-                                           outputs: outputs)
+                                           outputs: outputs, with: pending)
     }
 
     // MARK: - Failures
@@ -583,6 +652,16 @@ public struct DocumentProcessor: Sendable {
 
     func finishAttempt(_ attempt: AttemptHandle, _ result: AttemptResult) async throws {
         try await ledger.finishAttempt(attempt.id, result)
+        observe(attempt, result)
+    }
+
+    /// The write that ends an attempt (made by the caller in a batch); the attempt's duration is observed now.
+    func finishing(_ attempt: AttemptHandle, _ result: AttemptResult) -> LedgerWrite {
+        observe(attempt, result)
+        return .finishAttempt(attempt.id, result)
+    }
+
+    private func observe(_ attempt: AttemptHandle, _ result: AttemptResult) {
         context.observer.record(.attemptFinished(job: spec.name, phase: attempt.phase, outcome: result.outcome,
                                                  seconds: (ContinuousClock.now - attempt.started).seconds))
     }

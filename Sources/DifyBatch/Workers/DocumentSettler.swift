@@ -63,12 +63,15 @@ struct DocumentSettler: Sendable {
     // MARK: - Success
 
     /// A run that succeeded (`status` is `succeeded` or `partial-succeeded`), from the response or found again by
-    /// recovery. `document` carries the run's ids. The result is stored first; if even that fails (after three
-    /// tries) the error is thrown and the document stays in flight, where recovery finds it again.
+    /// recovery. `document` carries the run's ids. The result is stored first (in one transaction with `writes`,
+    /// the run's own writes not yet made: its attempt's end, ids and usage; issue 14); if even that fails (after
+    /// three tries) the error is thrown and the document stays in flight, where recovery finds it again.
     func succeeded(_ document: DocumentRecord, from state: DocumentState, status: String,
-                   outputs: [String: JSONValue]) async throws -> DocumentOutcome {
+                   outputs: [String: JSONValue], with writes: [LedgerWrite] = []) async throws -> DocumentOutcome {
         let json = JSONValue.object(outputs).jsonString()
-        try await withLedgerRetries { try await ledger.storeResult(documentID: document.id, status: status, outputsJSON: json) }
+        _ = try await withLedgerRetries {
+            try await ledger.write(writes + [.storeResult(documentID: document.id, status: status, outputsJSON: json)])
+        }
         var stored = document
         stored.resultStored = true
         return try await complete(stored, from: state, status: status, outputs: outputs, original: nil)
@@ -127,14 +130,17 @@ struct DocumentSettler: Sendable {
         }
         let done: DocumentRecord
         do {
-            done = try await ledger.transition(document.id, from: state, to: target,
-                                               [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])
+            // The final state and its count in this run: one transaction (issue 14).
+            var writes: [LedgerWrite] = [.transition(document.id, from: state, to: target,
+                                                     [.outputPath(outputPath), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])]
+            if let runID { writes.append(.countInRun(runID: runID, jobID: jobID, state: target)) }
+            done = try await ledger.write(writes).document!
         } catch let error as LedgerError where error.code == .stateChanged || error.code == .notFound {
             throw error
         } catch {
             return try await localFailure(document, from: state, error, step: "record the \(target.rawValue) document in the ledger")
         }
-        await countAndReport(done)
+        onSettled(done)
         if let original {
             logger(document).info("skipped \(document.path): same content as \(original.path), output written from the stored result")
         } else {

@@ -11,7 +11,8 @@ public struct JobSummary: Sendable {
     public var counts: [DocumentState: Int] = [:]
     /// Set when the job stopped early.
     public var stop: JobStop?
-    /// Every document touched in this invocation, in its last known state.
+    /// Every document touched in this invocation, in its last known state (empty when
+    /// ``PipelineOptions/keepsTouchedDocuments`` is false).
     public var touched: [DocumentRecord] = []
     /// Documents still waiting (pending or failed) when the job ended.
     public var remaining = 0
@@ -72,17 +73,33 @@ public final class JobRunner: Sendable {
 
     /// Collects what the job touched (written from worker tasks).
     final class Tracker: Sendable {
-        let state = Mutex<(touched: [Int64: DocumentRecord], counts: [DocumentState: Int], localFailures: [Int64: Int])>(([:], [:], [:]))
+        struct State {
+            /// Every touched document's last record, when kept (``PipelineOptions/keepsTouchedDocuments``).
+            var touched: [Int64: DocumentRecord] = [:]
+            var counts: [DocumentState: Int] = [:]
+            /// Local failures per document in this invocation, and whether its last known state is one.
+            var localFailures: [Int64: Int] = [:]
+            var nowLocallyFailed: Set<Int64> = []
+        }
+        let state = Mutex(State())
         let notMatched = Mutex<[String]>([])
         let unsettled = Mutex<UnsettledFiles>(.none)
         /// Settled files the ledger could not record at the last scan (path, error).
         let unrecorded = Mutex<[(path: String, error: String)]>([])
+        let keepsRecords: Bool
+
+        init(keepsRecords: Bool = true) { self.keepsRecords = keepsRecords }
 
         func settled(_ document: DocumentRecord) {
             state.withLock { value in
-                value.touched[document.id] = document
+                if keepsRecords { value.touched[document.id] = document }
                 if document.state.isTerminal { value.counts[document.state, default: 0] += 1 }
-                if Self.isLocalFailure(document) { value.localFailures[document.id, default: 0] += 1 }
+                if Self.isLocalFailure(document) {
+                    value.localFailures[document.id, default: 0] += 1
+                    value.nowLocallyFailed.insert(document.id)
+                } else if !value.nowLocallyFailed.isEmpty {
+                    value.nowLocallyFailed.remove(document.id)
+                }
             }
         }
 
@@ -93,9 +110,7 @@ public final class JobRunner: Sendable {
         /// Documents now `failed` by local work that failed at least `limit` times in this invocation.
         func givenUp(limit: Int) -> Int {
             state.withLock { value in
-                value.localFailures.filter { id, count in
-                    count >= limit && value.touched[id].map(Self.isLocalFailure) == true
-                }.count
+                value.localFailures.filter { id, count in count >= limit && value.nowLocallyFailed.contains(id) }.count
             }
         }
     }
@@ -103,7 +118,7 @@ public final class JobRunner: Sendable {
     /// Runs the job until its work is done (`run`) or a shutdown signal (`watch`).
     public func run(job: JobRecord) async -> JobSummary {
         var summary = JobSummary(job: spec.name)
-        let tracker = Tracker()
+        let tracker = Tracker(keepsRecords: options.keepsTouchedDocuments)
         observer.record(.jobAdmitted(job: spec.name))
         do {
             let preflight = try await preflightWithRetry()
@@ -135,7 +150,7 @@ public final class JobRunner: Sendable {
         let snapshot = tracker.state.withLock { $0 }
         summary.counts = snapshot.counts
         summary.touched = snapshot.touched.values.sorted { $0.id < $1.id }
-        summary.localFailures = summary.touched.filter(Tracker.isLocalFailure).count
+        summary.localFailures = snapshot.nowLocallyFailed.count
         summary.notMatched = tracker.notMatched.withLock { $0 }
         summary.unsettled = tracker.unsettled.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
@@ -366,6 +381,9 @@ public final class JobRunner: Sendable {
                 await startRecoveries()
                 wake.yield(.tick)
                 for await event in wakes {
+                    // Paused runs are polled by time (their next poll is at least a poll interval away): at the
+                    // start and on each tick, not after every document (issue 14: one ledger read less per document).
+                    var pollPaused = false
                     switch event {
                     case .documentDone(let outcome):
                         inFlight -= 1
@@ -403,6 +421,7 @@ public final class JobRunner: Sendable {
                     case .uploaded:
                         warmedUp = true
                     case .tick:
+                        pollPaused = true
                         if coordinated && !draining && stop == nil && clock.now().timeIntervalSince(lastTakeover) >= 1 {
                             // Documents of a process that died or was cut off: taken over through recovery.
                             lastTakeover = clock.now()
@@ -467,7 +486,7 @@ public final class JobRunner: Sendable {
                     }
                     if stop == nil {
                         try await claimMore()
-                        try await pollPausedRuns()
+                        if pollPaused || firstPausedPoll { try await pollPausedRuns() }
                     }
                     try await reportUnsettled()
                     let waiting = try await ledger.waitingCount(jobID: job.id)

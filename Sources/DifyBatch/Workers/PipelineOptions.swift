@@ -26,6 +26,10 @@ public struct PipelineOptions: Sendable {
     /// Spec files that did not load (issue 16): each is reported as a job that could not start (exit 2 at the end),
     /// while the specs that loaded run. Default none.
     public var badSpecs: [SpecError] = []
+    /// Keep every document touched in this invocation for ``JobSummary/touched`` (`--report`, `demo`; default
+    /// true). `run` without `--report` and `watch` set false: the job then keeps counts and local-failure marks
+    /// only, not a record per document (issue 14: memory that grew with every document a `watch` processed).
+    public var keepsTouchedDocuments: Bool = true
     /// How often the job loop wakes to look for due retries and settled files (default 200ms).
     public var tick: Duration = .milliseconds(200)
     /// `watch`: full rescan of the inbox as a safety net for missed events (default 30s).
