@@ -293,8 +293,10 @@ public final class PostgresLedger: Ledger {
         return result
     }
 
-    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals.
-    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused'"
+    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals. `unresolved`
+    /// counts too: its run may have happened and been billed, so a copy of its content waits with it (held, not
+    /// sent) until someone decides about the original (`retry --state unresolved`), instead of paying again.
+    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused', 'unresolved'"
 
     public func insert(_ document: NewDocument) async throws -> DocumentRecord {
         let now = nowMillis
@@ -353,11 +355,12 @@ public final class PostgresLedger: Ledger {
     }
 
     public func waitingCount(jobID: Int64) async throws -> Int {
-        // A copy held behind a paused run of the same content waits for a human, as that run does: not counted.
+        // A copy held behind a paused or unresolved run of the same content waits for a human, as that run does:
+        // not counted.
         let found = try await rows("""
             SELECT count(*) AS n FROM documents d WHERE d.job_id = \(jobID) AND d.state IN ('pending', 'failed')
               AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
-                  SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'paused'))
+                  SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN ('paused', 'unresolved')))
             """)
         return Int(try Self.int64(found.first, "n") ?? 0)
     }

@@ -6,7 +6,7 @@ import Testing
 
 /// The logs search of a run whose id never arrived (issue 10 rule 2) against the simulator.
 @Suite struct RunLocatorTests {
-    /// Found by the attack helper (attack/kill-run.sh with --run-detail-not-found-first): one listed run whose detail
+    /// Found by the attack helper (Scripts/attack/kill-run.sh with --run-detail-not-found-first): one listed run whose detail
     /// could not be read ended every search, so a document whose own run was listed and readable stayed unfound until
     /// `recover_deadline` and was parked `unresolved` although its run (and usage) could be established.
     @Test func search_whenAnotherListedRunsDetailCannotBeRead_stillFindsOurRun_andOtherwiseCouldNotCheck() async throws {

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import Testing
 
-/// Found by the attack helper (attack/ledger-full-at-start.sh): a ledger that could be opened but not written (its
+/// Found by the attack helper (Scripts/attack/ledger-full-at-start.sh): a ledger that could be opened but not written (its
 /// file system full) when `run`/`watch` registered the jobs or recorded the run ended the process with a bare
 /// "Error: SQLite error 13: database or disk is full" and exit 1 — the code the table keeps for documents that ended
 /// dead/rejected/unresolved — naming neither the ledger nor the fix. (The real binary; the failing write is made by
@@ -36,7 +36,7 @@ import Testing
         }
     }
 
-    /// Found by the attack helper (attack/ledger-full-at-start.sh, LEAVE_KB=100): when the ledger refused to record the
+    /// Found by the attack helper (Scripts/attack/ledger-full-at-start.sh, LEAVE_KB=100): when the ledger refused to record the
     /// inbox's files, `run` logged a warning per file and exited 0, "succeeded 0 … 0 waiting" — cron saw success.
     @Test func run_whenTheLedgerCannotRecordTheInboxFiles_exits4_andTheNextRunTakesThem() async throws {
         try await withDifySimulator { simulator, baseURL in

@@ -294,7 +294,7 @@ private typealias JSONValue = DifyKit.JSONValue
     }
 }
 
-/// Found by the attack helper (attack/rows-stale-file.sh): a row's dedupe key held the file cell's path, not the
+/// Found by the attack helper (Scripts/attack/rows-stale-file.sh): a row's dedupe key held the file cell's path, not the
 /// file's content, so a table naming a file replaced since an earlier table was `skipped` with the old file's result.
 @Suite struct RowsFileContentEndToEndTests {
     @Test func fileReplacedUnderTheSamePath_aNewTableNamingIt_runsTheNewContent_andAnUnchangedFileIsStillSkipped() async throws {

@@ -358,7 +358,7 @@ import Testing
     }
 }
 
-/// Found by the attack helper (attack/dup-after-unresolved.sh): a `run` that ended with exit 1 because runs were
+/// Found by the attack helper (Scripts/attack/dup-after-unresolved.sh): a `run` that ended with exit 1 because runs were
 /// left `unresolved` printed "succeeded 0, skipped 0, dead 0, rejected 0; 0 waiting" — nothing named what was wrong.
 @Suite struct RunSummaryUnresolvedTests {
     @Test func runLeavingUnresolvedDocuments_namesThemInItsSummaryLine() async throws {
@@ -372,6 +372,43 @@ import Testing
             #expect(simulator.stats.runsStarted == 1)
             let line = RunReport.summaryLine(try #require(result.summaries.first))
             #expect(line.hasSuffix(": succeeded 0, skipped 0, dead 0, rejected 0, unresolved 1; 0 waiting"), "\(line)")
+        }
+    }
+}
+
+/// Found by the attack helper (Scripts/attack/dup-after-unresolved.sh): copies of one content were each sent once
+/// the first ended `unresolved`, so one content was billed three times; README's money table promises one run.
+@Suite struct UnresolvedCopiesTests {
+    @Test func copiesOfAnUnresolvedDocument_waitWithIt_andAreNeverSent_untilItIsRetried() async throws {
+        var faults = FaultPlan()
+        faults.dropAfterStartRate = 1.0   // billed, and a completion run cannot be looked up: unresolved
+        try await withDifySimulator(SimulatorConfiguration(apps: [.completion(apiKey: "app-co")], faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, key: "app-co", concurrency: 1)
+            for name in ["a.txt", "b.txt", "c.txt"] { try workspace.drop(name, "the very same bytes") }
+            let (first, ledger) = try await workspace.run()
+            #expect(first.exitStatus == .documentsFailed)
+            #expect(simulator.stats.runRequestsReceived == 1, "one content, one run request")
+            var documents = try await ledger.documents(matching: DocumentFilter())
+            let original = try #require(documents.first { $0.state == .unresolved })
+            let copies = documents.filter { $0.id != original.id }
+            #expect(copies.count == 2 && copies.allSatisfy { $0.state == .pending && $0.duplicateOf == original.id },
+                    "\(documents.map { ($0.path, $0.state, $0.duplicateOf) })")
+            #expect(first.summaries.first?.remaining == 0, "held copies wait for a human, as the original does")
+
+            // A later run sends nothing either, and a new file of the same content joins the copies.
+            try workspace.drop("d.txt", "the very same bytes")
+            let (second, _) = try await workspace.run()
+            #expect(second.exitStatus != .usage)
+            #expect(simulator.stats.runRequestsReceived == 1)
+            documents = try await ledger.documents(matching: DocumentFilter())
+            #expect(documents.filter { $0.duplicateOf == original.id && $0.state == .pending }.count == 3)
+
+            // Retrying the original (the operator accepts the risk) sends it once more; the copies still wait on it.
+            #expect(try await ledger.requeue(ids: [original.id], from: [.unresolved]) == 1)
+            _ = try await workspace.run()
+            #expect(simulator.stats.runRequestsReceived == 2, "only the retried original was sent again")
+            documents = try await ledger.documents(matching: DocumentFilter())
+            #expect(documents.filter { $0.state == .pending }.count == 3)
         }
     }
 }

@@ -2,14 +2,10 @@
 # Two `watch` processes share a PostgreSQL ledger (--lease 3s) on one inbox. Files arrive; process A is
 # killed -9 and restarted several times; process B is SIGSTOPped past its lease, then continued (fencing).
 # Then both stop, one `run` finishes, and the audit compares with the server.
-# usage: PGURL=postgres://postgres@127.0.0.1:PORT attack/pg-two-procs.sh   (private cluster: .ci/postgres-cluster start)
+# usage: PGURL=postgres://postgres@127.0.0.1:PORT Scripts/attack/pg-two-procs.sh   (private cluster: .ci/postgres-cluster start)
 set -u
 . "$(dirname "$0")/lib.sh"
-: "${PGURL:?set PGURL=postgres://USER@127.0.0.1:PORT (no database)}"
-W=$(mktemp -d /tmp/atk-pg.XXXX); echo "work: $W"
-DBN=atk_$RANDOM; psql "$PGURL/postgres" -qc "create database $DBN" || exit 2
-DB="$PGURL/$DBN?sslmode=disable"
-export ATTACK_KEY=app-attack
+pg_workspace pg
 start_sim "$W" app-attack --latency 200ms --jitter 600ms --drop-after-start-rate 0.2 --seed ${SEED:-9}
 mkdir -p "$W/in"; write_spec "$W/spec.yaml" "$SIM_URL"
 : >"$W/expected"

@@ -1,5 +1,5 @@
 # Shared helpers for the attack scripts. Source it; needs python3, sqlite3, curl.
-BIN=${BIN:-/work/wt/attack/.build/debug/dify-batch}
+BIN=${BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.build/debug/dify-batch}
 AUDIT=$(dirname "${BASH_SOURCE[0]}")/audit.py
 
 # start_sim DIR KEY [simulate options...] -> sets SIM_URL, SIM_PID; uploads kept in DIR/store
@@ -33,4 +33,14 @@ write_spec() {
     echo "recover_deadline: ${RECOVER:-5s}"
     for l in "$@"; do echo "$l"; done
   } >"$f"
+}
+
+# A fresh PostgreSQL database on $PGURL (no database part): sets W (work folder named after $1), DB (its URL)
+# and ATTACK_KEY. Exits 2 when the database cannot be created.
+pg_workspace() {
+  : "${PGURL:?set PGURL=postgres://USER@127.0.0.1:PORT (no database; private cluster: .ci/postgres-cluster start)}"
+  W=$(mktemp -d "/tmp/atk-$1.XXXX"); echo "work: $W"
+  DBN=atk_$RANDOM; psql "$PGURL/postgres" -qc "create database $DBN" || exit 2
+  DB="$PGURL/$DBN?sslmode=disable"
+  export ATTACK_KEY=app-attack
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 `dify-batch run` at random moments against a faulty simulator, then run to the end and audit:
 # every file one outcome, no content run twice at the server, ledger usage == server tokens.
-# usage: attack/kill-run.sh [FILES] [KILLS] [simulate fault options...]
+# usage: Scripts/attack/kill-run.sh [FILES] [KILLS] [simulate fault options...]
 set -u
 . "$(dirname "$0")/lib.sh"
 FILES=${1:-40}; KILLS=${2:-15}; shift 2 2>/dev/null || true

@@ -2,14 +2,10 @@
 # PostgreSQL ledger, --lease 3s: process B claims and sends (slow runs, 2 s each), is SIGSTOPped mid-run for 12 s
 # while process A takes its documents over (through recovery), then B is continued: B must notice it lost its
 # leases and write nothing; no run twice; usage == server tokens; every file one outcome.
-# usage: PGURL=postgres://postgres@127.0.0.1:PORT attack/pg-sigstop.sh
+# usage: PGURL=postgres://postgres@127.0.0.1:PORT Scripts/attack/pg-sigstop.sh
 set -u
 . "$(dirname "$0")/lib.sh"
-: "${PGURL:?set PGURL}"
-W=$(mktemp -d /tmp/atk-pgstop.XXXX); echo "work: $W"
-DBN=atk_$RANDOM; psql "$PGURL/postgres" -qc "create database $DBN" || exit 2
-DB="$PGURL/$DBN?sslmode=disable"
-export ATTACK_KEY=app-attack
+pg_workspace pgstop
 start_sim "$W" app-attack --latency 2s --ping-interval 500ms --seed 5
 make_files "$W/in" 12; expected_list "$W/in" >"$W/expected"
 write_spec "$W/spec.yaml" "$SIM_URL"
