@@ -171,7 +171,7 @@ struct DemoCommand: AsyncParsableCommand {
               sources:  \(path("done"))/  (moved there after success; rejected files stay in \(path("inbox"))/)
               spec:     \(path("demo.yaml"))
               ledger:   \(dbPath)
-            Try: dify-batch list --db '\(dbPath)'   ·   dify-batch show --db '\(dbPath)' ID   ·   dify-batch usage --db '\(dbPath)' --by job
+            Try: \(Self.invocation) list --db '\(dbPath)'   ·   \(Self.invocation) show --db '\(dbPath)' ID   ·   \(Self.invocation) usage --db '\(dbPath)' --by job
 
             """
         return text
@@ -224,6 +224,17 @@ struct DemoCommand: AsyncParsableCommand {
             folder = (folder as NSString).deletingLastPathComponent
         }
         return nil
+    }
+
+    /// How to call this binary in the hints: `dify-batch` when it was called by that name (found on `PATH`), else
+    /// the path it was called by, relative to the working folder when inside it (after `swift run`:
+    /// `.build/<triple>/debug/dify-batch`).
+    static var invocation: String {
+        let called = CommandLine.arguments.first ?? "dify-batch"
+        guard called.contains("/") else { return called }
+        let path = absolute(called)
+        let folder = FileManager.default.currentDirectoryPath + "/"
+        return path.hasPrefix(folder) ? String(path.dropFirst(folder.count)) : path
     }
 
     static func absolute(_ path: String) -> String {
