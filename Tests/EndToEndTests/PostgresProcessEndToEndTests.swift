@@ -201,15 +201,24 @@ import Testing
                                         environment: workspace.environment, stderrPath: workspace.scratch.file("stopped.log"))
                 let pid = stopped.process.processIdentifier
                 let ownedByStopped = "lease_owner LIKE '%:\(pid):%' AND state IN ('running', 'recovering')"
-                // Stop it while runs it sent are in flight (a partition from PostgreSQL and Dify alike).
+                // Stop it while runs it sent are in flight (a partition from PostgreSQL and Dify alike), at a moment when
+                // every send it recorded has reached the server: a process frozen between recording a send and making
+                // it is the known narrower window (README; its run is parked `unresolved` by the taker), which a loaded
+                // machine hit here now and then — not what this test is about.
                 var held: Int64 = 0
                 let heldBy = ContinuousClock.now + .seconds(60)
-                while held < 2 && ContinuousClock.now < heldBy {
+                while ContinuousClock.now < heldBy {
                     held = try await count(location, "SELECT count(*) FROM documents WHERE \(ownedByStopped)")
-                    if held < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                    if held >= 2 {
+                        stopped.signal(SIGSTOP)
+                        held = try await count(location, "SELECT count(*) FROM documents WHERE \(ownedByStopped)")
+                        let recorded = try await count(location, "SELECT coalesce(sum(run_posts), 0)::bigint FROM documents")
+                        if held >= 2 && recorded == Int64(simulator.stats.runRequestsReceived) { break }
+                        stopped.signal(SIGCONT)
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
                 }
                 #expect(held >= 2)
-                stopped.signal(SIGSTOP)
                 // Its documents with a sent run: the taker recovers and settles them; it must never settle them itself.
                 let sentByStopped = Set(try await strings(location, "SELECT id::text FROM documents WHERE \(ownedByStopped)").compactMap { Int($0) })
                 let survivor = try Child(["run", "--db", location.description, "--lease", "2s", "--progress", "never", workspace.specPath],
