@@ -52,10 +52,9 @@ struct CheckCommand: AsyncParsableCommand {
         var code = JobCheck.exitCode(reports)
         if let ledgerFailure {
             Console.error("dify-batch: ledger: \(ledgerFailure)")
-            // A job's own problem decides first; else the ledger's: unreachable is temporary (4), the rest is
-            // configuration (2).
+            // A job's own problem decides first; else the ledger's (LedgerError.exitStatus).
             if code == 0 {
-                code = (ledgerFailure as? LedgerError)?.code == .unreachable ? ExitStatus.unavailable.rawValue : ExitStatus.usage.rawValue
+                code = ((ledgerFailure as? LedgerError)?.exitStatus ?? .usage).rawValue
             }
         }
         if code != 0 { throw ExitCode(code) }

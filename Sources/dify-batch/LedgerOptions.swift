@@ -40,9 +40,7 @@ struct LedgerOptions: ParsableArguments {
                 store = try SQLiteLedger(path: path)
             } catch {
                 Console.error("dify-batch: \(error)")
-                // A ledger locked past the busy timeout is temporary (exit 4, as for `run`); anything else needs a fix.
-                let busy = (error as? LedgerError)?.code == .busy
-                throw ExitCode((busy ? ExitStatus.unavailable : ExitStatus.usage).rawValue)
+                throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
             try await body(store)
         case .postgres(let location):
@@ -67,13 +65,9 @@ enum PostgresSession {
             defer { group.cancelAll() }
             do {
                 try await ledger.prepare(timeout: .seconds(20))
-            } catch let error as LedgerError where error.code == .unreachable {
-                // Temporary: the database server will come back.
-                Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.unavailable.rawValue)
             } catch {
                 Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.usage.rawValue)
+                throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
             try await body(ledger)
         }

@@ -137,13 +137,9 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch let error as LedgerError where error.code == .busy {
-                // Temporary: the other program will let go.
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch {
                 Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.unavailable.rawValue)
-            } catch {
-                Console.error("dify-batch: \(error)")
-                throw ExitCode(ExitStatus.usage.rawValue)
+                throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
         case .postgres(let location):
             // The client and the lease heartbeat are services of the group, before the pipeline: they stop after it.
@@ -201,13 +197,9 @@ enum PipelineLauncher {
         } catch let error as ServiceFailure {
             Console.error("dify-batch: \(error)")
             throw ExitCode(ExitStatus.usage.rawValue)
-        } catch let error as LedgerError where error.code == .unreachable {
-            // Temporary: the database server will come back; the work is kept.
-            Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.unavailable.rawValue)
         } catch let error as LedgerError {
             Console.error("dify-batch: \(error)")
-            throw ExitCode(ExitStatus.usage.rawValue)
+            throw ExitCode(error.exitStatus.rawValue)
         } catch let error where !(error is ExitCode) && !(error is CancellationError) {
             // What is left are the ledger's own writes around the jobs (registering them, recording the run's start
             // and end) failing: a full disk, an I/O error. Temporary, like a busy ledger; the work is kept.

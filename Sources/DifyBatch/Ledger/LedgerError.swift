@@ -34,4 +34,10 @@ public struct LedgerError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String { message }
+
+    /// The exit code for a ledger that cannot be opened or prepared: `busy` and `unreachable` are temporary (4:
+    /// the other program lets go, the server comes back; the work is kept), anything else needs a fix (2).
+    public var exitStatus: ExitStatus {
+        code == .busy || code == .unreachable ? .unavailable : .usage
+    }
 }
