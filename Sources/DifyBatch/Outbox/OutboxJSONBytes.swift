@@ -24,40 +24,39 @@ enum OutboxJSONBytes {
         case .number: return false
         case .string(let text): writeString(text, into: &bytes)
         case .array(let items):
-            bytes.append(UInt8(ascii: "["))
-            bytes.append(newline)
-            if items.isEmpty { bytes.append(newline) }
-            for (index, item) in items.enumerated() {
-                if index > 0 {
-                    bytes.append(UInt8(ascii: ","))
-                    bytes.append(newline)
-                }
-                pad(indent + 2, &bytes)
-                guard write(item, indent: indent + 2, into: &bytes) else { return false }
+            return writeContainer(UInt8(ascii: "["), UInt8(ascii: "]"), count: items.count, indent: indent, into: &bytes) { index, bytes in
+                write(items[index], indent: indent + 2, into: &bytes)
             }
-            if !items.isEmpty { bytes.append(newline) }
-            pad(indent, &bytes)
-            bytes.append(UInt8(ascii: "]"))
         case .object(let members):
             for key in members.keys where !key.utf8.allSatisfy({ $0 < 0x80 }) { return false }
             let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            bytes.append(UInt8(ascii: "{"))
-            bytes.append(newline)
-            if keys.isEmpty { bytes.append(newline) }
-            for (index, key) in keys.enumerated() {
-                if index > 0 {
-                    bytes.append(UInt8(ascii: ","))
-                    bytes.append(newline)
-                }
-                pad(indent + 2, &bytes)
-                writeString(key, into: &bytes)
+            return writeContainer(UInt8(ascii: "{"), UInt8(ascii: "}"), count: keys.count, indent: indent, into: &bytes) { index, bytes in
+                writeString(keys[index], into: &bytes)
                 bytes.append(contentsOf: " : ".utf8)
-                guard write(members[key]!, indent: indent + 2, into: &bytes) else { return false }
+                return write(members[keys[index]]!, indent: indent + 2, into: &bytes)
             }
-            if !keys.isEmpty { bytes.append(newline) }
-            pad(indent, &bytes)
-            bytes.append(UInt8(ascii: "}"))
         }
+        return true
+    }
+
+    /// `open`, then element 0..<count (written by `element`) one per line at `indent + 2`, separated by `,`, then
+    /// `close` at `indent`; an empty container is `open`, a blank line, `close` (JSONEncoder's layout).
+    private static func writeContainer(_ open: UInt8, _ close: UInt8, count: Int, indent: Int, into bytes: inout [UInt8],
+                                       element: (Int, inout [UInt8]) -> Bool) -> Bool {
+        bytes.append(open)
+        bytes.append(newline)
+        if count == 0 { bytes.append(newline) }
+        for index in 0..<count {
+            if index > 0 {
+                bytes.append(UInt8(ascii: ","))
+                bytes.append(newline)
+            }
+            pad(indent + 2, &bytes)
+            guard element(index, &bytes) else { return false }
+        }
+        if count > 0 { bytes.append(newline) }
+        pad(indent, &bytes)
+        bytes.append(close)
         return true
     }
 
