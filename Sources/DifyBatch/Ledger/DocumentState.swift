@@ -60,6 +60,14 @@ public enum DocumentState: String, CaseIterable, Codable, Sendable, Comparable {
         }
     }
 
+    /// States in which a document's content is on its way to a run (issue 10 rule 6): a copy of that content waits
+    /// behind such a document instead of being sent. `unresolved` counts too: its run may have happened and been
+    /// billed, so a copy waits with it (held, not sent) until someone decides about the original
+    /// (`retry --state unresolved`), instead of paying again. As SQL string literals for both ledgers' queries
+    /// (`'pending', 'uploading', …`; raw values are plain words).
+    public static let holdingCopiesSQL = [DocumentState.pending, .uploading, .uploaded, .running, .recovering, .failed, .paused, .unresolved]
+        .map { "'\($0.rawValue)'" }.joined(separator: ", ")
+
     /// States that mean a process was working on the document; after a crash they need recovery.
     public var isInFlight: Bool {
         switch self {

@@ -490,10 +490,8 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
-    /// States in which a document's content is on its way to a run (issue 10 rule 6), as SQL literals. `unresolved`
-    /// counts too: its run may have happened and been billed, so a copy of its content waits with it (held, not
-    /// sent) until someone decides about the original (`retry --state unresolved`), instead of paying again.
-    static let processingStates = "'pending', 'uploading', 'uploaded', 'running', 'recovering', 'failed', 'paused', 'unresolved'"
+    /// ``DocumentState/holdingCopiesSQL``: the states a copy of the same content waits behind.
+    static let processingStates = DocumentState.holdingCopiesSQL
 
     public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
         try await pool.read { db in
