@@ -86,7 +86,7 @@ CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
 CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;  -- issue 14: the copies waiting for an original (a few rows), read after every success
 CREATE INDEX documents_by_lease ON documents(lease_owner) WHERE lease_owner IS NOT NULL;
--- PostgreSQL only: the claim walks the due documents in claim order and stops after LIMIT rows.
+-- The claim walks the due documents in claim order and stops after LIMIT rows (issue 14: SQLite has the same index).
 CREATE INDEX documents_claimable ON documents(job_id, (coalesce(next_attempt_at, 0)), id) WHERE state IN ('pending', 'failed');
 
 -- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.

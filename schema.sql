@@ -71,6 +71,8 @@ CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at)
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;  -- issue 14: the copies waiting for an original (a few rows), read after every success
+-- Issue 14: the claim walks the due documents in claim order and stops after LIMIT rows (as on PostgreSQL).
+CREATE INDEX documents_claimable ON documents(job_id, coalesce(next_attempt_at, 0), id) WHERE state IN ('pending', 'failed');
 
 -- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.
 CREATE TABLE results (
