@@ -404,6 +404,7 @@ public enum JobCheck {
             inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
             inbox.notMatched = scan.notMatched
             let outbox = OutboxWriter(outbox: spec.outbox)
+            let targets = OutboxTargets(spec: spec)
             for file in files {
                 let bytes = [outbox.errorPath(for: file.relativePath), outbox.successPath(for: file.relativePath)].map { path in
                     let name = (path as NSString).lastPathComponent
@@ -415,7 +416,9 @@ public enum JobCheck {
                 if let existing = known?[PathKey(file.relativePath)], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
                     inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
                 }
-                if let rejection = preflight.rejection(of: file) {
+                // An outbox path that cannot be written (a clash of two inbox paths, something in the way) is refused
+                // before the run, as the pipeline does.
+                if let rejection = preflight.rejection(of: file) ?? targets.problem(relativePath: file.relativePath) {
                     inbox.rejected.append(.init(path: file.relativePath, bytes: file.size, code: rejection.code, message: rejection.message))
                 } else if preflight.rowForm != nil {
                     inbox.tables.append(tableReport(path: file.absolutePath, relativePath: file.relativePath, spec: spec, preflight: preflight))
