@@ -52,6 +52,14 @@ extension PostgresLedger {
             ALTER TABLE documents ADD COLUMN row_inputs TEXT;
             CREATE INDEX documents_by_row ON documents(row_of, state)
             """,
+        // Session 5 (`integrity`): the ledger's identity, named in the inboxes it owns (InboxOwnership).
+        11: """
+            CREATE TABLE ledger_identity (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                ledger_id   TEXT    NOT NULL,
+                created_at  BIGINT  NOT NULL
+            )
+            """,
     ]
 
     /// Creates the schema in an empty database (from `schema.postgres.sql`) or migrates an older one, under an

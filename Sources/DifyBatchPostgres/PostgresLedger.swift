@@ -17,7 +17,7 @@ import Synchronization
 public final class PostgresLedger: Ledger {
     /// The schema version this build writes (kept equal to SQLiteLedger's by a test).
     /// 10: no PostgreSQL change; SQLite's running totals (issue 14) are SQLite-only (see PostgresSchemaTests).
-    public static let schemaVersion = 10
+    public static let schemaVersion = 11
 
     let client: PostgresClient
     let logger: Logger
@@ -258,6 +258,15 @@ public final class PostgresLedger: Ledger {
             """)
         guard let row = found.first else { throw LedgerError(.notFound, "job \(job.name) was not stored") }
         return try Self.job(row)
+    }
+
+    public func identity() async throws -> LedgerIdentity {
+        let candidate = LedgerIdentity.newID()
+        let now = nowMillis
+        _ = try await rows("INSERT INTO ledger_identity (id, ledger_id, created_at) VALUES (1, \(candidate), \(now)) ON CONFLICT (id) DO NOTHING")
+        let found = try await rows("SELECT ledger_id FROM ledger_identity WHERE id = 1")
+        let id = try found.first.flatMap { try PostgresLedgerRow($0).string("ledger_id") } ?? candidate
+        return LedgerIdentity(id: id, location: location)
     }
 
     public func setAppMode(jobID: Int64, mode: String) async throws {

@@ -10,7 +10,7 @@ public enum PostgresSchema {
 -- ledger_meta. Changes to an existing database are numbered migrations in PostgresLedger+Schema.swift, under the
 -- same numbers as SQLiteLedger's, never edits of the past.
 --
--- schema-version: 10
+-- schema-version: 11
 --
 -- Conventions as in schema.sql: every *_at column is milliseconds since the Unix epoch (UTC) as BIGINT; sizes are
 -- bytes; prices are kept as exact text and as integer nano-units. Ids are BIGINT identities.
@@ -174,6 +174,14 @@ CREATE TABLE scanner_leases (
     job_id       BIGINT  PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     owner        TEXT    NOT NULL,
     lease_until  BIGINT  NOT NULL
+);
+
+-- Schema 11 (session 5, `integrity`): who this ledger is (see schema.sql). One row, written the first time a job
+-- starts; every host sharing this database has the same ledger_id.
+CREATE TABLE ledger_identity (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id   TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL
 );
 """#
 }

@@ -123,6 +123,9 @@ import Testing
                 return
             }
             defer { _ = Process.runQuietly("/bin/umount", [workspace.outbox]) }
+            // The ledger owns the inbox before the disk fills (a first claim that cannot be written stops the job, exit 2).
+            let identity = try await SQLiteLedger(path: workspace.dbPath).identity()
+            try InboxOwnership.claim(spec: try JobSpecLoader.load(path: workspace.specPath), identity: identity, takeOver: false)
             // Fill the file system: the start check (an empty probe file) passes, the result file does not fit.
             let filler = workspace.outbox + "/.filler"
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: { _ = FileManager.default.createFile(atPath: filler, contents: nil); return filler }()))

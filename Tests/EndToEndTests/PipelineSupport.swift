@@ -78,6 +78,8 @@ struct Workspace {
         guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
         var result: [String] = []
         while let item = enumerator.nextObject() as? String {
+            // The inbox owner marker (InboxOwnership) is not a document or an outcome.
+            if (item as NSString).lastPathComponent == InboxOwnership.fileName { continue }
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(item), isDirectory: &isDirectory), !isDirectory.boolValue {
                 result.append(item)

@@ -9,7 +9,7 @@ public enum LedgerSchema {
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 10
+-- schema-version: 11
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -226,5 +226,15 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         WHERE job_id = OLD.job_id AND NOT EXISTS (
             SELECT 1 FROM usage WHERE document_id = OLD.document_id AND job_id = OLD.job_id);
 END;
+
+-- Schema 11 (session 5, `integrity`): who this ledger is. One row, written the first time a job starts. Its
+-- ledger_id is recorded in the `.dify-batch-owner` file of each inbox (and outbox) the ledger serves, so a second
+-- ledger (another --db, a deleted and recreated ledger) is refused on that inbox before it runs and pays for the
+-- files again; a moved or copied ledger file keeps its id. Every host sharing one PostgreSQL ledger has the same id.
+CREATE TABLE ledger_identity (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id   TEXT    NOT NULL,               -- 32 random hex digits
+    created_at  INTEGER NOT NULL
+);
 """#
 }

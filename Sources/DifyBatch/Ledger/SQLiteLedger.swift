@@ -7,7 +7,7 @@ import Synchronization
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 10
+    public static let schemaVersion = 11
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -56,6 +56,16 @@ public final class SQLiteLedger: Ledger {
         },
         // Issue 14: running totals per job (states, usage) kept by triggers, so `status` reads a few rows.
         10: RunningTotals.migrate,
+        // Session 5 (`integrity`): the ledger's identity, named in the inboxes it owns (InboxOwnership).
+        11: { db in
+            try db.execute(sql: """
+                CREATE TABLE ledger_identity (
+                    id          INTEGER PRIMARY KEY CHECK (id = 1),
+                    ledger_id   TEXT    NOT NULL,
+                    created_at  INTEGER NOT NULL
+                )
+                """)
+        },
     ]
 
     /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
@@ -410,6 +420,18 @@ public final class SQLiteLedger: Ledger {
                 """, arguments: [job.name, job.specPath, job.specHash, job.baseURL, job.difyUser, job.inbox, job.outbox, now, now])
             return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE name = ?", arguments: [job.name]).map(Self.job)!
         }
+    }
+
+    public func identity() async throws -> LedgerIdentity {
+        let now = nowMillis
+        let candidate = LedgerIdentity.newID()
+        let id = try await write { db -> String in
+            try db.execute(sql: "INSERT OR IGNORE INTO ledger_identity (id, ledger_id, created_at) VALUES (1, ?, ?)",
+                           arguments: [candidate, now])
+            return try String.fetchOne(db, sql: "SELECT ledger_id FROM ledger_identity WHERE id = 1") ?? candidate
+        }
+        let absolute = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        return LedgerIdentity(id: id, location: (absolute as NSString).standardizingPath)
     }
 
     public func setAppMode(jobID: Int64, mode: String) async throws {

@@ -235,6 +235,13 @@ public final class JobScanner: Sendable {
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
         }
+        // A result for this very content already in the outbox was paid for (by this job under another ledger, or
+        // before this ledger lost its rows): it is kept, never run again.
+        if !reprocess, !isTable, document.state == .pending, document.duplicateOf == nil,
+           let existing = OutboxExistingResult.find(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
+            _ = try await settler.adoptFromOutbox(document, existing)
+            return try await ledger.document(id: document.id) ?? document
+        }
         return document
     }
 

@@ -1,0 +1,102 @@
+import DifyBatch
+import DifySimulator
+import Foundation
+import Testing
+
+/// Attack `two-ledgers.sh` (b): a second ledger on an inbox another ledger served, one after the other, never runs
+/// and pays for its files again. The real binary against the simulator; runs counted at the server.
+@Suite struct InboxOwnershipEndToEndTests {
+    static let runs = "POST /v1/workflows/run"
+
+    static func run(_ workspace: Workspace, db: String, _ extra: [String] = []) async throws -> CLI.Result {
+        try await CLI.run(["run", "--db", db, "--progress", "never"] + extra + [workspace.specPath], environment: workspace.environment)
+    }
+
+    /// Three distinct files, `after_success: keep` (they stay in the inbox), processed by ledger A.
+    static func served(_ body: @Sendable (DifySimulator, Workspace, String) async throws -> Void) async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, extra: "after_success: keep")
+            for index in 1...3 { try workspace.drop("f\(index).txt", documentText(index)) }
+            let ledgerA = workspace.scratch.file("a/ledger.sqlite")
+            let first = try await Self.run(workspace, db: ledgerA)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 3)
+            try await body(simulator, workspace, ledgerA)
+        }
+    }
+
+    @Test func run_withASecondLedgerAfterTheFirst_isRefusedExit2BeforeAnythingIsSent_namingTheOwnerAndTheWayOut() async throws {
+        try await Self.served { simulator, workspace, ledgerA in
+            let ledgerB = workspace.scratch.file("b/ledger.sqlite")
+            let second = try await Self.run(workspace, db: ledgerB)
+            #expect(second.status == 2, "\(second.stderr)")
+            #expect(second.stderr.contains("belongs to another ledger") && second.stderr.contains("--db \(ledgerA)")
+                    && second.stderr.contains("--take-over-inbox"), "\(second.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 3, "nothing was paid again")
+            #expect(simulator.stats.requestsByEndpoint["POST /v1/files/upload"] == 3, "nothing was even uploaded")
+            #expect(try await SQLiteLedger(path: ledgerB).documents(matching: DocumentFilter()).isEmpty, "the refused ledger took no file")
+
+            // `watch` is refused the same way.
+            let watch = try await CLI.run(["watch", "--db", ledgerB, "--progress", "never", workspace.specPath],
+                                          environment: workspace.environment)
+            #expect(watch.status == 2, "\(watch.stderr)")
+            #expect(watch.stderr.contains("belongs to another ledger"), "\(watch.stderr)")
+
+            // The owner itself goes on; a moved ledger file is still the owner (its id is in the file).
+            let moved = workspace.scratch.file("moved/ledger.sqlite")
+            try FileManager.default.createDirectory(atPath: workspace.scratch.file("moved"), withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: ledgerA, toPath: moved)
+            try workspace.drop("f4.txt", documentText(4))
+            let again = try await Self.run(workspace, db: moved)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 4, "only the new file ran")
+            let marker = try String(contentsOfFile: (workspace.inbox as NSString).appendingPathComponent(InboxOwnership.fileName), encoding: .utf8)
+            #expect(marker.contains(moved), "the marker names the ledger where it is now: \(marker)")
+        }
+    }
+
+    @Test func run_withTakeOverInbox_keepsEveryResultAlreadyInTheOutbox_sendsOnlyNewContent_andThenOwnsTheInbox() async throws {
+        try await Self.served { simulator, workspace, ledgerA in
+            try workspace.drop("f1.txt", documentText(11))       // a new version at a known path
+            try workspace.drop("new.txt", documentText(12))
+            let before = try workspace.json("f2.txt.json")
+            let ledgerB = workspace.scratch.file("b/ledger.sqlite")
+            let takeOver = try await Self.run(workspace, db: ledgerB, ["--take-over-inbox"])
+            #expect(takeOver.status == 0, "\(takeOver.stderr)")
+            #expect(takeOver.stderr.contains("took the inbox over from the ledger \(ledgerA)"), "\(takeOver.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 5, "3 paid before + the new version + the new file")
+            let states = try await SQLiteLedger(path: ledgerB).documents(matching: DocumentFilter()).map { "\($0.path):\($0.state.rawValue)" }.sorted()
+            #expect(states == ["f1.txt:succeeded", "f2.txt:skipped", "f3.txt:skipped", "new.txt:succeeded"])
+            // The outbox document of a result kept is the very file the first ledger wrote.
+            let after = try workspace.json("f2.txt.json")
+            #expect((after["dify"] as? [String: Any])?["workflow_run_id"] as? String == (before["dify"] as? [String: Any])?["workflow_run_id"] as? String)
+            #expect(after["finished_at"] as? String == before["finished_at"] as? String)
+
+            // Now ledger A is the other one.
+            let old = try await Self.run(workspace, db: ledgerA)
+            #expect(old.status == 2 && old.stderr.contains("--db \(ledgerB)"), "\(old.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 5)
+        }
+    }
+
+    @Test func run_whenNoOwnerIsRecorded_aResultAlreadyInTheOutboxForTheSameContentIsNeverPaidAgain() async throws {
+        // An outbox written before owners were recorded, or whose markers were removed: the outbox itself is the evidence.
+        try await Self.served { simulator, workspace, _ in
+            for folder in [workspace.inbox, workspace.outbox] {
+                try FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(InboxOwnership.fileName))
+            }
+            // Same path, other content: that one is new work.
+            try workspace.drop("f3.txt", documentText(33))
+            let fresh = workspace.scratch.file("fresh/ledger.sqlite")
+            let result = try await Self.run(workspace, db: fresh)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 4, "only the changed content ran")
+            let states = try await SQLiteLedger(path: fresh).documents(matching: DocumentFilter()).map { "\($0.path):\($0.state.rawValue)" }.sorted()
+            #expect(states == ["f1.txt:skipped", "f2.txt:skipped", "f3.txt:succeeded"])
+            // --reprocess runs everything on purpose.
+            let reprocess = try await Self.run(workspace, db: workspace.scratch.file("other/ledger.sqlite"), ["--reprocess", "--take-over-inbox"])
+            #expect(reprocess.status == 0, "\(reprocess.stderr)")
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 7, "--reprocess sends every file again")
+        }
+    }
+}
