@@ -99,4 +99,33 @@ import Testing
             #expect(simulator.stats.requestsByEndpoint[Self.runs] == 7, "--reprocess sends every file again")
         }
     }
+
+    @Test func run_withTakeOverInbox_aRunTheOtherLedgerLeftUnresolvedIsParkedUnresolved_neverSentAgain_untilRetried() async throws {
+        var faults = FaultPlan()
+        faults.dropAfterStartRate = 1.0   // billed, and a completion run cannot be looked up: unresolved
+        try await withDifySimulator(SimulatorConfiguration(apps: [.completion(apiKey: "app-co")], faults: faults)) { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL, key: "app-co")
+            try workspace.drop("a.txt", "alpha")
+            let first = try await Self.run(workspace, db: workspace.scratch.file("a/ledger.sqlite"))
+            #expect(first.status == 1, "\(first.stderr)")
+            #expect(simulator.stats.runRequestsReceived == 1)
+
+            let ledgerB = workspace.scratch.file("b/ledger.sqlite")
+            let takeOver = try await Self.run(workspace, db: ledgerB, ["--take-over-inbox"])
+            #expect(takeOver.status == 1, "\(takeOver.stderr)")
+            #expect(takeOver.stderr.contains("unresolved 1"), "\(takeOver.stderr)")
+            #expect(simulator.stats.runRequestsReceived == 1, "a run that may have been billed is not sent again")
+            let ledger = try SQLiteLedger(path: ledgerB)
+            let document = try #require(try await ledger.documents(matching: DocumentFilter()).first)
+            #expect(document.state == .unresolved && document.outcomeUnknown, "\(document.state)")
+            #expect(document.lastError?.message.contains("retry --state unresolved \(document.id)") == true)
+            #expect(workspace.errorOutputs() == ["a.txt.error.json"])
+
+            // The documented way out sends it (once).
+            let retry = try await CLI.run(["retry", "--db", ledgerB, "--state", "unresolved", "\(document.id)"])
+            #expect(retry.status == 0, "\(retry.stderr)")
+            _ = try await Self.run(workspace, db: ledgerB)
+            #expect(simulator.stats.runRequestsReceived == 2)
+        }
+    }
 }

@@ -28,4 +28,16 @@ struct OutboxExistingResult: Sendable {
         return OutboxExistingResult(path: path, status: status, outputs: outputs, job: document["job"]?.stringValue,
                                     finishedAt: document["finished_at"]?.stringValue)
     }
+
+    /// The `unresolved` failure document of `relativePath` in `writer`'s outbox for content `sha256`: a run of it was
+    /// sent (by a ledger this one does not know) and may have been billed. Returns the file and its message.
+    static func unresolved(_ writer: OutboxWriter, relativePath: String, sha256: String) -> (path: String, job: String?, message: String)? {
+        let path = writer.errorPath(for: relativePath)
+        guard let data = FileManager.default.contents(atPath: path),
+              let document = (try? JSONValue.parse(data))?.objectValue,
+              document["status"]?.stringValue == DocumentState.unresolved.rawValue,
+              let source = document["source"]?.objectValue,
+              source["path"]?.stringValue == relativePath, source["sha256"]?.stringValue == sha256 else { return nil }
+        return (path, document["job"]?.stringValue, document["error"]?["message"]?.stringValue ?? "")
+    }
 }

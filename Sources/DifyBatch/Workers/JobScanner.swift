@@ -242,6 +242,19 @@ public final class JobScanner: Sendable {
             _ = try await settler.adoptFromOutbox(document, existing)
             return try await ledger.document(id: document.id) ?? document
         }
+        // A run of this very content another ledger sent and left `unresolved` may have been billed: parked the same
+        // way here, never sent without `dify-batch retry --state unresolved`.
+        if !isTable, document.state == .pending, document.duplicateOf == nil,
+           let earlier = OutboxExistingResult.unresolved(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
+            let message = "a run of this content was sent earlier (job \(earlier.job ?? "?"), recorded as unresolved in \(earlier.path) by a ledger this one does not know) and may have been billed: \(earlier.message) "
+                + "This ledger does not send it again; if it did not run, send it with `dify-batch retry --state unresolved \(document.id)`"
+            let recovering = try await ledger.transition(document.id, from: .pending, to: .recovering, [])
+            try await settler.endWithError(recovering, from: .recovering, to: .unresolved,
+                                           error: RecordedError(errorClass: "ambiguous", code: "outcome_unknown", message: message),
+                                           difyCode: nil, disposeSource: false, extra: [.outcomeUnknown(true)])
+            logger.warning("\(file.relativePath): \(message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
+            return try await ledger.document(id: document.id) ?? document
+        }
         return document
     }
 
