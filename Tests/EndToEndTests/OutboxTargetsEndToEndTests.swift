@@ -67,4 +67,25 @@ import Testing
             #expect(workspace.outputs() == ["a.txt.json"] && workspace.errorOutputs().isEmpty)
         }
     }
+
+    @Test func run_whenACopyOfSucceededContentHasABlockedOutboxPath_isRejectedWithTheReason_notALocalFailureForever() async throws {
+        try await withDifySimulator { simulator, baseURL in
+            let workspace = try Workspace(baseURL: baseURL)
+            try workspace.drop("a.txt", "the same bytes")
+            let first = try await CLI.run(["run", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
+                                          environment: workspace.environment)
+            #expect(first.status == 0, "\(first.stderr)")
+            try workspace.drop("b.txt", "the same bytes")
+            try FileManager.default.createDirectory(atPath: (workspace.outbox as NSString).appendingPathComponent("b.txt.json"),
+                                                    withIntermediateDirectories: true)
+            let second = try await CLI.run(["run", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
+                                           environment: workspace.environment)
+            #expect(second.status == 1, "\(second.stderr)")
+            let ledger = try SQLiteLedger(path: workspace.dbPath)
+            let copy = try #require(try await ledger.documents(path: "b.txt").first)
+            #expect(copy.state == .rejected && copy.lastError?.code == OutboxTargets.blockedCode, "\(copy.state) \(String(describing: copy.lastError))")
+            #expect(workspace.errorOutputs() == ["b.txt.error.json"])
+            #expect(simulator.stats.requestsByEndpoint[Self.runs] == 1)
+        }
+    }
 }

@@ -22,6 +22,8 @@ public final class JobScanner: Sendable {
     let onNotMatched: @Sendable ([String]) -> Void
     let scanner: InboxScanner
     let settler: DocumentSettler
+    /// Outbox paths that could never be written are refused at insert (see ``OutboxTargets``).
+    let outboxTargets: OutboxTargets
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<PathKey>>([])
     /// The not-matched paths of the last scan (logged and recorded only when they change).
@@ -58,6 +60,7 @@ public final class JobScanner: Sendable {
         settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
                                   runID: runID, logger: logger, onSettled: onSettled)
         tracker = Mutex(SettleTracker(settle: spec.match.settle))
+        outboxTargets = OutboxTargets(spec: spec)
     }
 
     /// Whether some files were seen but have not settled yet.
@@ -209,7 +212,10 @@ public final class JobScanner: Sendable {
                                                                      message: error.message), identity: nil)
         }
         guard pinned.identity.matches(file.identity) else { return nil }
-        if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size) {
+        // Also an outbox path that could never be written: a copy of succeeded content would otherwise end in a
+        // local failure retried forever (the processor checks again before anything is sent).
+        if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size)
+            ?? outboxTargets.problem(relativePath: file.relativePath) {
             return try await reject(file, sha256: nil, problem, identity: pinned.identity)
         }
         let sha: String
