@@ -36,6 +36,12 @@ import Testing
             #expect(simulator.stats.requestsByEndpoint["POST /v1/files/upload"] == 3, "nothing was even uploaded")
             #expect(try await SQLiteLedger(path: ledgerB).documents(matching: DocumentFilter()).isEmpty, "the refused ledger took no file")
 
+            // `check` names the owner.
+            let check = try await CLI.run(["check", "--json", workspace.specPath], environment: workspace.environment)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any], "\(check.stderr)")
+            let inbox = try #require(((report["jobs"] as? [[String: Any]])?.first?["inbox"]) as? [String: Any])
+            #expect((inbox["owner"] as? [String: Any])?["ledger"] as? String == ledgerA, "\(check.stdout)")
+
             // `watch` is refused the same way.
             let watch = try await CLI.run(["watch", "--db", ledgerB, "--progress", "never", workspace.specPath],
                                           environment: workspace.environment)

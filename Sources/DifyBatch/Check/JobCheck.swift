@@ -102,6 +102,19 @@ public struct JobCheckReport: Encodable, Sendable {
         public var notMatched: [String] = []
         /// `rows: true` (issue 13): each table as the job would read it.
         public var tables: [Table] = []
+        /// The ledger that owns the inbox (its `.dify-batch-owner`, see ``InboxOwnership``); nil when none has run it.
+        public var owner: Owner? = nil
+    }
+
+    /// The ledger recorded as the owner of an inbox: `run`/`watch` with any other ledger is refused (exit 2).
+    public struct Owner: Encodable, Sendable {
+        public var ledgerID: String
+        public var ledger: String
+        public var job: String
+        public var host: String
+        public var claimedAt: String
+        /// The marker file it was read from.
+        public var file: String
     }
 
     /// The inbox file with the longest `.error.json` (or temporary) name in the outbox.
@@ -225,6 +238,9 @@ public struct JobCheckReport: Encodable, Sendable {
             text += inbox.rejected.isEmpty ? ", none would be rejected" : ", \(inbox.rejected.count) would be rejected:"
             row("inbox:", text)
             for rejection in inbox.rejected { more("\(rejection.path): \(rejection.message)") }
+            if let owner = inbox.owner {
+                more("owned by the ledger \(owner.ledger) (ledger id \(owner.ledgerID), job \(owner.job), host \(owner.host), since \(owner.claimedAt)): run it with that --db; another ledger is refused unless --take-over-inbox")
+            }
             for problem in inbox.problems { more("cannot read \(problem)") }
             let byExtractor = Dictionary(grouping: inbox.extraction, by: \.extractor)
             for extractor in byExtractor.keys.sorted() {
@@ -397,6 +413,11 @@ public enum JobCheck {
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
+        for file in InboxOwnership.markerPaths(spec) {
+            guard let owner = InboxOwnership.Owner(contentsOf: file) else { continue }
+            inbox.owner = .init(ledgerID: owner.ledgerID, ledger: owner.ledger, job: owner.job, host: owner.host, claimedAt: owner.claimedAt, file: file)
+            break
+        }
         do {
             let scan = try scanner.scanAll()
             let (files, problems) = (scan.files, scan.problems)
