@@ -49,7 +49,7 @@ public enum InboxOwnership {
         }
 
         /// Nil for a file that is not a marker (unreadable, not JSON, no ledger id).
-        init?(contentsOf path: String) {
+        public init?(contentsOf path: String) {
             guard let data = FileManager.default.contents(atPath: path),
                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let id = object["ledger_id"] as? String, !id.isEmpty else { return nil }
