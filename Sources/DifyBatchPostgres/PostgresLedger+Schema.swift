@@ -60,6 +60,8 @@ extension PostgresLedger {
                 created_at  BIGINT  NOT NULL
             )
             """,
+        // Issue 14: the copies waiting for an original, found without walking every pending document of the job.
+        13: "CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL",
     ]
 
     /// Creates the schema in an empty database (from `schema.postgres.sql`) or migrates an older one, under an

@@ -697,6 +697,7 @@ enum Lenient {
     }
 
     static func httpDate(_ text: String) -> Date? {
+        if let date = IMFFixdate.parse(text) { return date }
         let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEE, dd MMM yyyy HH:mm:ss Z", "EEEE, dd-MMM-yy HH:mm:ss zzz",
                        "EEE MMM d HH:mm:ss yyyy"]
         for format in formats {
@@ -726,8 +727,6 @@ enum Lenient {
     }
 
     static func iso8601(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
+        date.formatted(Date.ISO8601FormatStyle())
     }
 }

@@ -7,7 +7,7 @@ import Synchronization
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 11
+    public static let schemaVersion = 13
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -65,6 +65,10 @@ public final class SQLiteLedger: Ledger {
                     created_at  INTEGER NOT NULL
                 )
                 """)
+        },
+        // Issue 14: the copies waiting for an original, found without walking every pending document of the job.
+        13: { db in
+            try db.execute(sql: "CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL")
         },
     ]
 
@@ -154,7 +158,7 @@ public final class SQLiteLedger: Ledger {
         do {
             // A current ledger is opened with a read (no write lock): `status` or `show` beside a busy `watch`
             // does not wait for its transactions. Only a new or older ledger takes the write lock to migrate.
-            let version = try pool.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+            let version = try read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
             if version != Self.schemaVersion {
                 try pool.write { db in try Self.migrate(db) }
             }
@@ -204,14 +208,14 @@ public final class SQLiteLedger: Ledger {
     // MARK: - Reading
 
     public func jobs() async throws -> [JobRecord] {
-        try await pool.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY name").map(Self.job)
         }
     }
 
     /// From the running totals (schema 10): a few rows per job, whatever the number of documents.
     public func stateCounts() async throws -> [Int64: [DocumentState: Int]] {
-        try await pool.read { db in
+        try read { db in
             var counts: [Int64: [DocumentState: Int]] = [:]
             let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT job_id, state, n FROM job_state_counts WHERE n > 0"))
             for row in rows {
@@ -224,7 +228,7 @@ public final class SQLiteLedger: Ledger {
 
     /// ``stateCounts()`` counted over every document (what the running totals must equal; tests and bench).
     func stateCountsByScan() async throws -> [Int64: [DocumentState: Int]] {
-        try await pool.read { db in
+        try read { db in
             var counts: [Int64: [DocumentState: Int]] = [:]
             let rows = try Row.fetchAll(db, sql: "SELECT job_id, state, count(*) AS n FROM documents GROUP BY job_id, state")
             for row in rows {
@@ -236,7 +240,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func lastRuns() async throws -> [Int64: JobLastRun] {
-        try await pool.read { db in
+        try read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT rj.job_id, rj.succeeded, rj.failed, rj.dead, rj.rejected, rj.skipped, rj.not_matched,
                        rj.unsettled, rj.unsettled_oldest, rj.unsettled_since, r.*
@@ -257,12 +261,16 @@ public final class SQLiteLedger: Ledger {
     }
 
     static let documentSelect = "SELECT d.*, j.name AS job_name FROM documents d JOIN jobs j ON j.id = d.job_id"
+    /// ``documentSelect`` reading `documents` through the named index.
+    static func documentSelect(indexedBy index: String) -> String {
+        "SELECT d.*, j.name AS job_name FROM documents d INDEXED BY \(index) JOIN jobs j ON j.id = d.job_id"
+    }
     /// The `RETURNING` clause that gives a written `documents` row the columns of ``documentSelect`` (no re-read
     /// after a write; issue 14).
     static let documentReturning = "RETURNING *, (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
 
     public func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] {
-        try await pool.read { db in
+        try read { db in
             var clauses: [String] = []
             var arguments = StatementArguments()
             if let job = filter.jobName {
@@ -301,19 +309,19 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func document(id: Int64) async throws -> DocumentRecord? {
-        try await pool.read { db in
+        try readStatement { db in
             try Row.fetchOne(db.cachedStatement(sql: Self.documentSelect + " WHERE d.id = ?"), arguments: [id]).map(Self.document)
         }
     }
 
     public func documents(path: String) async throws -> [DocumentRecord] {
-        try await pool.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: Self.documentSelect + " WHERE d.path = ? ORDER BY d.id DESC", arguments: [path]).map(Self.document)
         }
     }
 
     public func attempts(documentID: Int64) async throws -> [AttemptRecord] {
-        try await pool.read { db in
+        try readStatement { db in
             try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE document_id = ? ORDER BY id", arguments: [documentID]).map { row in
                 AttemptRecord(id: row["id"], documentID: row["document_id"], runID: row["run_id"],
                               phase: AttemptPhase(rawValue: row["phase"]) ?? .run,
@@ -325,7 +333,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func usage(documentID: Int64) async throws -> UsageAmounts? {
-        try await pool.read { db in
+        try readStatement { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(total_tokens) AS t,
                        sum(total_price_nanos) AS price, count(total_price_nanos) AS priced, max(currency) AS currency,
@@ -343,14 +351,14 @@ public final class SQLiteLedger: Ledger {
     /// aggregate the usage rows.
     public func usageTotals(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
         if grouping == .job, filter.since == nil, filter.until == nil {
-            return try await pool.read { db in try RunningTotals.usageByJob(db, jobName: filter.jobName) }
+            return try read { db in try RunningTotals.usageByJob(db, jobName: filter.jobName) }
         }
         return try await usageTotalsByScan(matching: filter, by: grouping)
     }
 
     /// ``usageTotals(matching:by:)`` aggregated over the usage rows (tests compare the running totals with it).
     func usageTotalsByScan(matching filter: UsageFilter, by grouping: UsageGrouping) async throws -> [UsageTotal] {
-        try await pool.read { db in
+        try read { db in
             let key: String
             switch grouping {
             case .job: key = "j.name"
@@ -398,7 +406,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func result(documentID: Int64) async throws -> StoredResult? {
-        try await pool.read { db in
+        try readStatement { db in
             try Row.fetchOne(db, sql: "SELECT * FROM results WHERE document_id = ?", arguments: [documentID]).map { row in
                 StoredResult(documentID: row["document_id"], status: row["status"], outputsJSON: row["outputs_json"],
                              recordedAt: Self.date(row["recorded_at"])!)
@@ -444,7 +452,7 @@ public final class SQLiteLedger: Ledger {
     // MARK: - Documents
 
     public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
-        try await pool.read { db in
+        try read { db in
             let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
                 """, arguments: [jobID])
@@ -459,7 +467,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
-        try await pool.read { db in
+        try read { db in
             var result: [PathKey: KnownFile] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = ? ORDER BY path, id",
                                              arguments: [jobID])
@@ -516,15 +524,17 @@ public final class SQLiteLedger: Ledger {
     static let processingStates = DocumentState.holdingCopiesSQL
 
     public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
-        try await pool.read { db in
-            let waiting = try Row.fetchAll(db, sql: Self.documentSelect + """
+        try read { db in
+            // INDEXED BY: the copies are a few rows of the partial index; the planner would otherwise walk every
+            // pending document of the job (documents_by_job_state) after every success (issue 14).
+            let waiting = try Row.fetchAll(db.cachedStatement(sql: Self.documentSelect(indexedBy: "documents_by_copy") + """
                  WHERE d.job_id = ? AND d.state = 'pending' AND d.duplicate_of IS NOT NULL
                    AND EXISTS (SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'succeeded')
                  ORDER BY d.id
-                """, arguments: [jobID]).map(Self.document)
+                """), arguments: [jobID]).map(Self.document)
             return try waiting.compactMap { document in
                 guard let originalID = document.duplicateOf,
-                      let original = try Row.fetchOne(db, sql: Self.documentSelect + " WHERE d.id = ?", arguments: [originalID]).map(Self.document)
+                      let original = try Row.fetchOne(db.cachedStatement(sql: Self.documentSelect + " WHERE d.id = ?"), arguments: [originalID]).map(Self.document)
                 else { return nil }
                 return (document, original)
             }
@@ -532,10 +542,10 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: Self.documentSelect + """
+        try readStatement { db in
+            try Row.fetchOne(db.cachedStatement(sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.sha256 = ? AND d.state = 'succeeded' AND d.id != ? ORDER BY d.id LIMIT 1
-                """, arguments: [jobID, sha256, excluding ?? -1]).map(Self.document)
+                """), arguments: [jobID, sha256, excluding ?? -1]).map(Self.document)
         }
     }
 
@@ -634,7 +644,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func inFlight(jobID: Int64) async throws -> [DocumentRecord] {
-        try await pool.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.state IN ('uploading', 'uploaded', 'running', 'recovering') ORDER BY d.id
                 """, arguments: [jobID]).map(Self.document)
@@ -642,7 +652,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func waitingCount(jobID: Int64) async throws -> Int {
-        try await pool.read { db in
+        try readStatement { db in
             // A copy held behind a paused or unresolved run of the same content waits for a human, as that run does:
             // not counted.
             try Int.fetchOne(db.cachedStatement(sql: """
@@ -773,10 +783,44 @@ public final class SQLiteLedger: Ledger {
     public var writeTransactions: Int { writeCount.load(ordering: .relaxed) }
 
     /// Every write transaction of this ledger goes through here (so the bench can count them).
+    ///
+    /// Reads and writes run synchronously on the calling thread (GRDB's blocking `read`/`write`: a serial queue
+    /// entered with `sync`, which runs the block on the caller's thread) instead of GRDB's async API, which
+    /// hands every transaction to a dispatch thread and resumes the task afterwards: two thread switches and
+    /// wake-ups per call, ~11 calls per document (issue 14's profile: GRDB's dispatch path was 13 % of the
+    /// daemon's CPU). A transaction here is short (tens of microseconds, one document), so holding a
+    /// cooperative thread for it is cheaper than switching. The one long wait, another *process* holding the
+    /// write lock, is bounded by the busy timeout (default 10 s) and ends in ``LedgerError/Code/busy``.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         writeCount.add(1, ordering: .relaxed)
-        return try await pool.write(body)
+        return try blockingWrite(body)
     }
+
+    /// One `BEGIN IMMEDIATE` … `COMMIT` transaction on the writer connection, blocking (a synchronous function, so
+    /// overload resolution cannot pick GRDB's async one). The two statements are prepared once per connection:
+    /// GRDB's `write` compiles both for every transaction, with its authorizer walking each (5–7 % of the daemon's
+    /// CPU in issue 14's profile). Any error rolls the whole transaction back and is rethrown.
+    private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            do {
+                let result = try body(db)
+                try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()
+                return result
+            } catch {
+                if db.isInsideTransaction { try? db.rollback() }
+                throw error
+            }
+        }
+    }
+
+    /// GRDB's blocking read on a reader connection (WAL: never waits for a writer), in one read transaction so
+    /// several statements see one snapshot. See ``write(_:)``.
+    private func read<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+
+    /// A read of ONE statement (it is its own snapshot): no transaction or savepoint is opened around it, which
+    /// GRDB's `read` compiles three statements for (issue 14). Only for bodies that run a single statement.
+    private func readStatement<T>(_ body: (Database) throws -> T) throws -> T { try pool.unsafeRead(body) }
 
     // MARK: - Runs
 
@@ -833,7 +877,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func unfinishedRuns() async throws -> [RunRecord] {
-        try await pool.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id DESC").map(Self.run)
         }
     }
@@ -842,12 +886,12 @@ public final class SQLiteLedger: Ledger {
 
     /// The schema as SQLite reports it: table → columns, and index names with their tables.
     public func schemaDescription() throws -> SchemaDescription {
-        try pool.read { db in try SchemaDescription(db) }
+        try read { db in try SchemaDescription(db) }
     }
 
     /// The database's journal mode (expected: `wal`).
     public func journalMode() throws -> String {
-        try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
     }
 
     // MARK: - Row mapping

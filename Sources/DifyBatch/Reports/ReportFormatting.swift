@@ -5,10 +5,8 @@ public enum ReportFormatting {
     /// `2026-11-27T07:00:00Z`.
     public static func timestamp(_ date: Date?) -> String? {
         guard let date else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        // Foundation's Swift-native style (UTC, `Z`): no ICU formatter built per call (issue 14's profile).
+        return date.formatted(Date.ISO8601FormatStyle())
     }
 
     /// Exact decimal text (`0.0012890` → `0.001289`), nil stays nil.
