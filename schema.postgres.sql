@@ -170,3 +170,11 @@ CREATE TABLE scanner_leases (
     owner        TEXT    NOT NULL,
     lease_until  BIGINT  NOT NULL
 );
+
+-- Schema 11 (session 5, `integrity`): who this ledger is (see schema.sql). One row, written the first time a job
+-- starts; every host sharing this database has the same ledger_id.
+CREATE TABLE ledger_identity (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id   TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL
+);

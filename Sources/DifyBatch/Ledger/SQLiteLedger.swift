@@ -56,6 +56,16 @@ public final class SQLiteLedger: Ledger {
         },
         // Issue 14: running totals per job (states, usage) kept by triggers, so `status` reads a few rows.
         10: RunningTotals.migrate,
+        // Session 5 (`integrity`): the ledger's identity, named in the inboxes it owns (InboxOwnership).
+        11: { db in
+            try db.execute(sql: """
+                CREATE TABLE ledger_identity (
+                    id          INTEGER PRIMARY KEY CHECK (id = 1),
+                    ledger_id   TEXT    NOT NULL,
+                    created_at  INTEGER NOT NULL
+                )
+                """)
+        },
         // Issue 14: the copies waiting for an original, found without walking every pending document of the job;
         // the claim's order served by an index (it sorted every due document of the job on each claim).
         13: { db in
@@ -422,6 +432,18 @@ public final class SQLiteLedger: Ledger {
                 """, arguments: [job.name, job.specPath, job.specHash, job.baseURL, job.difyUser, job.inbox, job.outbox, now, now])
             return try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE name = ?", arguments: [job.name]).map(Self.job)!
         }
+    }
+
+    public func identity() async throws -> LedgerIdentity {
+        let now = nowMillis
+        let candidate = LedgerIdentity.newID()
+        let id = try await write { db -> String in
+            try db.execute(sql: "INSERT OR IGNORE INTO ledger_identity (id, ledger_id, created_at) VALUES (1, ?, ?)",
+                           arguments: [candidate, now])
+            return try String.fetchOne(db, sql: "SELECT ledger_id FROM ledger_identity WHERE id = 1") ?? candidate
+        }
+        let absolute = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        return LedgerIdentity(id: id, location: (absolute as NSString).standardizingPath)
     }
 
     public func setAppMode(jobID: Int64, mode: String) async throws {
