@@ -204,8 +204,9 @@ enum PipelineLauncher {
             throw ExitCode(error.exitStatus.rawValue)
         } catch let error where !(error is ExitCode) && !(error is CancellationError) {
             // What is left are the ledger's own writes around the jobs (registering them, recording the run's start
-            // and end) failing: a full disk, an I/O error. Temporary, like a busy ledger; the work is kept.
-            Console.error("dify-batch: the ledger \(dbPath) could not be written: \(error); free space on its file system (or fix the I/O error) and run again: the work is kept for the next run")
+            // and end) failing: a full disk, an I/O error, another program holding the write lock past the busy
+            // timeout. Temporary; the work is kept.
+            Console.error("dify-batch: \(LedgerWriteFailure.message(ledger: dbPath, error: error))")
             throw ExitCode(ExitStatus.unavailable.rawValue)
         }
         guard let result = service.result.withLock({ $0 }) else { throw ExitCode(ExitStatus.unavailable.rawValue) }

@@ -118,6 +118,10 @@ public final class SQLiteLedger: Ledger {
 
     private let pool: DatabasePool
     private let writeCount = Atomic<Int>(0)
+    /// Set once the writer connection's busy timeout is 0 (see ``write(_:)``).
+    private let writerWaitsInTask = Atomic<Bool>(false)
+    /// How long a write waits for another process's write lock.
+    private let busyTimeout: TimeInterval
     private let now: @Sendable () -> Date
     /// The database file.
     public let path: String
@@ -129,6 +133,7 @@ public final class SQLiteLedger: Ledger {
     public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.path = path
         self.now = now
+        self.busyTimeout = busyTimeout
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
@@ -797,20 +802,52 @@ public final class SQLiteLedger: Ledger {
     /// hands every transaction to a dispatch thread and resumes the task afterwards: two thread switches and
     /// wake-ups per call, ~11 calls per document (issue 14's profile: GRDB's dispatch path was 13 % of the
     /// daemon's CPU). A transaction here is short (tens of microseconds, one document), so holding a
-    /// cooperative thread for it is cheaper than switching. The one long wait, another *process* holding the
-    /// write lock, is bounded by the busy timeout (default 10 s) and ends in ``LedgerError/Code/busy``.
+    /// cooperative thread for it is cheaper than switching.
+    ///
+    /// The one long wait, another *process* holding the write lock, must not hold a cooperative thread: the pool
+    /// has one thread per core, and with every thread asleep in SQLite's busy handler (or queued behind it on
+    /// GRDB's writer queue) nothing else runs, not even the SIGTERM handler, for as long as the other program
+    /// keeps its lock (attack `Scripts/attack/held-lock.sh`: a `watch` ignored SIGTERM for the whole 60 s of an
+    /// `sqlite3` shell's `BEGIN IMMEDIATE`). So the writer connection has no busy timeout: `BEGIN IMMEDIATE` either
+    /// takes the lock at once or fails with nothing done, and this function then waits with `Task.sleep` (1 ms,
+    /// doubling to 100 ms) and tries again, for up to the busy timeout (default 10 s), after which SQLite's
+    /// `SQLITE_BUSY` error is thrown as before. A cancelled task (a second SIGTERM) stops waiting and throws it.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         writeCount.add(1, ordering: .relaxed)
-        return try blockingWrite(body)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int((busyTimeout * 1000).rounded()))
+        var pause = Duration.milliseconds(1)
+        while true {
+            do {
+                return try blockingWrite(body)
+            } catch let locked as WriteLockTaken {
+                if Task.isCancelled || clock.now >= deadline { throw locked.error }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(100))
+            }
+        }
     }
+
+    /// `BEGIN IMMEDIATE` found the write lock taken by another connection (nothing was done).
+    private struct WriteLockTaken: Error { let error: DatabaseError }
 
     /// One `BEGIN IMMEDIATE` … `COMMIT` transaction on the writer connection, blocking (a synchronous function, so
     /// overload resolution cannot pick GRDB's async one). The two statements are prepared once per connection:
     /// GRDB's `write` compiles both for every transaction, with its authorizer walking each (5–7 % of the daemon's
-    /// CPU in issue 14's profile). Any error rolls the whole transaction back and is rethrown.
+    /// CPU in issue 14's profile). Any error rolls the whole transaction back and is rethrown; a `BEGIN` that
+    /// finds the lock taken throws ``WriteLockTaken`` (see ``write(_:)``).
     private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
-            try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            if !writerWaitsInTask.load(ordering: .relaxed) {
+                // The writer connection gives up at once on a held lock; `write` waits without a thread.
+                try db.execute(sql: "PRAGMA busy_timeout = 0")
+                writerWaitsInTask.store(true, ordering: .relaxed)
+            }
+            do {
+                try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
+            } catch let error as DatabaseError where Self.isBusy(error) {
+                throw WriteLockTaken(error: error)
+            }
             do {
                 let result = try body(db)
                 try db.cachedStatement(sql: "COMMIT TRANSACTION").execute()

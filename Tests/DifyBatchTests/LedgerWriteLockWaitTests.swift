@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+import Testing
+@testable import DifyBatch
+
+/// Writes waiting for another program's write lock (an `sqlite3` shell's `BEGIN IMMEDIATE`) must not hold the
+/// cooperative threads: with every thread asleep in SQLite's busy handler nothing else runs, not even the SIGTERM
+/// handler (attack `Scripts/attack/held-lock.sh`: a `watch` ignored SIGTERM for the whole 60 s of the lock).
+@Suite struct LedgerWriteLockWaitTests {
+    @Test func writesWaitingForAnotherProgramsLock_leaveTheCooperativeThreadsFree_andLandOnceItIsReleased() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("ledger.sqlite")
+        let ledger = try SQLiteLedger(path: path, busyTimeout: 120)
+        let job = try await ledger.register(JobRegistration(name: "j", specPath: "/s.yaml", specHash: "h", baseURL: "http://x/v1",
+                                                           difyUser: "u", inbox: "/in", outbox: "/out"))
+        let holder = TimedWriteLockHolder(path: path, holdAtMost: 30)
+        #expect(holder.waitUntilLocked())
+        let before = ledger.writeTransactions
+        // More waiting writers than the pool has threads.
+        let writers = ProcessInfo.processInfo.activeProcessorCount * 2 + 2
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<writers {
+                group.addTask {
+                    _ = try await ledger.insert(NewDocument(jobID: job.id, path: "f\(i).txt", sha256: "s\(i)", size: 1, mtimeNanoseconds: 0))
+                }
+            }
+            // Needs a cooperative thread while every writer waits: releases the lock once all of them have started.
+            group.addTask {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ledger.writeTransactions - before < writers, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                holder.release()
+            }
+            try await group.waitForAll()
+        }
+        #expect(holder.releasedByUs, "the lock was held until its own 30 s limit: the waiting writes starved the other tasks")
+        let rows = try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") }
+        #expect(rows == writers)
+    }
+}
+
+/// Another connection holding `BEGIN IMMEDIATE` on its own thread until released, or at most `holdAtMost` seconds.
+final class TimedWriteLockHolder: @unchecked Sendable {
+    private let locked = DispatchSemaphore(value: 0)
+    private let released = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private var ok = false
+    private var byUs = false
+
+    init(path: String, holdAtMost seconds: Double) {
+        Thread { [self] in
+            do {
+                let queue = try DatabaseQueue(path: path)
+                try queue.writeWithoutTransaction { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    ok = true
+                    locked.signal()
+                    byUs = released.wait(timeout: .now() + seconds) == .success
+                    try db.execute(sql: "ROLLBACK")
+                }
+            } catch {
+                locked.signal()
+            }
+            finished.signal()
+        }.start()
+    }
+
+    func waitUntilLocked() -> Bool {
+        locked.wait()
+        return ok
+    }
+
+    func release() { released.signal() }
+
+    /// Whether `release()` ended the hold (false: it ran out); waits for the holder's thread to finish.
+    var releasedByUs: Bool {
+        finished.wait()
+        finished.signal()
+        return byUs
+    }
+}
+
+@Suite struct LedgerWriteFailureTests {
+    @Test func aWriteRefusedByAnotherProgramsLock_isNamedAsTheLock_notAsAFullDisk() {
+        let busy = LedgerWriteFailure.message(ledger: "/var/l.sqlite", error: DatabaseError(resultCode: .SQLITE_BUSY, message: "database is locked"))
+        #expect(busy.contains("/var/l.sqlite stayed locked by another program") && busy.contains("busy timeout") && !busy.contains("free space"), "\(busy)")
+        let full = LedgerWriteFailure.message(ledger: "/var/l.sqlite", error: DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full"))
+        #expect(full.contains("could not be written") && full.contains("free space"), "\(full)")
+    }
+}
