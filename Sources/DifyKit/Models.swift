@@ -697,6 +697,7 @@ enum Lenient {
     }
 
     static func httpDate(_ text: String) -> Date? {
+        if let date = HTTPDate.imfFixdate(text) { return date }
         let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEE, dd MMM yyyy HH:mm:ss Z", "EEEE, dd-MMM-yy HH:mm:ss zzz",
                        "EEE MMM d HH:mm:ss yyyy"]
         for format in formats {
