@@ -291,7 +291,7 @@ public struct DifyClient: Sendable {
                             endpoint: endpoint, isRun: isRun)
         }
         do {
-            return try JSONValue.parse(Data(buffer: exchange.body))
+            return try Self.parseJSON(exchange.body)
         } catch {
             let snippet = Self.redactedSnippet(exchange.body, apiKey: configuration.apiKey)
             throw DifyError(
@@ -300,6 +300,16 @@ public struct DifyClient: Sendable {
                 endpoint: endpoint, classification: isRun ? .ambiguous : .permanent, runMayHaveStarted: isRun,
                 serverDate: Self.serverDate(exchange.headers))
         }
+    }
+
+    /// A response body's JSON: ``SelectiveJSONParser`` (the values `JSONDecoder` gives, without Foundation), and
+    /// `JSONValue.parse` for what it rejects (so the error is Foundation's).
+    static func parseJSON(_ body: ByteBuffer) throws -> JSONValue {
+        let fast = body.withUnsafeReadableBytes { raw in
+            SelectiveJSONParser.parse(raw.bindMemory(to: UInt8.self), selection: .all)
+        }
+        if let fast { return fast }
+        return try JSONValue.parse(Data(buffer: body))
     }
 
     func decode<T>(_ json: JSONValue, endpoint: String, isRun: Bool, _ make: (JSONValue) throws -> T) throws -> T {

@@ -3,7 +3,7 @@ import Foundation
 /// RFC 9110's preferred HTTP date, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), read without a `DateFormatter`
 /// (issue 14: every response's `Date` header was parsed by a newly made ICU formatter, twice per document).
 /// Only that exact 29-byte form is read here; anything else (the obsolete RFC 850 and asctime forms, other zones,
-/// out-of-range fields) gives nil and the caller falls back to ``Lenient/httpDate(_:)``'s formatters. The weekday
+/// out-of-range fields, years before the Gregorian reform the formatters count in the Julian calendar) gives nil and the caller falls back to ``Lenient/httpDate(_:)``'s formatters. The weekday
 /// must be a weekday name but is not checked against the date, as the formatters do not check it either.
 enum HTTPDate {
     private static let weekdays: [[UInt8]] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map { Array($0.utf8) }
@@ -24,9 +24,9 @@ enum HTTPDate {
               let monthIndex = months.firstIndex(where: { $0[0] == bytes[8] && $0[1] == bytes[9] && $0[2] == bytes[10] }),
               let day = digits(bytes, 5, 2), let year = digits(bytes, 12, 4), let hour = digits(bytes, 17, 2),
               let minute = digits(bytes, 20, 2), let second = digits(bytes, 23, 2),
-              year >= 1, hour < 24, minute < 60, second < 60,
-              day >= 1, day <= daysInMonth(monthIndex + 1, year: year) else { return nil }
-        let days = daysFromCivil(year: year, month: monthIndex + 1, day: day)
+              year >= 1583, hour < 24, minute < 60, second < 60,
+              day >= 1, day <= CivilTime.daysInMonth(monthIndex + 1, year: year) else { return nil }
+        let days = CivilTime.days(year: year, month: monthIndex + 1, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
         return Date(timeIntervalSince1970: Double(seconds))
     }
@@ -39,23 +39,5 @@ enum HTTPDate {
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
         }
         return value
-    }
-
-    private static func daysInMonth(_ month: Int, year: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }

@@ -176,3 +176,53 @@ import Testing
         }
     }
 }
+
+extension RequestBuildingTests {
+    /// `.int(1)` and `.number(1.0)` compare equal as JSONValues; this tells them apart (the outbox writes them
+    /// differently).
+    static func identical(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.int(x), .int(y)): return x == y
+        case let (.number(x), .number(y)): return x == y || (x.isNaN && y.isNaN)
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x.count == y.count && zip(x, y).allSatisfy { identical($0, $1) }
+        case let (.object(x), .object(y)):
+            return x.count == y.count && x.allSatisfy { key, value in y[key].map { identical(value, $0) } ?? false }
+        default: return false
+        }
+    }
+
+    @Test func responseBodies_parseExactlyAsJSONDecoderDoes_forEveryCapturedJSONBody() throws {
+        let root = Captures.directory
+        let enumerator = FileManager.default.enumerator(atPath: root.path)
+        var parsed = 0
+        while let name = enumerator?.nextObject() as? String {
+            guard name.hasSuffix(".http"), let capture = try? Captures.http(name),
+                  let expected = try? JSONValue.parse(capture.body) else { continue }
+            let actual = try DifyClient.parseJSON(ByteBuffer(data: capture.body))
+            #expect(Self.identical(actual, expected), "\(name)")
+            parsed += 1
+        }
+        #expect(parsed >= 60, "the captured JSON bodies (uploads, blocking runs, errors, parameters, logs)")
+        for text in [#"{"a":1.0,"b":1e2,"c":-0,"d":12345678901234567890,"e":0.1,"f":"\ud83d\ude00\u00e9"}"#, "[]", "true", " 5 "] {
+            #expect(Self.identical(try DifyClient.parseJSON(ByteBuffer(string: text)), try JSONValue.parse(text)), "\(text)")
+        }
+        #expect(throws: (any Error).self) { try DifyClient.parseJSON(ByteBuffer(string: "{\"a\":")) }
+    }
+
+    @Test func rfc3339_writesWhatISO8601DateFormatterWrites() {
+        var state: UInt64 = 3
+        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -1), Date(timeIntervalSince1970: 0.999),
+                     Date(timeIntervalSince1970: -0.5), Date(timeIntervalSince1970: 951_782_400.25),
+                     Date(timeIntervalSince1970: 253_402_300_799), Date(timeIntervalSince1970: -62_135_596_800)]
+        for _ in 0..<500 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            dates.append(Date(timeIntervalSince1970: Double(Int64(state >> 16) % 8_000_000_000) / 1.7 - 1_000_000_000))
+        }
+        for date in dates {
+            #expect(RFC3339.string(date) == RFC3339.formatter(date), "\(date.timeIntervalSince1970)")
+        }
+    }
+}

@@ -1,14 +1,11 @@
+import DifyKit
 import Foundation
 
 /// Shared formatting for reports: RFC 3339 times, exact prices, stable JSON, plain-text tables.
 public enum ReportFormatting {
-    /// `2026-11-27T07:00:00Z`.
+    /// `2026-11-27T07:00:00Z` (DifyKit's ``RFC3339``: `ISO8601DateFormatter`'s text without a formatter per call).
     public static func timestamp(_ date: Date?) -> String? {
-        guard let date else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        date.map(RFC3339.string)
     }
 
     /// Exact decimal text (`0.0012890` → `0.001289`), nil stays nil.
