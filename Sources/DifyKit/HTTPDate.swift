@@ -3,8 +3,9 @@ import Foundation
 /// RFC 9110's preferred HTTP date, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), read without a `DateFormatter`
 /// (issue 14: every response's `Date` header was parsed by a newly made ICU formatter, twice per document).
 /// Only that exact 29-byte form is read here; anything else (the obsolete RFC 850 and asctime forms, other zones,
-/// out-of-range fields, years before the Gregorian reform the formatters count in the Julian calendar) gives nil and the caller falls back to ``Lenient/httpDate(_:)``'s formatters. The weekday
-/// must be a weekday name but is not checked against the date, as the formatters do not check it either.
+/// out-of-range fields, years before 1583, which the formatters count in the Julian calendar) gives nil and the
+/// caller falls back to ``Lenient/httpDate(_:)``'s formatters. The weekday must be a weekday name but is not
+/// checked against the date, as the formatters do not check it either.
 enum HTTPDate {
     private static let weekdays: [[UInt8]] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map { Array($0.utf8) }
     private static let months: [[UInt8]] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun",
