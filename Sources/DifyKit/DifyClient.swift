@@ -92,9 +92,16 @@ public struct DifyClient: Sendable {
 
         let baseURL: String
         let headers: HTTPHeaders
+        /// Parsed URLs of the paths every document uses (upload, runs), when the base URL parses.
+        let urls: [String: URL]
 
         init(_ configuration: Configuration) {
             baseURL = configuration.trimmedBaseURL
+            var urls: [String: URL] = [:]
+            for path in ["/files/upload", "/workflows/run", "/completion-messages", "/chat-messages"] {
+                urls[path] = URL(string: baseURL + path)
+            }
+            self.urls = urls
             headers = [
                 "Authorization": "Bearer \(configuration.apiKey)",
                 "User-Agent": configuration.userAgent,
@@ -119,6 +126,8 @@ public struct DifyClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         configuration.tlsConfiguration = trust.tlsConfiguration()
+        // No request spans: DifyKit does not trace, and a span per request costs CPU even with a no-op tracer.
+        configuration.tracing.tracer = nil
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -223,6 +232,9 @@ public struct DifyClient: Sendable {
                      body: HTTPClient.Body? = nil) throws -> HTTPClient.Request {
         var headers = parts.headers
         headers.add(contentsOf: extra)
+        if query.isEmpty, let url = parts.urls[path] {
+            return try HTTPClient.Request(url: url, method: method, headers: headers, body: body)
+        }
         return try HTTPClient.Request(url: url(path, query: query), method: method, headers: headers, body: body)
     }
 

@@ -226,3 +226,14 @@ extension RequestBuildingTests {
         }
     }
 }
+
+extension RequestBuildingTests {
+    @Test func decimalValue_readsPricesWithAndWithoutSurroundingSpaces() {
+        #expect(JSONValue.string("0.0001234").decimalValue == Decimal(string: "0.0001234"))
+        #expect(JSONValue.string(" 0.5 ").decimalValue == Decimal(string: "0.5"))
+        #expect(JSONValue.string("-1.25").decimalValue == Decimal(string: "-1.25"))
+        #expect(JSONValue.number(2.378).decimalValue == Decimal(string: "2.378"))
+        #expect(JSONValue.string("  ").decimalValue == nil)
+        #expect(JSONValue.string("").decimalValue == nil)
+    }
+}
