@@ -92,21 +92,22 @@ public struct DifyClient: Sendable {
 
         let baseURL: String
         let headers: HTTPHeaders
-        /// Parsed URLs of the paths every document uses (upload, runs), when the base URL parses.
-        let urls: [String: URL]
+        /// POST requests (URL parsed, headers set, no body) for the paths every document uses (upload, runs),
+        /// when the base URL parses; a request is a copy with its body (and extra headers) set.
+        let posts: [String: HTTPClient.Request]
 
         init(_ configuration: Configuration) {
             baseURL = configuration.trimmedBaseURL
-            var urls: [String: URL] = [:]
-            for path in ["/files/upload", "/workflows/run", "/completion-messages", "/chat-messages"] {
-                urls[path] = URL(string: baseURL + path)
-            }
-            self.urls = urls
             headers = [
                 "Authorization": "Bearer \(configuration.apiKey)",
                 "User-Agent": configuration.userAgent,
                 "Accept": "application/json, text/event-stream",
             ]
+            var posts: [String: HTTPClient.Request] = [:]
+            for path in ["/files/upload", "/workflows/run", "/completion-messages", "/chat-messages"] {
+                posts[path] = try? HTTPClient.Request(url: baseURL + path, method: .POST, headers: headers)
+            }
+            self.posts = posts
         }
     }
 
@@ -230,11 +231,13 @@ public struct DifyClient: Sendable {
     /// `invalidURL`/`emptyHost`/`emptyScheme` for a malformed base URL (nothing is sent).
     func httpRequest(_ method: HTTPMethod, path: String, query: [(String, String)] = [], headers extra: HTTPHeaders = [:],
                      body: HTTPClient.Body? = nil) throws -> HTTPClient.Request {
+        if method == .POST, query.isEmpty, var request = parts.posts[path] {
+            request.headers.add(contentsOf: extra)
+            request.body = body
+            return request
+        }
         var headers = parts.headers
         headers.add(contentsOf: extra)
-        if query.isEmpty, let url = parts.urls[path] {
-            return try HTTPClient.Request(url: url, method: method, headers: headers, body: body)
-        }
         return try HTTPClient.Request(url: url(path, query: query), method: method, headers: headers, body: body)
     }
 

@@ -34,6 +34,12 @@ struct MultipartUpload: Sendable {
 
     /// A filename Dify accepts: the last path component (Dify rejects `/` and `\`), no CR/LF/NUL.
     static func sanitizedFilename(_ name: String) -> String {
+        // Most names need nothing: no separator or CR/LF/NUL, ASCII non-blank at both ends.
+        let utf8 = name.utf8
+        if let first = utf8.first, let last = utf8.last, first > 0x20, first < 0x80, last > 0x20, last < 0x80,
+           !utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            return name
+        }
         let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
         let cleaned = String(last.unicodeScalars.filter { $0 != "\r" && $0 != "\n" && $0 != "\0" })
             .trimmingCharacters(in: .whitespaces)

@@ -54,13 +54,15 @@ final class RequestWatchdog: @unchecked Sendable {  // `state` only under `lock`
         task.futureResult.whenComplete { _ in self.stop() }
     }
 
-    /// The response head arrived; `armIdle`: it opens an SSE stream, so body silence now counts.
+    /// The response head arrived; `armIdle`: it opens an SSE stream, so body silence now counts. The timer moves
+    /// only when the idle deadline comes first; a later deadline is armed when the timer fires (most calls end
+    /// before it does, so their timer is set once and cancelled once).
     func headReceived(armIdle: Bool) {
         if armIdle { context.touch() }
         withState { state in
             state.headPending = false
             state.idleArmed = armIdle && idle != nil
-            reschedule(&state)
+            if state.idleArmed { reschedule(&state) }
         }
     }
 

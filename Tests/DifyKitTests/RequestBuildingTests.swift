@@ -237,3 +237,15 @@ extension RequestBuildingTests {
         #expect(JSONValue.string("").decimalValue == nil)
     }
 }
+
+extension RequestBuildingTests {
+    @Test func sanitizedFilename_keepsPlainNamesAndCleansTheRest() {
+        #expect(MultipartUpload.sanitizedFilename("report 2026.pdf") == "report 2026.pdf")
+        #expect(MultipartUpload.sanitizedFilename("ä ß.txt") == "ä ß.txt")
+        #expect(MultipartUpload.sanitizedFilename(" padded.txt\t") == "padded.txt")
+        #expect(MultipartUpload.sanitizedFilename("a\r\n.txt") == "a.txt")
+        #expect(MultipartUpload.sanitizedFilename("dir/sub\\name.md") == "name.md")
+        #expect(MultipartUpload.sanitizedFilename("") == "file")
+        #expect(MultipartUpload.sanitizedFilename("\u{00A0}nbsp.txt") == "nbsp.txt")
+    }
+}
