@@ -4,7 +4,7 @@
 -- ledger_meta. Changes to an existing database are numbered migrations in PostgresLedger+Schema.swift, under the
 -- same numbers as SQLiteLedger's, never edits of the past.
 --
--- schema-version: 10
+-- schema-version: 13
 --
 -- Conventions as in schema.sql: every *_at column is milliseconds since the Unix epoch (UTC) as BIGINT; sizes are
 -- bytes; prices are kept as exact text and as integer nano-units. Ids are BIGINT identities.
@@ -84,6 +84,7 @@ CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at)
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
+CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;  -- issue 14: the copies waiting for an original (a few rows), read after every success
 CREATE INDEX documents_by_lease ON documents(lease_owner) WHERE lease_owner IS NOT NULL;
 -- PostgreSQL only: the claim walks the due documents in claim order and stops after LIMIT rows.
 CREATE INDEX documents_claimable ON documents(job_id, (coalesce(next_attempt_at, 0)), id) WHERE state IN ('pending', 'failed');

@@ -52,6 +52,8 @@ extension PostgresLedger {
             ALTER TABLE documents ADD COLUMN row_inputs TEXT;
             CREATE INDEX documents_by_row ON documents(row_of, state)
             """,
+        // Issue 14: the copies waiting for an original, found without walking every pending document of the job.
+        13: "CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL",
     ]
 
     /// Creates the schema in an empty database (from `schema.postgres.sql`) or migrates an older one, under an

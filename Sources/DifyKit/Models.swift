@@ -697,7 +697,7 @@ enum Lenient {
     }
 
     static func httpDate(_ text: String) -> Date? {
-        if let date = HTTPDate.imfFixdate(text) { return date }
+        if let date = IMFFixdate.parse(text) { return date }
         let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEE, dd MMM yyyy HH:mm:ss Z", "EEEE, dd-MMM-yy HH:mm:ss zzz",
                        "EEE MMM d HH:mm:ss yyyy"]
         for format in formats {
@@ -727,6 +727,6 @@ enum Lenient {
     }
 
     static func iso8601(_ date: Date) -> String {
-        RFC3339.string(date)
+        date.formatted(Date.ISO8601FormatStyle())
     }
 }

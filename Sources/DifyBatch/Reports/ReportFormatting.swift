@@ -1,11 +1,12 @@
-import DifyKit
 import Foundation
 
 /// Shared formatting for reports: RFC 3339 times, exact prices, stable JSON, plain-text tables.
 public enum ReportFormatting {
-    /// `2026-11-27T07:00:00Z` (DifyKit's ``RFC3339``: `ISO8601DateFormatter`'s text without a formatter per call).
+    /// `2026-11-27T07:00:00Z`.
     public static func timestamp(_ date: Date?) -> String? {
-        date.map(RFC3339.string)
+        guard let date else { return nil }
+        // Foundation's Swift-native style (UTC, `Z`): no ICU formatter built per call (issue 14's profile).
+        return date.formatted(Date.ISO8601FormatStyle())
     }
 
     /// Exact decimal text (`0.0012890` → `0.001289`), nil stays nil.

@@ -32,6 +32,9 @@ public struct SettleTracker: Sendable {
         var relativePath: String
     }
     private var entries: [PathKey: Entry] = [:]
+    /// The keys of the entries not settled and not given up: what the per-event questions below walk, so a job
+    /// loop asking them after every document costs the changing files, not the whole inbox (issue 14).
+    private var pendingKeys: Set<PathKey> = []
 
     public init(settle: Duration) {
         self.settle = max(settle, .zero)
@@ -73,13 +76,14 @@ public struct SettleTracker: Sendable {
             next[key] = entry
         }
         entries = next
+        pendingKeys = Set(entries.lazy.filter { !$0.value.settled && !$0.value.givenUp }.map(\.key))
         return settledFiles
     }
 
     /// When the next not-yet-settled file could settle (so a watcher can schedule a rescan), nil if none pending.
     public func nextSettleInstant() -> ContinuousClock.Instant? {
         var earliest: ContinuousClock.Instant?
-        for entry in entries.values where !entry.settled && !entry.givenUp {
+        for entry in pendingEntries {
             let due = entry.since + settle
             if earliest.map({ due < $0 }) ?? true { earliest = due }
         }
@@ -87,12 +91,14 @@ public struct SettleTracker: Sendable {
     }
 
     /// Files currently tracked and not yet settled (given-up files excluded).
-    public var pendingCount: Int { entries.values.reduce(0) { $0 + ($1.settled || $1.givenUp ? 0 : 1) } }
+    public var pendingCount: Int { pendingKeys.count }
+
+    private var pendingEntries: some Sequence<Entry> { pendingKeys.lazy.compactMap { entries[$0] } }
 
     /// The files not settled yet (given-up files excluded) and the one changing the longest, at `now`.
     public func unsettled(now: ContinuousClock.Instant) -> UnsettledFiles {
         var result = UnsettledFiles()
-        for entry in entries.values where !entry.settled && !entry.givenUp {
+        for entry in pendingEntries {
             result.count += 1
             let changing = now - (entry.changingSince ?? now)
             if result.oldestPath == nil || changing > result.oldestFor
@@ -107,15 +113,16 @@ public struct SettleTracker: Sendable {
     /// Inbox-relative paths of files still changing `timeout` or longer after they were first seen (given-up
     /// files excluded), sorted.
     public func overdue(after timeout: Duration, now: ContinuousClock.Instant) -> [String] {
-        entries.values.filter { !$0.settled && !$0.givenUp && now - ($0.changingSince ?? now) >= timeout }
+        pendingEntries.filter { now - ($0.changingSince ?? now) >= timeout }
             .map(\.relativePath).sorted()
     }
 
     /// Stops counting the file at `relativePath` as pending (it was given up on). If it later settles, it is
     /// returned as settled like any other file.
     public mutating func giveUp(_ relativePath: String) {
-        for (key, entry) in entries where entry.relativePath == relativePath {
+        for key in pendingKeys where entries[key]?.relativePath == relativePath {
             entries[key]?.givenUp = true
+            pendingKeys.remove(key)
         }
     }
 
