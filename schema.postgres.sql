@@ -86,7 +86,7 @@ CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
 CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;  -- issue 14: the copies waiting for an original (a few rows), read after every success
 CREATE INDEX documents_by_lease ON documents(lease_owner) WHERE lease_owner IS NOT NULL;
--- PostgreSQL only: the claim walks the due documents in claim order and stops after LIMIT rows.
+-- The claim walks the due documents in claim order and stops after LIMIT rows (issue 14: SQLite has the same index).
 CREATE INDEX documents_claimable ON documents(job_id, (coalesce(next_attempt_at, 0)), id) WHERE state IN ('pending', 'failed');
 
 -- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.
@@ -169,4 +169,12 @@ CREATE TABLE scanner_leases (
     job_id       BIGINT  PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     owner        TEXT    NOT NULL,
     lease_until  BIGINT  NOT NULL
+);
+
+-- Schema 11 (session 5, `integrity`): who this ledger is (see schema.sql). One row, written the first time a job
+-- starts; every host sharing this database has the same ledger_id.
+CREATE TABLE ledger_identity (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id   TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL
 );

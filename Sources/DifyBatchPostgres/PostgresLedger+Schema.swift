@@ -52,6 +52,14 @@ extension PostgresLedger {
             ALTER TABLE documents ADD COLUMN row_inputs TEXT;
             CREATE INDEX documents_by_row ON documents(row_of, state)
             """,
+        // Session 5 (`integrity`): the ledger's identity, named in the inboxes it owns (InboxOwnership).
+        11: """
+            CREATE TABLE ledger_identity (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                ledger_id   TEXT    NOT NULL,
+                created_at  BIGINT  NOT NULL
+            )
+            """,
         // Issue 14: the copies waiting for an original, found without walking every pending document of the job.
         13: "CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL",
     ]

@@ -260,6 +260,15 @@ public final class PostgresLedger: Ledger {
         return try Self.job(row)
     }
 
+    public func identity() async throws -> LedgerIdentity {
+        let candidate = LedgerIdentity.newID()
+        let now = nowMillis
+        _ = try await rows("INSERT INTO ledger_identity (id, ledger_id, created_at) VALUES (1, \(candidate), \(now)) ON CONFLICT (id) DO NOTHING")
+        let found = try await rows("SELECT ledger_id FROM ledger_identity WHERE id = 1")
+        let id = try found.first.flatMap { try PostgresLedgerRow($0).string("ledger_id") } ?? candidate
+        return LedgerIdentity(id: id, location: location)
+    }
+
     public func setAppMode(jobID: Int64, mode: String) async throws {
         let now = nowMillis
         _ = try await rows("UPDATE jobs SET app_mode = \(mode), updated_at = \(now) WHERE id = \(jobID)")

@@ -14,6 +14,7 @@ struct PipelineArguments: ParsableArguments {
     @Flag(name: .long, help: "Run documents again even when the same content already succeeded.") var reprocess = false
     @Flag(name: .long, help: "Wait for a job held by another run/watch instead of exiting with code 5.") var wait = false
     @Flag(name: .long, help: "A job name the ledger knows with another inbox moved on purpose: take this spec's inbox (otherwise exit 2).") var adoptInbox = false
+    @Flag(name: .long, help: "An inbox another ledger owns (its .dify-batch-owner names that ledger) is taken over by this one: that ledger is gone or retired (otherwise exit 2).") var takeOverInbox = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String = "info"
     @Option(name: .long, help: "Log format on stderr: human (default) or json (one JSON object per line, for log shippers).") var logFormat: String = "human"
     @Option(name: .long, help: "Progress on stderr: auto (a live line on a terminal; plain lines for `run` otherwise), always, never (default auto).") var progress: String = "auto"
@@ -105,6 +106,7 @@ struct PipelineArguments: ParsableArguments {
         options.reprocess = reprocess
         options.waitForLock = wait
         options.adoptInbox = adoptInbox
+        options.takeOverInbox = takeOverInbox
         configure(&options)
         let progress = makeProgress(plainWhenNotTerminal: mode == .once)
         return try await PipelineLauncher.launch(specs: specs, dbPath: ledger.path, options: options, logger: makeLogger(),

@@ -132,6 +132,7 @@ final class BusyOnSuccessLedger: Ledger {
     func storeResult(documentID: Int64, status: String, outputsJSON: String) async throws {
         try await pass(); return try await base.storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON)
     }
+    func identity() async throws -> LedgerIdentity { try await base.identity() }
     func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64 {
         try await pass(); return try await base.beginRun(command: command, pid: pid, host: host, jobIDs: jobIDs)
     }

@@ -17,7 +17,7 @@ import Testing
         let actual = try ledger.schemaDescription()
         #expect(actual == expected)
         #expect(Set(actual.tables.keys) == ["jobs", "documents", "results", "runs", "run_jobs", "attempts", "usage",
-                                            "job_state_counts", "job_usage_totals", "job_usage_documents"])
+                                            "job_state_counts", "job_usage_totals", "job_usage_documents", "ledger_identity"])
         #expect(actual.triggers.count == 5)
         #expect(actual.indexes["documents_by_job_state"] == "documents(job_id, state, next_attempt_at)")
     }

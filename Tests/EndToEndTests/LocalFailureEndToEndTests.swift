@@ -11,18 +11,38 @@ import Testing
     static func runPOSTs(_ simulator: DifySimulator) -> Int { simulator.stats.requestsByEndpoint[runPOST] ?? 0 }
 
     /// Puts a file where the outbox needs the folder `sub/`: writing `sub/a.txt.json` fails with ENOTDIR (also for root).
+    /// Put there before the run it is refused unsent (`outbox_blocked`), so the tests put it there once the run ended.
     static func blockOutboxFolder(_ workspace: Workspace) throws {
         try FileManager.default.createDirectory(atPath: workspace.outbox, withIntermediateDirectories: true)
         try Data("in the way".utf8).write(to: URL(fileURLWithPath: workspace.outbox + "/sub"))
+    }
+
+    /// Blocks the outbox folder `sub/` when the `afterRuns`-th run attempt has ended: after that paid run, before its
+    /// result is written.
+    final class BlockOutboxAfterRun: PipelineObserver, @unchecked Sendable {
+        let workspace: Workspace
+        let afterRuns: Int
+        private let lock = NSLock()
+        private var runs = 0
+        init(_ workspace: Workspace, afterRuns: Int = 1) {
+            self.workspace = workspace
+            self.afterRuns = afterRuns
+        }
+        func record(_ event: PipelineEvent) {
+            guard case .attemptFinished(_, .run, _, _) = event else { return }
+            lock.withLock {
+                runs += 1
+                if runs == afterRuns { try? LocalFailureEndToEndTests.blockOutboxFolder(workspace) }
+            }
+        }
     }
 
     @Test func run_whenTheOutboxCannotBeWrittenAfterThePaidRun_storesTheResult_exits1_andTheNextRunWritesItWithoutANewRun() async throws {
         try await withDifySimulator { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("sub/a.txt", documentText(1))
-            try Self.blockOutboxFolder(workspace)
 
-            let (first, ledger) = try await workspace.run()
+            let (first, ledger) = try await workspace.run(observers: [BlockOutboxAfterRun(workspace)])
             #expect(first.exitStatus == .documentsFailed)
             #expect(first.summaries.first?.localFailures == 1)
             #expect(RunReport.summaryLine(first.summaries[0]).contains("local work failed"))
@@ -54,12 +74,12 @@ import Testing
     /// Issue 14: `run` without `--report` (and `watch`) keeps no record per document, yet counts the same.
     @Test func run_withoutKeepingTouchedDocuments_countsSucceededAndLocalFailuresTheSame_andKeepsNoRecords() async throws {
         try await withDifySimulator { simulator, baseURL in
-            let workspace = try Workspace(baseURL: baseURL)
+            // One at a time, in path order: b.txt, c.txt, then sub/a.txt, whose run is the third.
+            let workspace = try Workspace(baseURL: baseURL, concurrency: 1)
             try workspace.drop("sub/a.txt", documentText(3))
             try workspace.drop("b.txt", documentText(4))
             try workspace.drop("c.txt", documentText(5))
-            try Self.blockOutboxFolder(workspace)
-            let (result, _) = try await workspace.run { $0.keepsTouchedDocuments = false }
+            let (result, _) = try await workspace.run(observers: [BlockOutboxAfterRun(workspace, afterRuns: 3)]) { $0.keepsTouchedDocuments = false }
             let summary = try #require(result.summaries.first)
             #expect(summary.touched.isEmpty, "no record per document is kept")
             #expect(summary.counts[.succeeded] == 2)
@@ -73,8 +93,7 @@ import Testing
         try await withDifySimulator { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("sub/a.txt", documentText(2))
-            try Self.blockOutboxFolder(workspace)
-            let (first, ledger) = try await workspace.run()
+            let (first, ledger) = try await workspace.run(observers: [BlockOutboxAfterRun(workspace)])
             #expect(first.exitStatus == .documentsFailed)
             let failed = try #require(try await ledger.documents(matching: DocumentFilter()).first)
             // However it got there (an operator, an older version), a dead document with a stored result...
@@ -104,6 +123,9 @@ import Testing
                 return
             }
             defer { _ = Process.runQuietly("/bin/umount", [workspace.outbox]) }
+            // The ledger owns the inbox before the disk fills (a first claim that cannot be written stops the job, exit 2).
+            let identity = try await SQLiteLedger(path: workspace.dbPath).identity()
+            try InboxOwnership.claim(spec: try JobSpecLoader.load(path: workspace.specPath), identity: identity, takeOver: false)
             // Fill the file system: the start check (an empty probe file) passes, the result file does not fit.
             let filler = workspace.outbox + "/.filler"
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: { _ = FileManager.default.createFile(atPath: filler, contents: nil); return filler }()))
@@ -127,14 +149,24 @@ import Testing
     }
 
     @Test func watch_retriesLocalWorkWithGrowingIntervals_untilTheOutboxIsFixed_withoutANewRun() async throws {
-        try await withDifySimulator { simulator, baseURL in
+        // The run pauses (Human Input) until the test resumes it: the outbox is blocked after the check before the
+        // send (which would refuse it unsent) and before the result is written.
+        var faults = FaultPlan()
+        faults.pausedRunRate = 1
+        try await withDifySimulator(SimulatorConfiguration(faults: faults)) { simulator, baseURL in
             let workspace = try Workspace(baseURL: baseURL)
             try workspace.drop("sub/a.txt", documentText(4))
-            try Self.blockOutboxFolder(workspace)
             let watch = try Child(["watch", "--db", workspace.dbPath, "--progress", "never", workspace.specPath],
                                   environment: workspace.environment, stderrPath: workspace.scratch.file("watch.log"))
             defer { if watch.process.isRunning { watch.signal(SIGKILL) } }
+            #expect(try await waitUntilAsync {
+                guard FileManager.default.fileExists(atPath: workspace.dbPath) else { return false }
+                return try await SQLiteLedger(path: workspace.dbPath).documents(matching: DocumentFilter()).first?.state == .paused
+            }, "\(watch.stderr)")
             let ledger = try SQLiteLedger(path: workspace.dbPath)
+            try Self.blockOutboxFolder(workspace)
+            let paused = try #require(try await ledger.documents(matching: DocumentFilter()).first?.workflowRunID)
+            #expect(simulator.resumePausedRun(id: paused))
             // More local failures than `run` allows: watch keeps going.
             #expect(try await waitUntilAsync { (try await ledger.documents(matching: DocumentFilter()).first?.localFailures ?? 0) >= 5 },
                     "\(watch.stderr)")

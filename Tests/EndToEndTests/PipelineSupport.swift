@@ -54,6 +54,7 @@ struct Workspace {
 
     /// Runs the pipeline in-process.
     func run(mode: PipelineOptions.Mode = .once, timeouts: DifyClient.Timeouts = DifyClient.Timeouts(connect: .milliseconds(500)),
+             observers: [any PipelineObserver] = [],
              configure: (inout PipelineOptions) -> Void = { _ in }) async throws -> (PipelineResult, SQLiteLedger) {
         let specs = try JobSpecLoader.load(paths: [specPath])
         let ledger = try SQLiteLedger(path: dbPath)
@@ -65,7 +66,7 @@ struct Workspace {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let pipeline = Pipeline(specs: specs, ledger: ledger, options: options,
-                                logger: logger, environment: environment, timeouts: timeouts)
+                                logger: logger, environment: environment, timeouts: timeouts, observers: observers)
         return (try await pipeline.run(), ledger)
     }
 
@@ -77,6 +78,8 @@ struct Workspace {
         guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
         var result: [String] = []
         while let item = enumerator.nextObject() as? String {
+            // The inbox owner marker (InboxOwnership) is not a document or an outcome.
+            if (item as NSString).lastPathComponent == InboxOwnership.fileName { continue }
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(item), isDirectory: &isDirectory), !isDirectory.boolValue {
                 result.append(item)

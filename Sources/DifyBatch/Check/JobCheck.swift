@@ -102,6 +102,19 @@ public struct JobCheckReport: Encodable, Sendable {
         public var notMatched: [String] = []
         /// `rows: true` (issue 13): each table as the job would read it.
         public var tables: [Table] = []
+        /// The ledger that owns the inbox (its `.dify-batch-owner`, see ``InboxOwnership``); nil when none has run it.
+        public var owner: Owner? = nil
+    }
+
+    /// The ledger recorded as the owner of an inbox: `run`/`watch` with any other ledger is refused (exit 2).
+    public struct Owner: Encodable, Sendable {
+        public var ledgerID: String
+        public var ledger: String
+        public var job: String
+        public var host: String
+        public var claimedAt: String
+        /// The marker file it was read from.
+        public var file: String
     }
 
     /// The inbox file with the longest `.error.json` (or temporary) name in the outbox.
@@ -225,6 +238,9 @@ public struct JobCheckReport: Encodable, Sendable {
             text += inbox.rejected.isEmpty ? ", none would be rejected" : ", \(inbox.rejected.count) would be rejected:"
             row("inbox:", text)
             for rejection in inbox.rejected { more("\(rejection.path): \(rejection.message)") }
+            if let owner = inbox.owner {
+                more("owned by the ledger \(owner.ledger) (ledger id \(owner.ledgerID), job \(owner.job), host \(owner.host), since \(owner.claimedAt)): run it with that --db; another ledger is refused unless --take-over-inbox")
+            }
             for problem in inbox.problems { more("cannot read \(problem)") }
             let byExtractor = Dictionary(grouping: inbox.extraction, by: \.extractor)
             for extractor in byExtractor.keys.sorted() {
@@ -397,6 +413,11 @@ public enum JobCheck {
         let excluded = [spec.outbox, spec.archive] + (spec.failedFolder.map { [$0] } ?? [])
         let scanner = InboxScanner(inbox: spec.inbox, rules: spec.match, excluding: excluded)
         var inbox = JobCheckReport.Inbox(path: spec.inbox, files: 0, alreadyInLedger: known.map { _ in 0 }, rejected: [], problems: [])
+        for file in InboxOwnership.markerPaths(spec) {
+            guard let owner = InboxOwnership.Owner(contentsOf: file) else { continue }
+            inbox.owner = .init(ledgerID: owner.ledgerID, ledger: owner.ledger, job: owner.job, host: owner.host, claimedAt: owner.claimedAt, file: file)
+            break
+        }
         do {
             let scan = try scanner.scanAll()
             let (files, problems) = (scan.files, scan.problems)
@@ -404,6 +425,7 @@ public enum JobCheck {
             inbox.problems = problems.map { "\($0.relativePath): \($0.message)" }
             inbox.notMatched = scan.notMatched
             let outbox = OutboxWriter(outbox: spec.outbox)
+            let targets = OutboxTargets(spec: spec)
             for file in files {
                 let bytes = [outbox.errorPath(for: file.relativePath), outbox.successPath(for: file.relativePath)].map { path in
                     let name = (path as NSString).lastPathComponent
@@ -415,7 +437,9 @@ public enum JobCheck {
                 if let existing = known?[PathKey(file.relativePath)], existing.size == file.size, existing.mtimeNanoseconds == file.mtimeNanoseconds {
                     inbox.alreadyInLedger = (inbox.alreadyInLedger ?? 0) + 1
                 }
-                if let rejection = preflight.rejection(of: file) {
+                // An outbox path that cannot be written (a clash of two inbox paths, something in the way) is refused
+                // before the run, as the pipeline does.
+                if let rejection = preflight.rejection(of: file) ?? targets.problem(relativePath: file.relativePath) {
                     inbox.rejected.append(.init(path: file.relativePath, bytes: file.size, code: rejection.code, message: rejection.message))
                 } else if preflight.rowForm != nil {
                     inbox.tables.append(tableReport(path: file.absolutePath, relativePath: file.relativePath, spec: spec, preflight: preflight))

@@ -86,6 +86,9 @@ public protocol Ledger: LedgerReader {
     @discardableResult
     func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult
 
+    /// This ledger's identity, created (once, also when processes race) the first time it is asked for (schema 11).
+    func identity() async throws -> LedgerIdentity
+
     /// Records the start of a `run`/`watch` process for these jobs; returns the run id.
     func beginRun(command: String, pid: Int, host: String, jobIDs: [Int64]) async throws -> Int64
     /// Counts a document that reached `state` in this run.

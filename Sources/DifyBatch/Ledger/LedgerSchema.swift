@@ -77,6 +77,8 @@ CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at)
 CREATE INDEX documents_by_state ON documents(state, updated_at);
 CREATE INDEX documents_by_job_sha ON documents(job_id, sha256);
 CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;  -- issue 14: the copies waiting for an original (a few rows), read after every success
+-- Issue 14: the claim walks the due documents in claim order and stops after LIMIT rows (as on PostgreSQL).
+CREATE INDEX documents_claimable ON documents(job_id, coalesce(next_attempt_at, 0), id) WHERE state IN ('pending', 'failed');
 
 -- The stored result of a succeeded document (Dify's outputs), used for duplicates and rewriting outputs.
 CREATE TABLE results (
@@ -227,5 +229,15 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         WHERE job_id = OLD.job_id AND NOT EXISTS (
             SELECT 1 FROM usage WHERE document_id = OLD.document_id AND job_id = OLD.job_id);
 END;
+
+-- Schema 11 (session 5, `integrity`): who this ledger is. One row, written the first time a job starts. Its
+-- ledger_id is recorded in the `.dify-batch-owner` file of each inbox (and outbox) the ledger serves, so a second
+-- ledger (another --db, a deleted and recreated ledger) is refused on that inbox before it runs and pays for the
+-- files again; a moved or copied ledger file keeps its id. Every host sharing one PostgreSQL ledger has the same id.
+CREATE TABLE ledger_identity (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id   TEXT    NOT NULL,               -- 32 random hex digits
+    created_at  INTEGER NOT NULL
+);
 """#
 }

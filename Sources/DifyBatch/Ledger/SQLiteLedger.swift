@@ -56,9 +56,23 @@ public final class SQLiteLedger: Ledger {
         },
         // Issue 14: running totals per job (states, usage) kept by triggers, so `status` reads a few rows.
         10: RunningTotals.migrate,
-        // Issue 14: the copies waiting for an original, found without walking every pending document of the job.
+        // Session 5 (`integrity`): the ledger's identity, named in the inboxes it owns (InboxOwnership).
+        11: { db in
+            try db.execute(sql: """
+                CREATE TABLE ledger_identity (
+                    id          INTEGER PRIMARY KEY CHECK (id = 1),
+                    ledger_id   TEXT    NOT NULL,
+                    created_at  INTEGER NOT NULL
+                )
+                """)
+        },
+        // Issue 14: the copies waiting for an original, found without walking every pending document of the job;
+        // the claim's order served by an index (it sorted every due document of the job on each claim).
         13: { db in
-            try db.execute(sql: "CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL")
+            try db.execute(sql: """
+                CREATE INDEX documents_by_copy ON documents(duplicate_of) WHERE duplicate_of IS NOT NULL;
+                CREATE INDEX documents_claimable ON documents(job_id, coalesce(next_attempt_at, 0), id) WHERE state IN ('pending', 'failed');
+                """)
         },
     ]
 
@@ -420,6 +434,18 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
+    public func identity() async throws -> LedgerIdentity {
+        let now = nowMillis
+        let candidate = LedgerIdentity.newID()
+        let id = try await write { db -> String in
+            try db.execute(sql: "INSERT OR IGNORE INTO ledger_identity (id, ledger_id, created_at) VALUES (1, ?, ?)",
+                           arguments: [candidate, now])
+            return try String.fetchOne(db, sql: "SELECT ledger_id FROM ledger_identity WHERE id = 1") ?? candidate
+        }
+        let absolute = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        return LedgerIdentity(id: id, location: (absolute as NSString).standardizingPath)
+    }
+
     public func setAppMode(jobID: Int64, mode: String) async throws {
         let now = nowMillis
         try await write { db in
@@ -538,7 +564,8 @@ public final class SQLiteLedger: Ledger {
                     next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?
                 WHERE id IN (
                     SELECT d.id FROM documents d
-                    WHERE d.job_id = ? AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
+                    WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
+                      AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
                       AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
                           SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
                     ORDER BY coalesce(d.next_attempt_at, 0), d.id
@@ -633,10 +660,13 @@ public final class SQLiteLedger: Ledger {
         try readStatement { db in
             // A copy held behind a paused or unresolved run of the same content waits for a human, as that run does:
             // not counted.
+            // The job loop asks after every document: the running count (schema 10) minus the copies (a few rows of
+            // documents_by_copy), not a walk over every queued document (issue 14).
             try Int.fetchOne(db.cachedStatement(sql: """
-                SELECT count(*) FROM documents d WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
-                  AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
-                      SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN ('paused', 'unresolved')))
+                SELECT coalesce((SELECT sum(n) FROM job_state_counts WHERE job_id = ?1 AND state IN ('pending', 'failed')), 0)
+                     - (SELECT count(*) FROM documents d INDEXED BY documents_by_copy
+                        WHERE d.duplicate_of IS NOT NULL AND d.job_id = ?1 AND d.state = 'pending' AND EXISTS (
+                            SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN ('paused', 'unresolved')))
                 """), arguments: [jobID]) ?? 0
         }
     }

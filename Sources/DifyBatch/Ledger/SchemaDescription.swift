@@ -12,7 +12,8 @@ public struct SchemaDescription: Equatable, Sendable, CustomStringConvertible {
 
     /// Table name → its columns in order.
     public var tables: [String: [Column]]
-    /// Index name → "table(col, col)".
+    /// Index name → "table(col, col)"; a partial or expression index adds its `CREATE INDEX` text (whitespace
+    /// collapsed), so its condition and expressions are compared too.
     public var indexes: [String: String]
     /// Trigger name → the table it is on (issue 14: the running totals are kept by triggers).
     public var triggers: [String: String]
@@ -30,10 +31,16 @@ public struct SchemaDescription: Equatable, Sendable, CustomStringConvertible {
                 Column(name: row["name"], type: row["type"], notNull: row["notnull"] != 0, defaultValue: row["dflt_value"],
                        primaryKey: row["pk"])
             }
-            for index in try Row.fetchAll(db, sql: "SELECT name FROM pragma_index_list(?) WHERE origin = 'c'", arguments: [name]) {
+            for index in try Row.fetchAll(db, sql: "SELECT name, partial FROM pragma_index_list(?) WHERE origin = 'c'", arguments: [name]) {
                 let indexName: String = index["name"]
-                let columns = try String.fetchAll(db, sql: "SELECT name FROM pragma_index_info(?) ORDER BY seqno", arguments: [indexName])
-                indexes[indexName] = "\(name)(\(columns.joined(separator: ", ")))"
+                // An expression column has no name.
+                let columns = try Optional<String>.fetchAll(db, sql: "SELECT name FROM pragma_index_info(?) ORDER BY seqno", arguments: [indexName])
+                var description = "\(name)(\(columns.map { $0 ?? "<expression>" }.joined(separator: ", ")))"
+                if (index["partial"] as Int) != 0 || columns.contains(nil),
+                   let sql = try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", arguments: [indexName]) {
+                    description += " " + sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+                }
+                indexes[indexName] = description
             }
         }
     }

@@ -46,6 +46,11 @@ struct RowsExpander: Sendable {
             logger.warning("columns no input variable of the app takes are not sent: \(header.unknown.joined(separator: ", "))")
         }
         let existing = Set(try await ledger.documents(matching: DocumentFilter(rowOf: claimed.id)).compactMap(\.rowIndex))
+        // A table whose `.jsonl`/`.csv` cannot be written would run every row for outputs never written: refused
+        // before its rows exist (a table found expanded after a crash goes on; its rows may have run).
+        if existing.isEmpty, let problem = processor.outboxTargets.problem(relativePath: claimed.path) {
+            return try await processor.reject(claimed, from: claimed.state, code: problem.code ?? OutboxTargets.blockedCode, message: problem.message)
+        }
         var new: [NewDocument] = []
         for row in table.rows where !existing.contains(row.index) {
             new.append(document(for: row, of: claimed, columns: table.columns, validator: validator))

@@ -89,6 +89,8 @@ public struct DocumentProcessor: Sendable {
     let context: JobContext
     let settler: DocumentSettler
     let backoff: Backoff
+    /// Whether a document's outbox files can be written, decided before anything is sent.
+    let outboxTargets: OutboxTargets
 
     public init(context: JobContext) {
         self.context = context
@@ -96,6 +98,7 @@ public struct DocumentProcessor: Sendable {
                                   ledger: context.ledger, clock: context.clock, runID: context.runID, logger: context.logger,
                                   onSettled: context.onSettled, onSuperseded: context.onSuperseded)
         backoff = Backoff(policy: context.spec.retry)
+        outboxTargets = OutboxTargets(spec: context.spec)
     }
 
     var ledger: any Ledger { context.ledger }
@@ -298,6 +301,11 @@ public struct DocumentProcessor: Sendable {
         if let problem = context.preflight.rejection(filename: (document.path as NSString).lastPathComponent, size: pinned.identity.size) {
             return .failure(try await reject(try await written(), from: .uploading, code: problem.code ?? "rejected", message: problem.message))
         }
+        // An outbox path that cannot be written (a clash with another inbox path, something in the way) would
+        // make a paid result unwritable forever: refused before anything is uploaded or sent.
+        if let problem = outboxTargets.problem(relativePath: document.path) {
+            return .failure(try await reject(try await written(), from: .uploading, code: problem.code ?? OutboxTargets.blockedCode, message: problem.message))
+        }
         let inputs: DocumentInputs
         switch try await DocumentInputs.prepare(path: path, filename: (document.path as NSString).lastPathComponent, preflight: context.preflight) {
         case .success(let prepared): inputs = prepared
@@ -391,6 +399,9 @@ public struct DocumentProcessor: Sendable {
             inputs = prepared
         } else if uploadedDocument.rowOf != nil {
             // A row's file cells are uploaded again with its inputs (an upload is never billed).
+            return try await backToUpload()
+        } else if outboxTargets.problem(relativePath: uploadedDocument.path) != nil {
+            // Claimed as `uploaded` while its outbox path became unwritable: the upload step refuses it, unsent.
             return try await backToUpload()
         } else {
             switch try await DocumentInputs.prepare(path: sourcePath(uploadedDocument), filename: filename, preflight: context.preflight) {

@@ -90,6 +90,38 @@ struct DocumentSettler: Sendable {
         return try await complete(stored, from: marked.state, status: result.status, outputs: outputs, original: original)
     }
 
+    /// A new (`pending`) document whose result for this very content is already in the outbox
+    /// (``OutboxExistingResult``): that result is stored as its own and the file is kept as it is; the source is
+    /// disposed of per `after_success`; the document ends `skipped`. Nothing is sent. A disposal that fails is a
+    /// local failure, retried from the stored result like any other.
+    func adoptFromOutbox(_ document: DocumentRecord, _ existing: OutboxExistingResult) async throws -> DocumentOutcome {
+        let json = JSONValue.object(existing.outputs).jsonString()
+        try await withLedgerRetries {
+            try await ledger.storeResult(documentID: document.id, status: existing.status, outputsJSON: json)
+        }
+        var stored = document
+        stored.resultStored = true
+        do {
+            try disposeAfterSuccess(stored)
+        } catch {
+            return try await localFailure(stored, from: document.state, error, step: "dispose of the source (after_success: \(spec.afterSuccess.rawValue))")
+        }
+        var writes: [LedgerWrite] = [.transition(document.id, from: document.state, to: .skipped,
+                                                 [.outputPath(existing.path), .lastError(nil), .nextAttemptAt(nil), .localFailures(0)])]
+        if let runID { writes.append(.countInRun(runID: runID, jobID: jobID, state: .skipped)) }
+        let done: DocumentRecord
+        do {
+            done = try await ledger.write(writes).document!
+        } catch let error as LedgerError where error.code == .stateChanged || error.code == .notFound {
+            throw error
+        } catch {
+            return try await localFailure(stored, from: document.state, error, step: "record the skipped document in the ledger")
+        }
+        onSettled(done)
+        logger(document).info("skipped \(document.path): its result for this content is already in the outbox (\(existing.path), job \(existing.job ?? "?"), finished \(existing.finishedAt ?? "?")); not sent again")
+        return .settled(.skipped)
+    }
+
     /// Local work again for a document whose result is stored (claimed, recovered or requeued with
     /// `resultStored`): rewrites the outbox file and retries disposal from the stored result. Never calls Dify.
     func resume(_ document: DocumentRecord) async throws -> DocumentOutcome {

@@ -125,6 +125,7 @@ public final class JobRunner: Sendable {
             if let preflight {
                 // The job can start: now its folders are created (issue 16 trial: not before the preflight).
                 if let problem = Pipeline.unwritableFolder(spec, create: true) { throw JobStop(.usage, job: spec.name, problem) }
+                try await claimInbox()
                 try await ledger.setAppMode(jobID: job.id, mode: preflight.mode.rawValue)
                 observer.record(.jobStarted(job: spec.name, mode: preflight.mode.rawValue))
                 summary.stop = try await loop(job: job, preflight: preflight, tracker: tracker)
@@ -155,6 +156,24 @@ public final class JobRunner: Sendable {
         summary.unsettled = tracker.unsettled.withLock { $0 }
         summary.remaining = (try? await ledger.waitingCount(jobID: job.id)) ?? 0
         return summary
+    }
+
+    /// Records this ledger as the owner of the job's inbox before anything is sent (``InboxOwnership``). Throws
+    /// ``JobStop`` (exit 2) when the outbox marker cannot be written or another ledger claimed the inbox meanwhile.
+    private func claimInbox() async throws {
+        let identity = try await ledger.identity()
+        let previous = InboxOwnership.otherOwner(spec: spec, identity: identity)
+        do {
+            let inInbox = try InboxOwnership.claim(spec: spec, identity: identity, takeOver: options.takeOverInbox, now: clock.now())
+            if !inInbox { logger.debug("the inbox is not writable: its owner ledger is recorded in the outbox only") }
+        } catch let error as InboxOwnershipError {
+            throw JobStop(.usage, job: spec.name, error.message)
+        } catch {
+            throw JobStop(.usage, job: spec.name, WritableFolder.problem(key: "outbox", folder: spec.outbox, error: error))
+        }
+        if let previous, options.takeOverInbox {
+            logger.warning("took the inbox over from the ledger \(previous.owner.ledger) (ledger id \(previous.owner.ledgerID)) with --take-over-inbox; this ledger (\(identity.location)) owns it now")
+        }
     }
 
     /// Preflight; in `watch` mode transport problems are retried with backoff until shutdown.

@@ -22,6 +22,8 @@ public final class JobScanner: Sendable {
     let onNotMatched: @Sendable ([String]) -> Void
     let scanner: InboxScanner
     let settler: DocumentSettler
+    /// Outbox paths that could never be written are refused at insert (see ``OutboxTargets``).
+    let outboxTargets: OutboxTargets
     private let tracker: Mutex<SettleTracker>
     private let reported = Mutex<Set<PathKey>>([])
     /// The not-matched paths of the last scan (logged and recorded only when they change).
@@ -58,6 +60,7 @@ public final class JobScanner: Sendable {
         settler = DocumentSettler(spec: spec, jobID: job.id, appMode: preflight.mode.rawValue, ledger: ledger, clock: clock,
                                   runID: runID, logger: logger, onSettled: onSettled)
         tracker = Mutex(SettleTracker(settle: spec.match.settle))
+        outboxTargets = OutboxTargets(spec: spec)
     }
 
     /// Whether some files were seen but have not settled yet.
@@ -209,7 +212,10 @@ public final class JobScanner: Sendable {
                                                                      message: error.message), identity: nil)
         }
         guard pinned.identity.matches(file.identity) else { return nil }
-        if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size) {
+        // Also an outbox path that could never be written: a copy of succeeded content would otherwise end in a
+        // local failure retried forever (the processor checks again before anything is sent).
+        if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size)
+            ?? outboxTargets.problem(relativePath: file.relativePath) {
             return try await reject(file, sha256: nil, problem, identity: pinned.identity)
         }
         let sha: String
@@ -234,6 +240,26 @@ public final class JobScanner: Sendable {
         if !reprocess, !isTable, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
+        }
+        // A result for this very content already in the outbox was paid for (by this job under another ledger, or
+        // before this ledger lost its rows): it is kept, never run again.
+        if !reprocess, !isTable, document.state == .pending, document.duplicateOf == nil,
+           let existing = OutboxExistingResult.find(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
+            _ = try await settler.adoptFromOutbox(document, existing)
+            return try await ledger.document(id: document.id) ?? document
+        }
+        // A run of this very content another ledger sent and left `unresolved` may have been billed: parked the same
+        // way here, never sent without `dify-batch retry --state unresolved`.
+        if !isTable, document.state == .pending, document.duplicateOf == nil,
+           let earlier = OutboxExistingResult.unresolved(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
+            let message = "a run of this content was sent earlier (job \(earlier.job ?? "?"), recorded as unresolved in \(earlier.path) by a ledger this one does not know) and may have been billed: \(earlier.message) "
+                + "This ledger does not send it again; if it did not run, send it with `dify-batch retry --state unresolved \(document.id)`"
+            let recovering = try await ledger.transition(document.id, from: .pending, to: .recovering, [])
+            try await settler.endWithError(recovering, from: .recovering, to: .unresolved,
+                                           error: RecordedError(errorClass: "ambiguous", code: "outcome_unknown", message: message),
+                                           difyCode: nil, disposeSource: false, extra: [.outcomeUnknown(true)])
+            logger.warning("\(file.relativePath): \(message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
+            return try await ledger.document(id: document.id) ?? document
         }
         return document
     }

@@ -36,6 +36,7 @@ enum LocalFailure {
         case "ENOSPC", "EDQUOT": return "free space on that file system"
         case "EROFS": return "the file system is read-only: remount it read-write or choose another folder"
         case "ENOTDIR": return "a file is in the way of a folder on that path: move it"
+        case "EISDIR": return "a folder (or another non-file) is in the way of the outbox file: move it"
         case "ENAMETOOLONG": return "the name is too long for the file system"
         case "SQLITE_BUSY", "SQLITE_LOCKED": return "another process held the ledger for longer than the busy timeout"
         case "SQLITE_FULL": return "the disk holding the ledger is full"

@@ -241,7 +241,8 @@ extension Pipeline {
             }
             var lock: JobLock?
             if !ledger.coordinatesProcesses { lock = try JobLock.acquire(inbox: spec.inbox, job: spec.name) }
-            if let problem = Self.unwritableFolder(spec) {
+            let identity = try await ledger.identity()
+            if let problem = Self.unwritableFolder(spec) ?? ownershipRefusal(spec, identity) {
                 lock?.release()
                 return .failure(Refusal(message: problem))
             }

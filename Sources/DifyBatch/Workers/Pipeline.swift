@@ -57,6 +57,8 @@ public struct Pipeline: Sendable {
         try FolderOverlap.check(specs)
         try await checkRegisteredInboxes()
 
+        // Which ledger this is: an inbox another ledger owns is not started (InboxOwnership).
+        let identity = try await ledger.identity()
         var refused: [Int: JobStop] = [:]
         let locks = JobLocks()
         defer { locks.releaseAll() }
@@ -64,7 +66,9 @@ public struct Pipeline: Sendable {
             // A ledger that coordinates processes (PostgreSQL) replaces the inbox lock with leases: several
             // processes on several hosts may serve one job.
             if ledger.coordinatesProcesses {
-                if let problem = Self.unwritableFolder(spec) { refused[index] = JobStop(.usage, job: spec.name, problem) }
+                if let problem = Self.unwritableFolder(spec) ?? ownershipRefusal(spec, identity) {
+                    refused[index] = JobStop(.usage, job: spec.name, problem)
+                }
                 continue
             }
             let lock: JobLock
@@ -86,7 +90,7 @@ public struct Pipeline: Sendable {
                 return PipelineResult(summaries: [summary], exitStatus: .locked, runID: nil)
             }
             // Only the holder of the inbox touches the job's folders (creating a missing outbox is a write).
-            if let problem = Self.unwritableFolder(spec) {
+            if let problem = Self.unwritableFolder(spec) ?? ownershipRefusal(spec, identity) {
                 lock.release()
                 refused[index] = JobStop(.usage, job: spec.name, problem)
                 continue
@@ -220,6 +224,11 @@ public struct Pipeline: Sendable {
             }
         }
         return nil
+    }
+
+    /// Why this ledger may not start `spec` (another ledger owns its inbox), unless `--take-over-inbox`.
+    func ownershipRefusal(_ spec: JobSpec, _ identity: LedgerIdentity) -> String? {
+        options.takeOverInbox ? nil : InboxOwnership.refusal(spec: spec, identity: identity)
     }
 
     /// Adds what the ledger's `runs` table knows about the holder's pid (its command and start time).

@@ -23,6 +23,9 @@ public struct PipelineOptions: Sendable {
     /// `--adopt-inbox`: a job name the ledger knows with another inbox takes this spec's inbox (the job moved on
     /// purpose). Default false: such a spec is refused with exit 2.
     public var adoptInbox: Bool = false
+    /// `--take-over-inbox`: an inbox whose `.dify-batch-owner` names another ledger is taken over by this one (see
+    /// ``InboxOwnership``). Default false: such a job does not start (exit 2).
+    public var takeOverInbox: Bool = false
     /// Spec files that did not load (issue 16): each is reported as a job that could not start (exit 2 at the end),
     /// while the specs that loaded run. Default none.
     public var badSpecs: [SpecError] = []
