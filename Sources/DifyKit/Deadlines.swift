@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import _NIOFileSystem
 
 /// Shared state between a request, its response delegate and its watchdog.
 final class RequestContext: @unchecked Sendable {
@@ -69,6 +68,7 @@ final class RequestContext: @unchecked Sendable {
     var runStarted: RunStarted { lock.withLock { started } }
 }
 
+/// A deadline of ``RequestWatchdog`` passed; mapped to ``DifyError`` `timeout` (total, head) or `streamStalled` (idle).
 enum WatchdogFired: Error {
     case total(Duration)
     case idle(Duration)
@@ -169,10 +169,6 @@ extension DifyClient {
             return DifyError(code: .cancelled, message: "cancelled", endpoint: endpoint, runStarted: runStarted,
                              requestSent: true,
                              classification: isRun ? .ambiguous : .retryable)
-        }
-        if let fileError = error as? FileSystemError {
-            return DifyError(code: .fileAccess, message: redact("cannot read the local file: \(fileError.message)"),
-                             endpoint: endpoint, requestSent: context.didReceiveHead, classification: .permanent)
         }
         if let clientError = error as? HTTPClientError {
             switch clientError {

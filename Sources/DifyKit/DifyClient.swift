@@ -4,7 +4,6 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
-import _NIOFileSystem
 
 /// A client for Dify's service API (`/v1`), scoped to one app by its API key.
 ///
