@@ -87,13 +87,15 @@ struct ClientTests {
         #expect(MultipartUpload.sanitizedFilename("///") == "file")
     }
 
-    @Test("a 50 MB upload is streamed from disk in many chunks with flat memory")
+    @Test("a 160 MB upload is streamed from disk in many chunks with flat memory")
     func largeUploadStreams() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("difykit-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        // DIFYKIT_BIG_UPLOAD_MB lets a developer try larger files by hand; the suite uses 50 MB.
-        let megabytes = ProcessInfo.processInfo.environment["DIFYKIT_BIG_UPLOAD_MB"].flatMap(Int.init) ?? 50
+        // DIFYKIT_BIG_UPLOAD_MB lets a developer try other sizes by hand. The suite uses 160 MB: the peak is the whole
+        // test process's (VmHWM), and other suites running beside this one on a loaded machine added 46–52 MB to a
+        // 50 MB upload that holds nothing; a file held in memory adds its size or more.
+        let megabytes = ProcessInfo.processInfo.environment["DIFYKIT_BIG_UPLOAD_MB"].flatMap(Int.init) ?? 160
         let size = megabytes * 1024 * 1024
         let path = directory.appendingPathComponent("big.pdf").path
         let small = directory.appendingPathComponent("small.pdf").path
@@ -132,8 +134,8 @@ struct ClientTests {
         #expect(file.size > Int64(size))
         #expect(recorder.get("content-length").last == String(file.size))
         #expect(chunks >= megabytes, "body must arrive in many chunks, not one buffer")
-        // Other suites run in parallel in this process, so allow noise; holding the file would add >= 50 MB.
-        #expect(growthMB < 45, "upload must not hold the file in memory")
+        // Other suites run in parallel in this process, so allow noise; holding the file would add >= its size.
+        #expect(growthMB < Double(megabytes) * 0.6, "upload must not hold the file in memory")
     }
 
     @Test("an early 413 (HTML, body not read) during a large upload surfaces as the HTTP error")
