@@ -3,9 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import _NIOFileSystem
 
-/// Shared state between a request and its watchdog.
+/// Shared state between a request, its response delegate and its watchdog.
 final class RequestContext: @unchecked Sendable {
     private let lock = NSLock()
     private var lastActivity: ContinuousClock.Instant?
@@ -69,9 +68,11 @@ final class RequestContext: @unchecked Sendable {
     var runStarted: RunStarted { lock.withLock { started } }
 }
 
+/// A deadline of ``RequestWatchdog`` passed; mapped to ``DifyError`` `timeout` (total, head) or `streamStalled` (idle).
 enum WatchdogFired: Error {
     case total(Duration)
     case idle(Duration)
+    case head(Duration)
 }
 
 /// Errors thrown by the caller's `onStarted` pass through unchanged.
@@ -80,15 +81,13 @@ struct CallbackError: Error {
 }
 
 extension DifyClient {
-    /// Runs `operation` racing a watchdog (total deadline, and stream idleness once the context is touched),
-    /// mapping every failure to ``DifyError``. Cancelling the calling task cancels the HTTP request.
-    func guarded<T: Sendable>(endpoint: String, isRun: Bool, context: RequestContext, idle: Duration?,
-                              total: Duration? = nil,
-                              operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        let total = total ?? configuration.timeouts.total
+    /// Runs `operation` (which sends one request through ``RequestWatchdog``), mapping every failure to
+    /// ``DifyError`` and writing the request's trace line.
+    func guarded<T: Sendable>(endpoint: String, isRun: Bool, context: RequestContext,
+                              operation: () async throws -> T) async throws -> T {
         let started = ContinuousClock.now
         do {
-            let value = try await Self.race(total: total, idle: idle, context: context, operation: operation)
+            let value = try await operation()
             traceRequest(endpoint: endpoint, context: context, started: started, error: nil)
             return value
         } catch {
@@ -119,37 +118,6 @@ extension DifyClient {
         configuration.logger.trace("http request", metadata: metadata)
     }
 
-    static func race<T: Sendable>(total: Duration, idle: Duration?, context: RequestContext,
-                                  operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        let clock = ContinuousClock()
-        let deadline = clock.now + total
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                while true {
-                    let now = clock.now
-                    if now >= deadline { throw WatchdogFired.total(total) }
-                    var wake = deadline
-                    if let idle {
-                        if let last = context.idleSince {
-                            let idleAt = last + idle
-                            if now >= idleAt { throw WatchdogFired.idle(idle) }
-                            wake = min(wake, idleAt)
-                        } else {
-                            wake = min(wake, now + idle)
-                        }
-                    }
-                    try await Task.sleep(until: wake, clock: clock)
-                }
-            }
-            defer { group.cancelAll() }
-            while let value = try await group.next() {
-                if let value { return value }
-            }
-            throw CancellationError()
-        }
-    }
-
     func mapError(_ error: any Error, endpoint: String, isRun: Bool, context: RequestContext) -> any Error {
         var mapped = mapErrorFacts(error, endpoint: endpoint, isRun: isRun, context: context)
         if var difyError = mapped as? DifyError, !(error is DifyError) {
@@ -176,6 +144,13 @@ extension DifyClient {
                 code: .timeout, message: "total deadline of \(Self.seconds(total)) exceeded", endpoint: endpoint,
                 runStarted: runStarted, requestSent: true,
                 classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
+        case WatchdogFired.head(let head):
+            if Task.isCancelled { break }
+            return DifyError(
+                code: .timeout,
+                message: "no response head within the head deadline (\(Self.seconds(head)) for this call type)",
+                endpoint: endpoint, runStarted: runStarted, requestSent: true,
+                classification: ErrorClassifier.classifyTransport(isRun: isRun, requestSent: true))
         case WatchdogFired.idle(let idle):
             if Task.isCancelled { break }
             let detail = started.workflowRunID != nil || started.taskID != nil
@@ -194,10 +169,6 @@ extension DifyClient {
             return DifyError(code: .cancelled, message: "cancelled", endpoint: endpoint, runStarted: runStarted,
                              requestSent: true,
                              classification: isRun ? .ambiguous : .retryable)
-        }
-        if let fileError = error as? FileSystemError {
-            return DifyError(code: .fileAccess, message: redact("cannot read the local file: \(fileError.message)"),
-                             endpoint: endpoint, requestSent: context.didReceiveHead, classification: .permanent)
         }
         if let clientError = error as? HTTPClientError {
             switch clientError {

@@ -4,13 +4,12 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
-import _NIOFileSystem
 
 /// A client for Dify's service API (`/v1`), scoped to one app by its API key.
 ///
 /// All calls are cancellable (task cancellation reaches the HTTP request) and bounded by
 /// ``Timeouts``: connect (via ``makeHTTPClient(timeouts:maxConnectionsPerHost:)``), response head,
-/// stream idle (SSE), and a total deadline enforced by a watchdog racing the request in a task group.
+/// stream idle (SSE), and a total deadline, kept by one timer per request on its event loop (``RequestWatchdog``).
 public struct DifyClient: Sendable {
     public struct Timeouts: Sendable, Hashable {
         /// TCP connect. Enforced by the `HTTPClient` configuration (see ``DifyClient/makeHTTPClient(timeouts:maxConnectionsPerHost:)``);
@@ -73,11 +72,42 @@ public struct DifyClient: Sendable {
 
     public let configuration: Configuration
     let httpClient: HTTPClient
+    /// What every request of this client shares, built once (issue 14).
+    let parts: RequestParts
 
     /// The caller owns `httpClient` and shuts it down.
     public init(configuration: Configuration, httpClient: HTTPClient) {
         self.configuration = configuration
         self.httpClient = httpClient
+        self.parts = RequestParts(configuration)
+    }
+
+    /// The base URL without trailing slashes and the headers every request sends (Authorization, User-Agent,
+    /// Accept), made once per client instead of once per request. Its description and mirror never show the key.
+    struct RequestParts: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+        var description: String { "RequestParts(baseURL: \(baseURL), headers: <redacted>)" }
+        var debugDescription: String { description }
+        var customMirror: Mirror { Mirror(self, children: ["baseURL": baseURL], displayStyle: .struct) }
+
+        let baseURL: String
+        let headers: HTTPHeaders
+        /// POST requests (URL parsed, headers set, no body) for the paths every document uses (upload, runs),
+        /// when the base URL parses; a request is a copy with its body (and extra headers) set.
+        let posts: [String: HTTPClient.Request]
+
+        init(_ configuration: Configuration) {
+            baseURL = configuration.trimmedBaseURL
+            headers = [
+                "Authorization": "Bearer \(configuration.apiKey)",
+                "User-Agent": configuration.userAgent,
+                "Accept": "application/json, text/event-stream",
+            ]
+            var posts: [String: HTTPClient.Request] = [:]
+            for path in ["/files/upload", "/workflows/run", "/completion-messages", "/chat-messages"] {
+                posts[path] = try? HTTPClient.Request(url: baseURL + path, method: .POST, headers: headers)
+            }
+            self.posts = posts
+        }
     }
 
     /// An `HTTPClient` suited to this client: connect timeout from `timeouts.connect`, no read timeout
@@ -96,6 +126,8 @@ public struct DifyClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         configuration.tlsConfiguration = trust.tlsConfiguration()
+        // No request spans: DifyKit does not trace, and a span per request costs CPU even with a no-op tracer.
+        configuration.tracing.tracer = nil
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -175,7 +207,7 @@ public struct DifyClient: Sendable {
     }
 
     func url(_ path: String, query: [(String, String)] = []) -> String {
-        var url = configuration.trimmedBaseURL + path
+        var url = parts.baseURL + path
         if !query.isEmpty {
             url += "?" + query.map { "\(Self.queryComponent($0.0))=\(Self.queryComponent($0.1))" }.joined(separator: "&")
         }
@@ -194,16 +226,25 @@ public struct DifyClient: Sendable {
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
     }
 
-    func baseRequest(method: HTTPMethod, path: String, query: [(String, String)] = []) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: url(path, query: query))
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(configuration.apiKey)")
-        request.headers.add(name: "User-Agent", value: configuration.userAgent)
-        request.headers.add(name: "Accept", value: "application/json, text/event-stream")
-        return request
+    /// An AHC request for `path` (and `query`) with the client's headers, then `extra`. Throws AHC's
+    /// `invalidURL`/`emptyHost`/`emptyScheme` for a malformed base URL (nothing is sent).
+    func httpRequest(_ method: HTTPMethod, path: String, query: [(String, String)] = [], headers extra: HTTPHeaders = [:],
+                     body: HTTPClient.Body? = nil) throws -> HTTPClient.Request {
+        if method == .POST, query.isEmpty, var request = parts.posts[path] {
+            request.headers.add(contentsOf: extra)
+            request.body = body
+            return request
+        }
+        var headers = parts.headers
+        headers.add(contentsOf: extra)
+        return try HTTPClient.Request(url: url(path, query: query), method: method, headers: headers, body: body)
     }
 
+    static let jsonContentType: HTTPHeaders = ["Content-Type": "application/json"]
+
+    /// The value as compact JSON with sorted keys (``JSONText``, or `JSONEncoder` for what it leaves out).
     static func jsonBody(_ value: JSONValue) -> ByteBuffer {
+        if let bytes = JSONText.bytes(value, pretty: false) { return ByteBuffer(bytes: bytes) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
@@ -217,40 +258,45 @@ public struct DifyClient: Sendable {
     /// A GET's JSON body and the response's `Date` header.
     func getJSONWithDate(path: String, query: [(String, String)] = []) async throws -> (json: JSONValue, date: Date?) {
         let endpoint = "GET \(path)"
-        let request = baseRequest(method: .GET, path: path, query: query)
-        let exchange = try await perform(request, endpoint: endpoint, isRun: false,
-                                         headTimeout: configuration.timeouts.responseHead)
+        let exchange = try await perform(endpoint: endpoint, isRun: false, headTimeout: configuration.timeouts.responseHead) {
+            try httpRequest(.GET, path: path, query: query)
+        }
         return (try parseSuccess(exchange, endpoint: endpoint, isRun: false), Self.serverDate(exchange.headers))
     }
 
     func postJSON(path: String, body: JSONValue) async throws -> JSONValue {
         let endpoint = "POST \(path)"
-        var request = baseRequest(method: .POST, path: path)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(Self.jsonBody(body))
-        let exchange = try await perform(request, endpoint: endpoint, isRun: false,
-                                         headTimeout: configuration.timeouts.responseHead)
+        let exchange = try await perform(endpoint: endpoint, isRun: false, headTimeout: configuration.timeouts.responseHead) {
+            try httpRequest(.POST, path: path, headers: Self.jsonContentType, body: .byteBuffer(Self.jsonBody(body)))
+        }
         return try parseSuccess(exchange, endpoint: endpoint, isRun: false)
     }
 
-    /// Sends a request and collects the whole response, under head and total deadlines.
-    func perform(_ request: HTTPClientRequest, endpoint: String, isRun: Bool, headTimeout: Duration,
-                 context: RequestContext = RequestContext()) async throws -> Exchange {
-        try await guarded(endpoint: endpoint, isRun: isRun, context: context, idle: nil) {
-            let response = try await self.httpClient.execute(request, deadline: .now() + Self.timeAmount(headTimeout))
-            context.markStatus(Int(response.status.code))
-            let body = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
-            return Exchange(status: Int(response.status.code), headers: response.headers, body: body)
+    /// Builds and sends a request and collects the whole response (at most `limit` bytes kept), under the total
+    /// deadline and `headTimeout` (nil: the head may take the whole call).
+    func perform(endpoint: String, isRun: Bool, headTimeout: Duration?, limit: Int = 64 * 1024 * 1024,
+                 context: RequestContext = RequestContext(),
+                 _ request: () throws -> HTTPClient.Request) async throws -> Exchange {
+        try await guarded(endpoint: endpoint, isRun: isRun, context: context) {
+            try await collect(try request(), context: context, headTimeout: headTimeout, limit: limit)
         }
     }
 
-    /// Collects a body; beyond `limit` bytes the rest is read but dropped.
-    static func collect(_ body: HTTPClientResponse.Body, limit: Int) async throws -> ByteBuffer {
-        var buffer = ByteBuffer()
-        for try await var chunk in body where buffer.readableBytes < limit {
-            buffer.writeBuffer(&chunk)
+    /// Sends `request` through a ``CollectingDelegate`` under a ``RequestWatchdog``; cancelling the calling task
+    /// cancels the request. Errors are AHC's, the watchdog's or the request body's, unmapped.
+    func collect(_ request: HTTPClient.Request, context: RequestContext, headTimeout: Duration?,
+                 limit: Int) async throws -> Exchange {
+        let eventLoop = httpClient.eventLoopGroup.any()
+        let watchdog = RequestWatchdog(eventLoop: eventLoop, context: context, total: configuration.timeouts.total,
+                                       head: headTimeout, idle: nil)
+        let task = httpClient.execute(request: request, delegate: CollectingDelegate(watchdog: watchdog, limit: limit),
+                                      eventLoop: .delegate(on: eventLoop), deadline: nil, logger: nil)
+        watchdog.attach(task)
+        return try await withTaskCancellationHandler {
+            try await task.futureResult.get()
+        } onCancel: {
+            task.cancel()
         }
-        return buffer
     }
 
     func parseSuccess(_ exchange: Exchange, endpoint: String, isRun: Bool) throws -> JSONValue {
@@ -259,7 +305,7 @@ public struct DifyClient: Sendable {
                             endpoint: endpoint, isRun: isRun)
         }
         do {
-            return try JSONValue.parse(Data(buffer: exchange.body))
+            return try Self.parseJSON(exchange.body)
         } catch {
             let snippet = Self.redactedSnippet(exchange.body, apiKey: configuration.apiKey)
             throw DifyError(
@@ -268,6 +314,16 @@ public struct DifyClient: Sendable {
                 endpoint: endpoint, classification: isRun ? .ambiguous : .permanent, runMayHaveStarted: isRun,
                 serverDate: Self.serverDate(exchange.headers))
         }
+    }
+
+    /// A response body's JSON: ``SelectiveJSONParser`` (the values `JSONDecoder` gives, without Foundation), and
+    /// `JSONValue.parse` for what it rejects (so the error is Foundation's).
+    static func parseJSON(_ body: ByteBuffer) throws -> JSONValue {
+        let fast = body.withUnsafeReadableBytes { raw in
+            SelectiveJSONParser.parse(raw.bindMemory(to: UInt8.self), selection: .all)
+        }
+        if let fast { return fast }
+        return try JSONValue.parse(Data(buffer: body))
     }
 
     func decode<T>(_ json: JSONValue, endpoint: String, isRun: Bool, _ make: (JSONValue) throws -> T) throws -> T {
@@ -348,7 +404,7 @@ public struct DifyClient: Sendable {
 
     /// The response's `Date` header (RFC 9110 IMF-fixdate, also the obsolete forms), i.e. Dify's clock.
     static func serverDate(_ headers: HTTPHeaders) -> Date? {
-        headers.first(name: "Date").flatMap { Lenient.httpDate($0.trimmingCharacters(in: .whitespaces)) }
+        headers.first(name: "Date").flatMap { Lenient.httpDate(ASCIIText.trimmingSpaces($0)) }
     }
 
     /// The first `limit` characters of a body, whitespace collapsed, with the API key redacted BEFORE cutting (so a

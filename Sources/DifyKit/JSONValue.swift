@@ -147,17 +147,22 @@ extension JSONValue {
         return nil
     }
 
+    private static let posix = Locale(identifier: "en_US_POSIX")
+    private static func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
     /// Decimal from a number or a numeric string (prices are strings in current Dify, numbers in old docs).
     public var decimalValue: Decimal? {
         switch self {
         case .int(let value): return Decimal(value)
         case .number(let value):
             // Go through the shortest textual form so 2.378 stays 2.378.
-            return Decimal(string: String(value), locale: Locale(identifier: "en_US_POSIX"))
+            return Decimal(string: String(value), locale: Self.posix)
         case .string(let value):
-            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            // Dify's prices are plain ASCII decimals ("0.0001234"): trim only when an end is not a digit.
+            let plain = value.utf8.first.map(Self.isASCIIDigit) == true && value.utf8.last.map(Self.isASCIIDigit) == true
+            let trimmed = plain ? value : value.trimmingCharacters(in: .whitespaces)
             guard !trimmed.isEmpty else { return nil }
-            return Decimal(string: trimmed, locale: Locale(identifier: "en_US_POSIX"))
+            return Decimal(string: trimmed, locale: Self.posix)
         default: return nil
         }
     }

@@ -34,6 +34,12 @@ struct MultipartUpload: Sendable {
 
     /// A filename Dify accepts: the last path component (Dify rejects `/` and `\`), no CR/LF/NUL.
     static func sanitizedFilename(_ name: String) -> String {
+        // Most names need nothing: no separator or CR/LF/NUL, ASCII non-blank at both ends.
+        let utf8 = name.utf8
+        if let first = utf8.first, let last = utf8.last, first > 0x20, first < 0x80, last > 0x20, last < 0x80,
+           !utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            return name
+        }
         let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
         let cleaned = String(last.unicodeScalars.filter { $0 != "\r" && $0 != "\n" && $0 != "\0" })
             .trimmingCharacters(in: .whitespaces)
@@ -47,49 +53,15 @@ struct MultipartUpload: Sendable {
 
     static func randomBoundary() -> String {
         var generator = SystemRandomNumberGenerator()
-        let hex = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        return "DifyKitBoundary\(hex)"
-    }
-}
-
-/// head, then every chunk of `base`, then tail.
-struct MultipartBodySequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
-    typealias Element = ByteBuffer
-
-    let head: ByteBuffer
-    let base: Base
-    let tail: ByteBuffer
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        enum Stage { case head, body, tail, done }
-        var stage: Stage = .head
-        let head: ByteBuffer
-        var base: Base.AsyncIterator
-        let tail: ByteBuffer
-
-        mutating func next() async throws -> ByteBuffer? {
-            while true {
-                switch stage {
-                case .head:
-                    stage = .body
-                    if head.readableBytes > 0 { return head }
-                case .body:
-                    if let chunk = try await base.next() {
-                        if chunk.readableBytes > 0 { return chunk }
-                    } else {
-                        stage = .tail
-                    }
-                case .tail:
-                    stage = .done
-                    return tail
-                case .done:
-                    return nil
-                }
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes = Array("DifyKitBoundary".utf8)
+        for _ in 0..<2 {
+            var word = generator.next()  // 16 hex digits (64 random bits) per word
+            for _ in 0..<16 {
+                bytes.append(digits[Int(word & 0x0F)])
+                word >>= 4
             }
         }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(head: head, base: base.makeAsyncIterator(), tail: tail)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -59,111 +59,123 @@ extension DifyClient {
         }
     }
 
-    private func runRequest(path: String, body: JSONValue) -> HTTPClientRequest {
-        var http = baseRequest(method: .POST, path: path)
-        http.headers.add(name: "Content-Type", value: "application/json")
-        http.body = .bytes(Self.jsonBody(body))
-        return http
+    private func runRequest(path: String, body: JSONValue) throws -> HTTPClient.Request {
+        try httpRequest(.POST, path: path, headers: Self.jsonContentType, body: .byteBuffer(Self.jsonBody(body)))
     }
 
     func runBlocking(_ request: RunRequest,
                      onStarted: @escaping @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
         let (path, body) = try runTarget(request)
         let endpoint = "POST \(path)"
-        let http = runRequest(path: path, body: body)
         let context = RequestContext()
-        let mode = request.mode
         // Dify sends a blocking run's head only when the run has finished: wait up to the total deadline.
-        return try await guarded(endpoint: endpoint, isRun: true, context: context, idle: nil) {
-            let response = try await self.httpClient.execute(
-                http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-            context.markHeadReceived(response.headers, status: Int(response.status.code))
-            let status = Int(response.status.code)
-            let buffer = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
-            let json = try self.parseSuccess(Exchange(status: status, headers: response.headers, body: buffer),
-                                             endpoint: endpoint, isRun: true)
-            var result = try self.decode(json, endpoint: endpoint, isRun: true) {
-                try BlockingResponse.result(mode: mode, json: $0)
-            }
-            result.serverDate = context.serverDate
-            context.record(result.runStarted)
-            try await context.runCallback { try await onStarted(result.runStarted) }
-            return result
+        return try await guarded(endpoint: endpoint, isRun: true, context: context) {
+            let exchange = try await collect(try runRequest(path: path, body: body), context: context, headTimeout: nil,
+                                             limit: 64 * 1024 * 1024)
+            return try await blockingResult(exchange, mode: request.mode, endpoint: endpoint, context: context,
+                                            onStarted: onStarted)
         }
+    }
+
+    /// A run's whole JSON answer (blocking, or a JSON answer to a streaming request): the result, `onStarted`
+    /// called once with its ids; a non-2xx answer is thrown as its ``DifyError``.
+    private func blockingResult(_ exchange: Exchange, mode: AppMode, endpoint: String, context: RequestContext,
+                                onStarted: @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
+        let json = try parseSuccess(exchange, endpoint: endpoint, isRun: true)
+        var result = try decode(json, endpoint: endpoint, isRun: true) { try BlockingResponse.result(mode: mode, json: $0) }
+        result.serverDate = context.serverDate
+        context.record(result.runStarted)
+        try await context.runCallback { try await onStarted(result.runStarted) }
+        return result
     }
 
     func runStreaming(_ request: RunRequest,
                       onStarted: @escaping @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
         let (path, body) = try runTarget(request)
         let endpoint = "POST \(path)"
-        let http = runRequest(path: path, body: body)
         let context = RequestContext()
         let mode = request.mode
-        return try await guarded(endpoint: endpoint, isRun: true, context: context,
-                                 idle: configuration.timeouts.streamIdle) {
-            let response = try await self.httpClient.execute(
-                http, deadline: .now() + Self.timeAmount(self.configuration.timeouts.responseHead))
-            context.markHeadReceived(response.headers, status: Int(response.status.code))
-            let status = Int(response.status.code)
-            let contentType = response.headers.first(name: "Content-Type")?.lowercased() ?? ""
-            guard status == 200, contentType.contains("text/event-stream") else {
-                // Errors before the stream are ordinary JSON errors; a JSON 200 is a blocking-style answer.
-                let buffer = try await Self.collect(response.body, limit: 64 * 1024 * 1024)
-                let json = try self.parseSuccess(Exchange(status: status, headers: response.headers, body: buffer),
-                                                 endpoint: endpoint, isRun: true)
-                var result = try self.decode(json, endpoint: endpoint, isRun: true) {
-                    try BlockingResponse.result(mode: mode, json: $0)
-                }
-                result.serverDate = context.serverDate
-                context.record(result.runStarted)
-                try await context.runCallback { try await onStarted(result.runStarted) }
-                return result
+        return try await guarded(endpoint: endpoint, isRun: true, context: context) {
+            let http = try runRequest(path: path, body: body)
+            let eventLoop = httpClient.eventLoopGroup.any()
+            let watchdog = RequestWatchdog(eventLoop: eventLoop, context: context, total: configuration.timeouts.total,
+                                           head: configuration.timeouts.responseHead, idle: configuration.timeouts.streamIdle)
+            let mailbox = Mailbox<StreamMessage>()
+            let delegate = StreamingRunDelegate(mode: mode, watchdog: watchdog, mailbox: mailbox) { event, started in
+                self.inStreamError(event, endpoint: endpoint, runStarted: started)
             }
-            context.touch()  // arms the idle watchdog
-            var parser = SSEParser()
-            var accumulator = RunAccumulator(mode: mode)
-
-            func finished() -> RunResult {
-                var result = accumulator.result()
-                result.serverDate = context.serverDate
-                return result
-            }
-
-            func handle(_ events: [SSEEvent]) async throws -> RunResult? {
-                for sse in events {
-                    guard let event = StreamEventFastDecoder.decode(sse) else { continue }
-                    let step = accumulator.apply(event)
-                    context.record(accumulator.runStarted)
-                    if let started = accumulator.takeStartedIfNew() {
-                        try await context.runCallback { try await onStarted(started) }
-                    }
-                    switch step {
-                    case .proceed: continue
-                    case .finished: return finished()
-                    case .failed(let event):
-                        var error = self.inStreamError(event, endpoint: endpoint, runStarted: accumulator.runStarted)
-                        error.serverDate = context.serverDate
+            let task = httpClient.execute(request: http, delegate: delegate, eventLoop: .delegate(on: eventLoop),
+                                          deadline: nil, logger: nil)
+            watchdog.attach(task)
+            task.futureResult.whenComplete { mailbox.send(.ended($0)) }
+            return try await withTaskCancellationHandler {
+                while true {
+                    switch await mailbox.next() {
+                    case .started(let ids, let resume):
+                        do {
+                            try await context.runCallback { try await onStarted(ids) }
+                        } catch {
+                            task.cancel()
+                            resume.succeed(())
+                            throw error
+                        }
+                        resume.succeed(())
+                    case .finished(let result):
+                        return result
+                    case .failed(let error):
                         throw error
+                    case .ended(.failure(let error)):
+                        throw error
+                    case .ended(.success(.exchange(let exchange))):
+                        // Errors before the stream are ordinary JSON errors; a JSON 200 is a blocking-style answer.
+                        return try await blockingResult(exchange, mode: mode, endpoint: endpoint, context: context,
+                                                        onStarted: onStarted)
+                    case .ended(.success(.stream(let accumulator, let tail))):
+                        return try await streamEnded(accumulator, tail: tail, endpoint: endpoint, context: context,
+                                                     onStarted: onStarted)
                     }
                 }
-                return nil
+            } onCancel: {
+                task.cancel()
             }
-
-            for try await chunk in response.body {
-                context.touch()
-                if let result = try await handle(parser.feed(chunk.readableBytesView)) { return result }
-            }
-            if let result = try await handle(parser.finish()) { return result }
-            if accumulator.hasResult { return finished() }
-            let started = accumulator.runStarted
-            throw DifyError(
-                code: .streamEndedEarly,
-                message: started.isEmpty
-                    ? "stream ended without a terminal event and before any run id arrived"
-                    : "stream ended without a terminal event (no workflow_finished / message_end / error)",
-                endpoint: endpoint, runStarted: started.isEmpty ? nil : started, requestSent: true,
-                classification: .ambiguous, runMayHaveStarted: true, serverDate: context.serverDate)
         }
+    }
+
+    /// The end of a stream without a terminal event read so far: applies the events its end completed, then
+    /// returns the result, or throws `streamEndedEarly` (ambiguous: the run may exist).
+    private func streamEnded(_ accumulator: RunAccumulator, tail: [SSEEvent], endpoint: String, context: RequestContext,
+                             onStarted: @Sendable (RunStarted) async throws -> Void) async throws -> RunResult {
+        var accumulator = accumulator
+        func finished() -> RunResult {
+            var result = accumulator.result()
+            result.serverDate = context.serverDate
+            return result
+        }
+        for sse in tail {
+            guard let event = StreamEventFastDecoder.decode(sse) else { continue }
+            let step = accumulator.apply(event)
+            context.record(accumulator.runStarted)
+            if let started = accumulator.takeStartedIfNew() {
+                try await context.runCallback { try await onStarted(started) }
+            }
+            switch step {
+            case .proceed: continue
+            case .finished: return finished()
+            case .failed(let event):
+                var error = inStreamError(event, endpoint: endpoint, runStarted: accumulator.runStarted)
+                error.serverDate = context.serverDate
+                throw error
+            }
+        }
+        if accumulator.hasResult { return finished() }
+        let started = accumulator.runStarted
+        throw DifyError(
+            code: .streamEndedEarly,
+            message: started.isEmpty
+                ? "stream ended without a terminal event and before any run id arrived"
+                : "stream ended without a terminal event (no workflow_finished / message_end / error)",
+            endpoint: endpoint, runStarted: started.isEmpty ? nil : started, requestSent: true,
+            classification: .ambiguous, runMayHaveStarted: true, serverDate: context.serverDate)
     }
 
     func inStreamError(_ event: StreamErrorEvent, endpoint: String, runStarted: RunStarted) -> DifyError {

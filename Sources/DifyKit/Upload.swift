@@ -1,7 +1,14 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
-import _NIOFileSystem
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension DifyClient {
     /// `POST /files/upload`: multipart/form-data streamed from disk with a known Content-Length.
@@ -12,6 +19,7 @@ extension DifyClient {
     ///
     /// Uploads wait for the response head up to `timeouts.total` (the head follows the whole body).
     /// The result's `createdAt` (Dify's epoch seconds) and `serverDate` (the `Date` header) are Dify's clock.
+    /// A file that cannot be opened throws ``DifyError`` `fileAccess` (permanent, nothing sent).
     public func upload(fileAt path: String, filename: String? = nil, user: String) async throws -> UploadedFile {
         try await upload(fileAt: path, filename: filename, user: user, boundary: MultipartUpload.randomBoundary())
     }
@@ -19,32 +27,21 @@ extension DifyClient {
     func upload(fileAt path: String, filename: String?, user: String?, boundary: String,
                 chunkLength: Int = 64 * 1024) async throws -> UploadedFile {
         let endpoint = "POST /files/upload"
-        let name = MultipartUpload.sanitizedFilename(filename ?? path)
-        let multipart = MultipartUpload(boundary: boundary, user: user, filename: name,
-                                        contentType: MIMEType.forFilename(name))
-        var headRequest = baseRequest(method: .POST, path: "/files/upload")
-        headRequest.headers.add(name: "Content-Type", value: multipart.contentType)
-        let prepared = headRequest
-        let context = RequestContext()
-        let exchange: Exchange = try await guarded(endpoint: endpoint, isRun: false, context: context, idle: nil) {
-            try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
-                let size = try await handle.info().size
-                let body = MultipartBodySequence(
-                    head: multipart.head, base: handle.readChunks(chunkLength: .bytes(Int64(chunkLength))),
-                    tail: multipart.tail)
-                var request = prepared
-                request.body = .stream(body, length: .known(multipart.contentLength(fileSize: size)))
-                let response = try await self.httpClient.execute(
-                    request, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-                context.markHeadReceived(response.headers, status: Int(response.status.code))
-                let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
-                return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
-            }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        var info = stat()
+        guard descriptor >= 0, fstat(descriptor, &info) == 0 else {
+            let code = errno
+            if descriptor >= 0 { close(descriptor) }
+            throw DifyError(code: .fileAccess, message: redact("cannot read the local file \(path): \(String(cString: strerror(code)))"),
+                            endpoint: endpoint, requestSent: false, classification: .permanent)
         }
-        let json = try parseSuccess(exchange, endpoint: endpoint, isRun: false)
-        var file = try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
-        file.serverDate = Self.serverDate(exchange.headers)
-        return file
+        defer { close(descriptor) }
+        let (file, headers) = try await upload(descriptor: descriptor, length: Int64(info.st_size),
+                                               filename: filename ?? path, user: user, boundary: boundary,
+                                               chunkLength: chunkLength, onChunk: nil)
+        var uploaded = file
+        uploaded.serverDate = Self.serverDate(headers)
+        return uploaded
     }
 }
 
@@ -60,34 +57,30 @@ extension DifyClient {
     public func upload(descriptor: Int32, length: Int64, filename: String, user: String,
                        onChunk: (@Sendable (UnsafeRawBufferPointer) -> Void)? = nil) async throws -> UploadedFile {
         try await upload(descriptor: descriptor, length: length, filename: filename, user: user,
-                         boundary: MultipartUpload.randomBoundary(), onChunk: onChunk)
+                         boundary: MultipartUpload.randomBoundary(), onChunk: onChunk).file
     }
 
+    /// A file of at most `chunkLength` bytes is read before sending and goes as one buffer; a larger one is written
+    /// on the request's event loop (``DescriptorChunks``: `pread` of `chunkLength` bytes, each read after the
+    /// previous write was accepted, so memory stays flat).
     func upload(descriptor: Int32, length: Int64, filename: String, user: String?, boundary: String,
-                chunkLength: Int = 64 * 1024, onChunk: (@Sendable (UnsafeRawBufferPointer) -> Void)?) async throws -> UploadedFile {
+                chunkLength: Int = 64 * 1024,
+                onChunk: (@Sendable (UnsafeRawBufferPointer) -> Void)?) async throws -> (file: UploadedFile, headers: HTTPHeaders) {
         let endpoint = "POST /files/upload"
         let name = MultipartUpload.sanitizedFilename(filename)
         let multipart = MultipartUpload(boundary: boundary, user: user, filename: name,
                                         contentType: MIMEType.forFilename(name))
-        var request = baseRequest(method: .POST, path: "/files/upload")
-        request.headers.add(name: "Content-Type", value: multipart.contentType)
-        let body = MultipartBodySequence(
-            head: multipart.head,
-            base: DescriptorChunks(descriptor: descriptor, length: length, chunkLength: chunkLength, endpoint: endpoint,
-                                   onChunk: onChunk),
-            tail: multipart.tail)
-        request.body = .stream(body, length: .known(multipart.contentLength(fileSize: length)))
-        let prepared = request
-        let context = RequestContext()
-        let exchange: Exchange = try await guarded(endpoint: endpoint, isRun: false, context: context, idle: nil) {
-            let response = try await self.httpClient.execute(
-                prepared, deadline: .now() + Self.timeAmount(self.configuration.timeouts.total))
-            // The status is kept for the request's trace line (issue 16), as on the path upload.
-            context.markHeadReceived(response.headers, status: Int(response.status.code))
-            let buffer = try await Self.collect(response.body, limit: 16 * 1024 * 1024)
-            return Exchange(status: Int(response.status.code), headers: response.headers, body: buffer)
+        let chunks = DescriptorChunks(descriptor: descriptor, length: length, chunkLength: chunkLength, endpoint: endpoint,
+                                      onChunk: onChunk)
+        let exchange = try await perform(endpoint: endpoint, isRun: false, headTimeout: nil, limit: 16 * 1024 * 1024) {
+            let body: HTTPClient.Body = length <= Int64(chunkLength)
+                ? .byteBuffer(try chunks.whole(head: multipart.head, tail: multipart.tail))
+                : .stream(contentLength: multipart.contentLength(fileSize: length)) { writer in
+                    chunks.write(head: multipart.head, tail: multipart.tail, to: writer)
+                }
+            return try httpRequest(.POST, path: "/files/upload", headers: ["Content-Type": multipart.contentType], body: body)
         }
         let json = try parseSuccess(exchange, endpoint: endpoint, isRun: false)
-        return try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }
+        return (try decode(json, endpoint: endpoint, isRun: false) { try UploadedFile(json: $0) }, exchange.headers)
     }
 }

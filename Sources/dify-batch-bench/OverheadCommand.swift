@@ -7,7 +7,7 @@ import Foundation
 struct OverheadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "overhead",
-        abstract: "CPU ms per document of the pipeline (latency 0), the simulator running as a child process.",
+        abstract: "CPU ms per document of the pipeline (latency 0 unless --latency), the simulator running as a child process.",
         discussion: """
             The simulator runs as a child process (this binary's hidden `simulator` subcommand), so \
             getrusage(RUSAGE_SELF) around Pipeline.run() is the daemon's CPU alone: preflight, scan and sha256, \
@@ -22,6 +22,8 @@ struct OverheadCommand: AsyncParsableCommand {
     @Option(name: .customLong("response-mode"), help: "streaming or blocking.") var responseMode = "streaming"
     @Option(help: "Also run this plain script (bench/baseline.py) on a copy of the same files against the same simulator child; its CPU comes from getrusage(RUSAGE_CHILDREN).")
     var baseline: String?
+    @Option(help: "Latency of every simulated run (e.g. 200ms); with it, `of ideal c/L` is docs/s ÷ (concurrency ÷ latency), the simulator out of process (issue 14's c/L target).")
+    var latency = "0ms"
     @Flag(help: "Delete the workspace after each run (default: keep it; deleting many files makes the next runs' file creations cost extra kernel CPU on ext4, issue 14).")
     var removeWorkspace = false
 
@@ -30,18 +32,24 @@ struct OverheadCommand: AsyncParsableCommand {
         for _ in 0..<max(1, repetitions) {
             note("overhead: files=\(files) c=\(concurrency)…")
             rows += try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess,
-                                           responseMode: responseMode, baseline: baseline, removeWorkspace: removeWorkspace)
+                                           responseMode: responseMode, baseline: baseline, removeWorkspace: removeWorkspace,
+                                           latency: latency)
             note("  → \(rows.last!.joined(separator: "  "))")
         }
         say(Table.render(headers: ["client", "mode", "c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc",
                                    "of which scan+hash ms/doc", "processing ms/doc", "user/sys (s)", "simulator CPU ms/doc",
-                                   "write tx/doc", "ctx switches/doc (vol+invol)", "load avg"],
+                                   "write tx/doc", "ctx switches/doc (vol+invol)", "load avg", "of ideal c/L"],
                          rows: rows))
     }
 
     static func measure(files: Int, concurrency: Int, afterSuccess: String, responseMode: String = "streaming",
-                        baseline: String? = nil, removeWorkspace: Bool = false) async throws -> [[String]] {
-        let simulator = try SimulatorChild()
+                        baseline: String? = nil, removeWorkspace: Bool = false, latency: String = "0ms") async throws -> [[String]] {
+        let simulator = try SimulatorChild(latency: latency)
+        let latencySeconds = try parseDuration(latency).seconds
+        // docs/s as a fraction of the ideal c / L ("-" at latency 0).
+        func ofIdeal(_ docsPerSecond: Double) -> String {
+            latencySeconds > 0 ? fmt(docsPerSecond / (Double(concurrency) / latencySeconds), 3) : "-"
+        }
         defer { simulator.stop() }
         let workspace = try BenchWorkspace()
         defer { if removeWorkspace { workspace.remove() } else { note("  workspace kept: \(workspace.root)") } }
@@ -76,10 +84,12 @@ struct OverheadCommand: AsyncParsableCommand {
                      // Every write transaction of the run (scan inserts, claims and the run's own rows included).
                      fmt(Double(writes) / n, 2),
                      "\(fmt(Double(usage1.ru_nvcsw - usage0.ru_nvcsw) / n, 1))+\(fmt(Double(usage1.ru_nivcsw - usage0.ru_nivcsw) / n, 1))",
-                     ProcessStats.loadAverage()]]
+                     ProcessStats.loadAverage(), ofIdeal(Double(succeeded) / wall)]]
         if let baseline {
-            rows.append(try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
-                                        concurrency: concurrency, responseMode: responseMode))
+            var row = try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
+                                      concurrency: concurrency, responseMode: responseMode)
+            row.append(ofIdeal(Double(row[6]) ?? 0))  // its docs/s
+            rows.append(row)
         }
         return rows
     }

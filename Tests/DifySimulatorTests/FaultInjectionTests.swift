@@ -49,7 +49,9 @@ struct FaultInjectionTests {
     }
 
     @Test func maxActive_capsConcurrentRunsWith429() async throws {
-        try await withSimulator(Self.config { $0.maxActive = 2; $0.latency = .milliseconds(400) }) { simulator, client in
+        // Runs last 8 s so the five requests overlap even on a starved machine (with 400 ms, a loaded 2-core run
+        // admitted 4 of 5 one after the other).
+        try await withSimulator(Self.config { $0.maxActive = 2; $0.latency = .seconds(8) }) { simulator, client in
             let id = try await client.uploadID(bytes: helloText)
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<5 {

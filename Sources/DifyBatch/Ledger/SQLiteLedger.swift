@@ -154,6 +154,10 @@ public final class SQLiteLedger: Ledger {
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true
         configuration.label = "dify-batch-ledger"
+        // Reads run on the calling thread (see ``write(_:)``): at most about one per cooperative thread at a time,
+        // so two reader connections serve them, and each reader's page cache is not kept resident several times over
+        // (GRDB's default is 5; issue 14's RSS target with 10,000 queued files).
+        configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }

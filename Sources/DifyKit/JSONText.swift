@@ -1,0 +1,103 @@
+/// JSON text of a ``JSONValue`` written straight to bytes in one pass (issue 14), byte for byte what `JSONEncoder`
+/// writes with `[.sortedKeys, .withoutEscapingSlashes]` (compact: no spaces, `[]`/`{}` when empty) or with
+/// `.prettyPrinted` added (two-space indent, `"key" : value`, an empty array or object as `[` `\n\n` `]`). Keys in
+/// byte order, `/` and non-ASCII characters unescaped, other control characters as `\b \f \n \r \t` or `\u00xx`.
+///
+/// A value holding a fractional number (`.number`) or a non-ASCII object key gives nil: the caller then uses
+/// `JSONEncoder`, whose number formatting and key order for those are not reproduced here. Tests compare both
+/// (`OutboxJSONBytesTests` pretty, `JSONTextTests` compact).
+public enum JSONText {
+    /// The encoded value (no trailing newline), or nil for a value this encoder leaves to `JSONEncoder`.
+    public static func bytes(_ value: JSONValue, pretty: Bool) -> [UInt8]? {
+        var writer = Writer(pretty: pretty)
+        writer.bytes.reserveCapacity(pretty ? 1024 : 256)
+        guard writer.write(value, indent: 0) else { return nil }
+        return writer.bytes
+    }
+
+    private struct Writer {
+        let pretty: Bool
+        var bytes: [UInt8] = []
+
+        init(pretty: Bool) { self.pretty = pretty }
+
+        mutating func write(_ value: JSONValue, indent: Int) -> Bool {
+            switch value {
+            case .null: bytes.append(contentsOf: "null".utf8)
+            case .bool(let flag): bytes.append(contentsOf: (flag ? "true" : "false").utf8)
+            case .int(let number): bytes.append(contentsOf: String(number).utf8)
+            case .number: return false
+            case .string(let text): writeString(text)
+            case .array(let items):
+                return writeContainer(UInt8(ascii: "["), UInt8(ascii: "]"), count: items.count, indent: indent) { index, writer in
+                    writer.write(items[index], indent: indent + 2)
+                }
+            case .object(let members):
+                for key in members.keys where !key.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+                let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+                return writeContainer(UInt8(ascii: "{"), UInt8(ascii: "}"), count: keys.count, indent: indent) { index, writer in
+                    writer.writeString(keys[index])
+                    if writer.pretty {
+                        writer.bytes.append(contentsOf: " : ".utf8)
+                    } else {
+                        writer.bytes.append(UInt8(ascii: ":"))
+                    }
+                    return writer.write(members[keys[index]]!, indent: indent + 2)
+                }
+            }
+            return true
+        }
+
+        /// `open`, then element 0..<count (written by `element`) separated by `,`, then `close`. Pretty: one element
+        /// per line at `indent + 2`, `close` at `indent`, an empty container as `open`, a blank line, `close`.
+        mutating func writeContainer(_ open: UInt8, _ close: UInt8, count: Int, indent: Int,
+                                     element: (Int, inout Writer) -> Bool) -> Bool {
+            bytes.append(open)
+            if pretty {
+                bytes.append(Self.newline)
+                if count == 0 { bytes.append(Self.newline) }
+            }
+            for index in 0..<count {
+                if index > 0 {
+                    bytes.append(UInt8(ascii: ","))
+                    if pretty { bytes.append(Self.newline) }
+                }
+                if pretty { pad(indent + 2) }
+                guard element(index, &self) else { return false }
+            }
+            if pretty {
+                if count > 0 { bytes.append(Self.newline) }
+                pad(indent)
+            }
+            bytes.append(close)
+            return true
+        }
+
+        static let newline = UInt8(ascii: "\n")
+        static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+        mutating func pad(_ count: Int) {
+            for _ in 0..<count { bytes.append(UInt8(ascii: " ")) }
+        }
+
+        mutating func writeString(_ text: String) {
+            bytes.append(UInt8(ascii: "\""))
+            for byte in text.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                case 0x08: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+                case 0x0C: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
+                case 0..<0x20:
+                    bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                              Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0x0F)]])
+                default: bytes.append(byte)
+                }
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+}
