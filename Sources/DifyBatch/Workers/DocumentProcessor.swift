@@ -442,8 +442,13 @@ public struct DocumentProcessor: Sendable {
         let documentID = document.id
         let started = Date()
         do {
+            let streams = request.responseMode == .streaming
             let result = try await context.client.run(request) { ids in
-                // Persist the ids the moment Dify sends them: they are how a lost run is found again.
+                // Persist the ids the moment Dify sends them: they are how a lost run is found again. A blocking
+                // answer brings them with the whole result, which is written with them just below (issue 14: one
+                // transaction less per document; a stop in between is recovered as any blocking run cut off before
+                // its answer is: looked up by user and time).
+                guard streams else { return }
                 try await ledger.update(documentID, in: .running, [.workflowRunID(ids.workflowRunID), .taskID(ids.taskID), .messageID(ids.messageID)])
             }
             context.backpressure.recordAnswer()
