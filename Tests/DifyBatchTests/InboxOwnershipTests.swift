@@ -64,13 +64,17 @@ struct InboxOwnershipTests {
         #expect(Self.marker(spec.outbox)?.ledgerID == Self.ledgerA.id)
     }
 
-    @Test func claim_movedLedger_rewritesTheLocation_andAMarkerThatIsNotOneIsReplaced() throws {
+    @Test func claim_movedLedger_rewritesTheLocation_andAnUnreadableMarkerIsRefused_unlessTakenOver() throws {
         let dir = try TemporaryDirectory()
         let spec = try Self.spec(dir)
         try dir.makeFolder("out")
-        _ = try dir.write("in/" + InboxOwnership.fileName, "not json")
+        _ = try dir.write("in/" + InboxOwnership.fileName, #"{"ledger_id": "5821"#)  // cut short
+        let refusal = try #require(InboxOwnership.refusal(spec: spec, identity: Self.ledgerA))
+        #expect(refusal.contains("cannot be read") && refusal.contains("--take-over-inbox"), "\(refusal)")
+        #expect(throws: InboxOwnershipError.self) { try InboxOwnership.claim(spec: spec, identity: Self.ledgerA, takeOver: false) }
+        #expect(Self.marker(spec.inbox) == nil, "the unreadable marker is left as it was")
+        try InboxOwnership.claim(spec: spec, identity: Self.ledgerA, takeOver: true)
         #expect(InboxOwnership.refusal(spec: spec, identity: Self.ledgerA) == nil)
-        try InboxOwnership.claim(spec: spec, identity: Self.ledgerA, takeOver: false)
         #expect(Self.marker(spec.inbox)?.ledgerID == Self.ledgerA.id)
         let moved = LedgerIdentity(id: Self.ledgerA.id, location: "/srv/moved.sqlite")
         try InboxOwnership.claim(spec: spec, identity: moved, takeOver: false)

@@ -71,9 +71,25 @@ public enum InboxOwnership {
         return nil
     }
 
-    /// Why this ledger may not start the job (another ledger owns its inbox), or nil.
+    /// Why this ledger may not start the job (another ledger owns its inbox, or a marker file is there but cannot
+    /// be read as one), or nil.
     public static func refusal(spec: JobSpec, identity: LedgerIdentity) -> String? {
-        otherOwner(spec: spec, identity: identity).map { message(spec: spec, identity: identity, owner: $0.owner, file: $0.file) }
+        if let other = otherOwner(spec: spec, identity: identity) {
+            return message(spec: spec, identity: identity, owner: other.owner, file: other.file)
+        }
+        return markerPaths(spec).lazy.compactMap { unreadableMarkerMessage(spec: spec, path: $0) }.first
+    }
+
+    /// A marker file that exists but is not a readable marker (cut short, edited, unreadable) names an owner this
+    /// ledger cannot check: the job is refused rather than the inbox silently taken over (attack
+    /// `Scripts/attack/owner-variants.sh` (b): two cut markers let another ledger start without
+    /// `--take-over-inbox`). Nil when the file is absent or a readable marker.
+    static func unreadableMarkerMessage(spec: JobSpec, path: String) -> String? {
+        var status = stat()
+        guard lstat(path, &status) == 0, Owner(contentsOf: path) == nil else { return nil }
+        return "the inbox \(spec.inbox) has an owner marker \(path) that cannot be read as one (not a readable JSON "
+            + "object with a ledger_id): another ledger may own this inbox, and this one does not know what that one already "
+            + "sent. If you know no other ledger serves it, remove the file or pass --take-over-inbox once"
     }
 
     static func message(spec: JobSpec, identity: LedgerIdentity, owner: Owner, file: String) -> String {
@@ -106,6 +122,9 @@ public enum InboxOwnership {
     }
 
     private static func write(_ owner: Owner, to path: String, takeOver: Bool, spec: JobSpec, identity: LedgerIdentity) throws {
+        if !takeOver, let unreadable = unreadableMarkerMessage(spec: spec, path: path) {
+            throw InboxOwnershipError(message: unreadable)
+        }
         if let existing = Owner(contentsOf: path) {
             if existing.ledgerID == owner.ledgerID && existing.ledger == owner.ledger { return }
             if existing.ledgerID != owner.ledgerID && !takeOver {
@@ -123,8 +142,13 @@ public enum InboxOwnership {
         guard code == 0 else {
             _ = unlink(temporary)
             if code == EEXIST {
-                // Written in the meantime: judged like any marker found (one that is not a marker is replaced).
-                if Owner(contentsOf: path) == nil { return try AtomicFile.write(owner.json, to: path, permissions: 0o644) }
+                // A file that is not a marker is here (only with takeOver: without it, it was refused above, or it
+                // appeared just now and is judged like any): replaced. A marker written in the meantime: judged.
+                if Owner(contentsOf: path) == nil {
+                    if takeOver { return try AtomicFile.write(owner.json, to: path, permissions: 0o644) }
+                    throw InboxOwnershipError(message: unreadableMarkerMessage(spec: spec, path: path)
+                                              ?? "the owner marker \(path) appeared while this ledger claimed the inbox; try again")
+                }
                 return try write(owner, to: path, takeOver: takeOver, spec: spec, identity: identity)
             }
             throw FileOperationError(operation: "record the owner ledger in", path: path, errorNumber: code)
