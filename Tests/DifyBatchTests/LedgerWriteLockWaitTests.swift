@@ -13,7 +13,7 @@ import Testing
         let ledger = try SQLiteLedger(path: path, busyTimeout: 120)
         let job = try await ledger.register(JobRegistration(name: "j", specPath: "/s.yaml", specHash: "h", baseURL: "http://x/v1",
                                                            difyUser: "u", inbox: "/in", outbox: "/out"))
-        let holder = TimedWriteLockHolder(path: path, holdAtMost: 30)
+        let holder = WriteLockHolder(path: path, begin: "BEGIN IMMEDIATE", holdAtMost: 30)
         #expect(holder.waitUntilLocked())
         let before = ledger.writeTransactions
         // More waiting writers than the pool has threads.
@@ -37,47 +37,6 @@ import Testing
         #expect(holder.releasedByUs, "the lock was held until its own 30 s limit: the waiting writes starved the other tasks")
         let rows = try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") }
         #expect(rows == writers)
-    }
-}
-
-/// Another connection holding `BEGIN IMMEDIATE` on its own thread until released, or at most `holdAtMost` seconds.
-final class TimedWriteLockHolder: @unchecked Sendable {
-    private let locked = DispatchSemaphore(value: 0)
-    private let released = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
-    private var ok = false
-    private var byUs = false
-
-    init(path: String, holdAtMost seconds: Double) {
-        Thread { [self] in
-            do {
-                let queue = try DatabaseQueue(path: path)
-                try queue.writeWithoutTransaction { db in
-                    try db.execute(sql: "BEGIN IMMEDIATE")
-                    ok = true
-                    locked.signal()
-                    byUs = released.wait(timeout: .now() + seconds) == .success
-                    try db.execute(sql: "ROLLBACK")
-                }
-            } catch {
-                locked.signal()
-            }
-            finished.signal()
-        }.start()
-    }
-
-    func waitUntilLocked() -> Bool {
-        locked.wait()
-        return ok
-    }
-
-    func release() { released.signal() }
-
-    /// Whether `release()` ended the hold (false: it ran out); waits for the holder's thread to finish.
-    var releasedByUs: Bool {
-        finished.wait()
-        finished.signal()
-        return byUs
     }
 }
 

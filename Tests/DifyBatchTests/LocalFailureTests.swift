@@ -47,28 +47,36 @@ import Glibc
     }
 }
 
-/// Another connection holding an exclusive write transaction on its own thread until released.
+/// Another connection holding a write transaction (`BEGIN EXCLUSIVE`, or `BEGIN IMMEDIATE` as an `sqlite3` shell
+/// does) on its own thread until released, or at most `holdAtMost` seconds.
 final class WriteLockHolder: @unchecked Sendable {
     private let locked = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    private let released = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
     private var ok = false
+    private var byUs = false
 
-    init(path: String) {
-        let thread = Thread { [self] in
+    init(path: String, begin: String = "BEGIN EXCLUSIVE", holdAtMost seconds: Double? = nil) {
+        Thread { [self] in
             do {
                 let queue = try DatabaseQueue(path: path)
                 try queue.writeWithoutTransaction { db in
-                    try db.execute(sql: "BEGIN EXCLUSIVE")
+                    try db.execute(sql: begin)
                     ok = true
                     locked.signal()
-                    done.wait()
+                    if let seconds {
+                        byUs = released.wait(timeout: .now() + seconds) == .success
+                    } else {
+                        released.wait()
+                        byUs = true
+                    }
                     try db.execute(sql: "ROLLBACK")
                 }
             } catch {
                 locked.signal()
             }
-        }
-        thread.start()
+            finished.signal()
+        }.start()
     }
 
     func waitUntilLocked() -> Bool {
@@ -76,5 +84,12 @@ final class WriteLockHolder: @unchecked Sendable {
         return ok
     }
 
-    func release() { done.signal() }
+    func release() { released.signal() }
+
+    /// Whether `release()` ended the hold (false: `holdAtMost` ran out); waits for the holder's thread to finish.
+    var releasedByUs: Bool {
+        finished.wait()
+        finished.signal()
+        return byUs
+    }
 }
