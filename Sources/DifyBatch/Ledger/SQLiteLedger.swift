@@ -317,7 +317,7 @@ public final class SQLiteLedger: Ledger {
                 sql += " LIMIT ?"
                 arguments += [limit]
             }
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.document)
+            return try Self.documents(db.makeStatement(sql: sql), arguments)
         }
     }
 
@@ -329,7 +329,7 @@ public final class SQLiteLedger: Ledger {
 
     public func documents(path: String) async throws -> [DocumentRecord] {
         try read { db in
-            try Row.fetchAll(db, sql: Self.documentSelect + " WHERE d.path = ? ORDER BY d.id DESC", arguments: [path]).map(Self.document)
+            try Self.documents(db.makeStatement(sql: Self.documentSelect + " WHERE d.path = ? ORDER BY d.id DESC"), [path])
         }
     }
 
@@ -466,15 +466,12 @@ public final class SQLiteLedger: Ledger {
 
     public func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] {
         try read { db in
-            let rows = try Row.fetchAll(db, sql: Self.documentSelect + """
+            let documents = try Self.documents(db.makeStatement(sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.id = (SELECT max(id) FROM documents WHERE job_id = d.job_id AND path = d.path)
-                """, arguments: [jobID])
+                """), [jobID])
             var result: [PathKey: DocumentRecord] = [:]
-            result.reserveCapacity(rows.count)
-            for row in rows {
-                let document = Self.document(row)
-                result[PathKey(document.path)] = document
-            }
+            result.reserveCapacity(documents.count)
+            for document in documents { result[PathKey(document.path)] = document }
             return result
         }
     }
@@ -659,9 +656,9 @@ public final class SQLiteLedger: Ledger {
 
     public func inFlight(jobID: Int64) async throws -> [DocumentRecord] {
         try read { db in
-            try Row.fetchAll(db, sql: Self.documentSelect + """
+            try Self.documents(db.makeStatement(sql: Self.documentSelect + """
                  WHERE d.job_id = ? AND d.state IN ('uploading', 'uploaded', 'running', 'recovering') ORDER BY d.id
-                """, arguments: [jobID]).map(Self.document)
+                """), [jobID])
         }
     }
 
