@@ -86,10 +86,8 @@ struct OverheadCommand: AsyncParsableCommand {
                      "\(fmt(Double(usage1.ru_nvcsw - usage0.ru_nvcsw) / n, 1))+\(fmt(Double(usage1.ru_nivcsw - usage0.ru_nivcsw) / n, 1))",
                      ProcessStats.loadAverage(), ofIdeal(Double(succeeded) / wall)]]
         if let baseline {
-            var row = try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
-                                      concurrency: concurrency, responseMode: responseMode)
-            row.append(ofIdeal(Double(row[6]) ?? 0))  // its docs/s
-            rows.append(row)
+            rows.append(try runBaseline(script: baseline, workspace: workspace, simulator: simulator, files: files,
+                                        concurrency: concurrency, responseMode: responseMode, ofIdeal: ofIdeal))
         }
         return rows
     }
@@ -97,7 +95,7 @@ struct OverheadCommand: AsyncParsableCommand {
     /// Runs the plain script on its own copy of the same files; CPU from RUSAGE_CHILDREN (the simulator child is
     /// still running, so only the script's finished process is counted).
     static func runBaseline(script: String, workspace: BenchWorkspace, simulator: SimulatorChild, files: Int,
-                            concurrency: Int, responseMode: String) throws -> [String] {
+                            concurrency: Int, responseMode: String, ofIdeal: (Double) -> String) throws -> [String] {
         let inbox = workspace.root + "/baseline-in"
         let outbox = workspace.root + "/baseline-out"
         try workspace.dropSmallFiles(files, into: inbox)
@@ -127,6 +125,6 @@ struct OverheadCommand: AsyncParsableCommand {
                 fmt(Double(ok) / wall), fmt((user + system) * 1000 / n, 3), "-", "-",
                 "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3), "-",
                 "\(fmt(Double(children1.ru_nvcsw - children0.ru_nvcsw) / n, 1))+\(fmt(Double(children1.ru_nivcsw - children0.ru_nivcsw) / n, 1))",
-                ProcessStats.loadAverage()]
+                ProcessStats.loadAverage(), ofIdeal(Double(ok) / wall)]
     }
 }
