@@ -22,19 +22,10 @@ extension PostgresLedger {
         guard let maxActive else { return try await claim(jobID: jobID, limit: limit, now: date) }
         guard limit > 0 else { return [] }
         let query = claimQuery(jobID: jobID, limit: limit, due: date, maxActive: maxActive)
-        let logger = self.logger
-        let ids: [Int64]
-        do {
-            ids = try await client.withTransaction(logger: logger) { connection in
-                // 1684171370 = "dbjb": the key space of dify-batch's per-job claim locks.
-                try await connection.query("SELECT pg_advisory_xact_lock(1684171370, \(Int32(truncatingIfNeeded: jobID)))", logger: logger)
-                var ids: [Int64] = []
-                for try await id in try await connection.query(query, logger: logger).decode(Int64.self) { ids.append(id) }
-                return ids
-            }
-        } catch let error as PostgresTransactionError {
-            if let closure = error.closureError as? PSQLError { throw Self.ledgerError(closure, location: location) }
-            throw error.closureError ?? LedgerError(.cannotOpen, "PostgreSQL ledger \(location): the claim transaction failed")
+        let ids = try await inTransaction { run in
+            // 1684171370 = "dbjb": the key space of dify-batch's per-job claim locks.
+            _ = try await run("SELECT pg_advisory_xact_lock(1684171370, \(Int32(truncatingIfNeeded: jobID)))")
+            return try await run(query).compactMap { try Self.int64($0, "id") }
         }
         return try await claimed(ids)
     }

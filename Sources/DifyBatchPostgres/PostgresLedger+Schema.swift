@@ -69,39 +69,31 @@ extension PostgresLedger {
     /// - Throws: ``LedgerError/Code/schemaTooNew`` for a database written by a newer dify-batch;
     ///   ``LedgerError/Code/cannotOpen`` for a database that has tables but is not a ledger, or cannot be reached.
     public func prepare() async throws {
-        do {
-            try await client.withTransaction(logger: logger) { connection in
-                // 0x646966792d6c6467 = "dify-ldg": one lock id for every dify-batch process on this database.
-                try await connection.query("SELECT pg_advisory_xact_lock(7235439436597043303)", logger: logger)
-                try await self.migrate(connection)
-            }
-        } catch let error as PSQLError {
-            throw Self.ledgerError(error, location: location)
-        } catch let error as PostgresTransactionError {
-            if let closure = error.closureError { throw closure }
-            if let begin = error.beginError as? PSQLError { throw Self.ledgerError(begin, location: location) }
-            throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): the schema transaction failed: \(error)")
+        try await inTransaction { run in
+            // 0x646966792d6c6467 = "dify-ldg": one lock id for every dify-batch process on this database.
+            _ = try await run("SELECT pg_advisory_xact_lock(7235439436597043303)")
+            try await self.migrate(run)
         }
     }
 
-    private func migrate(_ connection: PostgresConnection) async throws {
-        let hasMeta = try await connection.query("SELECT to_regclass('ledger_meta') IS NOT NULL AS present", logger: logger)
-            .collect().first.map { try $0.makeRandomAccess()["present"].decode(Bool.self) } ?? false
+    private func migrate(_ run: Statements) async throws {
+        let hasMeta = try await run("SELECT to_regclass('ledger_meta') IS NOT NULL AS present")
+            .first.map { try $0.makeRandomAccess()["present"].decode(Bool.self) } ?? false
         guard hasMeta else {
-            let tables = try await connection.query("""
+            let tables = try await run("""
                 SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema()
-                """, logger: logger).collect().first.map { try $0.makeRandomAccess()["n"].decode(Int64.self) } ?? 0
+                """).first.map { try $0.makeRandomAccess()["n"].decode(Int64.self) } ?? 0
             guard tables == 0 else {
                 throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): the database (schema \"public\" or the user's) already has \(tables) tables but no dify-batch ledger_meta; give dify-batch its own database or schema")
             }
             for statement in Self.statements(PostgresSchema.sql) {
-                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                _ = try await run(PostgresQuery(unsafeSQL: statement))
             }
-            try await connection.query("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', \(String(Self.schemaVersion)))", logger: logger)
+            _ = try await run("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', \(String(Self.schemaVersion)))")
             return
         }
-        let text = try await connection.query("SELECT value FROM ledger_meta WHERE key = 'schema_version'", logger: logger)
-            .collect().first.map { try $0.makeRandomAccess()["value"].decode(String.self) }
+        let text = try await run("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
+            .first.map { try $0.makeRandomAccess()["value"].decode(String.self) }
         guard let version = text.flatMap(Int.init) else {
             throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): ledger_meta has no schema_version; the database is damaged or not a ledger")
         }
@@ -110,11 +102,11 @@ extension PostgresLedger {
         }
         for next in Self.migrations.keys.sorted() where next > version && next <= Self.schemaVersion {
             for statement in Self.statements(Self.migrations[next] ?? "") {
-                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                _ = try await run(PostgresQuery(unsafeSQL: statement))
             }
         }
         if version < Self.schemaVersion {
-            try await connection.query("UPDATE ledger_meta SET value = \(String(Self.schemaVersion)) WHERE key = 'schema_version'", logger: logger)
+            _ = try await run("UPDATE ledger_meta SET value = \(String(Self.schemaVersion)) WHERE key = 'schema_version'")
         }
     }
 

@@ -471,41 +471,29 @@ public final class PostgresLedger: Ledger {
     @discardableResult
     public func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult {
         try writes.checkLegal()
-        let logger = self.logger
         let date = now()
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                let run: Statements = { query in try await connection.query(query, logger: logger).collect() }
-                var result = LedgerWriteResult()
-                for item in writes {
-                    switch item {
-                    case .transition(let id, let from, let to, let changes):
-                        result.documents.append(try await apply(id, expecting: from, newState: to,
-                                                                LedgerWrite.transitionChanges(to: to, changes, now: date), on: run))
-                    case .update(let id, let state, let changes):
-                        result.documents.append(try await apply(id, expecting: state, newState: nil, changes, on: run))
-                    case .beginAttempt(let documentID, let runID, let phase):
-                        result.attemptIDs.append(try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: run))
-                    case .finishAttempt(let id, let attempt):
-                        try await finishAttempt(id, attempt, on: run)
-                    case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
-                        try await recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, on: run)
-                    case .storeResult(let documentID, let status, let outputsJSON):
-                        try await storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON, on: run)
-                    case .countInRun(let runID, let jobID, let state):
-                        try await countInRun(runID: runID, jobID: jobID, state: state, on: run)
-                    }
+        return try await inTransaction { run in
+            var result = LedgerWriteResult()
+            for item in writes {
+                switch item {
+                case .transition(let id, let from, let to, let changes):
+                    result.documents.append(try await apply(id, expecting: from, newState: to,
+                                                            LedgerWrite.transitionChanges(to: to, changes, now: date), on: run))
+                case .update(let id, let state, let changes):
+                    result.documents.append(try await apply(id, expecting: state, newState: nil, changes, on: run))
+                case .beginAttempt(let documentID, let runID, let phase):
+                    result.attemptIDs.append(try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: run))
+                case .finishAttempt(let id, let attempt):
+                    try await finishAttempt(id, attempt, on: run)
+                case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
+                    try await recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, on: run)
+                case .storeResult(let documentID, let status, let outputsJSON):
+                    try await storeResult(documentID: documentID, status: status, outputsJSON: outputsJSON, on: run)
+                case .countInRun(let runID, let jobID, let state):
+                    try await countInRun(runID: runID, jobID: jobID, state: state, on: run)
                 }
-                return result
             }
-        } catch let error as PostgresTransactionError {
-            let cause = error.closureError ?? error.beginError ?? error.commitError
-            if let psql = cause as? PSQLError { throw Self.ledgerError(psql, location: location) }
-            if let cause { throw cause }
-            throw LedgerError(.cannotOpen, "PostgreSQL ledger \(location): a write transaction failed")
-        } catch let error as PSQLError {
-            // No connection to run the transaction on (the server went away, the pool is closing).
-            throw Self.ledgerError(error, location: location)
+            return result
         }
     }
 

@@ -1,6 +1,8 @@
 import DifyBatch
-import DifyBatchPostgres
+@testable import DifyBatchPostgres
 import Foundation
+import Logging
+import PostgresNIO
 import PostgresTestSupport
 import Testing
 
@@ -96,6 +98,67 @@ import Testing
                         #expect(error.code == .leaseLost, "\(error)")
                     }
                 }
+            }
+        }
+    }
+
+    @Test func processFrozenInsideATransaction_holdsNoDocumentOrClaimLockPastItsLease() async throws {
+        // A process stopped (SIGSTOP, a partition) between two statements of one of its transactions keeps the
+        // transaction open at the server with the rows it changed locked. The others' `FOR UPDATE SKIP LOCKED` skips a
+        // locked row and the claim's advisory lock makes them wait, so before the fix they never took such a
+        // document over (CI, stop 19: one document held for 90 s). The ledger's connections end such a transaction
+        // after the lease (PostgreSQL's idle_in_transaction_session_timeout), freeing the row for takeover.
+        let lease = Duration.seconds(2)
+        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: lease) { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                let doc = try await a.insert(NewDocument(jobID: job.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
+                _ = try await a.insert(NewDocument(jobID: job.id, path: "b", sha256: "2", size: 1, mtimeNanoseconds: 1))
+                #expect(try await a.claim(jobID: job.id, limit: 1, now: Date()).map(\.id) == [doc.id])
+                // A's frozen transaction, through the ledger's own transaction path: it changed the document's row and
+                // holds the job's claim lock, then stops until woken.
+                let locked = AsyncStream<Void>.makeStream()
+                let woken = AsyncStream<Void>.makeStream()
+                let ended = try await withThrowingTaskGroup(of: String.self) { group in
+                    group.addTask {
+                        do {
+                            try await a.inTransaction { run in
+                                _ = try await run("UPDATE documents SET updated_at = updated_at WHERE id = \(doc.id)")
+                                _ = try await run("SELECT pg_advisory_xact_lock(1684171370, \(Int32(truncatingIfNeeded: job.id)))")
+                                locked.continuation.yield()
+                                var wake = woken.stream.makeAsyncIterator()
+                                await wake.next()
+                                _ = try await run("SELECT 1")
+                            }
+                            return "committed"
+                        } catch let error as LedgerError {
+                            return "\(error.code): \(error.message)"
+                        }
+                    }
+                    var iterator = locked.stream.makeAsyncIterator()
+                    await iterator.next()
+                    #expect(try await b.takeOverExpired(jobID: job.id).isEmpty, "a live lease is not taken over")
+                    // Lease (2 s) plus the server's idle limit (2 s), bounded at 30 s for a loaded machine; without the
+                    // limit the frozen transaction holds the row until it wakes.
+                    var taken: [DocumentRecord] = []
+                    let by = ContinuousClock.now + .seconds(30)
+                    while taken.isEmpty && ContinuousClock.now < by {
+                        try await Task.sleep(for: .milliseconds(100))
+                        taken = try await b.takeOverExpired(jobID: job.id)
+                    }
+                    #expect(taken.map(\.id) == [doc.id], "the frozen process's document is taken over after its lease")
+                    if !taken.isEmpty {
+                        // The claim lock it held is free too: another process claims (maxActive takes that lock).
+                        let claimed = try await b.claim(jobID: job.id, limit: 1, now: Date(), maxActive: 4)
+                        #expect(claimed.map(\.path) == ["b"])
+                    }
+                    // The frozen process wakes: its transaction is gone, and its next statement fails at once (it used to
+                    // wait forever: postgres-nio drops the failure of a query written to a closed connection).
+                    woken.continuation.yield()
+                    return try await group.next() ?? "?"
+                }
+                #expect(ended.hasPrefix("\(LedgerError.Code.unreachable)") && ended.contains("closed in the middle of a transaction"),
+                        "the frozen transaction was ended by the server and never committed: \(ended)")
             }
         }
     }
