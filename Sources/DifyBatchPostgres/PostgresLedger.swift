@@ -73,13 +73,10 @@ public final class PostgresLedger: Ledger {
 
     // MARK: - Running statements
 
-    /// Runs a statement and returns its rows, turning driver errors into ``LedgerError`` with the server's message.
+    /// Runs a statement and returns its rows, turning driver errors into ``LedgerError`` with the server's message
+    /// (``pooledStatement(_:)``: a connection that closes under it fails the statement at once).
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        do {
-            return try await client.query(query, logger: logger).collect()
-        } catch let error as PSQLError {
-            throw Self.ledgerError(error, location: location)
-        }
+        try await pooledStatement(query)
     }
 
     func rows(_ statement: PostgresStatement) async throws -> [PostgresRow] { try await rows(statement.query) }
@@ -292,10 +289,11 @@ public final class PostgresLedger: Ledger {
 
     public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         var result: [PathKey: KnownFile] = [:]
-        let sequence = try await client.query("""
+        let found = try await rows("""
             SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = \(jobID) ORDER BY id
-            """, logger: logger)
-        for try await (path, id, size, mtime, state, device, inode) in sequence.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self) {
+            """)
+        for row in found {
+            let (path, id, size, mtime, state, device, inode) = try row.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self)
             result[PathKey(path)] = KnownFile(id: id, size: size, mtimeNanoseconds: mtime, state: DocumentState(rawValue: state) ?? .pending,
                                               device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
         }

@@ -36,12 +36,44 @@ extension PostgresLedger {
         }
     }
 
+    /// One statement outside a transaction on a pooled connection, through ``statement(_:on:logger:location:closed:)``.
+    ///
+    /// Not `PostgresClient.query`: a connection the server just ended (a frozen process's transaction after its lease,
+    /// `pg_terminate_backend`, a restart) can go back to the pool while it is still closing, and postgres-nio 1.33
+    /// never answers a query written to it once it closed (attack3's storm: `run` hung for good on the document read
+    /// that follows a failed transaction). Here such a statement fails at once; one the pool hands out already
+    /// closed is not used (the statement goes to another connection, at most 3 tries).
+    /// - Throws: ``LedgerError/Code/unreachable`` when the connection closed before the answer; the statement's error
+    ///   mapped by ``ledgerError(_:location:)``.
+    func pooledStatement(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        let logger = self.logger
+        let location = self.location
+        let closed = LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed before the server answered (the server ended the session, restarted or went away); the work is kept")
+        do {
+            // A connection the pool hands out already closed never got the statement: another one is leased (the
+            // pool drops a closed connection as soon as it sees the close).
+            for retry in 0..<3 {
+                let answer: [PostgresRow]? = try await client.withConnection { connection in
+                    guard !connection.isClosed else { return nil }
+                    return try await Self.statement(query, on: connection, logger: logger, location: location, closed: closed)
+                }
+                if let answer { return answer }
+                try await Task.sleep(for: .milliseconds(10 * (retry + 1)))
+            }
+            throw closed
+        } catch let error as PSQLError {
+            throw Self.ledgerError(error, location: location)
+        }
+    }
+
     /// One statement on `connection`, its rows collected; fails as soon as the connection closes instead of waiting
     /// for an answer that cannot come.
-    /// - Throws: ``LedgerError/Code/unreachable`` when the connection is or becomes closed before the answer; the
-    ///   statement's `PSQLError` otherwise.
-    static func statement(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, location: String) async throws -> [PostgresRow] {
-        let closed = LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed in the middle of a transaction, which the server rolled back (ended by the server after the process was stopped or cut off longer than its lease, or lost); the work is kept")
+    /// - Parameter closed: the error for a connection that is or becomes closed (default: the one of a transaction).
+    /// - Throws: `closed` (``LedgerError/Code/unreachable``) when the connection is or becomes closed before the
+    ///   answer; the statement's `PSQLError` otherwise.
+    static func statement(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, location: String,
+                          closed: LedgerError? = nil) async throws -> [PostgresRow] {
+        let closed = closed ?? LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed in the middle of a transaction, which the server rolled back (ended by the server after the process was stopped or cut off longer than its lease, or lost); the work is kept")
         guard !connection.isClosed else { throw closed }
         let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
         let sent: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
