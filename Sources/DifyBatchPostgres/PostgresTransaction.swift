@@ -68,17 +68,40 @@ extension PostgresLedger {
         var duringCommit = false
     }
 
-    /// One statement on `connection`, its rows collected; fails as soon as the connection closes instead of waiting
-    /// for an answer that cannot come.
-    /// - Throws: ``ConnectionClosed`` when the connection is or becomes closed before the answer; the statement's
-    ///   `PSQLError` otherwise.
+    /// One statement on `connection`, its rows collected; fails as soon as the connection is closed instead of
+    /// waiting for an answer that cannot come.
+    ///
+    /// postgres-nio 1.33 writes a query to its channel without a promise, so a query written once the channel has
+    /// closed is never answered nor failed. Here the check and the write happen together on the connection's event
+    /// loop: a connection still open then takes the query into its handler, which fails it if the connection
+    /// closes later. (No callback on the connection's close future: one per statement would pile up for the
+    /// connection's lifetime.)
+    /// - Throws: ``ConnectionClosed`` when the connection was closed before the statement was written (`sent`
+    ///   false), or closed or was ended by the server before the answer (`sent` true); the statement's `PSQLError`
+    ///   otherwise.
     static func statement(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRow] {
-        guard !connection.isClosed else { throw ConnectionClosed(sent: false) }
-        let answer = connection.eventLoop.makePromise(of: PostgresQueryResult.self)
-        let sent: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
-        sent.cascade(to: answer)
-        // Whichever comes first wins; a promise completed twice keeps its first result.
-        connection.closeFuture.whenComplete { _ in answer.fail(ConnectionClosed(sent: true)) }
-        return try await answer.futureResult.get().rows
+        let loop = connection.eventLoop
+        let answer: EventLoopFuture<PostgresQueryResult> = loop.flatSubmit {
+            guard !connection.isClosed else { return loop.makeFailedFuture(ConnectionClosed(sent: false)) }
+            return connection.query(query, logger: logger)
+        }
+        do {
+            return try await answer.get().rows
+        } catch let error as PSQLError where Self.endsTheConnection(error) {
+            throw ConnectionClosed(sent: true)
+        }
+    }
+
+    /// A driver error that means the connection is gone: closed by either side or broken, or ended by the server
+    /// (SQLSTATE class 08 connection exception, 57P operator intervention such as a shutdown, 25P03
+    /// idle_in_transaction_session_timeout).
+    static func endsTheConnection(_ error: PSQLError) -> Bool {
+        switch error.code {
+        case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown:
+            return true
+        default:
+            guard let state = error.serverInfo?[.sqlState] else { return false }
+            return state.hasPrefix("08") || state.hasPrefix("57P") || state == "25P03"
+        }
     }
 }
