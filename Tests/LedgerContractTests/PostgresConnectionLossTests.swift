@@ -58,6 +58,36 @@ import Testing
         }
     }
 
+    @Test func claimReadAfterTheLeaseWasTakenOver_returnsOnlyDocumentsThisProcessStillHolds() async throws {
+        // A claim is an UPDATE, then a read of the claimed rows. Stopped in between for longer than its lease (the
+        // storm caught one), a process read documents that another process had taken over and finished meanwhile,
+        // and settled them again: their outbox files written twice, the source's disposal redone, then an illegal
+        // `succeeded → failed`. The read now keeps only what this process still holds.
+        try await TestPostgres.withLedger(owner: "host-a:1:1", lease: .seconds(1)) { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2", lease: .seconds(30)) { b in
+                let job = try await makeJob(a)
+                let doc = try await a.insert(NewDocument(jobID: job.id, path: "a", sha256: "1", size: 1, mtimeNanoseconds: 1))
+                let other = try await a.insert(NewDocument(jobID: job.id, path: "b", sha256: "2", size: 1, mtimeNanoseconds: 1))
+                #expect(try await a.claim(jobID: job.id, limit: 2, now: Date()).map(\.id) == [doc.id, other.id])
+                #expect(try await a.claimed([doc.id, other.id]).map(\.id) == [doc.id, other.id], "A holds both")
+                // A is stopped past its 1 s lease: B takes both over and finishes one of them.
+                var taken: [DocumentRecord] = []
+                let by = ContinuousClock.now + .seconds(30)
+                while taken.count < 2 && ContinuousClock.now < by {
+                    try await Task.sleep(for: .milliseconds(100))
+                    taken += try await b.takeOverExpired(jobID: job.id)
+                }
+                #expect(Set(taken.map(\.id)) == [doc.id, other.id])
+                try await b.transition(doc.id, from: .uploading, to: .uploaded, [.uploadFileID("u-1")])
+                try await b.transition(doc.id, from: .uploaded, to: .running, [])
+                try await b.transition(doc.id, from: .running, to: .succeeded, [])
+                // A comes back and reads what it claimed: nothing of it is A's any more.
+                #expect(try await a.claimed([doc.id, other.id]).isEmpty, "documents another process took over are not returned")
+                #expect(try await b.claimed([doc.id, other.id]).map(\.id) == [other.id], "B holds the one still in flight")
+            }
+        }
+    }
+
     /// A transaction on `ledger` that announces its server process id and then runs a 20 s statement (only the first
     /// time: the ledger runs a transaction whose connection closed before its COMMIT again, and that run commits at
     /// once); how it ended (`committed`, or the code of the LedgerError it failed with).
