@@ -70,7 +70,18 @@ for r in $(seq 1 "$ROUNDS"); do
   esac
   echo "$(now)   server up again" >>"$W/events"
 done
-[ "$CMD" = watch ] && { sleep 10; for s in $(seq 1 "$PROCS"); do [ -n "${PID[$s]:-}" ] && kill -TERM "${PID[$s]}"; done; }
+stuck=0
+if [ "$CMD" = watch ]; then
+  # The watches must finish the job by themselves (bounded): a document left in flight, held by a live process that no
+  # longer works on it (its lease renewed by the heartbeat), is STUCK until that process restarts.
+  t_end=$((SECONDS + BOUND)); while work_left && [ $SECONDS -lt $t_end ]; do tick; sleep 1; done
+  if work_left; then
+    stuck=$(psqlq "select count(*) from documents where state not in ('succeeded','skipped','dead','rejected','unresolved')")
+    echo "STUCK: $stuck document(s) not finished by the running watches ${BOUND}s after the last outage:"
+    psqlq "select id||' '||path||' '||state||' owner='||coalesce(lease_owner,'-')||' idle '||((extract(epoch from now())*1000)::bigint-updated_at)/1000||'s' from documents where state not in ('succeeded','skipped','dead','rejected','unresolved') order by id limit 20"
+  fi
+  for s in $(seq 1 "$PROCS"); do [ -n "${PID[$s]:-}" ] && kill -TERM "${PID[$s]}"; done
+fi
 hangs=0; deadline=$((SECONDS + BOUND))
 while :; do
   alive=0
@@ -97,5 +108,5 @@ twice=$(grep -ho 'document=[0-9]* \(succeeded\|skipped\|dead\)' "$W"/p*.log "$W/
 [ -n "$twice" ] && echo "BROKEN: documents finished by two processes: $twice"
 STRICT=1 python3 "$AUDIT" "$SIM_URL" app-attack "$W/store" "$DB" "$W" "$W/expected"; rc=$?
 kill $SIM_PID
-[ $hangs -gt 0 ] || [ "$bad_exits" -gt 0 ] || [ -n "$twice" ] && rc=1
+[ $hangs -gt 0 ] || [ "$bad_exits" -gt 0 ] || [ -n "$twice" ] || [ "$stuck" != 0 ] && rc=1
 exit $rc

@@ -88,6 +88,34 @@ import Testing
         }
     }
 
+    @Test func insertOfAFileVersionAnotherProcessRecorded_returnsThatDocument_insteadOfASecondRow() async throws {
+        // The scanner-freeze attack: a scanner stopped past its scanner lease (or one taking the lease back with its
+        // cache of known files from before) recorded the files the other process's scanner had recorded meanwhile;
+        // 167 of 360 files got a second row, which ended `skipped` and overwrote the file's outbox result.
+        try await TestPostgres.withLedger(owner: "host-a:1:1") { a, location in
+            try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
+                let job = try await makeJob(a)
+                let version = NewDocument(jobID: job.id, path: "in/x.pdf", sha256: "s1", size: 10, mtimeNanoseconds: 100, device: 5, inode: 7)
+                let first = try await a.insert(version)
+                let again = try await b.insert(version)
+                #expect(again.id == first.id, "the version another process recorded is returned, not recorded twice")
+                #expect(try await a.documents(path: "in/x.pdf").count == 1)
+                // A changed file (another mtime, or replaced: another inode) is a new version, as for the scanner.
+                var touched = version
+                touched.mtimeNanoseconds = 200
+                let second = try await b.insert(touched)
+                #expect(second.id != first.id)
+                var replaced = touched
+                replaced.inode = 8
+                let third = try await a.insert(replaced)
+                #expect(third.id != second.id)
+                #expect(try await a.documents(path: "in/x.pdf").count == 3)
+                // Only the path's newest version counts: the first version's identity again is a new version.
+                #expect(try await b.insert(version).id != first.id)
+            }
+        }
+    }
+
     /// A transaction on `ledger` that announces its server process id and then runs a 20 s statement (only the first
     /// time: the ledger runs a transaction whose connection closed before its COMMIT again, and that run commits at
     /// once); how it ended (`committed`, or the code of the LedgerError it failed with).
