@@ -307,10 +307,13 @@ public final class PostgresLedger: Ledger {
 
     public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         var result: [PathKey: KnownFile] = [:]
-        let sequence = try await client.query("""
+        // Through rows(_:), not client.query: a pooled connection that closes under the read fails it at once
+        // (postgres-nio 1.33 never answers a query written to a closed connection).
+        let found = try await rows("""
             SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = \(jobID) ORDER BY id
-            """, logger: logger)
-        for try await (path, id, size, mtime, state, device, inode) in sequence.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self) {
+            """)
+        for row in found {
+            let (path, id, size, mtime, state, device, inode) = try row.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self)
             result[PathKey(path)] = KnownFile(id: id, size: size, mtimeNanoseconds: mtime, state: DocumentState(rawValue: state) ?? .pending,
                                               device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
         }
