@@ -69,7 +69,7 @@ extension PostgresLedger {
     /// - Throws: ``LedgerError/Code/schemaTooNew`` for a database written by a newer dify-batch;
     ///   ``LedgerError/Code/cannotOpen`` for a database that has tables but is not a ledger, or cannot be reached.
     public func prepare() async throws {
-        try await inTransaction { run in
+        try await inTransaction(limitingIdleTime: false) { run in
             // 0x646966792d6c6467 = "dify-ldg": one lock id for every dify-batch process on this database.
             _ = try await run("SELECT pg_advisory_xact_lock(7235439436597043303)")
             try await self.migrate(run)

@@ -7,9 +7,10 @@ extension PostgresLedger {
     /// Runs `body` in one transaction (BEGIN … COMMIT; an error rolls it back) on one pooled connection, each
     /// statement through ``statement(_:on:logger:)``.
     ///
-    /// Every transaction starts with `SET LOCAL idle_in_transaction_session_timeout` = the lease (whole milliseconds):
-    /// a process frozen or cut off in the middle of a transaction holds its row and advisory locks no longer than
-    /// its lease, after which the server ends its session and rolls the transaction back. (Without it the others'
+    /// A transaction that locks documents starts with `SET LOCAL idle_in_transaction_session_timeout` =
+    /// ``transactionIdleLimit`` (the lease, at least 10 s): a process frozen or cut off in the middle of such a
+    /// transaction holds its row and advisory locks no longer than that, after which the server ends its session and
+    /// rolls the transaction back. (Without it the others'
     /// `FOR UPDATE SKIP LOCKED` skips such a row for good, and the claim's advisory lock makes them wait: CI, stop 19.)
     /// Per transaction, not as a connection startup parameter, so a pooler such as PgBouncer, which refuses unknown
     /// startup parameters, still works.
@@ -20,16 +21,19 @@ extension PostgresLedger {
     ///
     /// A transaction whose connection closed before its COMMIT was sent never committed, so it is run again from
     /// the start on another connection (`body` must be safe to run again: it is, for every batch of this ledger),
-    /// up to three times in all. A process that comes back after it was stopped past its lease thus sees the state
+    /// up to five times in all. A process that comes back after it was stopped past its lease thus sees the state
     /// of things (typically ``LedgerError/Code/leaseLost``: the others took its documents over) instead of a
     /// connection error.
     /// - Throws: what `body` throws; ``LedgerError/Code/unreachable`` when the connection closed after the COMMIT was
     ///   sent (whether it committed is unknown) or kept closing; a statement's error mapped by
     ///   ``ledgerError(_:location:)``.
-    func inTransaction<Result: Sendable>(_ body: (_ run: Statements) async throws -> Result) async throws -> Result {
+    /// - Parameter limitingIdleTime: false for the schema transaction at start (no document is locked; a slow
+    ///   migration on a starved machine must not be ended).
+    func inTransaction<Result: Sendable>(limitingIdleTime: Bool = true,
+                                         _ body: (_ run: Statements) async throws -> Result) async throws -> Result {
         let logger = self.logger
         let location = self.location
-        let idleLimitMilliseconds = max(1, leaseMillis)
+        let idleLimit = limitingIdleTime ? Self.milliseconds(transactionIdleLimit) : nil
         var tries = 0
         while true {
             tries += 1
@@ -37,7 +41,9 @@ extension PostgresLedger {
                 return try await client.withConnection { connection in
                     let run: Statements = { query in try await Self.statement(query, on: connection, logger: logger) }
                     _ = try await run("BEGIN")
-                    _ = try await run(PostgresQuery(unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(idleLimitMilliseconds)"))
+                    if let idleLimit {
+                        _ = try await run(PostgresQuery(unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(idleLimit)"))
+                    }
                     let value: Result
                     do {
                         value = try await body(run)
@@ -57,7 +63,7 @@ extension PostgresLedger {
                 if closed.duringCommit && closed.sent {
                     throw LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed after a transaction's COMMIT was sent and before the server answered, so whether it committed is unknown (the server restarted or the network failed); the work is kept")
                 }
-                if tries >= 3 {
+                if tries >= 5 {
                     throw LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed in the middle of a transaction, which the server rolled back (ended by the server after the process was stopped or cut off longer than its lease, or lost), \(tries) times in a row; the work is kept")
                 }
                 logger.debug("a ledger transaction's connection closed before its COMMIT (the server rolled it back); running it again on another connection")
@@ -66,6 +72,16 @@ extension PostgresLedger {
                 throw Self.ledgerError(error, location: location)
             }
         }
+    }
+
+    /// How long a ledger transaction may wait for this process's next statement before the server ends it: the
+    /// lease, at least 10 s (a process starved for a moment on a busy machine must not lose its transactions to
+    /// a short `--lease`; a frozen one still frees its rows soon after its lease).
+    var transactionIdleLimit: Duration { max(leaseDuration, .seconds(10)) }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
     }
 
     /// A statement's connection closed before its answer came. `sent` is false when it was closed before the

@@ -108,7 +108,7 @@ import Testing
         // transaction open at the server with the rows it changed locked. The others' `FOR UPDATE SKIP LOCKED` skips a
         // locked row and the claim's advisory lock makes them wait, so before the fix they never took such a
         // document over (CI, stop 19: one document held for 90 s). Each ledger transaction sets PostgreSQL's
-        // idle_in_transaction_session_timeout to the lease, so the server ends such a transaction then, freeing the row.
+        // idle_in_transaction_session_timeout (the lease, at least 10 s), so the server ends such a transaction then.
         let lease = Duration.seconds(2)
         try await TestPostgres.withLedger(owner: "host-a:1:1", lease: lease) { a, location in
             try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in
@@ -145,10 +145,10 @@ import Testing
                     var iterator = locked.stream.makeAsyncIterator()
                     await iterator.next()
                     #expect(try await b.takeOverExpired(jobID: job.id).isEmpty, "a live lease is not taken over")
-                    // Lease (2 s) plus the server's idle limit (2 s), bounded at 30 s for a loaded machine; without the
-                    // limit the frozen transaction holds the row until it wakes.
+                    // The server's idle limit (the lease, at least 10 s), bounded at 90 s for a loaded machine; without
+                    // the limit the frozen transaction holds the row until it wakes.
                     var taken: [DocumentRecord] = []
-                    let by = ContinuousClock.now + .seconds(30)
+                    let by = ContinuousClock.now + .seconds(90)
                     while taken.isEmpty && ContinuousClock.now < by {
                         try await Task.sleep(for: .milliseconds(100))
                         taken = try await b.takeOverExpired(jobID: job.id)
