@@ -73,12 +73,27 @@ public final class PostgresLedger: Ledger {
 
     // MARK: - Running statements
 
-    /// Runs a statement and returns its rows, turning driver errors into ``LedgerError`` with the server's message.
+    /// Runs a statement on a pooled connection and returns its rows, turning driver errors into ``LedgerError`` with
+    /// the server's message. A connection that closes before the answer fails the statement at once
+    /// (``statement(_:on:logger:)``); it is run again on another connection (up to three times in all) when it
+    /// certainly did not run (the pool handed out a connection that had just closed) or only reads.
+    /// - Throws: ``LedgerError/Code/unreachable`` when a change's connection closed after it was sent (whether it
+    ///   ran is unknown) or the connections kept closing.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        do {
-            return try await client.query(query, logger: logger).collect()
-        } catch let error as PSQLError {
-            throw Self.ledgerError(error, location: location)
+        let logger = self.logger
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                return try await client.withConnection { connection in try await Self.statement(query, on: connection, logger: logger) }
+            } catch let closed as ConnectionClosed {
+                let reads = query.sql.drop(while: \.isWhitespace).prefix(6).uppercased() == "SELECT"
+                guard tries < 3, !closed.sent || reads else {
+                    throw LedgerError(.unreachable, "the connection to the PostgreSQL ledger \(location) closed before the server answered (the server restarted or the network failed); the work is kept")
+                }
+            } catch let error as PSQLError {
+                throw Self.ledgerError(error, location: location)
+            }
         }
     }
 

@@ -13,7 +13,9 @@ import Testing
         let ledger = try SQLiteLedger(path: path, busyTimeout: 120)
         let job = try await ledger.register(JobRegistration(name: "j", specPath: "/s.yaml", specHash: "h", baseURL: "http://x/v1",
                                                            difyUser: "u", inbox: "/in", outbox: "/out"))
-        let holder = WriteLockHolder(path: path, begin: "BEGIN IMMEDIATE", holdAtMost: 30)
+        // The hold ends by itself after 90 s: long enough that a suite starving this process's threads (CI, two
+        // helpers building beside it: 38 s once) still lets the writers start; with the bug they never can.
+        let holder = WriteLockHolder(path: path, begin: "BEGIN IMMEDIATE", holdAtMost: 90)
         #expect(holder.waitUntilLocked())
         let before = ledger.writeTransactions
         // More waiting writers than the pool has threads.
@@ -26,7 +28,7 @@ import Testing
             }
             // Needs a cooperative thread while every writer waits: releases the lock once all of them have started.
             group.addTask {
-                let deadline = ContinuousClock.now + .seconds(60)
+                let deadline = ContinuousClock.now + .seconds(150)
                 while ledger.writeTransactions - before < writers, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(10))
                 }
@@ -34,7 +36,7 @@ import Testing
             }
             try await group.waitForAll()
         }
-        #expect(holder.releasedByUs, "the lock was held until its own 30 s limit: the waiting writes starved the other tasks")
+        #expect(holder.releasedByUs, "the lock was held until its own 90 s limit: the waiting writes starved the other tasks")
         let rows = try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM documents") }
         #expect(rows == writers)
     }
