@@ -41,7 +41,8 @@ public protocol Ledger: LedgerReader {
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
-    /// Issue 13: adds the rows of one table file, all or none (one transaction where the store has them).
+    /// Issue 13: adds the rows of one table file, all or none (one transaction where the store has them). Issue 14:
+    /// also a scan's plain new documents, in order (each sees the ones before it, as separate inserts would).
     func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord]
     /// `pending` documents of a job that wait for a document with the same content which has now succeeded
     /// (issue 10 rule 6), each with that document. They are to be marked `skipped`.
