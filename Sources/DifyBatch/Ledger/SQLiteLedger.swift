@@ -134,7 +134,7 @@ public final class SQLiteLedger: Ledger {
         self.path = path
         self.now = now
         self.busyTimeout = busyTimeout
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathText.folder(of: path)
         if !directory.isEmpty {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,

@@ -135,7 +135,7 @@ public enum InboxOwnership {
             return
         }
         // A first claim never replaces a marker written in the meantime by another process.
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = PathText.folder(of: path)
         let temporary = (folder as NSString).appendingPathComponent(AtomicFile.temporaryName())
         try AtomicFile.write(owner.json, to: temporary, permissions: 0o644)
         let code = NoReplaceRename.rename(temporary, path)

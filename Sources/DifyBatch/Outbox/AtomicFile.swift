@@ -54,15 +54,15 @@ public enum AtomicFile {
     /// Writes `data` to `path` atomically. The file is created with `permissions` (default 0666) narrowed by the
     /// process umask, like any other file the user's tools create: 0644 under the usual umask 022, 0600 under 077.
     public static func write(_ data: Data, to path: String, permissions: mode_t = 0o666) throws {
-        let folder = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let folder = PathText.folder(of: path)
+        let name = PathText.name(of: path)
         guard !name.isEmpty, name != ".", name != ".." else {
             throw FileOperationError(operation: "write", path: path, errorNumber: EINVAL, reason: "not a file path")
         }
         let directory = folder.isEmpty ? "." : folder
         try createDirectories(directory)
 
-        let temporary = (directory as NSString).appendingPathComponent(temporaryName())
+        let temporary = PathText.join(directory, temporaryName())
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
         guard fd >= 0 else { throw FileOperationError.posix("create", temporary) }
         var closed = false
@@ -133,7 +133,7 @@ public enum AtomicFile {
             }
             guard errno == ENOENT else { throw FileOperationError.posix("create folder", current) }
             missing.append(current)
-            let parent = (current as NSString).deletingLastPathComponent
+            let parent = PathText.folder(of: current)
             if parent.isEmpty || parent == current { break }
             current = parent
         }
@@ -142,7 +142,7 @@ public enum AtomicFile {
                 guard errno == EEXIST else { throw FileOperationError.posix("create folder", folder) }
                 continue
             }
-            let parent = (folder as NSString).deletingLastPathComponent
+            let parent = PathText.folder(of: folder)
             try syncDirectory(parent.isEmpty ? "." : parent)
         }
     }

@@ -43,9 +43,9 @@ public struct OutboxWriter: Sendable {
 
     func path(for relativePath: String, suffix: String) -> String {
         let full = SafeRelativePath.join(outbox, relativePath)
-        let folder = (full as NSString).deletingLastPathComponent
-        let name = (full as NSString).lastPathComponent
-        return (folder as NSString).appendingPathComponent(Self.fittedName(name, suffix: suffix, relativePath: relativePath))
+        let folder = PathText.folder(of: full)
+        let name = PathText.name(of: full)
+        return PathText.join(folder, Self.fittedName(name, suffix: suffix, relativePath: relativePath))
     }
 
     /// `name + suffix` when it fits in 255 bytes; else the longest prefix of `name` that ends on a character
@@ -83,7 +83,7 @@ public struct OutboxWriter: Sendable {
 
     private static func removeStale(_ stale: String) throws {
         if unlink(stale) == 0 {
-            try AtomicFile.syncDirectory((stale as NSString).deletingLastPathComponent)
+            try AtomicFile.syncDirectory(PathText.folder(of: stale))
         } else if errno != ENOENT {
             throw FileOperationError.posix("remove", stale)
         }

@@ -64,7 +64,7 @@ public struct SourceDisposer: Sendable {
     /// the renamed file is checked: the check and the unlink concern the same inode, so a version swapped in at
     /// the path is never deleted.
     static func delete(_ source: String, expected: FileIdentity?) throws {
-        let folder = (source as NSString).deletingLastPathComponent
+        let folder = PathText.folder(of: source)
         guard let expected else {
             if unlink(source) != 0 {
                 if errno == ENOENT { return }
@@ -100,7 +100,7 @@ public struct SourceDisposer: Sendable {
         guard let before = FileIdentity.at(source) else { throw FileOperationError.posix("move", source) }
         if let expected, !before.matches(expected) { throw replaced(source, expected, now: before) }
         let wanted = SafeRelativePath.join(folder, relativePath)
-        let targetFolder = (wanted as NSString).deletingLastPathComponent
+        let targetFolder = PathText.folder(of: wanted)
         try AtomicFile.createDirectories(targetFolder)
         let target: String
         var renamed = true
@@ -116,7 +116,7 @@ public struct SourceDisposer: Sendable {
             throw replaced(restored, expected, now: moved)
         }
         try AtomicFile.syncDirectory(targetFolder)
-        try AtomicFile.syncDirectory((source as NSString).deletingLastPathComponent)
+        try AtomicFile.syncDirectory(PathText.folder(of: source))
         return target
     }
 
@@ -134,7 +134,7 @@ public struct SourceDisposer: Sendable {
 
     /// `path`, then `name (2).ext` up to `name (100000).ext`.
     static func candidates(for path: String) -> some Sequence<String> {
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = PathText.folder(of: path)
         let (stem, fileExtension) = splitExtension((path as NSString).lastPathComponent)
         return [path].lazy + (2...100_000).lazy.map { (folder as NSString).appendingPathComponent("\(stem) (\($0))\(fileExtension)") }
     }
@@ -155,7 +155,7 @@ public struct SourceDisposer: Sendable {
         guard pinned.identity.matches(expected) else { throw replaced(source, expected, now: pinned.identity) }
         var status = stat()
         _ = fstat(pinned.descriptor, &status)
-        let folder = (wanted as NSString).deletingLastPathComponent
+        let folder = PathText.folder(of: wanted)
         let temporary = (folder as NSString).appendingPathComponent(AtomicFile.temporaryName())
         let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, status.st_mode & 0o7777)
         guard output >= 0 else { throw FileOperationError.posix("create", temporary) }

@@ -20,7 +20,7 @@ public enum WritableFolder {
         } else {
             var status = stat()
             while stat(folder, &status) != 0 && errno == ENOENT {
-                let parent = (folder as NSString).deletingLastPathComponent
+                let parent = PathText.folder(of: folder)
                 if parent.isEmpty || parent == folder { break }
                 folder = parent
             }

@@ -57,7 +57,7 @@ public enum FolderOverlap {
                 for component in missing.reversed() { result = (result as NSString).appendingPathComponent(component) }
                 return result
             }
-            let parent = (current as NSString).deletingLastPathComponent
+            let parent = PathText.folder(of: current)
             if parent.isEmpty || parent == current { return (path as NSString).standardizingPath }
             missing.append((current as NSString).lastPathComponent)
             current = parent

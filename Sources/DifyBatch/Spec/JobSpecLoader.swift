@@ -123,7 +123,7 @@ public enum JobSpecLoader {
         }
         func fail(_ error: SpecError) { problems.append(error) }
         problems += root.unknownKeys(allowed: topKeys)
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = PathText.folder(of: path)
         func resolve(_ value: String) -> String {
             let expanded = (value as NSString).expandingTildeInPath
             let joined = expanded.hasPrefix("/") ? expanded : (folder as NSString).appendingPathComponent(expanded)
