@@ -8,6 +8,7 @@ mapped to the uploaded bytes' sha256 through the simulator's --storage folder. T
   * every input (name + sha256 from EXPECTED_FILES_LIST, written before the attack) has exactly one visible
     outcome in JOB_DIR/out (NAME.json or NAME.error.json, not both) and its source in in/, done/ or failed/;
   * no content was run more than once by the server (paid twice) unless the ledger counts it (duplicate_runs);
+    a failed run and its retry are allowed, except with STRICT=1 (faults that never fail a run at the server);
   * ledger usage total_tokens == tokens the server reported for its runs.
 Prints findings; exit 1 when the promise is broken.
 """
@@ -79,7 +80,8 @@ if ledger_tokens != server_tokens:
     broken.append(f"ledger tokens {ledger_tokens} != server tokens {server_tokens}")
 for sha, rs in runs_by_sha.items():
     ok_runs = [r for r in rs if r[1] != "failed"]
-    if len(rs) > 1 + (dups.get(sha) or 0) and len(ok_runs) > 1:
+    # STRICT=1 (no fault that makes a run fail at the server, so no legitimate second run): any second run counts
+    if len(rs) > 1 + (dups.get(sha) or 0) and (len(ok_runs) > 1 or os.environ.get("STRICT") == "1"):
         broken.append(f"content {str(sha)[:12]} ({rs[0][3]}) run {len(rs)} times at the server (duplicate_runs={dups.get(sha)}): {[r[:2] for r in rs]}")
 
 if expected:

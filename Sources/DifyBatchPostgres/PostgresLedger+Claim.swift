@@ -73,9 +73,16 @@ extension PostgresLedger {
             """
     }
 
-    private func claimed(_ ids: [Int64]) async throws -> [DocumentRecord] {
+    /// The documents of `ids` (just claimed or taken over by this process) that this process still holds. A process
+    /// stopped between its claiming UPDATE and this read for longer than its lease may find some taken over by
+    /// another process meanwhile, or already finished by it: those are not this process's to work on (attack3's
+    /// storm: a resumed process settled documents another process had finished, writing their outbox files again).
+    func claimed(_ ids: [Int64]) async throws -> [DocumentRecord] {
         guard !ids.isEmpty else { return [] }
-        return try await rows("\(unescaped: Self.documentSelect) WHERE d.id = ANY(\(ids)) ORDER BY d.id").map(Self.document)
+        return try await rows("""
+            \(unescaped: Self.documentSelect) WHERE d.id = ANY(\(ids)) AND d.lease_owner = \(owner) AND d.state IN \(unescaped: Self.inFlightStates)
+            ORDER BY d.id
+            """).map(Self.document)
     }
 
     @discardableResult
@@ -221,9 +228,7 @@ extension PostgresLedger {
                 FOR UPDATE SKIP LOCKED)
             RETURNING id
             """)
-        let ids = try found.compactMap { try Self.int64($0, "id") }
-        guard !ids.isEmpty else { return [] }
-        return try await rows("\(unescaped: Self.documentSelect) WHERE d.id = ANY(\(ids)) ORDER BY d.id").map(Self.document)
+        return try await claimed(try found.compactMap { try Self.int64($0, "id") })
     }
 
     /// Renews the document's lease if this process still holds it (even expired, when nobody took it over);

@@ -8,15 +8,8 @@ import Synchronization
 extension PostgresLedger {
     /// A client for `location`, the password read as ``PostgresLocation/password(environment:)`` says. The client
     /// must be run (it is a Service) for the ledger to work.
-    /// - Parameter transactionIdleLimit: the server ends a session of this client that sits idle inside an open
-    ///   transaction for longer (PostgreSQL's `idle_in_transaction_session_timeout`, whole milliseconds, at least
-    ///   1 ms), which rolls the transaction back and frees its row and advisory locks. A ledger sets it to its lease:
-    ///   a process frozen or cut off in the middle of a transaction then holds no row past its lease (the others'
-    ///   `FOR UPDATE SKIP LOCKED` skips a locked row, and the claim's advisory lock makes them wait). `nil` (the
-    ///   default): the server's setting, normally no limit.
     /// - Throws: ``LedgerError/Code/cannotOpen`` when the password file cannot be read.
     public static func makeClient(for location: PostgresLocation, environment: [String: String] = ProcessInfo.processInfo.environment,
-                                  transactionIdleLimit: Duration? = nil,
                                   logger: Logger = Logger(label: "dify-batch.postgres", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> PostgresClient {
         let tls: PostgresClient.Configuration.TLS
         switch location.tls {
@@ -30,11 +23,6 @@ extension PostgresLedger {
         configuration.options.connectTimeout = .seconds(10)
         configuration.options.maximumConnections = 8
         configuration.options.additionalStartupParameters = [("application_name", "dify-batch")]
-        if let limit = transactionIdleLimit {
-            let (seconds, attoseconds) = limit.components
-            let milliseconds = max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-            configuration.options.additionalStartupParameters.append(("idle_in_transaction_session_timeout", "\(milliseconds)"))
-        }
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
@@ -71,7 +59,7 @@ extension PostgresLedger {
 import ServiceLifecycle
 
 extension PostgresLedger {
-    /// The URL's sslmode for a single connection (the probe), as ``makeClient(for:environment:transactionIdleLimit:logger:)`` sets it for the pool.
+    /// The URL's sslmode for a single connection (the probe), as ``makeClient(for:environment:logger:)`` sets it for the pool.
     static func connectionTLS(_ mode: PostgresLocation.TLSMode) throws -> PostgresConnection.Configuration.TLS {
         switch mode {
         case .disable: .disable
@@ -80,14 +68,12 @@ extension PostgresLedger {
         }
     }
 
-    /// A ledger on `location` with its own client (see ``makeClient(for:environment:transactionIdleLimit:logger:)``,
-    /// its transaction idle limit set to `leaseDuration`); run ``services`` (or ``runClient()``) and call
-    /// ``prepare(timeout:)`` before use.
+    /// A ledger on `location` with its own client (see ``makeClient(for:environment:logger:)``); run ``services``
+    /// (or ``runClient()``) and call ``prepare(timeout:)`` before use.
     public convenience init(location: PostgresLocation, leaseDuration: Duration = .seconds(30),
                             environment: [String: String] = ProcessInfo.processInfo.environment,
                             logger: Logger = Logger(label: "dify-batch.postgres")) throws {
-        self.init(client: try Self.makeClient(for: location, environment: environment, transactionIdleLimit: leaseDuration),
-                  location: location.description,
+        self.init(client: try Self.makeClient(for: location, environment: environment), location: location.description,
                   probe: PostgresConnectionProbe(location: location, password: try location.password(environment: environment), tls: try Self.connectionTLS(location.tls)),
                   leaseDuration: leaseDuration, logger: logger)
     }

@@ -307,10 +307,13 @@ public final class PostgresLedger: Ledger {
 
     public func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] {
         var result: [PathKey: KnownFile] = [:]
-        let sequence = try await client.query("""
+        // Through rows(_:), not client.query: a pooled connection that closes under the read fails it at once
+        // (postgres-nio 1.33 never answers a query written to a closed connection).
+        let found = try await rows("""
             SELECT path, id, size, mtime_ns, state, device, inode FROM documents WHERE job_id = \(jobID) ORDER BY id
-            """, logger: logger)
-        for try await (path, id, size, mtime, state, device, inode) in sequence.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self) {
+            """)
+        for row in found {
+            let (path, id, size, mtime, state, device, inode) = try row.decode((String, Int64, Int64, Int64, String, Int64?, Int64?).self)
             result[PathKey(path)] = KnownFile(id: id, size: size, mtimeNanoseconds: mtime, state: DocumentState(rawValue: state) ?? .pending,
                                               device: device.map { UInt64(bitPattern: $0) }, inode: inode.map { UInt64(bitPattern: $0) })
         }
@@ -327,17 +330,37 @@ public final class PostgresLedger: Ledger {
         // One run per content per batch (issue 10 rule 6): the twin is looked up in the inserting statement.
         let lookTwin = document.state == .pending && document.sha256 != nil && document.sameContent != .ignore
         let twinStates = document.sameContent == .waitForProcessingOrSucceeded ? Self.processingStates + ", 'succeeded'" : Self.processingStates
+        // A file version already recorded is not recorded twice (attack3's scanner freeze: a scanner stopped past
+        // its scanner lease, or one that takes the lease back with its cache of known files from before, recorded
+        // the files the other process's scanner had recorded meanwhile, and each second row ended `skipped`,
+        // overwriting the file's outbox result with a copy of itself). The path's newest document with this size,
+        // mtime, device and inode (compared as FileIdentity.matches does, i.e. as the scanner does) is returned
+        // instead; checked in the inserting statement. Rows of a table are not versions of a path.
+        let checksVersion = document.rowOf == nil
+        let device = document.device.map { Int64(bitPattern: $0) }
+        let inode = document.inode.map { Int64(bitPattern: $0) }
         let found = try await rows("""
-            INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
-                last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
-                row_of, row_index, row_inputs)
-            VALUES (\(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
-                \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
-                \(now), \(now), \(finished), \(document.device.map { Int64(bitPattern: $0) }), \(document.inode.map { Int64(bitPattern: $0) }),
-                (SELECT id FROM documents WHERE \(lookTwin) AND job_id = \(document.jobID) AND sha256 = \(document.sha256)
-                    AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1),
-                \(document.rowOf), \(document.rowIndex.map(Int32.init)), \(document.rowInputs))
-            RETURNING id
+            WITH newest AS (
+                SELECT id, size, mtime_ns, device, inode FROM documents
+                WHERE \(checksVersion) AND job_id = \(document.jobID) AND path = \(document.path) AND row_of IS NULL
+                ORDER BY id DESC LIMIT 1),
+            same AS (
+                SELECT id FROM newest WHERE size = \(document.size) AND mtime_ns = \(document.mtimeNanoseconds)
+                  AND (device IS NULL OR \(device)::bigint IS NULL OR device = \(device)::bigint)
+                  AND (inode IS NULL OR \(inode)::bigint IS NULL OR inode = \(inode)::bigint)),
+            inserted AS (
+                INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
+                    last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
+                    row_of, row_index, row_inputs)
+                SELECT \(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
+                    \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
+                    \(now), \(now), \(finished), \(device), \(inode),
+                    (SELECT id FROM documents WHERE \(lookTwin) AND job_id = \(document.jobID) AND sha256 = \(document.sha256)
+                        AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1),
+                    \(document.rowOf), \(document.rowIndex.map(Int32.init)), \(document.rowInputs)
+                WHERE NOT EXISTS (SELECT 1 FROM same)
+                RETURNING id)
+            SELECT id FROM inserted UNION ALL SELECT id FROM same
             """)
         guard let id = try Self.int64(found.first, "id"),
               let inserted = try await self.document(id: id) else {

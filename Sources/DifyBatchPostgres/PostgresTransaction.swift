@@ -7,9 +7,14 @@ extension PostgresLedger {
     /// Runs `body` in one transaction (BEGIN … COMMIT; an error rolls it back) on one pooled connection, each
     /// statement through ``statement(_:on:logger:)``.
     ///
-    /// Not `PostgresClient.withTransaction`: a transaction the server ended (its `idle_in_transaction_session_timeout`
-    /// after a process froze mid-transaction, see ``makeClient(for:environment:transactionIdleLimit:logger:)``, or any
-    /// lost connection) would hang that on its next statement or its ROLLBACK for good (postgres-nio 1.33 drops the
+    /// Every transaction starts with `SET LOCAL idle_in_transaction_session_timeout` = the lease (whole milliseconds):
+    /// a process frozen or cut off in the middle of a transaction holds its row and advisory locks no longer than
+    /// its lease, after which the server ends its session and rolls the transaction back. (Without it the others'
+    /// `FOR UPDATE SKIP LOCKED` skips such a row for good, and the claim's advisory lock makes them wait: CI, stop 19.)
+    /// Per transaction, not as a connection startup parameter, so a pooler such as PgBouncer, which refuses unknown
+    /// startup parameters, still works.
+    ///
+    /// Not `PostgresClient.withTransaction`: a transaction the server ended (that timeout, or any lost connection) would hang that on its next statement or its ROLLBACK for good (postgres-nio 1.33 drops the
     /// failure of a query written to a closed channel). Here such a statement fails at once and no ROLLBACK is sent on
     /// a closed connection (the server rolled the transaction back when it closed it).
     ///
@@ -24,6 +29,7 @@ extension PostgresLedger {
     func inTransaction<Result: Sendable>(_ body: (_ run: Statements) async throws -> Result) async throws -> Result {
         let logger = self.logger
         let location = self.location
+        let idleLimitMilliseconds = max(1, leaseMillis)
         var tries = 0
         while true {
             tries += 1
@@ -31,6 +37,7 @@ extension PostgresLedger {
                 return try await client.withConnection { connection in
                     let run: Statements = { query in try await Self.statement(query, on: connection, logger: logger) }
                     _ = try await run("BEGIN")
+                    _ = try await run(PostgresQuery(unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(idleLimitMilliseconds)"))
                     let value: Result
                     do {
                         value = try await body(run)

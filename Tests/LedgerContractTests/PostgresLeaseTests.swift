@@ -107,8 +107,8 @@ import Testing
         // A process stopped (SIGSTOP, a partition) between two statements of one of its transactions keeps the
         // transaction open at the server with the rows it changed locked. The others' `FOR UPDATE SKIP LOCKED` skips a
         // locked row and the claim's advisory lock makes them wait, so before the fix they never took such a
-        // document over (CI, stop 19: one document held for 90 s). The ledger's connections end such a transaction
-        // after the lease (PostgreSQL's idle_in_transaction_session_timeout), freeing the row for takeover.
+        // document over (CI, stop 19: one document held for 90 s). Each ledger transaction sets PostgreSQL's
+        // idle_in_transaction_session_timeout to the lease, so the server ends such a transaction then, freeing the row.
         let lease = Duration.seconds(2)
         try await TestPostgres.withLedger(owner: "host-a:1:1", lease: lease) { a, location in
             try await TestPostgres.withLedger(at: location, owner: "host-b:2:2") { b in

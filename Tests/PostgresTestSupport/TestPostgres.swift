@@ -70,7 +70,7 @@ public enum TestPostgres {
     /// Runs `body` with a prepared ledger on an existing database.
     public static func withLedger(at location: PostgresLocation, owner: String, lease: Duration = .seconds(30),
                            now: @escaping @Sendable () -> Date = { Date() }, _ body: (PostgresLedger) async throws -> Void) async throws {
-        let client = try PostgresLedger.makeClient(for: location, environment: environment, transactionIdleLimit: lease)
+        let client = try PostgresLedger.makeClient(for: location, environment: environment)
         let ledger = PostgresLedger(client: client, location: location.description, owner: owner, leaseDuration: lease, now: now)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
