@@ -19,9 +19,24 @@ extension PostgresLedger {
     /// As ``claim(jobID:limit:now:)``, and the job's in-flight documents across all processes stay at or under
     /// `maxActive`: claimers of the job take turns (a transaction-scoped advisory lock on the job) to count and claim.
     public func claim(jobID: Int64, limit: Int, now date: Date, maxActive: Int?) async throws -> [DocumentRecord] {
-        guard let maxActive else { return try await claim(jobID: jobID, limit: limit, now: date) }
+        try await claim(jobID: jobID, limit: limit, now: date, maxActive: maxActive, counting: nil)
+    }
+
+    public func claimCountingAttempts(jobID: Int64, limit: Int, now: Date, maxActive: Int?,
+                                      tableFilesUncounted: Bool) async throws -> [DocumentRecord] {
+        try await claim(jobID: jobID, limit: limit, now: now, maxActive: maxActive, counting: tableFilesUncounted)
+    }
+
+    /// `counting`: nil, attempts unchanged; otherwise each document claimed for upload or send gets `attempts + 1`
+    /// (when true, not the table files of a rows job: `row_of` NULL).
+    private func claim(jobID: Int64, limit: Int, now date: Date, maxActive: Int?, counting: Bool?) async throws -> [DocumentRecord] {
+        guard let maxActive else {
+            guard limit > 0 else { return [] }
+            let ids = try await rows(claimQuery(jobID: jobID, limit: limit, due: date, counting: counting)).compactMap { try Self.int64($0, "id") }
+            return try await claimed(ids)
+        }
         guard limit > 0 else { return [] }
-        let query = claimQuery(jobID: jobID, limit: limit, due: date, maxActive: maxActive)
+        let query = claimQuery(jobID: jobID, limit: limit, due: date, maxActive: maxActive, counting: counting)
         let ids = try await inTransaction { run in
             // 1684171370 = "dbjb": the key space of dify-batch's per-job claim locks.
             _ = try await run("SELECT pg_advisory_xact_lock(1684171370, \(Int32(truncatingIfNeeded: jobID)))")
@@ -31,14 +46,19 @@ extension PostgresLedger {
     }
 
     /// The claiming UPDATE; with `maxActive`, the limit shrinks by the job's documents already in flight.
-    private func claimQuery(jobID: Int64, limit: Int, due date: Date, maxActive: Int? = nil) -> PostgresQuery {
+    private func claimQuery(jobID: Int64, limit: Int, due date: Date, maxActive: Int? = nil, counting: Bool? = nil) -> PostgresQuery {
+        let attempts = switch counting {
+        case nil: "attempts"
+        case false?: "attempts + CASE WHEN result_stored = 1 THEN 0 ELSE 1 END"
+        case true?: "attempts + CASE WHEN result_stored = 1 OR row_of IS NULL THEN 0 ELSE 1 END"
+        }
         let due = Self.millis(date)
         let stamp = nowMillis
         let cap: Int64 = maxActive.map(Int64.init) ?? Int64(limit)
         return """
             UPDATE documents
             SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
-                next_attempt_at = NULL, duplicate_of = NULL, updated_at = \(stamp),
+                next_attempt_at = NULL, duplicate_of = NULL, updated_at = \(stamp), attempts = \(unescaped: attempts),
                 lease_owner = \(owner), lease_until = \(unescaped: Self.databaseNow) + \(leaseMillis)
             WHERE id IN (
                 SELECT d.id FROM documents d

@@ -443,8 +443,9 @@ public final class PostgresLedger: Ledger {
         try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: rows)
     }
 
-    func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase, on run: Statements) async throws -> Int64 {
-        let now = nowMillis
+    func beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase, elapsedMilliseconds: Int64 = 0,
+                      on run: Statements) async throws -> Int64 {
+        let now = nowMillis - max(0, elapsedMilliseconds)
         let found = try await run("""
             INSERT INTO attempts (document_id, run_id, phase, started_at) VALUES (\(documentID), \(runID), \(phase.rawValue), \(now))
             RETURNING id
@@ -522,6 +523,9 @@ public final class PostgresLedger: Ledger {
                 case .beginAttempt(let documentID, let runID, let phase):
                     result.attemptIDs.append(try await beginAttempt(documentID: documentID, runID: runID, phase: phase, on: run))
                 case .finishAttempt(let id, let attempt):
+                    try await finishAttempt(id, attempt, on: run)
+                case .attempt(let documentID, let runID, let phase, let elapsed, let attempt):
+                    let id = try await beginAttempt(documentID: documentID, runID: runID, phase: phase, elapsedMilliseconds: elapsed, on: run)
                     try await finishAttempt(id, attempt, on: run)
                 case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
                     try await recordUsage(documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, on: run)

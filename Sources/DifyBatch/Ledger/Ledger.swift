@@ -41,7 +41,8 @@ public protocol Ledger: LedgerReader {
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile]
     /// Adds a new document version.
     func insert(_ document: NewDocument) async throws -> DocumentRecord
-    /// Issue 13: adds the rows of one table file, all or none (one transaction where the store has them).
+    /// Issue 13: adds the rows of one table file, all or none (one transaction where the store has them). Issue 14:
+    /// also a scan's plain new documents, in order (each sees the ones before it, as separate inserts would).
     func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord]
     /// `pending` documents of a job that wait for a document with the same content which has now succeeded
     /// (issue 10 rule 6), each with that document. They are to be marked `skipped`.
@@ -121,9 +122,28 @@ public protocol Ledger: LedgerReader {
     /// ``claim(jobID:limit:now:)`` taking no more than keeps the job's in-flight documents (across every process
     /// on this ledger) at or under `maxActive` (the spec's `max_active`; nil: no cap).
     func claim(jobID: Int64, limit: Int, now: Date, maxActive: Int?) async throws -> [DocumentRecord]
+    /// Issue 14: ``claim(jobID:limit:now:maxActive:)`` that also counts, in the same transaction, the attempt each
+    /// claimed document starts (`attempts + 1`): every document it moves to `uploading` or `uploaded`, except, when
+    /// `tableFilesUncounted`, the table files of a `rows: true` job (`row_of` NULL; they run nothing themselves).
+    /// A document moved to `recovering` (result stored) starts no attempt. The pipeline claims this way, so a
+    /// document's attempt costs no transaction of its own before its upload; a crash before the send leaves it
+    /// `uploading`/`uploaded` with the attempt counted, which ``LeftoverTriage`` gives back when it requeues it.
+    func claimCountingAttempts(jobID: Int64, limit: Int, now: Date, maxActive: Int?, tableFilesUncounted: Bool) async throws -> [DocumentRecord]
 }
 
 extension Ledger {
+    /// The claim, then one increment per document that starts an attempt, each its own transaction (for a store
+    /// without a claim of its own that counts; both shipped stores have one).
+    public func claimCountingAttempts(jobID: Int64, limit: Int, now: Date, maxActive: Int?,
+                                      tableFilesUncounted: Bool) async throws -> [DocumentRecord] {
+        var claimed = try await claim(jobID: jobID, limit: limit, now: now, maxActive: maxActive)
+        for (index, document) in claimed.enumerated() where document.state == .uploading || document.state == .uploaded {
+            if tableFilesUncounted && document.rowOf == nil { continue }
+            claimed[index] = try await update(document.id, in: document.state, [.incrementAttempts])
+        }
+        return claimed
+    }
+
     /// One insert per row: a store without transactions across calls. A crash part-way leaves the first rows,
     /// which ``RowsExpander`` finds again and completes (it inserts only the rows that are missing).
     public func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord] {

@@ -15,6 +15,11 @@ public enum LedgerWrite: Sendable, Equatable {
     case beginAttempt(documentID: Int64, runID: Int64?, phase: AttemptPhase)
     /// ``Ledger/finishAttempt(_:_:)``.
     case finishAttempt(Int64, AttemptResult)
+    /// An attempt row begun and ended at once: it began `elapsedMilliseconds` before this write and ends with it
+    /// (issue 14: an upload's attempt row is written with the upload's end, not in a transaction of its own before
+    /// the upload; an upload cut off by a crash leaves no row, and its document is requeued like any `uploading`
+    /// leftover). Its id is not reported.
+    case attempt(documentID: Int64, runID: Int64?, phase: AttemptPhase, elapsedMilliseconds: Int64, AttemptResult)
     /// ``Ledger/recordUsage(documentID:jobID:runID:difyRunID:_:)``.
     case recordUsage(documentID: Int64, jobID: Int64, runID: Int64?, difyRunID: String?, UsageAmounts)
     /// ``Ledger/storeResult(documentID:status:outputsJSON:)``.

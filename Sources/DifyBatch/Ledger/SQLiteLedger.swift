@@ -560,14 +560,32 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func claim(jobID: Int64, limit: Int, now date: Date) async throws -> [DocumentRecord] {
+        try await claim(jobID: jobID, limit: limit, now: date, counting: nil)
+    }
+
+    public func claimCountingAttempts(jobID: Int64, limit: Int, now: Date, maxActive: Int?,
+                                      tableFilesUncounted: Bool) async throws -> [DocumentRecord] {
+        var limit = limit
+        if let maxActive { limit = min(limit, maxActive - (try await inFlight(jobID: jobID).count)) }
+        return try await claim(jobID: jobID, limit: limit, now: now, counting: tableFilesUncounted)
+    }
+
+    /// `counting`: nil, attempts unchanged; otherwise each document claimed for upload or send gets `attempts + 1`
+    /// (when true, not the table files of a rows job: `row_of` NULL).
+    private func claim(jobID: Int64, limit: Int, now date: Date, counting: Bool?) async throws -> [DocumentRecord] {
         guard limit > 0 else { return [] }
         let now = Self.millis(date)
         let stamp = nowMillis
+        let attempts = switch counting {
+        case nil: "attempts"
+        case false?: "attempts + CASE WHEN result_stored = 1 THEN 0 ELSE 1 END"
+        case true?: "attempts + CASE WHEN result_stored = 1 OR row_of IS NULL THEN 0 ELSE 1 END"
+        }
         return try await write { db in
             let claimed = try Self.documents(db.cachedStatement(sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
-                    next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?
+                    next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?, attempts = \(attempts)
                 WHERE id IN (
                     SELECT d.id FROM documents d
                     WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
@@ -780,6 +798,9 @@ public final class SQLiteLedger: Ledger {
                     result.attemptIDs.append(try Self.beginAttempt(db, documentID: documentID, runID: runID, phase: phase, now: now))
                 case .finishAttempt(let id, let attempt):
                     try Self.finishAttempt(db, id, attempt, now: now)
+                case .attempt(let documentID, let runID, let phase, let elapsed, let attempt):
+                    try Self.finishAttempt(db, Self.beginAttempt(db, documentID: documentID, runID: runID, phase: phase,
+                                                                 now: now - max(0, elapsed)), attempt, now: now)
                 case .recordUsage(let documentID, let jobID, let runID, let difyRunID, let usage):
                     try Self.recordUsage(db, documentID: documentID, jobID: jobID, runID: runID, difyRunID: difyRunID, usage, now: now)
                 case .storeResult(let documentID, let status, let outputsJSON):

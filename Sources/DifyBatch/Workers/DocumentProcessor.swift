@@ -120,12 +120,16 @@ public struct DocumentProcessor: Sendable {
 
     /// Processes a document just claimed (state `uploading`, or `uploaded` when Dify already holds the file, or
     /// `recovering` when its result is stored and only local work is left: that never calls Dify).
-    public func process(_ claimed: DocumentRecord) async -> DocumentOutcome {
+    ///
+    /// `attemptCounted`: the claim already counted the attempt this turn starts
+    /// (``Ledger/claimCountingAttempts(jobID:limit:now:maxActive:tableFilesUncounted:)``, issue 14); otherwise it is
+    /// counted here, in the transaction of the document's first durable step.
+    public func process(_ claimed: DocumentRecord, attemptCounted: Bool = false) async -> DocumentOutcome {
         await guarded(claimed, "processing") {
             if claimed.resultStored { return try await settler.resume(claimed) }
             // Issue 13: a table file of a `rows: true` job becomes one document per row; it runs nothing itself.
             if context.preflight.rowForm != nil && claimed.rowOf == nil { return try await RowsExpander(processor: self).expand(claimed) }
-            return try await processThrowing(claimed)
+            return try await processThrowing(claimed, attemptCounted: attemptCounted)
         }
     }
 
@@ -172,26 +176,30 @@ public struct DocumentProcessor: Sendable {
 
     var budget: SendBudget { SendBudget(maxSends: spec.retry.maxAttempts) }
 
-    private func processThrowing(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
+    private func processThrowing(_ claimed: DocumentRecord, attemptCounted: Bool) async throws -> DocumentOutcome {
         do {
-            return try await uploadAndRun(claimed)
+            return try await uploadAndRun(claimed, attemptCounted: attemptCounted)
         } catch is StoppedBeforeSend {
             return try await putBackUnsent(claimed.id)
         }
     }
 
-    private func uploadAndRun(_ claimed: DocumentRecord) async throws -> DocumentOutcome {
-        // Issue 14: the attempt is counted in the same transaction as the next durable step of the document (the
-        // start of its upload attempt, or its send), and written first whenever anything else happens to it.
+    private func uploadAndRun(_ claimed: DocumentRecord, attemptCounted: Bool) async throws -> DocumentOutcome {
+        // Issue 14: the attempt is counted by the claim, or else here in the same transaction as the next durable
+        // step of the document (before its upload, or with its send), and written first whenever anything else
+        // happens to it.
         var document = claimed
-        document.attempts += 1
-        var pending: [LedgerWrite] = [.update(claimed.id, in: claimed.state, [.incrementAttempts])]
+        var pending: [LedgerWrite] = []
+        if !attemptCounted {
+            document.attempts += 1
+            pending = [.update(claimed.id, in: claimed.state, [.incrementAttempts])]
+        }
         var reuploads = 0
         var inputs: DocumentInputs?
         while true {
             try Task.checkCancellation()
             if document.state == .uploading {
-                switch try await upload(document, pending: &pending) {
+                switch try await upload(document, pending: &pending, attemptCounted: attemptCounted) {
                 case .success(let uploaded, let prepared): (document, inputs) = (uploaded, prepared)
                 case .failure(let outcome): return outcome
                 }
@@ -274,7 +282,7 @@ public struct DocumentProcessor: Sendable {
     /// Uploads the very file version that was recorded: opened once (no symlink, no FIFO), checked against the
     /// recorded (device, inode, size, mtime), streamed from that descriptor while hashing the bytes sent. A file
     /// replaced or rewritten since it was recorded is never sent under the old version's name and hash.
-    private func upload(_ claimed: DocumentRecord, pending: inout [LedgerWrite]) async throws -> UploadStep {
+    private func upload(_ claimed: DocumentRecord, pending: inout [LedgerWrite], attemptCounted: Bool) async throws -> UploadStep {
         if claimed.rowOf != nil { return try await uploadRow(try await flush(&pending, claimed)) }
         var document = claimed
         // Every way out but the upload itself first writes what is pending (the attempt count).
@@ -329,11 +337,12 @@ public struct DocumentProcessor: Sendable {
             return .success(document, inputs)
         }
         try await waitToSend(flushing: &pending, &document)
-        // The attempt count and the upload's attempt row: one transaction before the upload is sent.
-        let begun = try await ledger.write(pending + [.beginAttempt(documentID: document.id, runID: context.runID, phase: .upload)])
-        pending = []
-        document = begun.document ?? document
-        let attempt = AttemptHandle(id: begun.attemptIDs[0], phase: .upload, started: ContinuousClock.now)
+        // Issue 14: no transaction of its own before the upload (an upload is never billed, and a crash during it
+        // leaves the document `uploading`: requeued, its attempt given back). The attempt was counted by the claim;
+        // the upload's attempt row is written with its end (``LedgerWrite/attempt``). A caller whose claim did not
+        // count the attempt still has it written here first.
+        if !attemptCounted { document = try await flush(&pending, document) }
+        let attempt = AttemptHandle(documentID: document.id, runID: context.runID, phase: .upload, started: ContinuousClock.now)
         do {
             let sent = StreamingSHA256()
             let uploaded = try await context.client.upload(descriptor: pinned.descriptor, length: pinned.identity.size,
@@ -342,8 +351,8 @@ public struct DocumentProcessor: Sendable {
             context.backpressure.recordAnswer()
             let sentSHA = sent.finalize()
             if let recorded = document.sha256, sentSHA != recorded || (try? pinned.currentIdentity()) != pinned.identity {
-                try await finishAttempt(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run"))
-                return .failure(try await supersede(document, because: "the file was rewritten while it was uploaded (sha256 \(recorded) recorded, \(sentSHA) sent); the upload is not used"))
+                pending.append(finishing(attempt, AttemptResult(outcome: "failed", message: "the bytes uploaded (sha256 \(sentSHA)) are not the recorded version; not run")))
+                return .failure(try await supersede(try await written(), because: "the file was rewritten while it was uploaded (sha256 \(recorded) recorded, \(sentSHA) sent); the upload is not used"))
             }
             context.onUploaded()
             logger(document).debug("uploaded", metadata: ["upload_file_id": "\(uploaded.id)"])
@@ -352,16 +361,16 @@ public struct DocumentProcessor: Sendable {
             // Issue 14: the upload's end is written in the transaction that records the run's send (or before
             // anything else happens to the document). A crash before it leaves the document `uploading`, which
             // is requeued and uploaded again (an upload is never billed).
-            pending = [finishing(attempt, .ok),
-                       .transition(document.id, from: .uploading, to: .uploaded,
-                                   [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)])]
+            pending += [finishing(attempt, .ok),
+                        .transition(document.id, from: .uploading, to: .uploaded,
+                                    [.uploadFileID(uploaded.id), .difyClockOffsetMilliseconds(offset)])]
             document.state = .uploaded
             document.uploadFileID = uploaded.id
             document.difyClockOffsetMilliseconds = offset
             return .success(document, inputs)
         } catch let error as DifyError {
-            try await finish(attempt, error)
-            return .failure(try await handle(error, document: document, from: .uploading))
+            pending.append(finishing(attempt, Self.attemptResult(error)))
+            return .failure(try await handle(error, document: try await written(), from: .uploading))
         }
     }
 
@@ -655,10 +664,21 @@ public struct DocumentProcessor: Sendable {
                       message: error.message, httpStatus: error.httpStatus)
     }
 
+    /// An attempt under way: its row's id, or (issue 14: an upload) no row yet, written whole when it ends.
     struct AttemptHandle {
-        var id: Int64
+        var id: Int64?
+        var documentID: Int64
+        var runID: Int64?
         var phase: AttemptPhase
         var started: ContinuousClock.Instant
+
+        init(id: Int64, phase: AttemptPhase, started: ContinuousClock.Instant) {
+            (self.id, documentID, runID, self.phase, self.started) = (id, 0, nil, phase, started)
+        }
+
+        init(documentID: Int64, runID: Int64?, phase: AttemptPhase, started: ContinuousClock.Instant) {
+            (id, self.documentID, self.runID, self.phase, self.started) = (nil, documentID, runID, phase, started)
+        }
     }
 
     func beginAttempt(_ documentID: Int64, _ phase: AttemptPhase) async throws -> AttemptHandle {
@@ -667,14 +687,19 @@ public struct DocumentProcessor: Sendable {
     }
 
     func finishAttempt(_ attempt: AttemptHandle, _ result: AttemptResult) async throws {
-        try await ledger.finishAttempt(attempt.id, result)
-        observe(attempt, result)
+        try await ledger.write([finishing(attempt, result)])
     }
 
     /// The write that ends an attempt (made by the caller in a batch); the attempt's duration is observed now.
     func finishing(_ attempt: AttemptHandle, _ result: AttemptResult) -> LedgerWrite {
         observe(attempt, result)
-        return .finishAttempt(attempt.id, result)
+        guard let id = attempt.id else {
+            let elapsed = ContinuousClock.now - attempt.started
+            return .attempt(documentID: attempt.documentID, runID: attempt.runID, phase: attempt.phase,
+                            elapsedMilliseconds: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
+                            result)
+        }
+        return .finishAttempt(id, result)
     }
 
     private func observe(_ attempt: AttemptHandle, _ result: AttemptResult) {
@@ -683,8 +708,12 @@ public struct DocumentProcessor: Sendable {
     }
 
     func finish(_ attempt: AttemptHandle, _ error: DifyError) async throws {
-        try await finishAttempt(attempt, AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus,
-                                                              difyCode: error.difyCode, message: error.message))
+        try await finishAttempt(attempt, Self.attemptResult(error))
+    }
+
+    /// How an attempt that ended in `error` is recorded.
+    static func attemptResult(_ error: DifyError) -> AttemptResult {
+        AttemptResult(outcome: error.classification.errorClassName, httpStatus: error.httpStatus, difyCode: error.difyCode, message: error.message)
     }
 
     func backoffDelay(attempt: Int, retryAfter: Duration?) -> Duration {

@@ -382,7 +382,9 @@ public final class JobRunner: Sendable {
                         want = got
                     }
                     guard want > 0 else { return }
-                    let claimed = try await ledger.claim(jobID: job.id, limit: want, now: clock.now(), maxActive: spec.maxActive)
+                    // Issue 14: the claim counts each document's attempt in its own transaction (no write before the upload).
+                    let claimed = try await ledger.claimCountingAttempts(jobID: job.id, limit: want, now: clock.now(), maxActive: spec.maxActive,
+                                                                         tableFilesUncounted: preflight.rowForm != nil)
                     if let limiter {
                         for _ in claimed.count..<want { await limiter.release() }
                     }
@@ -390,7 +392,7 @@ public final class JobRunner: Sendable {
                     for document in claimed {
                         inFlight += 1
                         group.addTask {
-                            let outcome = await processor.process(document)
+                            let outcome = await processor.process(document, attemptCounted: true)
                             wake.yield(.documentDone(outcome))
                         }
                     }

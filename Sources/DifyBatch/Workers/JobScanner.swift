@@ -115,6 +115,26 @@ public final class JobScanner: Sendable {
             cache = try await ledger.knownFiles(jobID: job.id)
         }
         var added = 0
+        // Issue 14: new files that need nothing but their row are inserted together, up to `batchSize` per
+        // transaction (all or none; a crash before the commit leaves them unrecorded, and the next scan finds them).
+        var batch: [(file: InboxFile, new: NewDocument)] = []
+        func insertBatch() async {
+            guard !batch.isEmpty else { return }
+            defer { batch = [] }
+            do {
+                let inserted = try await ledger.insertRows(batch.map(\.new))
+                for (item, document) in zip(batch, inserted) {
+                    noteTwin(document, item.file)
+                    cache[PathKey(item.file.relativePath)] = KnownFile(document)
+                    added += 1
+                }
+            } catch {
+                for item in batch {
+                    unrecordedFiles.withLock { $0[item.file.relativePath] = "\(error)" }
+                    warnOnce(item.file.relativePath, "cannot record \(item.file.relativePath): \(error); it is tried again on the next scan")
+                }
+            }
+        }
         for file in settled {
             let key = PathKey(file.relativePath)
             do {
@@ -137,9 +157,15 @@ public final class JobScanner: Sendable {
                         continue
                     }
                 }
-                if let document = try await record(file) {
+                switch try await record(file) {
+                case .recorded(let document?):
                     cache[key] = KnownFile(document)
                     added += 1
+                case .recorded(nil):
+                    break
+                case .batched(let new):
+                    batch.append((file, new))
+                    if batch.count >= Self.batchSize { await insertBatch() }
                 }
                 unrecordedFiles.withLock { _ = $0.removeValue(forKey: file.relativePath) }
             } catch {
@@ -147,6 +173,7 @@ public final class JobScanner: Sendable {
                 warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
             }
         }
+        await insertBatch()
         // Merge into the shared cache (``forget(path:)`` may have run meanwhile: its paths stay forgotten only
         // if this scan did not record them again).
         known.withLock { [cache] in $0 = cache }
@@ -191,9 +218,30 @@ public final class JobScanner: Sendable {
         return try? await ledger.update(existing.id, in: existing.state, changes)
     }
 
+    /// New documents inserted per transaction by a scan (issue 14).
+    static let batchSize = 256
+
+    /// What ``record(_:)`` did with a file.
+    private enum Recorded {
+        /// Its row (nil when the file changed or vanished since the scan saw it: the next scan looks again).
+        case recorded(DocumentRecord?)
+        /// A plain new `pending` document, to be inserted with the scan's others: no copy of succeeded content,
+        /// no result or unresolved run of this content in the outbox (checked before, not after, its insert).
+        case batched(NewDocument)
+    }
+
+    /// Records one new file version (or leaves it to the scan's batch insert).
+    private func record(_ file: InboxFile) async throws -> Recorded {
+        var batched: NewDocument?
+        let document = try await recordOne(file, batched: &batched)
+        if let batched { return .batched(batched) }
+        return .recorded(document)
+    }
+
     /// Records one new file version and returns its row (nil when the file changed or vanished since the scan
-    /// saw it: the next scan looks again once it settles).
-    private func record(_ file: InboxFile) async throws -> DocumentRecord? {
+    /// saw it: the next scan looks again once it settles), or sets `batched` to a plain new document left to the
+    /// scan's batch insert.
+    private func recordOne(_ file: InboxFile, batched: inout NewDocument?) async throws -> DocumentRecord? {
         if file.hasInvalidName {
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "name_not_utf8",
                 message: "the file name is not valid UTF-8 (shown with \\x escapes); rename it to be processed"), identity: file.identity)
@@ -232,11 +280,12 @@ public final class JobScanner: Sendable {
         // Issue 13: a table is read again whatever it contains; its rows are what is deduplicated.
         let isTable = preflight.rowForm != nil
         new.sameContent = isTable ? .ignore : reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
-        let document = try await ledger.insert(new)
-        if let twin = document.duplicateOf {
-            logger.info("\(file.relativePath) has the same content as document \(twin); it waits for that run instead of running again",
-                        metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        if try await needsOnlyItsRow(file, sha256: sha, isTable: isTable) {
+            batched = new
+            return nil
         }
+        let document = try await ledger.insert(new)
+        noteTwin(document, file)
         if !reprocess, !isTable, let original = try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: document.id),
            let stored = try await ledger.result(documentID: original.id) {
             return try await skip(document, duplicateOf: original, result: stored)
@@ -262,6 +311,29 @@ public final class JobScanner: Sendable {
             return try await ledger.document(id: document.id) ?? document
         }
         return document
+    }
+
+    /// Issue 14: true when a new document needs nothing but its row, so it can be inserted with the scan's others:
+    /// what the single insert below checks right after the insert is found negative before it (no succeeded
+    /// document of this content in the job, no result and no unresolved run of this content in the outbox). A
+    /// same-content document that succeeds in between is caught by the insert itself (the new row then waits
+    /// behind it, `duplicate_of`, and is skipped by ``settleDuplicates()``); with several processes, no other
+    /// process can claim the row before these checks, as it could between a single insert and its checks.
+    private func needsOnlyItsRow(_ file: InboxFile, sha256 sha: String, isTable: Bool) async throws -> Bool {
+        if isTable { return true }
+        let outbox = OutboxWriter(outbox: spec.outbox)
+        if !reprocess {
+            if try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: nil) != nil { return false }
+            if OutboxExistingResult.find(outbox, relativePath: file.relativePath, sha256: sha) != nil { return false }
+        }
+        return OutboxExistingResult.unresolved(outbox, relativePath: file.relativePath, sha256: sha) == nil
+    }
+
+    private func noteTwin(_ document: DocumentRecord, _ file: InboxFile) {
+        if let twin = document.duplicateOf {
+            logger.info("\(file.relativePath) has the same content as document \(twin); it waits for that run instead of running again",
+                        metadata: ["path": "\(file.relativePath)", "document": "\(document.id)"])
+        }
     }
 
     /// `run` gives up on a file that kept changing for `match.settle_timeout`: `rejected`, code `never_settled`,
