@@ -119,7 +119,13 @@ public final class DifySimulator: Service, Sendable {
 }
 
 /// Runs a simulator for the duration of `body`, which receives it and its base URL (`http://127.0.0.1:PORT/v1`).
-/// Structured: the server runs in a child task that is cancelled and awaited after `body` returns or throws.
+/// Structured: the server runs in a child task, shut down gracefully after `body` returns or throws (it stops
+/// accepting, ends its stalled fault responses and finishes the connections it accepted), and cancelled if that
+/// takes more than 10 s.
+///
+/// Not cancelled outright: cancelling a NIO async server while an accepted connection is still buffered traps the
+/// process with "Deinited NIOAsyncWriter without calling finish()" (apple/swift-nio#3481; the maintainers' advice is
+/// a graceful shutdown). A test process was lost to it once under load.
 public func withDifySimulator<T: Sendable>(
     _ configuration: SimulatorConfiguration = .init(),
     _ body: @Sendable (DifySimulator, String) async throws -> T
@@ -128,10 +134,15 @@ public func withDifySimulator<T: Sendable>(
     quiet.logLevel = .warning
     let simulator = DifySimulator(configuration: configuration, logger: quiet)
     let (urls, continuation) = AsyncStream<String>.makeStream()
-    return try await withThrowingTaskGroup(of: Void.self) { group in
+    let server = ServiceGroup(configuration: .init(
+        services: [.init(service: SimulatorService(simulator: simulator, onReady: { url in continuation.yield(url) }))],
+        gracefulShutdownSignals: [], cancellationSignals: [],
+        logger: Logger(label: "dify-simulator.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
+    return try await withThrowingTaskGroup(of: Bool.self) { group in
         group.addTask {
             defer { continuation.finish() }
-            try await simulator.run(onReady: { url in continuation.yield(url) })
+            try await server.run()
+            return true
         }
         var iterator = urls.makeAsyncIterator()
         guard let url = await iterator.next() else {
@@ -145,6 +156,13 @@ public func withDifySimulator<T: Sendable>(
         } catch {
             result = .failure(error)
         }
+        await server.triggerGracefulShutdown()
+        group.addTask {
+            try? await Task.sleep(for: .seconds(10))
+            return false
+        }
+        // The server's end or the 10 s bound, whichever comes first; then the other is cancelled.
+        _ = await group.nextResult()
         group.cancelAll()
         while let next = await group.nextResult() {
             if case let .failure(error) = next, !(error is CancellationError) {
@@ -153,4 +171,12 @@ public func withDifySimulator<T: Sendable>(
         }
         return try result.get()
     }
+}
+
+/// The simulator as a service of the ServiceGroup in ``withDifySimulator(_:_:)``.
+private struct SimulatorService: Service {
+    let simulator: DifySimulator
+    let onReady: @Sendable (String) async -> Void
+
+    func run() async throws { try await simulator.run(onReady: onReady) }
 }
