@@ -11,9 +11,7 @@ extension PostgresLedger {
     /// Takes up to `limit` due documents with `FOR UPDATE SKIP LOCKED`: concurrent claimers on any host skip each
     /// other's rows instead of waiting, and each claimed document is leased to this process.
     public func claim(jobID: Int64, limit: Int, now date: Date) async throws -> [DocumentRecord] {
-        guard limit > 0 else { return [] }
-        let ids = try await rows(claimQuery(jobID: jobID, limit: limit, due: date)).compactMap { try Self.int64($0, "id") }
-        return try await claimed(ids)
+        try await claim(jobID: jobID, limit: limit, now: date, maxActive: nil, counting: nil)
     }
 
     /// As ``claim(jobID:limit:now:)``, and the job's in-flight documents across all processes stay at or under
@@ -30,12 +28,11 @@ extension PostgresLedger {
     /// `counting`: nil, attempts unchanged; otherwise each document claimed for upload or send gets `attempts + 1`
     /// (when true, not the table files of a rows job: `row_of` NULL).
     private func claim(jobID: Int64, limit: Int, now date: Date, maxActive: Int?, counting: Bool?) async throws -> [DocumentRecord] {
+        guard limit > 0 else { return [] }
         guard let maxActive else {
-            guard limit > 0 else { return [] }
             let ids = try await rows(claimQuery(jobID: jobID, limit: limit, due: date, counting: counting)).compactMap { try Self.int64($0, "id") }
             return try await claimed(ids)
         }
-        guard limit > 0 else { return [] }
         let query = claimQuery(jobID: jobID, limit: limit, due: date, maxActive: maxActive, counting: counting)
         let ids = try await inTransaction { run in
             // 1684171370 = "dbjb": the key space of dify-batch's per-job claim locks.

@@ -60,10 +60,7 @@ public final class PostgresLedger: Ledger {
         "\(ProcessInfo.processInfo.hostName):\(getpid()):\(Int64(Date().timeIntervalSince1970 * 1000))"
     }
 
-    var leaseMillis: Int64 {
-        let (seconds, attoseconds) = leaseDuration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
+    var leaseMillis: Int64 { leaseDuration.milliseconds }
 
     /// The database's clock in ms since the epoch: leases never depend on a host's clock.
     static let databaseNow = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"

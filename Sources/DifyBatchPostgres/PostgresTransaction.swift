@@ -10,14 +10,14 @@ extension PostgresLedger {
     /// A transaction that locks documents starts with `SET LOCAL idle_in_transaction_session_timeout` =
     /// ``transactionIdleLimit`` (the lease, at least 10 s): a process frozen or cut off in the middle of such a
     /// transaction holds its row and advisory locks no longer than that, after which the server ends its session and
-    /// rolls the transaction back. (Without it the others'
-    /// `FOR UPDATE SKIP LOCKED` skips such a row for good, and the claim's advisory lock makes them wait: CI, stop 19.)
-    /// Per transaction, not as a connection startup parameter, so a pooler such as PgBouncer, which refuses unknown
-    /// startup parameters, still works.
+    /// rolls the transaction back. (Without it the others' `FOR UPDATE SKIP LOCKED` skips such a row for good, and the
+    /// claim's advisory lock makes them wait: CI, stop 19.) Per transaction, not as a connection startup parameter,
+    /// so a pooler such as PgBouncer, which refuses unknown startup parameters, still works.
     ///
-    /// Not `PostgresClient.withTransaction`: a transaction the server ended (that timeout, or any lost connection) would hang that on its next statement or its ROLLBACK for good (postgres-nio 1.33 drops the
-    /// failure of a query written to a closed channel). Here such a statement fails at once and no ROLLBACK is sent on
-    /// a closed connection (the server rolled the transaction back when it closed it).
+    /// Not `PostgresClient.withTransaction`: a transaction the server ended (that timeout, or any lost connection)
+    /// would hang that on its next statement or its ROLLBACK for good (postgres-nio 1.33 drops the failure of a query
+    /// written to a closed channel). Here such a statement fails at once and no ROLLBACK is sent on a closed
+    /// connection (the server rolled the transaction back when it closed it).
     ///
     /// A transaction whose connection closed before its COMMIT was sent never committed, so it is run again from
     /// the start on another connection (`body` must be safe to run again: it is, for every batch of this ledger),
@@ -33,7 +33,7 @@ extension PostgresLedger {
                                          _ body: (_ run: Statements) async throws -> Result) async throws -> Result {
         let logger = self.logger
         let location = self.location
-        let idleLimit = limitingIdleTime ? Self.milliseconds(transactionIdleLimit) : nil
+        let idleLimit = limitingIdleTime ? transactionIdleLimit.milliseconds : nil
         var tries = 0
         while true {
             tries += 1
@@ -78,11 +78,6 @@ extension PostgresLedger {
     /// lease, at least 10 s (a process starved for a moment on a busy machine must not lose its transactions to
     /// a short `--lease`; a frozen one still frees its rows soon after its lease).
     var transactionIdleLimit: Duration { max(leaseDuration, .seconds(10)) }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-    }
 
     /// A statement's connection closed before its answer came. `sent` is false when it was closed before the
     /// statement was written (so it never ran); `duringCommit` marks a transaction's COMMIT.

@@ -11,8 +11,12 @@ extension Ledger {
 
     /// One process holds every in-flight document of its job, so counting them and claiming is exact here.
     public func claim(jobID: Int64, limit: Int, now: Date, maxActive: Int?) async throws -> [DocumentRecord] {
-        guard let maxActive else { return try await claim(jobID: jobID, limit: limit, now: now) }
-        let active = try await inFlight(jobID: jobID).count
-        return try await claim(jobID: jobID, limit: min(limit, maxActive - active), now: now)
+        try await claim(jobID: jobID, limit: try await cappedLimit(limit, jobID: jobID, maxActive: maxActive), now: now)
+    }
+
+    /// `limit`, cut to what `maxActive` leaves beside the job's documents in flight (nil: no cap).
+    func cappedLimit(_ limit: Int, jobID: Int64, maxActive: Int?) async throws -> Int {
+        guard let maxActive else { return limit }
+        return min(limit, maxActive - (try await inFlight(jobID: jobID).count))
     }
 }

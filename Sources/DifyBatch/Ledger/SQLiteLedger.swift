@@ -565,9 +565,8 @@ public final class SQLiteLedger: Ledger {
 
     public func claimCountingAttempts(jobID: Int64, limit: Int, now: Date, maxActive: Int?,
                                       tableFilesUncounted: Bool) async throws -> [DocumentRecord] {
-        var limit = limit
-        if let maxActive { limit = min(limit, maxActive - (try await inFlight(jobID: jobID).count)) }
-        return try await claim(jobID: jobID, limit: limit, now: now, counting: tableFilesUncounted)
+        try await claim(jobID: jobID, limit: try await cappedLimit(limit, jobID: jobID, maxActive: maxActive), now: now,
+                        counting: tableFilesUncounted)
     }
 
     /// `counting`: nil, attempts unchanged; otherwise each document claimed for upload or send gets `attempts + 1`

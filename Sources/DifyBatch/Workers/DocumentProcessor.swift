@@ -694,10 +694,8 @@ public struct DocumentProcessor: Sendable {
     func finishing(_ attempt: AttemptHandle, _ result: AttemptResult) -> LedgerWrite {
         observe(attempt, result)
         guard let id = attempt.id else {
-            let elapsed = ContinuousClock.now - attempt.started
             return .attempt(documentID: attempt.documentID, runID: attempt.runID, phase: attempt.phase,
-                            elapsedMilliseconds: elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000,
-                            result)
+                            elapsedMilliseconds: (ContinuousClock.now - attempt.started).milliseconds, result)
         }
         return .finishAttempt(id, result)
     }
