@@ -273,10 +273,10 @@ public final class SQLiteLedger: Ledger {
         }
     }
 
-    static let documentSelect = "SELECT d.*, j.name AS job_name FROM documents d JOIN jobs j ON j.id = d.job_id"
-    /// ``documentSelect`` reading `documents` through the named index.
-    static func documentSelect(indexedBy index: String) -> String {
-        "SELECT d.*, j.name AS job_name FROM documents d INDEXED BY \(index) JOIN jobs j ON j.id = d.job_id"
+    static let documentSelect = documentSelect(indexedBy: nil)
+    /// ``documentSelect`` reading `documents` through the named index (nil: the one SQLite chooses).
+    static func documentSelect(indexedBy index: String?) -> String {
+        "SELECT d.*, j.name AS job_name FROM documents d\(index.map { " INDEXED BY \($0)" } ?? "") JOIN jobs j ON j.id = d.job_id"
     }
     /// The `RETURNING` clause that gives a written `documents` row the columns of ``documentSelect`` (no re-read
     /// after a write; issue 14).
