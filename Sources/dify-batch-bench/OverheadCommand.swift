@@ -78,6 +78,11 @@ struct OverheadCommand: AsyncParsableCommand {
         let n = Double(max(succeeded, 1))
         let state = observer.state.withLock { $0 }
         let scanCPU = (state.cpuAtFirstUpload ?? cpu0) - cpu0
+        // Where the wall time goes (c/L): before the first upload, the runs, after the last settle.
+        if let first = state.firstUploadStart, let last = state.lastSettle {
+            note("  timeline: first upload at \(fmt((first - start).seconds, 3)) s, last settle at "
+                 + "\(fmt((last - start).seconds, 3)) s, run returned at \(fmt(wall, 3)) s")
+        }
         var rows = [["dify-batch", responseMode, String(concurrency), String(files), String(succeeded), fmt(wall, 2),
                      fmt(Double(succeeded) / wall), fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3),
                      fmt((user + system - scanCPU) * 1000 / n, 3), "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3),
