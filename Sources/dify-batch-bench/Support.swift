@@ -146,7 +146,7 @@ enum ProcessStats {
     /// journal (this machine) the inode allocator skips every inode deleted in the last 60-360 s with one
     /// buffer-cache lookup each, so right after a build or a test suite each creation costs up to ~0.5 ms more
     /// kernel CPU than on a quiet filesystem (~20-40 µs): the daemon creates one outbox file per document, so its
-    /// sys CPU then rises with it (BENCHMARKS.md §13).
+    /// sys CPU then rises with it (BENCHMARKS.md §15).
     static func fileCreateMicroseconds(in folder: String, count: Int = 200) -> Double {
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let bytes = [UInt8](repeating: 0x78, count: 300)
