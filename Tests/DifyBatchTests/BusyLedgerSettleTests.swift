@@ -81,12 +81,16 @@ final class BusyOnSuccessLedger: Ledger {
     /// While the lock is held for the one busy write, the job loop's other ledger calls wait (they are not under test).
     let holding = Mutex(false)
     let localFailureCodes = Mutex<[String]>([])
+    /// Called with every single-row insert before it is made.
+    let onInsert: (@Sendable (NewDocument) -> Void)?
 
-    init(base: SQLiteLedger, path: String, at step: Step = .succeeded, times: Int = 1) {
+    init(base: SQLiteLedger, path: String, at step: Step = .succeeded, times: Int = 1,
+         onInsert: (@Sendable (NewDocument) -> Void)? = nil) {
         self.base = base
         self.path = path
         self.step = step
         self.times = times
+        self.onInsert = onInsert
     }
 
     func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
@@ -148,7 +152,11 @@ final class BusyOnSuccessLedger: Ledger {
     func setAppMode(jobID: Int64, mode: String) async throws { try await pass(); return try await base.setAppMode(jobID: jobID, mode: mode) }
     func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] { try await pass(); return try await base.latestVersions(jobID: jobID) }
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] { try await pass(); return try await base.knownFiles(jobID: jobID) }
-    func insert(_ document: NewDocument) async throws -> DocumentRecord { try await pass(); return try await base.insert(document) }
+    func insert(_ document: NewDocument) async throws -> DocumentRecord {
+        try await pass()
+        onInsert?(document)
+        return try await base.insert(document)
+    }
     func succeededDocument(jobID: Int64, sha256: String, excluding: Int64?) async throws -> DocumentRecord? {
         try await pass(); return try await base.succeededDocument(jobID: jobID, sha256: sha256, excluding: excluding)
     }

@@ -252,16 +252,8 @@ struct DocumentSettler: Sendable {
             if moved.state.isTerminal { _ = try await RowsFileSettler(settler: self).finishIfComplete(tableID: tableID) }
             return moved
         }
-        do {
-            outputPath = try outbox.writeFailure(FailureRecord(
-                status: target.rawValue, job: spec.name, source: SourceInfo(path: document.path, sha256: document.sha256, bytes: document.size),
-                errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus, difyCode: difyCode,
-                attempts: document.attempts, finishedAt: clock.now()))
-        } catch let failure {
-            let cause = LocalFailure.code(failure)
-            recorded.message += " (the .error.json could not be written: \(cause): \(failure))"
-            logger(document).error("cannot write the error file of \(document.path) (\(cause)): \(failure); the document is \(target.rawValue) in the ledger")
-        }
+        outputPath = writeErrorFile(status: target, path: document.path, sha256: document.sha256, bytes: document.size,
+                                    attempts: document.attempts, error: &recorded, difyCode: difyCode, logger: logger(document))
         let moved: DocumentRecord
         if state == target {
             moved = try await ledger.update(document.id, in: target, [.outputPath(outputPath), .lastError(recorded)] + extra)
@@ -272,6 +264,47 @@ struct DocumentSettler: Sendable {
         await countAndReport(moved)
         if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }
         return moved
+    }
+
+    /// A file the scan rejects before it has a row (too big, a type or outbox path that can never work, a symlink,
+    /// ...). Its `.error.json` is written FIRST, then the row is inserted `rejected` and given that path: a crash in
+    /// between leaves the file unrecorded, and the next scan rejects it again. The other order (row, then file)
+    /// left a `rejected` row without its outcome file for good when the process died in between, since nothing
+    /// settles a terminal row again (attack4 Scripts/attack/reject-kill.sh: one file per kill -9 during a scan).
+    func rejectNew(_ new: NewDocument, error: RecordedError, disposeSource: Bool) async throws -> DocumentRecord {
+        var recorded = error
+        var log = baseLogger
+        log[metadataKey: "job"] = "\(spec.name)"
+        log[metadataKey: "path"] = "\(new.path)"
+        let outputPath = writeErrorFile(status: .rejected, path: new.path, sha256: new.sha256, bytes: new.size, attempts: 0,
+                                        error: &recorded, difyCode: nil, logger: log)
+        var row = new
+        row.state = .rejected
+        row.error = recorded
+        var document = try await ledger.insert(row)
+        if let outputPath, document.state == .rejected {
+            document = try await ledger.update(document.id, in: .rejected, [.outputPath(outputPath)])
+        }
+        await countAndReport(document)
+        if disposeSource { _ = try? disposer.disposeAfterFailure(relativePath: document.path, expected: document.identity) }
+        return document
+    }
+
+    /// Writes the `.error.json` of a document ending `status`; returns its path, or nil when it could not be
+    /// written (the cause is then appended to `error`'s message and logged: the document still ends in the ledger).
+    private func writeErrorFile(status: DocumentState, path: String, sha256: String?, bytes: Int64, attempts: Int,
+                                error: inout RecordedError, difyCode: String?, logger: Logger) -> String? {
+        do {
+            return try outbox.writeFailure(FailureRecord(
+                status: status.rawValue, job: spec.name, source: SourceInfo(path: path, sha256: sha256, bytes: bytes),
+                errorCode: error.code, errorMessage: error.message, httpStatus: error.httpStatus, difyCode: difyCode,
+                attempts: attempts, finishedAt: clock.now()))
+        } catch let failure {
+            let cause = LocalFailure.code(failure)
+            error.message += " (the .error.json could not be written: \(cause): \(failure))"
+            logger.error("cannot write the error file of \(path) (\(cause)): \(failure); the document is \(status.rawValue) in the ledger")
+            return nil
+        }
     }
 
     // MARK: - Shared

@@ -352,14 +352,14 @@ public final class JobScanner: Sendable {
     @discardableResult
     private func reject(_ file: InboxFile, sha256: String?, _ error: RecordedError, identity: FileIdentity?) async throws -> DocumentRecord {
         let recorded = identity ?? file.identity
-        let document = try await ledger.insert(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: recorded.size,
-                                                           mtimeNanoseconds: recorded.mtimeNanoseconds, state: .rejected, error: error,
-                                                           device: recorded.device, inode: recorded.inode))
+        // Its .error.json first, then its row (a crash in between: the next scan rejects it again).
         // Only a file that was pinned (so its identity is known) is moved to the failed folder.
-        let settled = try await settler.endWithError(document, from: .rejected, to: .rejected, error: error, difyCode: nil,
-                                                     disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
+        let document = try await settler.rejectNew(NewDocument(jobID: job.id, path: file.relativePath, sha256: sha256, size: recorded.size,
+                                                              mtimeNanoseconds: recorded.mtimeNanoseconds, state: .rejected, error: error,
+                                                              device: recorded.device, inode: recorded.inode),
+                                                  error: error, disposeSource: !file.isSymlink && !file.hasInvalidName && identity != nil)
         logger.warning("rejected \(file.relativePath): \(error.code ?? "-"): \(error.message)", metadata: ["path": "\(file.relativePath)", "document": .stringConvertible(document.id)])
-        return settled
+        return document
     }
 
     /// Marks `skipped` every document that waited for a same-content document which has now succeeded, writing
