@@ -5,7 +5,8 @@
 # README says) is logged with its exit code and message and started again. After the storm: within SETTLE s every
 # file must have its outcome and nothing may stay in flight in the LIVE watch (stranded documents are sorted again
 # after <= 60 s); SIGTERM must end it with exit 0; then a clean `run` and a STRICT audit.
-# usage: STORM=40 BT=300ms FILES=40 Scripts/attack/lock-storm.sh
+# KILL_EVERY=N: also kill -9 the watch every ~N s of the storm (a crash while documents are stranded) and start it again.
+# usage: STORM=40 BT=300ms FILES=40 [KILL_EVERY=5] Scripts/attack/lock-storm.sh
 set -u
 . "$(dirname "$0")/lib.sh"
 STORM=${STORM:-40}; BT=${BT:-300ms}; FILES=${FILES:-40}; SETTLE=${SETTLE:-100}; MAXHOLD_MS=${MAXHOLD_MS:-2500}
@@ -24,7 +25,7 @@ arrive() {
 starts=0
 start_watch() { starts=$((starts+1)); "$BIN" watch --db "$W/l.sqlite" --busy-timeout "$BT" --grace 5s "$W/spec.yaml" >/dev/null 2>"$W/watch-$starts.log" & pw=$!; }
 start_watch
-end=$(( $(date +%s) + STORM )); holds=0; long=0; exits=""
+end=$(( $(date +%s) + STORM )); holds=0; long=0; exits=""; kills=0; next_kill=$(( $(date +%s) + ${KILL_EVERY:-100000} ))
 while [ "$(date +%s)" -lt "$end" ]; do
   ms=$(( RANDOM % MAXHOLD_MS + 20 )); holds=$((holds+1)); [ $ms -gt 300 ] && long=$((long+1))
   ( printf '.timeout 20000\nBEGIN IMMEDIATE;\nSELECT 1;\n'; sleep "$(echo "scale=3; $ms/1000" | bc)"; printf 'COMMIT;\n' ) | sqlite3 "$W/l.sqlite" >/dev/null 2>&1
@@ -33,8 +34,12 @@ while [ "$(date +%s)" -lt "$end" ]; do
     wait $pw; rc=$?; msg=$(grep -E "critical|exit|busy|locked" "$W/watch-$starts.log" | tail -1 | cut -c1-200)
     exits="$exits $rc"; echo "watch #$starts ended exit $rc: $msg"; start_watch
   fi
+  if [ "$(date +%s)" -ge "$next_kill" ] && kill -0 $pw 2>/dev/null; then
+    kill -9 $pw; wait $pw 2>/dev/null; kills=$((kills+1)); start_watch; next_kill=$(( $(date +%s) + KILL_EVERY ))
+  fi
   sleep 0.$(( RANDOM % 9 ))
 done
+echo "kill -9 of the watch during the storm: $kills"
 sort -u "$W/expected.all" -o "$W/expected"; nexp=$(wc -l <"$W/expected")
 echo "holds: $holds (over 300 ms: $long); watch exits during the storm:${exits:- none}; files: $nexp"
 t0=$(date +%s)
