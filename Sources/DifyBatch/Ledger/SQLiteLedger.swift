@@ -186,7 +186,7 @@ public final class SQLiteLedger: Ledger {
 
     /// Another program holds the write lock past the busy timeout (issue 16: exit 4, not a usage error).
     static func busyError(path: String, timeout: TimeInterval) -> LedgerError {
-        LedgerError(.busy, "the ledger \(path) stayed locked by another program for \(Int(timeout)) s (busy timeout); end the program holding a write transaction on it (an sqlite3 shell, a backup tool) and try again")
+        LedgerError(.busy, "the ledger \(path) stayed locked by another program for \(HumanDuration.format(.milliseconds(Int64((timeout * 1000).rounded())))) (busy timeout); end the program holding a write transaction on it (an sqlite3 shell, a backup tool) and try again")
     }
 
     static func migrate(_ db: Database) throws {
