@@ -66,7 +66,7 @@ bad=0
 # README: copies of an `unresolved` document's content stay pending (no outbox file) until it is retried: not audited
 sqlite3 "$W/l.sqlite" "select d.path from documents d join documents t on t.id = d.duplicate_of where d.state = 'pending' and t.state = 'unresolved'" >"$W/behind-unresolved"
 echo "copies waiting behind an unresolved original (documented, no outcome yet): $(wc -l <"$W/behind-unresolved")"
-awk -F'\t' 'NR==FNR {skip[$0]=1; next} !($1 in skip)' "$W/behind-unresolved" "$W/expected" >"$W/expected.audit"
+awk -F'\t' 'FILENAME==ARGV[1] {skip[$0]=1; next} !($1 in skip)' "$W/behind-unresolved" "$W/expected" >"$W/expected.audit"
 inflight=$(sqlite3 "$W/l.sqlite" "select count(*) from documents d where state not in ('succeeded','dead','rejected','skipped','unresolved') and not (state = 'pending' and exists (select 1 from documents t where t.id = d.duplicate_of and t.state = 'unresolved'))")
 [ "$inflight" != 0 ] && { echo "BROKEN: $inflight documents not ended after the final runs"; sqlite3 "$W/l.sqlite" "select id,path,state from documents where state not in ('succeeded','dead','rejected','skipped','unresolved') limit 10"; bad=1; }
 tmp=$(find "$W/out" -name '.dify-batch-*.tmp' | wc -l)
