@@ -4,8 +4,7 @@ import Foundation
 import Logging
 
 /// `dify-batch-bench`: runs the real pipeline against the Dify simulator on loopback and prints Markdown tables.
-/// Build it in release mode: `swift build -c release --product dify-batch-bench`.
-@main
+/// Build it in release mode: `swift build -c release --product dify-batch-bench`. Started from `main.swift`.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dify-batch-bench",

@@ -24,6 +24,8 @@ struct OverheadCommand: AsyncParsableCommand {
     var baseline: String?
     @Option(help: "Latency of every simulated run (e.g. 200ms); with it, `of ideal c/L` is docs/s ÷ (concurrency ÷ latency), the simulator out of process (issue 14's c/L target).")
     var latency = "0ms"
+    @Option(name: .customLong("simulator-url"), help: "Use a simulator already running at this base URL (`dify-batch-bench simulator`) instead of a child; its CPU is then not measured. For valgrind, which cannot start the child (BENCHMARKS.md §15).")
+    var simulatorURL: String?
     @Flag(help: "Delete the workspace after each run (default: keep it; deleting many files makes the next runs' file creations cost extra kernel CPU on ext4, issue 14).")
     var removeWorkspace = false
 
@@ -33,7 +35,7 @@ struct OverheadCommand: AsyncParsableCommand {
             note("overhead: files=\(files) c=\(concurrency)…")
             rows += try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess,
                                            responseMode: responseMode, baseline: baseline, removeWorkspace: removeWorkspace,
-                                           latency: latency)
+                                           latency: latency, simulatorURL: simulatorURL)
             note("  → \(rows.last!.joined(separator: "  "))")
         }
         say(Table.render(headers: ["client", "mode", "c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc",
@@ -43,8 +45,9 @@ struct OverheadCommand: AsyncParsableCommand {
     }
 
     static func measure(files: Int, concurrency: Int, afterSuccess: String, responseMode: String = "streaming",
-                        baseline: String? = nil, removeWorkspace: Bool = false, latency: String = "0ms") async throws -> [[String]] {
-        let simulator = try SimulatorChild(latency: latency)
+                        baseline: String? = nil, removeWorkspace: Bool = false, latency: String = "0ms",
+                        simulatorURL: String? = nil) async throws -> [[String]] {
+        let simulator = try simulatorURL.map(SimulatorChild.init(external:)) ?? SimulatorChild(latency: latency)
         let latencySeconds = try parseDuration(latency).seconds
         // docs/s as a fraction of the ideal c / L ("-" at latency 0).
         func ofIdeal(_ docsPerSecond: Double) -> String {
