@@ -130,7 +130,11 @@ public final class SQLiteLedger: Ledger {
     /// - Parameters:
     ///   - busyTimeout: how long a write waits for another process's write (default 10 s).
     ///   - now: the clock used for every timestamp the ledger writes (injected by tests).
-    public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() }) throws {
+    ///   - traceStatements: called with the SQL text of every statement each connection runs (triggers' bodies as
+    ///     `-- TRIGGER name`), on the connection's thread; nil (default) installs no trace. The bench's
+    ///     `--sql-trace` counts them per document (issue 14).
+    public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() },
+                traceStatements: (@Sendable (String) -> Void)? = nil) throws {
         self.path = path
         self.now = now
         self.busyTimeout = busyTimeout
@@ -160,6 +164,11 @@ public final class SQLiteLedger: Ledger {
         configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if let traceStatements {
+                db.trace(options: .statement) { event in
+                    if case .statement(let statement) = event { traceStatements(statement.sql) }
+                }
+            }
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
