@@ -20,21 +20,24 @@ struct LedgerOpsCommand: AsyncParsableCommand {
     @Option(help: "Documents.") var files = 2000
     @Option(name: .customLong("response-mode"), help: "streaming or blocking.") var responseMode = "streaming"
     @Option(name: .customLong("repeat"), help: "Repetitions (fresh ledger each).") var repetitions = 3
+    @Option(name: .customLong("sql-trace"), help: "Write every distinct SQL statement, its count and time per document, to this file (the trace costs CPU: do not compare such a run's CPU).")
+    var sqlTrace: String?
 
     func run() async throws {
         var rows: [[String]] = []
         for _ in 0..<max(1, repetitions) {
-            rows.append(try await Self.measure(files: files, streaming: responseMode != "blocking"))
+            rows.append(try await Self.measure(files: files, streaming: responseMode != "blocking", sqlTrace: sqlTrace))
             note("  → \(rows.last!.joined(separator: "  "))")
         }
         say(Table.render(headers: ["mode", "documents", "ledger CPU ms/doc", "user/sys (s)", "write tx/doc", "load avg"], rows: rows))
     }
 
-    static func measure(files: Int, streaming: Bool) async throws -> [String] {
+    static func measure(files: Int, streaming: Bool, sqlTrace: String? = nil) async throws -> [String] {
+        let statements = StatementCounter()
         let folder = NSTemporaryDirectory() + "dify-batch-ledger-ops-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         note("ledger-ops: \(files) documents, \(streaming ? "streaming" : "blocking"), ledger in \(folder)")
-        let ledger = try SQLiteLedger(path: folder + "/ledger.sqlite")
+        let ledger = try SQLiteLedger(path: folder + "/ledger.sqlite", traceStatements: sqlTrace == nil ? nil : statements.count)
         let job = try await ledger.register(JobRegistration(name: "bench", specPath: folder + "/job.yaml", specHash: "x",
                                                             baseURL: "http://127.0.0.1:1", difyUser: "bench",
                                                             inbox: folder + "/in", outbox: folder + "/out"))
@@ -102,6 +105,10 @@ struct LedgerOpsCommand: AsyncParsableCommand {
         let user = secs(usage1.ru_utime) - secs(usage0.ru_utime)
         let system = secs(usage1.ru_stime) - secs(usage0.ru_stime)
         let n = Double(files)
+        if let sqlTrace {
+            try statements.report(perDocument: n).write(toFile: sqlTrace, atomically: true, encoding: .utf8)
+            note("  SQL statements: \(fmt(Double(statements.total) / n, 2)) per document, listed in \(sqlTrace)")
+        }
         return [streaming ? "streaming" : "blocking", String(files), fmt((user + system) * 1000 / n, 4),
                 "\(fmt(user, 2))/\(fmt(system, 2))", fmt(Double(ledger.writeTransactions - writes0) / n, 2), ProcessStats.loadAverage()]
     }

@@ -146,20 +146,24 @@ struct OverheadCommand: AsyncParsableCommand {
 
 /// Counts the ledger's statements by SQL text (`overhead --sql-trace`).
 final class StatementCounter: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = Mutex<[String: (count: Int, time: Duration)]>([:])
 
-    @Sendable func count(_ sql: String) {
-        counts.withLock { $0[sql, default: 0] += 1 }
+    @Sendable func count(_ sql: String, _ duration: Duration?) {
+        counts.withLock {
+            if let duration { $0[sql, default: (0, .zero)].time += duration } else { $0[sql, default: (0, .zero)].count += 1 }
+        }
     }
 
-    var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    var total: Int { counts.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
-    /// One line per distinct statement, most frequent first: count per document, total count, the SQL on one line.
+    /// One line per distinct statement, most frequent first: count per document, total count, wall µs per document
+    /// spent in it (SQLite's profile event, triggers included; blank for a trigger's own statements), the SQL on one line.
     func report(perDocument n: Double) -> String {
-        let all = counts.withLock { $0 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-        return all.map { sql, count in
+        let all = counts.withLock { $0 }.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+        return "per doc\tcount\tµs/doc\tstatement\n" + all.map { sql, value in
             let text = sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-            return "\(fmt(Double(count) / n, 3))\t\(count)\t\(text)"
+            let micros = value.time == .zero ? "" : fmt(value.time.seconds * 1e6 / n, 1)
+            return "\(fmt(Double(value.count) / n, 3))\t\(value.count)\t\(micros)\t\(text)"
         }.joined(separator: "\n") + "\n"
     }
 }

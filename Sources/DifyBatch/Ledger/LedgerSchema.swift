@@ -9,7 +9,7 @@ public enum LedgerSchema {
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 13
+-- schema-version: 14
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -198,6 +198,8 @@ CREATE TABLE job_usage_documents (
     job_id     INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     documents  INTEGER NOT NULL
 );
+-- Schema 14 (issue 14): `+job_id` keeps the planner on usage_by_document for the NOT EXISTS lookups (with
+-- job_id = ? it chose usage_by_job_time and walked every usage row of the job on each insert: O(n) per run).
 CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
     INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count, completion_tokens,
                                   completion_count, total_tokens, total_count, total_price_nanos, priced)
@@ -213,7 +215,7 @@ CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
             total_price_nanos = total_price_nanos + excluded.total_price_nanos, priced = priced + excluded.priced;
     INSERT INTO job_usage_documents (job_id, documents)
         SELECT NEW.job_id, 1 WHERE NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = NEW.document_id AND job_id = NEW.job_id AND id <> NEW.id)
+            SELECT 1 FROM usage WHERE document_id = NEW.document_id AND +job_id = NEW.job_id AND id <> NEW.id)
         ON CONFLICT (job_id) DO UPDATE SET documents = documents + 1;
 END;
 CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
@@ -227,7 +229,7 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         WHERE job_id = OLD.job_id AND currency_key = coalesce('c:' || OLD.currency, 'null');
     UPDATE job_usage_documents SET documents = documents - 1
         WHERE job_id = OLD.job_id AND NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = OLD.document_id AND job_id = OLD.job_id);
+            SELECT 1 FROM usage WHERE document_id = OLD.document_id AND +job_id = OLD.job_id);
 END;
 
 -- Schema 11 (session 5, `integrity`): who this ledger is. One row, written the first time a job starts. Its

@@ -7,7 +7,7 @@ import Synchronization
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 13
+    public static let schemaVersion = 14
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -74,6 +74,9 @@ public final class SQLiteLedger: Ledger {
                 CREATE INDEX documents_claimable ON documents(job_id, coalesce(next_attempt_at, 0), id) WHERE state IN ('pending', 'failed');
                 """)
         },
+        // Issue 14 (helper perf4): the usage triggers look a document's usage rows up by usage_by_document (they
+        // walked every usage row of the job on each insert).
+        14: RunningTotals.migrateUsageTriggers,
     ]
 
     /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
@@ -130,11 +133,12 @@ public final class SQLiteLedger: Ledger {
     /// - Parameters:
     ///   - busyTimeout: how long a write waits for another process's write (default 10 s).
     ///   - now: the clock used for every timestamp the ledger writes (injected by tests).
-    ///   - traceStatements: called with the SQL text of every statement each connection runs (triggers' bodies as
-    ///     `-- TRIGGER name`), on the connection's thread; nil (default) installs no trace. The bench's
-    ///     `--sql-trace` counts them per document (issue 14).
+    ///   - traceStatements: called on the connection's thread with the SQL text of every statement each connection
+    ///     starts (a trigger's statements as `-- …`; duration nil), and again when a top-level statement ends, with
+    ///     the time it took (SQLite's profile event: wall time, triggers included); nil (default) installs no
+    ///     trace. The bench's `--sql-trace` counts them per document (issue 14).
     public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() },
-                traceStatements: (@Sendable (String) -> Void)? = nil) throws {
+                traceStatements: (@Sendable (String, Duration?) -> Void)? = nil) throws {
         self.path = path
         self.now = now
         self.busyTimeout = busyTimeout
@@ -165,8 +169,11 @@ public final class SQLiteLedger: Ledger {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             if let traceStatements {
-                db.trace(options: .statement) { event in
-                    if case .statement(let statement) = event { traceStatements(statement.sql) }
+                db.trace(options: [.statement, .profile]) { event in
+                    switch event {
+                    case .statement(let statement): traceStatements(statement.sql, nil)
+                    case .profile(let statement, let duration): traceStatements(statement.sql, .seconds(duration))
+                    }
                 }
             }
         }
