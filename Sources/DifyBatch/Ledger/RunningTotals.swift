@@ -84,43 +84,17 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
 END;
 """#
 
-    /// The usage triggers as `schema.sql` creates them from schema 14 on. Never edit: a later change is a new migration.
+    /// The usage triggers as `schema.sql` creates them from schema 14 on: schema 10's with the two lookups changed.
+    /// Never edit: a later change is a new migration.
     /// Their `NOT EXISTS` lookups name `+job_id`, so SQLite finds a document's usage rows through
     /// `usage_by_document`; schema 10's `job_id = ?` made it choose `usage_by_job_time` and walk every usage row of
     /// the job on each insert (0.15 ms per run at 2000 documents, growing with the job).
-    static let usageTriggers14 = #"""
-CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
-    INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count, completion_tokens,
-                                  completion_count, total_tokens, total_count, total_price_nanos, priced)
-        VALUES (NEW.job_id, coalesce('c:' || NEW.currency, 'null'), NEW.currency, 1, coalesce(NEW.prompt_tokens, 0),
-                NEW.prompt_tokens IS NOT NULL, coalesce(NEW.completion_tokens, 0), NEW.completion_tokens IS NOT NULL,
-                coalesce(NEW.total_tokens, 0), NEW.total_tokens IS NOT NULL, coalesce(NEW.total_price_nanos, 0),
-                NEW.total_price_nanos IS NOT NULL)
-        ON CONFLICT (job_id, currency_key) DO UPDATE SET runs = runs + 1,
-            prompt_tokens = prompt_tokens + excluded.prompt_tokens, prompt_count = prompt_count + excluded.prompt_count,
-            completion_tokens = completion_tokens + excluded.completion_tokens,
-            completion_count = completion_count + excluded.completion_count,
-            total_tokens = total_tokens + excluded.total_tokens, total_count = total_count + excluded.total_count,
-            total_price_nanos = total_price_nanos + excluded.total_price_nanos, priced = priced + excluded.priced;
-    INSERT INTO job_usage_documents (job_id, documents)
-        SELECT NEW.job_id, 1 WHERE NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = NEW.document_id AND +job_id = NEW.job_id AND id <> NEW.id)
-        ON CONFLICT (job_id) DO UPDATE SET documents = documents + 1;
-END;
-CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
-    UPDATE job_usage_totals SET runs = runs - 1,
-        prompt_tokens = prompt_tokens - coalesce(OLD.prompt_tokens, 0), prompt_count = prompt_count - (OLD.prompt_tokens IS NOT NULL),
-        completion_tokens = completion_tokens - coalesce(OLD.completion_tokens, 0),
-        completion_count = completion_count - (OLD.completion_tokens IS NOT NULL),
-        total_tokens = total_tokens - coalesce(OLD.total_tokens, 0), total_count = total_count - (OLD.total_tokens IS NOT NULL),
-        total_price_nanos = total_price_nanos - coalesce(OLD.total_price_nanos, 0),
-        priced = priced - (OLD.total_price_nanos IS NOT NULL)
-        WHERE job_id = OLD.job_id AND currency_key = coalesce('c:' || OLD.currency, 'null');
-    UPDATE job_usage_documents SET documents = documents - 1
-        WHERE job_id = OLD.job_id AND NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = OLD.document_id AND +job_id = OLD.job_id);
-END;
-"""#
+    static let usageTriggers14: String = {
+        let triggers = schema10[schema10.range(of: "CREATE TRIGGER usage_totals_insert")!.lowerBound...]
+        return triggers
+            .replacingOccurrences(of: "AND job_id = NEW.job_id AND id <> NEW.id", with: "AND +job_id = NEW.job_id AND id <> NEW.id")
+            .replacingOccurrences(of: "AND job_id = OLD.job_id);", with: "AND +job_id = OLD.job_id);")
+    }()
 
     /// Migration 14: the usage triggers replaced by ``usageTriggers14`` (same totals, found through the right index).
     @Sendable static func migrateUsageTriggers(_ db: Database) throws {
