@@ -292,11 +292,14 @@ public final class SQLiteLedger: Ledger {
     static let documentSelect = documentSelect(indexedBy: nil)
     /// ``documentSelect`` reading `documents` through the named index (nil: the one SQLite chooses).
     static func documentSelect(indexedBy index: String?) -> String {
-        "SELECT d.*, j.name AS job_name FROM documents d\(index.map { " INDEXED BY \($0)" } ?? "") JOIN jobs j ON j.id = d.job_id"
+        "SELECT \(documentSelectColumns), j.name AS job_name FROM documents d\(index.map { " INDEXED BY \($0)" } ?? "") JOIN jobs j ON j.id = d.job_id"
     }
+    /// ``DocumentCursor/columns`` of `d`, in order (documents are decoded by position).
+    private static let documentSelectColumns = DocumentCursor.columns.map { "d." + $0 }.joined(separator: ", ")
     /// The `RETURNING` clause that gives a written `documents` row the columns of ``documentSelect`` (no re-read
     /// after a write; issue 14).
-    static let documentReturning = "RETURNING *, (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
+    static let documentReturning = "RETURNING " + DocumentCursor.columns.joined(separator: ", ")
+        + ", (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
 
     public func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] {
         try read { db in
@@ -1012,38 +1015,16 @@ public final class SQLiteLedger: Ledger {
                   pid: row["pid"], host: row["host"], exitCode: row["exit_code"])
     }
 
-    /// The documents a statement yields, each decoded from the statement's current row. GRDB's statement-backed
-    /// rows find a column through a name table built once per cursor; the copied rows `fetchOne`/`fetchAll` return
-    /// compare the lowercased name of every column on every lookup (40 columns × 40 lookups per document: 5 % of
-    /// the daemon's CPU in issue 14's profile). Works for `SELECT` and for `INSERT`/`UPDATE … RETURNING`.
+    /// The documents a statement of ``documentSelect`` or ending in ``documentReturning`` yields, decoded by
+    /// column position (``DocumentCursor``).
     static func documents(_ statement: Statement, _ arguments: StatementArguments) throws -> [DocumentRecord] {
-        var result: [DocumentRecord] = []
-        let cursor = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try cursor.next() { result.append(document(row)) }
-        return result
-    }
-
-    static func document(_ row: Row) -> DocumentRecord {
-        let errorClass: String? = row["last_error_class"]
-        let lastError = errorClass.map {
-            RecordedError(errorClass: $0, code: row["last_error_code"], message: row["last_error_message"] ?? "",
-                          httpStatus: row["last_http_status"])
+        do {
+            return try Array(DocumentCursor(statement, arguments))
+        } catch {
+            // A row that could not be decoded leaves the statement part-way (holding its read snapshot): reset it.
+            try? statement.setArguments(arguments)
+            throw error
         }
-        return DocumentRecord(
-            id: row["id"], jobID: row["job_id"], jobName: row["job_name"] ?? "", path: row["path"], sha256: row["sha256"],
-            size: row["size"], mtimeNanoseconds: row["mtime_ns"],
-            state: DocumentState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
-            nextAttemptAt: date(row["next_attempt_at"]), uploadFileID: row["upload_file_id"],
-            workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
-            runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
-            outputPath: row["output_path"], lastError: lastError,
-            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
-            runPosts: row["run_posts"], outcomeUnknown: (row["outcome_unknown"] as Int) != 0,
-            difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
-            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
-            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0,
-            textSHA256: row["text_sha256"], textLength: row["text_length"],
-            rowOf: row["row_of"], rowIndex: row["row_index"], rowInputs: row["row_inputs"])
     }
 }
 
