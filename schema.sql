@@ -65,7 +65,8 @@ CREATE TABLE documents (
     row_index           INTEGER,                -- issue 13: the row's 1-based index among the table's data rows (addressed as path#row)
     row_inputs          TEXT                    -- issue 13: the row's inputs as a JSON object (sha256 holds the sha256 of their canonical JSON)
 );
-CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
+-- issue 13; schema 14 (issue 14): partial, so the state changes of files (row_of NULL) do not rewrite it
+CREATE INDEX documents_by_row ON documents(row_of, state) WHERE row_of IS NOT NULL;
 CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
