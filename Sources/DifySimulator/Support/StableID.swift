@@ -20,11 +20,18 @@ enum StableID {
 
     /// 16 bytes as `8-4-4-4-12` lower-case hex digits.
     private static func spelled(_ bytes: [UInt8]) -> String {
+        let digits = hex(bytes.prefix(16))
+        var text = digits.utf8.map { $0 }
+        for position in [20, 16, 12, 8] { text.insert(UInt8(ascii: "-"), at: position) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Lower-case hex digits of `bytes` (two per byte).
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.prefix(16).enumerated() {
-            if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+        text.reserveCapacity(64)
+        for byte in bytes {
             text.append(digits[Int(byte >> 4)])
             text.append(digits[Int(byte & 0x0F)])
         }
