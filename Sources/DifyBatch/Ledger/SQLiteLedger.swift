@@ -128,6 +128,8 @@ public final class SQLiteLedger: Ledger {
 
     private let pool: DatabasePool
     private let writeCount = Atomic<Int>(0)
+    /// Jobs whose last claim came back with fewer documents than asked (see ``claim(jobID:limit:now:counting:)``).
+    private let claimRanDry = Mutex<Set<Int64>>([])
     /// Set once the writer connection's busy timeout is 0 (see ``write(_:)``).
     private let writerWaitsInTask = Atomic<Bool>(false)
     /// How long a write waits for another process's write lock.
@@ -616,24 +618,39 @@ public final class SQLiteLedger: Ledger {
         case false?: "attempts + CASE WHEN result_stored = 1 THEN 0 ELSE 1 END"
         case true?: "attempts + CASE WHEN result_stored = 1 OR row_of IS NULL THEN 0 ELSE 1 END"
         }
-        return try await write { db in
-            let claimed = try Self.documents(db.cachedStatement(sql: """
+        // Issue 14: after a claim that came back short (the queue ran dry), the next one looks with a read first and
+        // takes the write lock only when something is due: a draining or idle job no longer commits an empty
+        // transaction on every tick and every finished document. The claim itself still decides, atomically.
+        if claimRanDry.withLock({ $0.contains(jobID) }) {
+            let due = try readStatement { db in
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (" + Self.claimable + " LIMIT 1)"), arguments: [jobID, now]) ?? false
+            }
+            guard due else { return [] }
+        }
+        let claimed = try await write { db in
+            try Self.documents(db.cachedStatement(sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                     next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?, attempts = \(attempts)
-                WHERE id IN (
-                    SELECT d.id FROM documents d
-                    WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
-                      AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
-                      AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
-                          SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
-                    ORDER BY coalesce(d.next_attempt_at, 0), d.id
-                    LIMIT ?)
+                WHERE id IN (\(Self.claimable) ORDER BY coalesce(d.next_attempt_at, 0), d.id LIMIT ?)
                 """ + Self.documentReturning), [stamp, jobID, now, limit])
-            // RETURNING gives rows in no defined order; callers get them by id.
-            return claimed.sorted { $0.id < $1.id }
         }
+        claimRanDry.withLock {
+            if claimed.count < limit { $0.insert(jobID) } else { $0.remove(jobID) }
+        }
+        // RETURNING gives rows in no defined order; callers get them by id.
+        return claimed.sorted { $0.id < $1.id }
     }
+
+    /// The ids of a job's documents a claim may take at `?2` (ms), for job `?1`: `pending`, or `failed` and due, and
+    /// not a copy waiting behind a document of the same content that is on its way or succeeded.
+    private static let claimable = """
+        SELECT d.id FROM documents d
+        WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
+          AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
+          AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+              SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(processingStates), 'succeeded')))
+        """
 
     @discardableResult
     public func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
