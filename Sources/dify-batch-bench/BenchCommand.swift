@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks of dify-batch against the in-process Dify simulator (loopback only).",
         discussion: "Each subcommand prints a Markdown table on stdout; progress goes to stderr. See BENCHMARKS.md.",
         subcommands: [EfficiencyCommand.self, OverheadCommand.self, MemoryCommand.self, ScanCommand.self,
-                      QueriesCommand.self, PickupCommand.self, SimulatorChildCommand.self]
+                      QueriesCommand.self, PickupCommand.self, LedgerOpsCommand.self, SimulatorChildCommand.self]
     )
 }
 

@@ -96,9 +96,10 @@ struct BenchWorkspace {
 
     /// Builds the in-process pipeline the way `dify-batch run`/`watch` does (default options unless changed).
     func makePipeline(mode: PipelineOptions.Mode, observers: [any PipelineObserver] = [],
+                      statements: StatementCounter? = nil,
                       configure: (inout PipelineOptions) -> Void = { _ in }) throws -> (Pipeline, SQLiteLedger) {
         let specs = try JobSpecLoader.load(paths: [specPath])
-        let ledger = try SQLiteLedger(path: dbPath)
+        let ledger = try SQLiteLedger(path: dbPath, traceStatements: statements.map { $0.count })
         var options = PipelineOptions(mode: mode)
         options.seed = 42
         configure(&options)
