@@ -1,13 +1,15 @@
 /// JSON text of a ``JSONValue`` written straight to bytes in one pass (issue 14), byte for byte what `JSONEncoder`
 /// writes with `[.sortedKeys, .withoutEscapingSlashes]` (compact: no spaces, `[]`/`{}` when empty) or with
 /// `.prettyPrinted` added (two-space indent, `"key" : value`, an empty array or object as `[` `\n\n` `]`). Keys in
-/// byte order, `/` and non-ASCII characters unescaped, other control characters as `\b \f \n \r \t` or `\u00xx`.
+/// UTF-8 byte order (as written, not normalized), `/` and non-ASCII characters unescaped, other control characters
+/// as `\b \f \n \r \t` or `\u00xx`; a fractional number as Swift's shortest round-trip `description` without a
+/// trailing `.0` (`0.5`, `1e+20`, `-0`, `5e-324`).
 ///
-/// A value holding a fractional number (`.number`) or a non-ASCII object key gives nil: the caller then uses
-/// `JSONEncoder`, whose number formatting and key order for those are not reproduced here. Tests compare both
-/// (`OutboxJSONBytesTests` pretty, `JSONTextTests` compact).
+/// A value holding a number that is not finite gives nil: `JSONEncoder` refuses it too (the caller then uses it for
+/// its error). Tests compare both over seeded random trees (`OutboxJSONBytesTests` pretty, `RequestBuildingTests`
+/// compact) and random doubles (`JSONTextNumberTests`).
 public enum JSONText {
-    /// The encoded value (no trailing newline), or nil for a value this encoder leaves to `JSONEncoder`.
+    /// The encoded value (no trailing newline), or nil for a value holding a number that is not finite.
     public static func bytes(_ value: JSONValue, pretty: Bool) -> [UInt8]? {
         var writer = Writer(pretty: pretty)
         writer.bytes.reserveCapacity(pretty ? 1024 : 256)
@@ -26,14 +28,15 @@ public enum JSONText {
             case .null: bytes.append(contentsOf: "null".utf8)
             case .bool(let flag): bytes.append(contentsOf: (flag ? "true" : "false").utf8)
             case .int(let number): bytes.append(contentsOf: String(number).utf8)
-            case .number: return false
+            case .number(let number):
+                guard number.isFinite else { return false }
+                writeNumber(number)
             case .string(let text): writeString(text)
             case .array(let items):
                 return writeContainer(UInt8(ascii: "["), UInt8(ascii: "]"), count: items.count, indent: indent) { index, writer in
                     writer.write(items[index], indent: indent + 2)
                 }
             case .object(let members):
-                for key in members.keys where !key.utf8.allSatisfy({ $0 < 0x80 }) { return false }
                 let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
                 return writeContainer(UInt8(ascii: "{"), UInt8(ascii: "}"), count: keys.count, indent: indent) { index, writer in
                     writer.writeString(keys[index])
@@ -75,6 +78,16 @@ public enum JSONText {
 
         static let newline = UInt8(ascii: "\n")
         static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+        /// `JSONEncoder`'s spelling of a finite `Double`: its `description` without a trailing `.0`.
+        mutating func writeNumber(_ number: Double) {
+            let text = number.description
+            if text.utf8.count > 2, text.hasSuffix(".0") {
+                bytes.append(contentsOf: text.utf8.dropLast(2))
+            } else {
+                bytes.append(contentsOf: text.utf8)
+            }
+        }
 
         mutating func pad(_ count: Int) {
             for _ in 0..<count { bytes.append(UInt8(ascii: " ")) }

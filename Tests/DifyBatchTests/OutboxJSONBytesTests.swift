@@ -34,18 +34,27 @@ import Testing
         #expect(fastPathUsed >= documents.count / 2, "most documents take the one-pass path")
     }
 
-    @Test func encode_leavesFractionalNumbersAndNonASCIIKeysToJSONEncoder_withTheSameBytes() throws {
+    @Test func encode_writesFractionalNumbersAndNonASCIIKeysInOnePass_withJSONEncodersBytes() throws {
         for document: JSONValue in [
             OutboxWriterTests.workflowRecord().jsonDocument,          // "ratio": 0.5
-            .object(["é": .string("x"), "e": .int(1)]),
-            .object(["n": .number(1e20), "m": .number(-0.0), "k": .number(0.1)]),
+            .object(["é": .string("x"), "e": .int(1), "f": .object([:]), "日本": .array([])]),
+            .object(["n": .number(1e20), "m": .number(-0.0), "k": .number(0.1), "big": .number(1.7976931348623157e308)]),
         ] {
-            #expect(OutboxJSONBytes.encode(document) == nil)
+            #expect(OutboxJSONBytes.encode(document) != nil)
             #expect(try OutboxWriter.encode(document) == OutboxWriter.encodeWithJSONEncoder(document))
         }
     }
 
-    static let keys = ["a", "B", "_x", "a10", "a9", "Z", "answer", "answer_json", "text", "rows", "x y", "q\"k", "slash/key", ""]
+    @Test func encode_leavesNumbersThatAreNotFiniteToJSONEncoder_whichRefusesThem() {
+        for number in [Double.nan, .infinity, -.infinity] {
+            let document = JSONValue.object(["outputs": .object(["x": .number(number)])])
+            #expect(OutboxJSONBytes.encode(document) == nil)
+            #expect(throws: EncodingError.self) { try OutboxWriter.encode(document) }
+        }
+    }
+
+    static let keys = ["a", "B", "_x", "a10", "a9", "Z", "answer", "answer_json", "text", "rows", "x y", "q\"k", "slash/key", "",
+                       "é", "e\u{0301}x", "Ä", "\u{212B}", "日本", "😀", "\u{FF45}", "tab\tkey"]
     static let strings = ["", "plain", "a/b/c", "quote \" and \\ backslash", "line\nbreak\ttab\rcr", "\u{01}\u{08}\u{0C}\u{1F}\u{7F}",
                           "unicode ä ß € 😀 \u{2028}", "https://example.com/a?b=c&d=e", "{\"looks\": \"like json\"}", "日本語のテキスト"]
 
@@ -53,7 +62,9 @@ import Testing
         switch Int(random.next() % (depth > 3 ? 5 : 7)) {
         case 0: return .null
         case 1: return .bool(random.next() % 2 == 0)
-        case 2: return .int([0, 1, -1, 42, Int64.max, Int64.min, 1_795_763_600_000][Int(random.next() % 7)])
+        case 2:
+            if random.next() % 2 == 0 { return .number(JSONTextNumberTests.randomDouble(&random)) }
+            return .int([0, 1, -1, 42, Int64.max, Int64.min, 1_795_763_600_000][Int(random.next() % 7)])
         case 3, 4: return .string(strings[Int(random.next() % UInt64(strings.count))])
         case 5: return .array((0..<Int(random.next() % 4)).map { _ in randomValue(depth: depth + 1, &random) })
         default:
