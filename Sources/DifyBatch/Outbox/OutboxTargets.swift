@@ -122,9 +122,9 @@ public struct OutboxTargets: Sendable {
         while !folders.isEmpty {
             let folder = SafeRelativePath.join(outbox, folders.joined(separator: "/"))
             // A symlink counts as what it leads to; one that leads nowhere (dangling, a loop) is in the way too.
-            let followed = Self.mode(folder, following: true)
-            if followed == S_IFDIR { return nil }
-            if followed != nil || Self.mode(folder) != nil {
+            // One call for a folder and for nothing there; a symlink is followed with a second.
+            if let mode = Self.mode(folder) {
+                if mode == S_IFDIR || (mode == S_IFLNK && Self.mode(folder, following: true) == S_IFDIR) { return nil }
                 return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "a file is in the way of its outbox folder \(folder)/ (ENOTDIR), needed for \(target); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
             }
             folders.removeLast()
