@@ -17,7 +17,83 @@ public enum JSONText {
         return writer.bytes
     }
 
-    private struct Writer {
+    /// An object written member by member, for a document whose keys are known in advance (the outbox's result and
+    /// failure documents): no ``JSONValue`` tree, no dictionary, no sort. The caller gives the keys of each object
+    /// in UTF-8 byte order (as ``bytes(_:pretty:)`` sorts them); the layout is exactly that of ``bytes(_:pretty:)``.
+    public struct ObjectWriter {
+        private var writer: Writer
+        /// Members written so far in each open object, innermost last.
+        private var counts: [Int] = []
+        /// False once a value could not be written (a number that is not finite): ``bytes`` is then nil.
+        private var valid = true
+
+        public init(pretty: Bool, capacity: Int = 1024) {
+            writer = Writer(pretty: pretty)
+            writer.bytes.reserveCapacity(capacity)
+        }
+
+        /// The text written, or nil when a value could not be written. Every object must be closed.
+        public var bytes: [UInt8]? {
+            precondition(counts.isEmpty, "an object is still open")
+            return valid ? writer.bytes : nil
+        }
+
+        /// `{`, as the whole document or as the value of the key just written.
+        public mutating func openObject() {
+            writer.bytes.append(UInt8(ascii: "{"))
+            if writer.pretty { writer.bytes.append(Writer.newline) }
+            counts.append(0)
+        }
+
+        /// `}` of the innermost open object (`{` `\n\n` `}` when pretty and empty, as ``bytes(_:pretty:)``).
+        public mutating func closeObject() {
+            counts.removeLast()
+            if writer.pretty {
+                writer.bytes.append(Writer.newline)
+                writer.pad(counts.count * 2)
+            }
+            writer.bytes.append(UInt8(ascii: "}"))
+        }
+
+        /// The next member's key; its value follows.
+        public mutating func key(_ key: String) {
+            if counts[counts.count - 1] > 0 {
+                writer.bytes.append(UInt8(ascii: ","))
+                if writer.pretty { writer.bytes.append(Writer.newline) }
+            }
+            counts[counts.count - 1] += 1
+            if writer.pretty { writer.pad(counts.count * 2) }
+            writer.writeString(key)
+            if writer.pretty {
+                writer.bytes.append(contentsOf: " : ".utf8)
+            } else {
+                writer.bytes.append(UInt8(ascii: ":"))
+            }
+        }
+
+        public mutating func string(_ text: String) { writer.writeString(text) }
+
+        /// The text, or `null` for nil.
+        public mutating func string(_ text: String?) {
+            if let text { writer.writeString(text) } else { null() }
+        }
+
+        public mutating func int(_ number: Int64) { writer.bytes.append(contentsOf: String(number).utf8) }
+
+        /// The number, or `null` for nil.
+        public mutating func int(_ number: Int?) {
+            if let number { int(Int64(number)) } else { null() }
+        }
+
+        public mutating func null() { writer.bytes.append(contentsOf: "null".utf8) }
+
+        /// Any value, laid out at this depth as ``bytes(_:pretty:)`` lays it out.
+        public mutating func value(_ value: JSONValue) {
+            if !writer.write(value, indent: counts.count * 2) { valid = false }
+        }
+    }
+
+    fileprivate struct Writer {
         let pretty: Bool
         var bytes: [UInt8] = []
 

@@ -66,7 +66,8 @@ public struct OutboxWriter: Sendable {
     public func writeSuccess(_ record: SuccessRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = successPath(for: record.source.path)
-        try write(try Self.encode(record.jsonDocument), to: path, replacing: errorPath(for: record.source.path))
+        let data = try record.outboxBytes().map(Self.document) ?? Self.encode(record.jsonDocument)
+        try write(data, to: path, replacing: errorPath(for: record.source.path))
         return path
     }
 
@@ -75,7 +76,8 @@ public struct OutboxWriter: Sendable {
     public func writeFailure(_ record: FailureRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = errorPath(for: record.source.path)
-        try write(try Self.encode(record.jsonDocument), to: path, replacing: successPath(for: record.source.path))
+        let data = try record.outboxBytes().map(Self.document) ?? Self.encode(record.jsonDocument)
+        try write(data, to: path, replacing: successPath(for: record.source.path))
         return path
     }
 
@@ -109,6 +111,14 @@ public struct OutboxWriter: Sendable {
             return Data(bytes)
         }
         return try encodeWithJSONEncoder(value)
+    }
+
+    /// The file's bytes: the document's text and a trailing newline.
+    static func document(_ text: [UInt8]) -> Data {
+        var data = Data(capacity: text.count + 1)
+        data.append(contentsOf: text)
+        data.append(0x0A)
+        return data
     }
 
     /// ``encode(_:)`` through Foundation's `JSONEncoder` (`[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`).
