@@ -6,7 +6,7 @@ import Testing
 /// Issue 14: a scan of many new files answers its outbox look-ups from one listing per folder. The real binary
 /// against the simulator; runs counted at the server: results already in the outbox are kept and never paid again,
 /// an obstacle in the outbox is refused before anything is sent, new content runs once.
-@Suite struct FolderListingEndToEndTests {
+@Suite struct OutboxListingEndToEndTests {
     static let runs = "POST /v1/workflows/run"
 
     @Test func run_ofManyFilesWithAFreshLedger_keepsEveryResultInTheOutbox_refusesWhatIsInTheWay_andRunsOnlyNewContent() async throws {

@@ -11,7 +11,7 @@ public struct PathKey: Hashable, Sendable, Comparable, CustomStringConvertible, 
         bytes = Array(path.utf8)
     }
 
-    /// A name as the file system gives it (``FolderListing``); a valid UTF-8 name equals the key of its string.
+    /// A name as the file system gives it (``OutboxListing``); a valid UTF-8 name equals the key of its string.
     init(bytes: [UInt8]) {
         self.bytes = bytes
     }

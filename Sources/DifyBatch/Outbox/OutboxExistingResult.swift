@@ -18,12 +18,12 @@ struct OutboxExistingResult: Sendable {
     /// The success document of `relativePath` in `writer`'s outbox if it is one for content `sha256`, else nil
     /// (no file, not JSON, another path or content, a failure document).
     static func find(_ writer: OutboxWriter, relativePath: String, sha256: String) -> OutboxExistingResult? {
-        var listing = FolderListing.none
+        var listing = OutboxListing.none
         return find(writer, relativePath: relativePath, sha256: sha256, listing: &listing)
     }
 
-    /// ``find(_:relativePath:sha256:)``, not opening a file a scan's ``FolderListing`` knows is not there (issue 14).
-    static func find(_ writer: OutboxWriter, relativePath: String, sha256: String, listing: inout FolderListing) -> OutboxExistingResult? {
+    /// ``find(_:relativePath:sha256:)``, not opening a file a scan's ``OutboxListing`` knows is not there (issue 14).
+    static func find(_ writer: OutboxWriter, relativePath: String, sha256: String, listing: inout OutboxListing) -> OutboxExistingResult? {
         let path = writer.successPath(for: relativePath)
         if listing.lookup(path) == .absent { return nil }
         guard let data = FileManager.default.contents(atPath: path),
@@ -39,13 +39,13 @@ struct OutboxExistingResult: Sendable {
     /// The `unresolved` failure document of `relativePath` in `writer`'s outbox for content `sha256`: a run of it was
     /// sent (by a ledger this one does not know) and may have been billed. Returns the file and its message.
     static func unresolved(_ writer: OutboxWriter, relativePath: String, sha256: String) -> (path: String, job: String?, message: String)? {
-        var listing = FolderListing.none
+        var listing = OutboxListing.none
         return unresolved(writer, relativePath: relativePath, sha256: sha256, listing: &listing)
     }
 
-    /// ``unresolved(_:relativePath:sha256:)``, not opening a file a scan's ``FolderListing`` knows is not there.
+    /// ``unresolved(_:relativePath:sha256:)``, not opening a file a scan's ``OutboxListing`` knows is not there.
     static func unresolved(_ writer: OutboxWriter, relativePath: String, sha256: String,
-                           listing: inout FolderListing) -> (path: String, job: String?, message: String)? {
+                           listing: inout OutboxListing) -> (path: String, job: String?, message: String)? {
         let path = writer.errorPath(for: relativePath)
         if listing.lookup(path) == .absent { return nil }
         guard let data = FileManager.default.contents(atPath: path),

@@ -52,16 +52,16 @@ public struct OutboxTargets: Sendable {
     /// Why the outbox files of the document at inbox-relative `relativePath` cannot be written (class `rejected`),
     /// or nil when they can. Reads the inbox and the outbox; changes nothing.
     public func problem(relativePath: String) -> RecordedError? {
-        var listing = FolderListing.none
+        var listing = OutboxListing.none
         return problem(relativePath: relativePath, listing: &listing)
     }
 
-    /// ``problem(relativePath:)`` with the inbox and the outbox looked at through a scan's ``FolderListing`` (issue 14).
-    func problem(relativePath: String, listing: inout FolderListing) -> RecordedError? {
+    /// ``problem(relativePath:)`` with the outbox looked at through a scan's ``OutboxListing`` (issue 14).
+    func problem(relativePath: String, listing: inout OutboxListing) -> RecordedError? {
         let suffixes = rows ? [".json", ".error.json", ".jsonl", ".csv"] : [".json", ".error.json"]
         let fix = "rename one of them in the inbox (the renamed file is taken as a new document), then requeue this one with `dify-batch retry --state rejected \(relativePath)` if it keeps its name"
         // 1. An inbox folder where one of this document's outbox files goes.
-        for suffix in suffixes where recursive && isTakenFolder(relativePath + suffix, listing: &listing) {
+        for suffix in suffixes where recursive && isTakenFolder(relativePath + suffix) {
             return RecordedError(errorClass: "rejected", code: Self.clashCode, message: "its outbox file \(display(relativePath + suffix)) is also the outbox folder of the inbox folder \(relativePath + suffix)/ (the results of the files in it go there): a path cannot be a file and a folder; \(fix)")
         }
         // 2. A folder of this document named like the outbox file of an inbox file.
@@ -71,16 +71,16 @@ public struct OutboxTargets: Sendable {
             folder = folder.isEmpty ? component : folder + "/" + component
             for suffix in suffixes where folder.hasSuffix(suffix) && folder.count > suffix.count {
                 let file = String(folder.dropLast(suffix.count))
-                if isTakenFile(file, listing: &listing) {
+                if isTakenFile(file) {
                     return RecordedError(errorClass: "rejected", code: Self.clashCode, message: "its outbox folder \(display(folder))/ is also the outbox file of the inbox file \(file) (\(display(folder))): a path cannot be a file and a folder; \(fix)")
                 }
             }
         }
         // 3. Two files whose outcomes share a name: `x` fails as `x.error.json`, where `x.error` succeeds.
-        if isTakenFile(relativePath + ".error", listing: &listing) {
+        if isTakenFile(relativePath + ".error") {
             return RecordedError(errorClass: "rejected", code: Self.clashCode, message: "its failure file \(display(relativePath + ".error.json")) is also where the inbox file \(relativePath).error writes its result: one would replace the other; \(fix)")
         }
-        if relativePath.hasSuffix(".error"), relativePath.count > 6, isTakenFile(String(relativePath.dropLast(6)), listing: &listing) {
+        if relativePath.hasSuffix(".error"), relativePath.count > 6, isTakenFile(String(relativePath.dropLast(6))) {
             let other = String(relativePath.dropLast(6))
             return RecordedError(errorClass: "rejected", code: Self.clashCode, message: "its result file \(display(relativePath + ".json")) is also where the inbox file \(other) writes its failure: one would replace the other; \(fix)")
         }
@@ -98,19 +98,19 @@ public struct OutboxTargets: Sendable {
     /// `<outbox>/<relative>` as written in messages.
     func display(_ relative: String) -> String { SafeRelativePath.join(outbox, relative) }
 
-    private func isTakenFolder(_ relative: String, listing: inout FolderListing) -> Bool {
-        guard let mode = Self.mode(SafeRelativePath.join(inbox, relative), listing: &listing), mode == S_IFDIR else { return false }
+    private func isTakenFolder(_ relative: String) -> Bool {
+        guard let mode = Self.mode(SafeRelativePath.join(inbox, relative)), mode == S_IFDIR else { return false }
         return !relative.split(separator: "/").contains(where: { InboxNames.isHidden(String($0)) })
     }
 
-    private func isTakenFile(_ relative: String, listing: inout FolderListing) -> Bool {
-        guard let mode = Self.mode(SafeRelativePath.join(inbox, relative), listing: &listing), mode == S_IFREG else { return false }
+    private func isTakenFile(_ relative: String) -> Bool {
+        guard let mode = Self.mode(SafeRelativePath.join(inbox, relative)), mode == S_IFREG else { return false }
         return scanner.accepts(relativePath: relative)
     }
 
     /// The outbox-side obstacle to writing `target` (the outbox file of `relativePath`), if any; the folders of the
     /// path under the outbox only when `checkFolder`.
-    private func blocked(_ target: String, relativePath: String, checkFolder: Bool, listing: inout FolderListing) -> RecordedError? {
+    private func blocked(_ target: String, relativePath: String, checkFolder: Bool, listing: inout OutboxListing) -> RecordedError? {
         if target.utf8.count > Self.maximumPathBytes {
             return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "its outbox path \(target.prefix(120))… is \(target.utf8.count) bytes, over Linux's limit of \(Self.maximumPathBytes) (ENAMETOOLONG); choose a shorter `outbox:` or shorten the inbox folders' names")
         }
@@ -139,7 +139,7 @@ public struct OutboxTargets: Sendable {
     }
 
     /// The file type bits of `path` as `lstat` gives them (from `listing` when it knows), nil when nothing is there.
-    static func mode(_ path: String, listing: inout FolderListing) -> mode_t? {
+    static func mode(_ path: String, listing: inout OutboxListing) -> mode_t? {
         switch listing.lookup(path) {
         case .absent: return nil
         case .present(let mode): return mode

@@ -115,8 +115,8 @@ public final class JobScanner: Sendable {
             cache = try await ledger.knownFiles(jobID: job.id)
         }
         var added = 0
-        // Issue 14: the inbox and outbox folders of many new files are listed once for this scan's look-ups.
-        var listing = FolderListing(inbox: spec.inbox, writer: OutboxWriter(outbox: spec.outbox), newPaths: settled.lazy.filter { file in
+        // Issue 14: the outbox folders of many new files are listed once for this scan's look-ups (OutboxListing).
+        var listing = OutboxListing(writer: OutboxWriter(outbox: spec.outbox), newPaths: settled.lazy.filter { file in
             !(cache[PathKey(file.relativePath)]?.identity.matches(file.identity) ?? false)
         }.map(\.relativePath))
         // Issue 14: new files that need nothing but their row are inserted together, up to `batchSize` per
@@ -235,7 +235,7 @@ public final class JobScanner: Sendable {
     }
 
     /// Records one new file version (or leaves it to the scan's batch insert).
-    private func record(_ file: InboxFile, listing: inout FolderListing) async throws -> Recorded {
+    private func record(_ file: InboxFile, listing: inout OutboxListing) async throws -> Recorded {
         var batched: NewDocument?
         let document = try await recordOne(file, batched: &batched, listing: &listing)
         if let batched { return .batched(batched) }
@@ -245,7 +245,7 @@ public final class JobScanner: Sendable {
     /// Records one new file version and returns its row (nil when the file changed or vanished since the scan
     /// saw it: the next scan looks again once it settles), or sets `batched` to a plain new document left to the
     /// scan's batch insert. The outbox is looked at through the scan's `listing`.
-    private func recordOne(_ file: InboxFile, batched: inout NewDocument?, listing: inout FolderListing) async throws -> DocumentRecord? {
+    private func recordOne(_ file: InboxFile, batched: inout NewDocument?, listing: inout OutboxListing) async throws -> DocumentRecord? {
         if file.hasInvalidName {
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "name_not_utf8",
                 message: "the file name is not valid UTF-8 (shown with \\x escapes); rename it to be processed"), identity: file.identity)
@@ -323,7 +323,7 @@ public final class JobScanner: Sendable {
     /// same-content document that succeeds in between is caught by the insert itself (the new row then waits
     /// behind it, `duplicate_of`, and is skipped by ``settleDuplicates()``); with several processes, no other
     /// process can claim the row before these checks, as it could between a single insert and its checks.
-    private func needsOnlyItsRow(_ file: InboxFile, sha256 sha: String, isTable: Bool, listing: inout FolderListing) async throws -> Bool {
+    private func needsOnlyItsRow(_ file: InboxFile, sha256 sha: String, isTable: Bool, listing: inout OutboxListing) async throws -> Bool {
         if isTable { return true }
         let outbox = OutboxWriter(outbox: spec.outbox)
         if !reprocess {

@@ -6,23 +6,20 @@ import Musl
 import Darwin
 #endif
 
-/// What one scan learns of the inbox's and the outbox's folders, one `readdir` pass each (issue 14).
+/// What one scan learns of the outbox's folders, one `readdir` pass each (issue 14).
 ///
-/// A new document is looked at before it is recorded: ``OutboxTargets/problem(relativePath:listing:)`` asks what is at
-/// `<name>.json`, `<name>.error.json` and `<name>.error` in the inbox and at `<name>.json`, `<name>.error.json` and
-/// their folder in the outbox; ``OutboxExistingResult`` whether there is a result to read. Eight look-ups per file. A
-/// scan that records many files in one folder answers them from one listing of each folder instead. A folder is
-/// listed only when the scan expects enough look-ups in it to pay for the pass: at least ``minimumLookups``, and a
-/// folder of at most ``bytesPerLookup`` bytes (its `st_size`) per expected look-up, so a large folder is not read
-/// whole for a few new files (`watch`).
+/// A new document's outbox files are looked at before it is recorded (``OutboxTargets/problem(relativePath:listing:)``:
+/// what is at `<name>.json` and `<name>.error.json` and at their folder; ``OutboxExistingResult``: whether there is
+/// a result to read): five look-ups per file. A scan that records many files in one folder answers them from one
+/// listing of that folder instead. A folder is listed only when the scan expects enough look-ups in it to pay for the
+/// pass: at least ``minimumLookups``, and a folder of at most ``bytesPerLookup`` bytes (its `st_size`) per expected
+/// look-up, so a large outbox folder is not read whole for a few new files (`watch`).
 ///
-/// A listing is a snapshot taken at the first look-up in its folder, as each `lstat` was a snapshot taken a moment
-/// later. In the outbox only this process writes while it holds the inbox, and only regular files, so a name that
-/// appears later is a result written since (not an obstacle). In the inbox a file that arrives later is a new file
-/// of the next scan, which checks it (and the processor checks both again, on the file system, before anything is
-/// uploaded). A name the listing cannot type (`DT_UNKNOWN`), a folder it cannot read, and a symlink to follow are
-/// asked of the file system.
-struct FolderListing {
+/// A listing is a snapshot taken at the first look-up in its folder. Only this process writes result files while it
+/// holds the inbox, and it writes only regular files, so a name that appears later is a result written since (not an
+/// obstacle); the processor checks the outbox again, on the file system, before anything is uploaded. A name the
+/// listing cannot type (`DT_UNKNOWN`), a folder it cannot read, and a symlink to follow are asked of the file system.
+struct OutboxListing {
     /// What a look-up found.
     enum Answer: Equatable {
         /// Nothing at the path.
@@ -45,21 +42,20 @@ struct FolderListing {
     static let bytesPerLookup = 1024
 
     /// No listing: every look-up goes to the file system.
-    static let none = FolderListing(expected: [:])
+    static let none = OutboxListing(expected: [:])
 
     init(expected: [String: Int]) {
         self.expected = expected
     }
 
-    /// Plans a scan's listings for its new files (inbox-relative `newPaths`): each file's inbox folder (the names
-    /// beside it), its outbox folder (its outbox files) and every outbox folder above that up to the outbox (the
-    /// folder walk) are looked at once per file.
-    init(inbox: String, writer: OutboxWriter, newPaths: some Sequence<String>) {
+    /// Plans a scan's listings: each new file's outbox folder (`writer`'s folder of `relativePath`) and every folder
+    /// above it up to the outbox are looked at once per file.
+    init(writer: OutboxWriter, newPaths: some Sequence<String>) {
         var expected: [String: Int] = [:]
         let root = writer.outbox.hasSuffix("/") && writer.outbox.count > 1 ? String(writer.outbox.dropLast()) : writer.outbox
         for relativePath in newPaths {
-            expected[PathText.folder(of: SafeRelativePath.join(inbox, relativePath)), default: 0] += 1
             var folder = PathText.folder(of: writer.successPath(for: relativePath))
+            // The file's own folder (its outbox files), then each folder above it (the folder walk's look-ups).
             while folder.utf8.count >= root.utf8.count, !folder.isEmpty {
                 expected[folder, default: 0] += 1
                 if folder == root || folder == "/" { break }
