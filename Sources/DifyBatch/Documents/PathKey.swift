@@ -11,11 +11,6 @@ public struct PathKey: Hashable, Sendable, Comparable, CustomStringConvertible, 
         bytes = Array(path.utf8)
     }
 
-    /// A name as the file system gives it (``OutboxListing``); a valid UTF-8 name equals the key of its string.
-    init(bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-
     public init(stringLiteral value: String) {
         self.init(value)
     }

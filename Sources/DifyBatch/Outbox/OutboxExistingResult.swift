@@ -18,14 +18,7 @@ struct OutboxExistingResult: Sendable {
     /// The success document of `relativePath` in `writer`'s outbox if it is one for content `sha256`, else nil
     /// (no file, not JSON, another path or content, a failure document).
     static func find(_ writer: OutboxWriter, relativePath: String, sha256: String) -> OutboxExistingResult? {
-        var listing = OutboxListing.none
-        return find(writer, relativePath: relativePath, sha256: sha256, listing: &listing)
-    }
-
-    /// ``find(_:relativePath:sha256:)``, not opening a file a scan's ``OutboxListing`` knows is not there (issue 14).
-    static func find(_ writer: OutboxWriter, relativePath: String, sha256: String, listing: inout OutboxListing) -> OutboxExistingResult? {
         let path = writer.successPath(for: relativePath)
-        if listing.lookup(path) == .absent { return nil }
         guard let data = FileManager.default.contents(atPath: path),
               let document = (try? JSONValue.parse(data))?.objectValue,
               let status = document["status"]?.stringValue, ["succeeded", "partial-succeeded"].contains(status),
@@ -39,15 +32,7 @@ struct OutboxExistingResult: Sendable {
     /// The `unresolved` failure document of `relativePath` in `writer`'s outbox for content `sha256`: a run of it was
     /// sent (by a ledger this one does not know) and may have been billed. Returns the file and its message.
     static func unresolved(_ writer: OutboxWriter, relativePath: String, sha256: String) -> (path: String, job: String?, message: String)? {
-        var listing = OutboxListing.none
-        return unresolved(writer, relativePath: relativePath, sha256: sha256, listing: &listing)
-    }
-
-    /// ``unresolved(_:relativePath:sha256:)``, not opening a file a scan's ``OutboxListing`` knows is not there.
-    static func unresolved(_ writer: OutboxWriter, relativePath: String, sha256: String,
-                           listing: inout OutboxListing) -> (path: String, job: String?, message: String)? {
         let path = writer.errorPath(for: relativePath)
-        if listing.lookup(path) == .absent { return nil }
         guard let data = FileManager.default.contents(atPath: path),
               let document = (try? JSONValue.parse(data))?.objectValue,
               document["status"]?.stringValue == DocumentState.unresolved.rawValue,

@@ -52,12 +52,6 @@ public struct OutboxTargets: Sendable {
     /// Why the outbox files of the document at inbox-relative `relativePath` cannot be written (class `rejected`),
     /// or nil when they can. Reads the inbox and the outbox; changes nothing.
     public func problem(relativePath: String) -> RecordedError? {
-        var listing = OutboxListing.none
-        return problem(relativePath: relativePath, listing: &listing)
-    }
-
-    /// ``problem(relativePath:)`` with the outbox looked at through a scan's ``OutboxListing`` (issue 14).
-    func problem(relativePath: String, listing: inout OutboxListing) -> RecordedError? {
         let suffixes = rows ? [".json", ".error.json", ".jsonl", ".csv"] : [".json", ".error.json"]
         let fix = "rename one of them in the inbox (the renamed file is taken as a new document), then requeue this one with `dify-batch retry --state rejected \(relativePath)` if it keeps its name"
         // 1. An inbox folder where one of this document's outbox files goes.
@@ -89,7 +83,7 @@ public struct OutboxTargets: Sendable {
         var folderChecked = false
         for suffix in suffixes {
             let target = writer.path(for: relativePath, suffix: suffix)
-            if let blocked = blocked(target, relativePath: relativePath, checkFolder: !folderChecked, listing: &listing) { return blocked }
+            if let blocked = blocked(target, relativePath: relativePath, checkFolder: !folderChecked) { return blocked }
             folderChecked = true
         }
         return nil
@@ -110,12 +104,12 @@ public struct OutboxTargets: Sendable {
 
     /// The outbox-side obstacle to writing `target` (the outbox file of `relativePath`), if any; the folders of the
     /// path under the outbox only when `checkFolder`.
-    private func blocked(_ target: String, relativePath: String, checkFolder: Bool, listing: inout OutboxListing) -> RecordedError? {
+    private func blocked(_ target: String, relativePath: String, checkFolder: Bool) -> RecordedError? {
         if target.utf8.count > Self.maximumPathBytes {
             return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "its outbox path \(target.prefix(120))… is \(target.utf8.count) bytes, over Linux's limit of \(Self.maximumPathBytes) (ENAMETOOLONG); choose a shorter `outbox:` or shorten the inbox folders' names")
         }
         // A symlink is replaced by the atomic rename like a file; anything else stays in the way.
-        if let mode = Self.mode(target, listing: &listing) {
+        if let mode = Self.mode(target, following: false) {
             if mode != S_IFREG && mode != S_IFLNK {
                 return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "\(mode == S_IFDIR ? "a folder" : "something that is not a file") is in the way of its outbox file \(target) (EISDIR); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
             }
@@ -129,22 +123,13 @@ public struct OutboxTargets: Sendable {
             let folder = SafeRelativePath.join(outbox, folders.joined(separator: "/"))
             // A symlink counts as what it leads to; one that leads nowhere (dangling, a loop) is in the way too.
             // One call for a folder and for nothing there; a symlink is followed with a second.
-            if let mode = Self.mode(folder, listing: &listing) {
+            if let mode = Self.mode(folder) {
                 if mode == S_IFDIR || (mode == S_IFLNK && Self.mode(folder, following: true) == S_IFDIR) { return nil }
                 return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "a file is in the way of its outbox folder \(folder)/ (ENOTDIR), needed for \(target); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
             }
             folders.removeLast()
         }
         return nil
-    }
-
-    /// The file type bits of `path` as `lstat` gives them (from `listing` when it knows), nil when nothing is there.
-    static func mode(_ path: String, listing: inout OutboxListing) -> mode_t? {
-        switch listing.lookup(path) {
-        case .absent: return nil
-        case .present(let mode): return mode
-        case .unknown: return Self.mode(path)
-        }
     }
 
     /// The file type bits of `path` (a final symlink followed only when `following`), nil when nothing is there.

@@ -115,10 +115,6 @@ public final class JobScanner: Sendable {
             cache = try await ledger.knownFiles(jobID: job.id)
         }
         var added = 0
-        // Issue 14: the outbox folders of many new files are listed once for this scan's look-ups (OutboxListing).
-        var listing = OutboxListing(writer: OutboxWriter(outbox: spec.outbox), newPaths: settled.lazy.filter { file in
-            !(cache[PathKey(file.relativePath)]?.identity.matches(file.identity) ?? false)
-        }.map(\.relativePath))
         // Issue 14: new files that need nothing but their row are inserted together, up to `batchSize` per
         // transaction (all or none; a crash before the commit leaves them unrecorded, and the next scan finds them).
         var batch: [(file: InboxFile, new: NewDocument)] = []
@@ -161,7 +157,7 @@ public final class JobScanner: Sendable {
                         continue
                     }
                 }
-                switch try await record(file, listing: &listing) {
+                switch try await record(file) {
                 case .recorded(let document?):
                     cache[key] = KnownFile(document)
                     added += 1
@@ -225,7 +221,7 @@ public final class JobScanner: Sendable {
     /// New documents inserted per transaction by a scan (issue 14).
     static let batchSize = 256
 
-    /// What ``record(_:listing:)`` did with a file.
+    /// What ``record(_:)`` did with a file.
     private enum Recorded {
         /// Its row (nil when the file changed or vanished since the scan saw it: the next scan looks again).
         case recorded(DocumentRecord?)
@@ -235,17 +231,17 @@ public final class JobScanner: Sendable {
     }
 
     /// Records one new file version (or leaves it to the scan's batch insert).
-    private func record(_ file: InboxFile, listing: inout OutboxListing) async throws -> Recorded {
+    private func record(_ file: InboxFile) async throws -> Recorded {
         var batched: NewDocument?
-        let document = try await recordOne(file, batched: &batched, listing: &listing)
+        let document = try await recordOne(file, batched: &batched)
         if let batched { return .batched(batched) }
         return .recorded(document)
     }
 
     /// Records one new file version and returns its row (nil when the file changed or vanished since the scan
     /// saw it: the next scan looks again once it settles), or sets `batched` to a plain new document left to the
-    /// scan's batch insert. The outbox is looked at through the scan's `listing`.
-    private func recordOne(_ file: InboxFile, batched: inout NewDocument?, listing: inout OutboxListing) async throws -> DocumentRecord? {
+    /// scan's batch insert.
+    private func recordOne(_ file: InboxFile, batched: inout NewDocument?) async throws -> DocumentRecord? {
         if file.hasInvalidName {
             return try await reject(file, sha256: nil, RecordedError(errorClass: "rejected", code: "name_not_utf8",
                 message: "the file name is not valid UTF-8 (shown with \\x escapes); rename it to be processed"), identity: file.identity)
@@ -267,7 +263,7 @@ public final class JobScanner: Sendable {
         // Also an outbox path that could never be written: a copy of succeeded content would otherwise end in a
         // local failure retried forever (the processor checks again before anything is sent).
         if let problem = preflight.rejection(filename: file.name, size: pinned.identity.size)
-            ?? outboxTargets.problem(relativePath: file.relativePath, listing: &listing) {
+            ?? outboxTargets.problem(relativePath: file.relativePath) {
             return try await reject(file, sha256: nil, problem, identity: pinned.identity)
         }
         let sha: String
@@ -284,7 +280,7 @@ public final class JobScanner: Sendable {
         // Issue 13: a table is read again whatever it contains; its rows are what is deduplicated.
         let isTable = preflight.rowForm != nil
         new.sameContent = isTable ? .ignore : reprocess ? .waitForProcessing : .waitForProcessingOrSucceeded
-        if try await needsOnlyItsRow(file, sha256: sha, isTable: isTable, listing: &listing) {
+        if try await needsOnlyItsRow(file, sha256: sha, isTable: isTable) {
             batched = new
             return nil
         }
@@ -297,14 +293,14 @@ public final class JobScanner: Sendable {
         // A result for this very content already in the outbox was paid for (by this job under another ledger, or
         // before this ledger lost its rows): it is kept, never run again.
         if !reprocess, !isTable, document.state == .pending, document.duplicateOf == nil,
-           let existing = OutboxExistingResult.find(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha, listing: &listing) {
+           let existing = OutboxExistingResult.find(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
             _ = try await settler.adoptFromOutbox(document, existing)
             return try await ledger.document(id: document.id) ?? document
         }
         // A run of this very content another ledger sent and left `unresolved` may have been billed: parked the same
         // way here, never sent without `dify-batch retry --state unresolved`.
         if !isTable, document.state == .pending, document.duplicateOf == nil,
-           let earlier = OutboxExistingResult.unresolved(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha, listing: &listing) {
+           let earlier = OutboxExistingResult.unresolved(OutboxWriter(outbox: spec.outbox), relativePath: file.relativePath, sha256: sha) {
             let message = "a run of this content was sent earlier (job \(earlier.job ?? "?"), recorded as unresolved in \(earlier.path) by a ledger this one does not know) and may have been billed: \(earlier.message) "
                 + "This ledger does not send it again; if it did not run, send it with `dify-batch retry --state unresolved \(document.id)`"
             let recovering = try await ledger.transition(document.id, from: .pending, to: .recovering, [])
@@ -323,14 +319,14 @@ public final class JobScanner: Sendable {
     /// same-content document that succeeds in between is caught by the insert itself (the new row then waits
     /// behind it, `duplicate_of`, and is skipped by ``settleDuplicates()``); with several processes, no other
     /// process can claim the row before these checks, as it could between a single insert and its checks.
-    private func needsOnlyItsRow(_ file: InboxFile, sha256 sha: String, isTable: Bool, listing: inout OutboxListing) async throws -> Bool {
+    private func needsOnlyItsRow(_ file: InboxFile, sha256 sha: String, isTable: Bool) async throws -> Bool {
         if isTable { return true }
         let outbox = OutboxWriter(outbox: spec.outbox)
         if !reprocess {
             if try await ledger.succeededDocument(jobID: job.id, sha256: sha, excluding: nil) != nil { return false }
-            if OutboxExistingResult.find(outbox, relativePath: file.relativePath, sha256: sha, listing: &listing) != nil { return false }
+            if OutboxExistingResult.find(outbox, relativePath: file.relativePath, sha256: sha) != nil { return false }
         }
-        return OutboxExistingResult.unresolved(outbox, relativePath: file.relativePath, sha256: sha, listing: &listing) == nil
+        return OutboxExistingResult.unresolved(outbox, relativePath: file.relativePath, sha256: sha) == nil
     }
 
     private func noteTwin(_ document: DocumentRecord, _ file: InboxFile) {
