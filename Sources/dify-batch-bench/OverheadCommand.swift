@@ -56,6 +56,9 @@ struct OverheadCommand: AsyncParsableCommand {
         try workspace.writeSpec(baseURL: simulator.baseURL, concurrency: concurrency, afterSuccess: afterSuccess,
                                 responseMode: responseMode)
         try workspace.dropSmallFiles(files)
+        let probe = ProcessStats.fileCreateMicroseconds(in: workspace.root + "/create-probe")
+        note("  file-create probe: \(fmt(probe, 1)) µs of kernel CPU per file creation"
+             + (probe > 100 ? " (HIGH: inodes deleted in the last minutes, e.g. by a build, inflate this run's sys CPU; wait and rerun)" : ""))
         let observer = BenchObserver()
         let (pipeline, ledger) = try workspace.makePipeline(mode: .once, observers: [observer])
         let mode = try ledger.journalMode()

@@ -10,63 +10,99 @@ import Testing
 /// stored result without a new run.
 @Suite struct BusyLedgerSettleTests {
     @Test func run_whenTheLedgerIsBusyAtTheSucceededTransition_recordsSQLITE_BUSY_andSettlesFromTheStoredResultWithoutANewRun() async throws {
-        try await withDifySimulator { simulator, baseURL in
-            let dir = try TemporaryDirectory()
-            try dir.write("in/a.txt", "Invoice total 12 EUR")
-            let specPath = try dir.write("job.yaml", """
-                name: busy
-                inbox: in
-                outbox: out
-                dify: {base_url: \(baseURL), api_key_env: DIFY_TEST_KEY}
-                match: {settle: 0s}
-                retry: {max_attempts: 3, base_delay: 10ms, max_delay: 50ms}
-                """)
-            let ledgerPath = dir.file("ledger.sqlite")
-            let ledger = BusyOnSuccessLedger(base: try SQLiteLedger(path: ledgerPath, busyTimeout: 0.1), path: ledgerPath)
-            var options = PipelineOptions(mode: .once)
-            options.tick = .milliseconds(20)
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
-            let pipeline = Pipeline(specs: try JobSpecLoader.load(paths: [specPath]), ledger: ledger, options: options, logger: logger,
-                                    environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey])
-            let result = try await pipeline.run()
-
+        try await runOneFileWithTheLedgerLocked(at: .succeeded) { result, ledger, stats, dir in
             #expect(result.exitStatus == .success)
             #expect(ledger.localFailureCodes.withLock { $0 } == ["SQLITE_BUSY"], "the busy ledger was recorded on the document with its cause")
             let document = try #require(try await ledger.documents(matching: DocumentFilter()).first)
             #expect(document.state == .succeeded && document.localFailures == 0)
             #expect(FileManager.default.fileExists(atPath: dir.file("out/a.txt.json")))
             #expect(FileManager.default.fileExists(atPath: dir.file("done/a.txt")))
-            #expect(simulator.stats.requestsByEndpoint["POST /v1/workflows/run"] == 1, "settled again without a new run")
+            #expect(stats.requestsByEndpoint["POST /v1/workflows/run"] == 1, "settled again without a new run")
         }
     }
 }
 
-/// Forwards to a ``SQLiteLedger``; its first transition to `succeeded` runs while another connection holds the
-/// write lock (a real SQLITE_BUSY), and every local failure recorded is kept.
+/// One file (`in/a.txt`) through `run` with the ledger's write lock held by another connection at `step` (busy timeout 0.1 s).
+func runOneFileWithTheLedgerLocked(at step: BusyOnSuccessLedger.Step, times: Int = 1,
+                                    _ check: @escaping @Sendable (PipelineResult, BusyOnSuccessLedger, SimulatorStats, TemporaryDirectory) async throws -> Void) async throws {
+    try await withDifySimulator { simulator, baseURL in
+        let dir = try TemporaryDirectory()
+        try dir.write("in/a.txt", "Invoice total 12 EUR")
+        let specPath = try dir.write("job.yaml", """
+            name: stranded
+            inbox: in
+            outbox: out
+            dify: {base_url: \(baseURL), api_key_env: DIFY_TEST_KEY, response_mode: streaming}
+            match: {settle: 0s}
+            retry: {max_attempts: 3, base_delay: 10ms, max_delay: 50ms}
+            """)
+        let ledgerPath = dir.file("ledger.sqlite")
+        let ledger = BusyOnSuccessLedger(base: try SQLiteLedger(path: ledgerPath, busyTimeout: 0.1), path: ledgerPath, at: step, times: times)
+        var options = PipelineOptions(mode: .once)
+        options.tick = .milliseconds(20)
+        options.recoveryPollInterval = .milliseconds(20)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let pipeline = Pipeline(specs: try JobSpecLoader.load(paths: [specPath]), ledger: ledger, options: options, logger: logger,
+                                environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey])
+        let result = try await pipeline.run()
+        #expect(ledger.lockedWrites.withLock { $0 } >= 1, "the held lock was met")
+        try await check(result, ledger, simulator.stats, dir)
+        if times > 1 {
+            // The lock gone, a second run finishes what the first left.
+            let again = Pipeline(specs: try JobSpecLoader.load(paths: [specPath]), ledger: try SQLiteLedger(path: ledgerPath),
+                                 options: options, logger: logger, environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey])
+            let second = try await again.run()
+            #expect(second.exitStatus == .success)
+            #expect(try await SQLiteLedger(path: ledgerPath).documents(matching: DocumentFilter()).first?.state == .succeeded)
+            #expect(simulator.stats.requestsByEndpoint["POST /v1/workflows/run"] == 1, "the second run sent it once")
+        }
+    }
+}
+
+/// Forwards to a ``SQLiteLedger``; its first `times` writes of `step` (default: the first transition to `succeeded`)
+/// run while another connection holds the write lock (a real SQLITE_BUSY), and every local failure recorded is kept.
 final class BusyOnSuccessLedger: Ledger {
+    /// The one write that meets the held lock.
+    enum Step: Sendable {
+        /// The transition to `succeeded`.
+        case succeeded
+        /// The send record: `uploaded` → `running`, committed before the run's request leaves.
+        case sendRecorded
+        /// The run's ids, written when a streamed run starts (the run is then sent and running at Dify).
+        case runIDsRecorded
+    }
     let base: SQLiteLedger
     let path: String
-    let armed = Mutex(true)
+    let step: Step
+    /// How many writes of `step` meet the held lock (the first ones), and how many did.
+    let times: Int
+    let lockedWrites = Mutex(0)
     /// While the lock is held for the one busy write, the job loop's other ledger calls wait (they are not under test).
     let holding = Mutex(false)
     let localFailureCodes = Mutex<[String]>([])
 
-    init(base: SQLiteLedger, path: String) {
+    init(base: SQLiteLedger, path: String, at step: Step = .succeeded, times: Int = 1) {
         self.base = base
         self.path = path
+        self.step = step
+        self.times = times
     }
 
     func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
         for case .lastError(let error?) in changes where error.errorClass == "local" {
             localFailureCodes.withLock { $0.append(error.code ?? "-") }
         }
-        return try await busyOnce(if: to == .succeeded) { try await base.transition(id, from: from, to: to, changes) }
+        return try await busyOnce(if: step == .succeeded && to == .succeeded) { try await base.transition(id, from: from, to: to, changes) }
     }
 
     /// The first call with `condition` runs `body` while another connection holds the write lock.
     private func busyOnce<T>(if condition: Bool, _ body: () async throws -> T) async throws -> T {
-        if condition, armed.withLock({ value in defer { value = false }; return value }) {
+        if condition, lockedWrites.withLock({ count in
+            guard count < times else { return false }
+            count += 1
+            return true
+        }) {
             holding.withLock { $0 = true }
             let holder = WriteLockHolder(path: path)
             #expect(holder.waitUntilLocked())
@@ -81,14 +117,15 @@ final class BusyOnSuccessLedger: Ledger {
     }
 
     func write(_ writes: [LedgerWrite]) async throws -> LedgerWriteResult {
-        var toSucceeded = false
-        for case .transition(_, _, let to, let changes) in writes {
+        var hit = false
+        for case .transition(_, let from, let to, let changes) in writes {
             for case .lastError(let error?) in changes where error.errorClass == "local" {
                 localFailureCodes.withLock { $0.append(error.code ?? "-") }
             }
-            if to == .succeeded { toSucceeded = true }
+            if step == .succeeded && to == .succeeded { hit = true }
+            if step == .sendRecorded && from == .uploaded && to == .running { hit = true }
         }
-        return try await busyOnce(if: toSucceeded) { try await base.write(writes) }
+        return try await busyOnce(if: hit) { try await base.write(writes) }
     }
 
     private func pass() async throws {
@@ -117,7 +154,9 @@ final class BusyOnSuccessLedger: Ledger {
     }
     func claim(jobID: Int64, limit: Int, now: Date) async throws -> [DocumentRecord] { try await pass(); return try await base.claim(jobID: jobID, limit: limit, now: now) }
     func update(_ id: Int64, in state: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
-        try await pass(); return try await base.update(id, in: state, changes)
+        var runIDs = false
+        for case .workflowRunID(let id?) in changes where !id.isEmpty { runIDs = true }
+        return try await busyOnce(if: step == .runIDsRecorded && state == .running && runIDs) { try await base.update(id, in: state, changes) }
     }
     func inFlight(jobID: Int64) async throws -> [DocumentRecord] { try await pass(); return try await base.inFlight(jobID: jobID) }
     func waitingCount(jobID: Int64) async throws -> Int { try await pass(); return try await base.waitingCount(jobID: jobID) }

@@ -47,6 +47,18 @@ struct UnitTests {
         #expect(JSONValue.parse("{} x") == nil)
     }
 
+    @Test func jsonStyles_escapeControlsQuotesDelAndAstralCharacters_betweenPlainRuns() {
+        let value: JSONValue = .string("a\"b\\c\n\t\u{01}\u{08}\u{0C}\r\u{7F}é🤖/z plain run")
+        #expect(value.encoded(.flask) == #""a\"b\\c\n\t\u0001\b\f\r\u007f\u00e9\ud83e\udd16\/z plain run""#)
+        #expect(value.encoded(.python) == #""a\"b\\c\n\t\u0001\b\f\r\u007f\u00e9\ud83e\udd16/z plain run""#)
+        #expect(value.encoded(.stream) == "\"a\\\"b\\\\c\\n\\t\\u0001\\b\\f\\r\u{7F}é🤖/z plain run\"")
+        #expect(JSONValue.string("").encoded(.stream) == #""""#)
+        #expect(JSONValue.string("only plain").encoded(.flask) == #""only plain""#)
+        for style in [JSONStyle.flask, .python, .stream] {
+            #expect(JSONValue.parse(value.encoded(style)) == value)
+        }
+    }
+
     @Test func pydanticRepr_truncatesLikePydanticCore() {
         let body: JSONValue = .object([("response_mode", "blocking"), ("user", "oracle-user")])
         #expect(body.pydanticRepr == "{'response_mode': 'blocki..., 'user': 'oracle-user'}")

@@ -11,6 +11,11 @@ public enum DocumentOutcome: Sendable, Equatable {
     case stopJob(JobStop)
     /// The task was cancelled (shutdown past its grace period); the ledger keeps the in-flight state for recovery.
     case interrupted
+    /// The worker stopped on a ledger or file-system error it could not record (the ledger write-locked past its
+    /// busy timeout, a full disk, a lost PostgreSQL connection): the document may be left in flight in the ledger
+    /// with nobody working on it. The job loop sorts it like a crash's leftover (``LeftoverTriage``) after a
+    /// backoff, in this process: requeued when nothing was sent, looked up when a run was sent.
+    case stranded(documentID: Int64)
 }
 
 /// Everything a document needs from its job while it is processed.
@@ -167,8 +172,8 @@ public struct DocumentProcessor: Sendable {
         } catch let error as DifyError where error.code == .cancelled {
             return .interrupted
         } catch {
-            logger(document).error("\(what) failed: ledger or file system error: \(error)")
-            return (try? await ledger.document(id: document.id)).map { .settled($0.state) } ?? .interrupted
+            logger(document).error("\(what) failed: ledger or file system error: \(error); the document is sorted again like an interrupted one shortly")
+            return .stranded(documentID: document.id)
         }
     }
 

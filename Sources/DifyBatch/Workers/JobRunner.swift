@@ -330,6 +330,10 @@ public final class JobRunner: Sendable {
 
                 var inFlight = 0
                 var heldSlots = 0
+                // Documents whose worker stopped on a ledger/file-system error while they were in flight: sorted
+                // again like a crash's leftovers once their backoff is over (a daemon would otherwise leave them in
+                // flight until its restart, with nobody working on them).
+                var stranded = StrandedDocuments()
                 // Recoveries go first, bounded like any other work.
                 var recoveryQueue = toRecover[...]
                 var needScan = true
@@ -398,6 +402,29 @@ public final class JobRunner: Sendable {
                     }
                 }
 
+                /// Sorts the stranded documents whose backoff is over: requeued when nothing was sent, recovered
+                /// (looked up, never re-sent) when a run was. A ledger still failing only pushes the next try back.
+                func sortStranded() async {
+                    guard !draining, stop == nil else { return }
+                    for id in stranded.due(at: clock.now(), limit: options.mode == .once ? options.localRetriesPerRun : nil) {
+                        do {
+                            guard let document = try await ledger.document(id: id), document.state.isInFlight else {
+                                stranded.resolved(id)
+                                continue
+                            }
+                            let runs = try await LeftoverTriage.requeueUnsent([document], ledger: ledger, logger: logger)
+                            stranded.resolved(id)
+                            recoveryQueue.append(contentsOf: runs)
+                        } catch let error as LedgerError where error.code == .leaseLost {
+                            stranded.resolved(id)  // another process took it over
+                        } catch {
+                            let next = stranded.add(id, now: clock.now())
+                            logger.warning("document \(id) is still left in flight: \(error); trying again in \(HumanDuration.format(next))")
+                        }
+                    }
+                    await startRecoveries()
+                }
+
                 try await scanner.settleDuplicates()
                 await startRecoveries()
                 wake.yield(.tick)
@@ -431,12 +458,15 @@ public final class JobRunner: Sendable {
                             }
                         case .interrupted:
                             break
+                        case .stranded(let id):
+                            stranded.add(id, now: clock.now())
                         }
                         await startRecoveries()
                     case .pausedPolled(let id, let outcome):
                         polling.remove(id)
                         if case .settled(.succeeded) = outcome { try await scanner.settleDuplicates() }
                         if case .stopJob(let reason) = outcome, reason.reason == .configuration { stop = stop ?? reason }
+                        if case .stranded(let id) = outcome { stranded.add(id, now: clock.now()) }
                     case .filesChanged:
                         needScan = true
                     case .uploaded:
@@ -505,6 +535,7 @@ public final class JobRunner: Sendable {
                             }
                         }
                     }
+                    if !stranded.isEmpty { await sortStranded() }
                     if stop == nil {
                         try await claimMore()
                         if pollPaused || firstPausedPoll { try await pollPausedRuns() }
@@ -521,6 +552,7 @@ public final class JobRunner: Sendable {
                         // forever: after `localRetriesPerRun` failures in this invocation they wait for the next one.
                         finished = inFlight == 0 && polling.isEmpty && recoveryQueue.isEmpty && !scanner.hasUnsettledFiles
                             && waiting <= tracker.givenUp(limit: options.localRetriesPerRun)
+                            && !stranded.hasRetriesLeft(limit: options.localRetriesPerRun)
                         if finished && coordinated {
                             // Another process's documents may still come back (its lease expires): wait for them.
                             let othersActive = try await ledger.othersActive(jobID: job.id)
@@ -530,6 +562,11 @@ public final class JobRunner: Sendable {
                         finished = false
                     }
                     if finished {
+                        if options.mode == .once && !stranded.isEmpty && stop == nil {
+                            // `run` gave them up after `localRetriesPerRun` tries: not "everything succeeded" (exit 0).
+                            stop = JobStop(.unavailable, job: spec.name,
+                                           "\(stranded.count) document(s) stayed in flight after ledger or file-system errors (see the log); the work is kept: the next run sorts them")
+                        }
                         group.cancelAll()
                         wake.finish()
                         // Events still buffered in the stream (ticks) must not claim more work into a cancelled

@@ -66,28 +66,44 @@ extension JSONValue {
         out.append(hex[Int(unit) & 0xF])
     }
 
+    /// Runs of characters that need no escape are appended whole (a copy of bytes), not scalar by scalar: the
+    /// simulator spends its CPU here on every SSE line (issue 14's c/L bench runs the simulator on the same two cores).
     private static func writeString(_ s: String, to out: inout String, style: JSONStyle) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "/" where style.escapeSlash: out += "\\/"
-            default:
-                if scalar.value < 0x20 {
-                    appendEscape(UInt16(scalar.value), to: &out)
-                } else if style.asciiOnly && scalar.value > 0x7E {
-                    for unit in String(scalar).utf16 { appendEscape(unit, to: &out) }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        let utf8 = s.utf8
+        var runStart = utf8.startIndex
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            let plain = byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                && !(style.escapeSlash && byte == UInt8(ascii: "/")) && !(style.asciiOnly && byte > 0x7E)
+            if plain {
+                index = utf8.index(after: index)
+                continue
             }
+            out += s[runStart..<index]
+            if byte > 0x7E {
+                // asciiOnly: every byte before was ASCII, so `index` starts a scalar; it goes as UTF-16 escapes.
+                let scalar = s.unicodeScalars[index]
+                for unit in String(scalar).utf16 { appendEscape(unit, to: &out) }
+                index = s.unicodeScalars.index(after: index)
+            } else {
+                switch byte {
+                case UInt8(ascii: "\""): out += "\\\""
+                case UInt8(ascii: "\\"): out += "\\\\"
+                case UInt8(ascii: "\n"): out += "\\n"
+                case UInt8(ascii: "\r"): out += "\\r"
+                case UInt8(ascii: "\t"): out += "\\t"
+                case 0x08: out += "\\b"
+                case 0x0C: out += "\\f"
+                case UInt8(ascii: "/"): out += "\\/"
+                default: appendEscape(UInt16(byte), to: &out)
+                }
+                index = utf8.index(after: index)
+            }
+            runStart = index
         }
+        out += s[runStart..<index]
         out += "\""
     }
 }

@@ -164,7 +164,7 @@ struct DocumentDigest {
     }
 
     func finalize() -> DocumentSummary {
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let hex = StableID.hex(hasher.finalize())
         var lines = newlineCount
         if let lastByte, lastByte != 0x0A { lines += 1 }
         return DocumentSummary(

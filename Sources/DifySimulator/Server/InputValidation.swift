@@ -46,7 +46,7 @@ struct InputValidation {
                 if let max = v.maxLength, v.type != "select", s.count > max {
                     return .failure(Failure(message: "\(name) in input form must be less than \(max) characters"))
                 }
-                kept.append((name, .string(s.replacingOccurrences(of: "\u{0}", with: ""))))
+                kept.append((name, .string(s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "") : s)))
             case "number":
                 switch value {
                 case .int, .double: kept.append((name, value))

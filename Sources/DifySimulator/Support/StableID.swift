@@ -3,16 +3,39 @@ import Foundation
 
 /// Identifiers in Dify's spelling (lower-case UUIDs).
 enum StableID {
-    /// A fresh random UUID.
-    static func random() -> String { UUID().uuidString.lowercased() }
+    /// A fresh random UUID (version 4, lower case), from the system's generator (getrandom: no file opened per id;
+    /// Foundation's `UUID()` opened /dev/urandom for each one).
+    static func random() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = withUnsafeBytes(of: (generator.next() as UInt64, generator.next() as UInt64)) { Array($0) }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return spelled(bytes)
+    }
 
     /// A UUID-shaped id derived from `seed` (SHA-256), stable across runs.
     static func uuid(_ seed: String) -> String {
-        let d = Array(SHA256.hash(data: Array(seed.utf8)))
-        let hex = d.prefix(16).map { String(format: "%02x", $0) }.joined()
-        let c = Array(hex)
-        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-"
-            + String(c[20..<32])
+        spelled(Array(SHA256.hash(data: Array(seed.utf8)).prefix(16)))
+    }
+
+    /// 16 bytes as `8-4-4-4-12` lower-case hex digits.
+    private static func spelled(_ bytes: [UInt8]) -> String {
+        let digits = hex(bytes.prefix(16))
+        var text = digits.utf8.map { $0 }
+        for position in [20, 16, 12, 8] { text.insert(UInt8(ascii: "-"), at: position) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Lower-case hex digits of `bytes` (two per byte).
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// 32 random hex digits (the `nonce` of signed URLs).
