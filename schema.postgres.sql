@@ -4,7 +4,7 @@
 -- ledger_meta. Changes to an existing database are numbered migrations in PostgresLedger+Schema.swift, under the
 -- same numbers as SQLiteLedger's, never edits of the past.
 --
--- schema-version: 13
+-- schema-version: 14
 --
 -- Conventions as in schema.sql: every *_at column is milliseconds since the Unix epoch (UTC) as BIGINT; sizes are
 -- bytes; prices are kept as exact text and as integer nano-units. Ids are BIGINT identities.

@@ -3,7 +3,7 @@
 -- PRAGMA user_version with the version below. Changes to an existing database are made by numbered
 -- migrations in SQLiteLedger.swift, never by editing the past.
 --
--- schema-version: 13
+-- schema-version: 14
 --
 -- Conventions: every *_at column is milliseconds since the Unix epoch (UTC) as INTEGER; sizes are bytes;
 -- prices are kept twice: exactly as Dify sent them (TEXT) and as integer nano-units for exact SQL sums.
@@ -65,7 +65,8 @@ CREATE TABLE documents (
     row_index           INTEGER,                -- issue 13: the row's 1-based index among the table's data rows (addressed as path#row)
     row_inputs          TEXT                    -- issue 13: the row's inputs as a JSON object (sha256 holds the sha256 of their canonical JSON)
 );
-CREATE INDEX documents_by_row ON documents(row_of, state);  -- issue 13
+-- issue 13; schema 14 (issue 14): partial, so the state changes of files (row_of NULL) do not rewrite it
+CREATE INDEX documents_by_row ON documents(row_of, state) WHERE row_of IS NOT NULL;
 CREATE INDEX documents_by_job_path ON documents(job_id, path, id, size, mtime_ns, state, device, inode);  -- covers the scanner's rescan query
 CREATE INDEX documents_by_job_state ON documents(job_id, state, next_attempt_at);
 CREATE INDEX documents_by_state ON documents(state, updated_at);
@@ -192,6 +193,8 @@ CREATE TABLE job_usage_documents (
     job_id     INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     documents  INTEGER NOT NULL
 );
+-- Schema 14 (issue 14): `+job_id` keeps the planner on usage_by_document for the NOT EXISTS lookups (with
+-- job_id = ? it chose usage_by_job_time and walked every usage row of the job on each insert: O(n) per run).
 CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
     INSERT INTO job_usage_totals (job_id, currency_key, currency, runs, prompt_tokens, prompt_count, completion_tokens,
                                   completion_count, total_tokens, total_count, total_price_nanos, priced)
@@ -207,7 +210,7 @@ CREATE TRIGGER usage_totals_insert AFTER INSERT ON usage BEGIN
             total_price_nanos = total_price_nanos + excluded.total_price_nanos, priced = priced + excluded.priced;
     INSERT INTO job_usage_documents (job_id, documents)
         SELECT NEW.job_id, 1 WHERE NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = NEW.document_id AND job_id = NEW.job_id AND id <> NEW.id)
+            SELECT 1 FROM usage WHERE document_id = NEW.document_id AND +job_id = NEW.job_id AND id <> NEW.id)
         ON CONFLICT (job_id) DO UPDATE SET documents = documents + 1;
 END;
 CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
@@ -221,7 +224,7 @@ CREATE TRIGGER usage_totals_delete AFTER DELETE ON usage BEGIN
         WHERE job_id = OLD.job_id AND currency_key = coalesce('c:' || OLD.currency, 'null');
     UPDATE job_usage_documents SET documents = documents - 1
         WHERE job_id = OLD.job_id AND NOT EXISTS (
-            SELECT 1 FROM usage WHERE document_id = OLD.document_id AND job_id = OLD.job_id);
+            SELECT 1 FROM usage WHERE document_id = OLD.document_id AND +job_id = OLD.job_id);
 END;
 
 -- Schema 11 (session 5, `integrity`): who this ledger is. One row, written the first time a job starts. Its

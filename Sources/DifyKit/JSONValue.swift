@@ -200,8 +200,11 @@ extension JSONValue {
         try parse(Data(text.utf8))
     }
 
-    /// Compact JSON text (keys sorted, for determinism).
+    /// Compact JSON text (keys sorted, for determinism; slashes unescaped): ``JSONText``'s one pass, the bytes
+    /// `JSONEncoder` writes with `[.sortedKeys, .withoutEscapingSlashes]` (issue 14); `"null"` for a value holding
+    /// a number that is not finite.
     public func jsonString() -> String {
+        if let bytes = JSONText.bytes(self, pretty: false) { return String(decoding: bytes, as: UTF8.self) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(self) else { return "null" }

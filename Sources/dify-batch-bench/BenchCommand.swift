@@ -4,15 +4,14 @@ import Foundation
 import Logging
 
 /// `dify-batch-bench`: runs the real pipeline against the Dify simulator on loopback and prints Markdown tables.
-/// Build it in release mode: `swift build -c release --product dify-batch-bench`.
-@main
+/// Build it in release mode: `swift build -c release --product dify-batch-bench`. Started from `main.swift`.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dify-batch-bench",
         abstract: "Benchmarks of dify-batch against the in-process Dify simulator (loopback only).",
         discussion: "Each subcommand prints a Markdown table on stdout; progress goes to stderr. See BENCHMARKS.md.",
         subcommands: [EfficiencyCommand.self, OverheadCommand.self, MemoryCommand.self, ScanCommand.self,
-                      QueriesCommand.self, PickupCommand.self, SimulatorChildCommand.self]
+                      QueriesCommand.self, PickupCommand.self, LedgerOpsCommand.self, SimulatorChildCommand.self]
     )
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import DifyBatch
 import DifySimulator
 import Foundation
+import Synchronization
 
 /// 2. Overhead: CPU per document of the pipeline alone, with the simulator in a child process.
 struct OverheadCommand: AsyncParsableCommand {
@@ -24,6 +25,10 @@ struct OverheadCommand: AsyncParsableCommand {
     var baseline: String?
     @Option(help: "Latency of every simulated run (e.g. 200ms); with it, `of ideal c/L` is docs/s ÷ (concurrency ÷ latency), the simulator out of process (issue 14's c/L target).")
     var latency = "0ms"
+    @Option(name: .customLong("simulator-url"), help: "Use a simulator already running at this base URL (`dify-batch-bench simulator`) instead of a child; its CPU is then not measured. For valgrind, which cannot start the child (BENCHMARKS.md §15).")
+    var simulatorURL: String?
+    @Option(name: .customLong("sql-trace"), help: "Write every distinct SQL statement the ledger ran, with its count per document, to this file (issue 14; the trace itself costs CPU: do not time such a run).")
+    var sqlTrace: String?
     @Flag(help: "Delete the workspace after each run (default: keep it; deleting many files makes the next runs' file creations cost extra kernel CPU on ext4, issue 14).")
     var removeWorkspace = false
 
@@ -33,7 +38,7 @@ struct OverheadCommand: AsyncParsableCommand {
             note("overhead: files=\(files) c=\(concurrency)…")
             rows += try await Self.measure(files: files, concurrency: concurrency, afterSuccess: afterSuccess,
                                            responseMode: responseMode, baseline: baseline, removeWorkspace: removeWorkspace,
-                                           latency: latency)
+                                           latency: latency, simulatorURL: simulatorURL, sqlTrace: sqlTrace)
             note("  → \(rows.last!.joined(separator: "  "))")
         }
         say(Table.render(headers: ["client", "mode", "c", "files", "ok", "wall (s)", "docs/s", "daemon CPU ms/doc",
@@ -43,8 +48,9 @@ struct OverheadCommand: AsyncParsableCommand {
     }
 
     static func measure(files: Int, concurrency: Int, afterSuccess: String, responseMode: String = "streaming",
-                        baseline: String? = nil, removeWorkspace: Bool = false, latency: String = "0ms") async throws -> [[String]] {
-        let simulator = try SimulatorChild(latency: latency)
+                        baseline: String? = nil, removeWorkspace: Bool = false, latency: String = "0ms",
+                        simulatorURL: String? = nil, sqlTrace: String? = nil) async throws -> [[String]] {
+        let simulator = try simulatorURL.map(SimulatorChild.init(external:)) ?? SimulatorChild(latency: latency)
         let latencySeconds = try parseDuration(latency).seconds
         // docs/s as a fraction of the ideal c / L ("-" at latency 0).
         func ofIdeal(_ docsPerSecond: Double) -> String {
@@ -60,7 +66,9 @@ struct OverheadCommand: AsyncParsableCommand {
         note("  file-create probe: \(fmt(probe, 1)) µs of kernel CPU per file creation"
              + (probe > 100 ? " (HIGH: inodes deleted in the last minutes, e.g. by a build, inflate this run's sys CPU; wait and rerun)" : ""))
         let observer = BenchObserver()
-        let (pipeline, ledger) = try workspace.makePipeline(mode: .once, observers: [observer])
+        let statements = StatementCounter()
+        let (pipeline, ledger) = try workspace.makePipeline(mode: .once, observers: [observer],
+                                                            statements: sqlTrace == nil ? nil : statements)
         let mode = try ledger.journalMode()
         guard mode.lowercased() == "wal" else { throw BenchError("ledger journal mode is \(mode), not WAL") }
         let usage0 = ProcessStats.selfUsage()
@@ -85,6 +93,10 @@ struct OverheadCommand: AsyncParsableCommand {
         if let first = state.firstUploadStart, let last = state.lastSettle {
             note("  timeline: first upload at \(fmt((first - start).seconds, 3)) s, last settle at "
                  + "\(fmt((last - start).seconds, 3)) s, run returned at \(fmt(wall, 3)) s")
+        }
+        if let sqlTrace {
+            try statements.report(perDocument: n).write(toFile: sqlTrace, atomically: true, encoding: .utf8)
+            note("  SQL statements: \(fmt(Double(statements.total) / n, 2)) per document, listed in \(sqlTrace)")
         }
         var rows = [["dify-batch", responseMode, String(concurrency), String(files), String(succeeded), fmt(wall, 2),
                      fmt(Double(succeeded) / wall), fmt((user + system) * 1000 / n, 3), fmt(scanCPU * 1000 / n, 3),
@@ -134,5 +146,29 @@ struct OverheadCommand: AsyncParsableCommand {
                 "\(fmt(user, 2))/\(fmt(system, 2))", fmt(simCPU * 1000 / n, 3), "-",
                 "\(fmt(Double(children1.ru_nvcsw - children0.ru_nvcsw) / n, 1))+\(fmt(Double(children1.ru_nivcsw - children0.ru_nivcsw) / n, 1))",
                 ProcessStats.loadAverage(), ofIdeal(Double(ok) / wall)]
+    }
+}
+
+/// Counts the ledger's statements by SQL text (`overhead --sql-trace`).
+final class StatementCounter: Sendable {
+    private let counts = Mutex<[String: (count: Int, time: Duration)]>([:])
+
+    @Sendable func count(_ sql: String, _ duration: Duration?) {
+        counts.withLock {
+            if let duration { $0[sql, default: (0, .zero)].time += duration } else { $0[sql, default: (0, .zero)].count += 1 }
+        }
+    }
+
+    var total: Int { counts.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    /// One line per distinct statement, most frequent first: count per document, total count, wall µs per document
+    /// spent in it (SQLite's profile event, triggers included; blank for a trigger's own statements), the SQL on one line.
+    func report(perDocument n: Double) -> String {
+        let all = counts.withLock { $0 }.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+        return "per doc\tcount\tµs/doc\tstatement\n" + all.map { sql, value in
+            let text = sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            let micros = value.time == .zero ? "" : fmt(value.time.seconds * 1e6 / n, 1)
+            return "\(fmt(Double(value.count) / n, 3))\t\(value.count)\t\(micros)\t\(text)"
+        }.joined(separator: "\n") + "\n"
     }
 }

@@ -96,9 +96,10 @@ struct BenchWorkspace {
 
     /// Builds the in-process pipeline the way `dify-batch run`/`watch` does (default options unless changed).
     func makePipeline(mode: PipelineOptions.Mode, observers: [any PipelineObserver] = [],
+                      statements: StatementCounter? = nil,
                       configure: (inout PipelineOptions) -> Void = { _ in }) throws -> (Pipeline, SQLiteLedger) {
         let specs = try JobSpecLoader.load(paths: [specPath])
-        let ledger = try SQLiteLedger(path: dbPath)
+        let ledger = try SQLiteLedger(path: dbPath, traceStatements: statements.map { $0.count })
         var options = PipelineOptions(mode: mode)
         options.seed = 42
         configure(&options)
@@ -237,12 +238,35 @@ final class SimulatorChild: @unchecked Sendable {
         baseURL = String(decoding: line, as: UTF8.self)
     }
 
+    /// A simulator already running at `url` (no child: its CPU is not measured). For `valgrind`, which cannot
+    /// start a child through Foundation's Process ("Bad file descriptor" from its posix_spawn file actions).
+    init(external url: String) {
+        output = Pipe()
+        baseURL = url
+    }
+
+    /// The child's pid; 0 for an external simulator.
     var pid: Int32 { process.processIdentifier }
 
+    /// SIGTERM, then waits (at most 10 s, then SIGKILL) until the child is gone. Not `Process.waitUntilExit()`: it
+    /// learns of the exit through the main dispatch queue, which `main.swift`'s loop drains but a thread blocked in
+    /// waitUntilExit on a cooperative thread never saw change (the bench hung at its end).
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+        let pid = process.processIdentifier
+        guard pid > 0, kill(pid, 0) == 0 else { return }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            // Reaped here, or already reaped by Foundation (ECHILD), or gone.
+            if reaped == pid || (reaped < 0 && errno == ECHILD) || kill(pid, 0) != 0 { return }
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return
+            }
+            usleep(5_000)
         }
     }
 

@@ -22,6 +22,20 @@ import Testing
         #expect(actual.indexes["documents_by_job_state"] == "documents(job_id, state, next_attempt_at)")
     }
 
+    /// Schema 14 (issue 14): documents_by_row holds only rows (a file's state changes no longer rewrite an entry of
+    /// it), and a table's rows are still found through it.
+    @Test func rowIndex_isPartialOverRows_andServesTheRowsOfATable() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("ledger.sqlite")
+        let ledger = try SQLiteLedger(path: path)
+        #expect(try ledger.schemaDescription().indexes["documents_by_row"]?.contains("WHERE row_of IS NOT NULL") == true)
+        let plan = try await DatabaseQueue(path: path).read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT id FROM documents WHERE row_of = 7 AND state = 'pending'")
+                .map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("documents_by_row") }, "\(plan)")
+    }
+
     @Test func newLedger_usesWALAndRecordsSchemaVersionAndIsPrivate() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("state/nested/ledger.sqlite")

@@ -114,4 +114,34 @@ import Testing
         try await Self.expectTotalsEqualAFullCount(migrated, jobs: ["docs", "other"])
         #expect(try await migrated.stateCounts()[1] == [.succeeded: 1, .failed: 1, .uploading: 1])
     }
+
+    /// Schema 14: the usage triggers' "has this document other usage rows" lookups go through usage_by_document (a
+    /// few rows), in a new ledger and in one migrated from v1. With `job_id = ?` SQLite chose usage_by_job_time and
+    /// walked every usage row of the job on each recorded run.
+    @Test func usageTriggers_lookUpADocumentsRowsThroughUsageByDocument_inNewAndMigratedLedgers() async throws {
+        let dir = try TemporaryDirectory()
+        let migratedPath = dir.file("v1.sqlite")
+        try LedgerMigrationTests.makeV1Ledger(migratedPath)
+        _ = try SQLiteLedger(path: migratedPath)
+        let freshPath = dir.file("fresh.sqlite")
+        _ = try SQLiteLedger(path: freshPath)
+        func triggers(_ path: String) throws -> [String: String] {
+            try DatabaseQueue(path: path).read { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+                    .map { ($0["name"] as String, $0["sql"] as String) })
+            }
+        }
+        let fresh = try triggers(freshPath)
+        #expect(try triggers(migratedPath) == fresh)
+        for name in ["usage_totals_insert", "usage_totals_delete"] {
+            let body = try #require(fresh[name])
+            let lookup = try #require(body.range(of: #"SELECT 1 FROM usage WHERE [^)]*"#, options: .regularExpression))
+            // The lookup as the trigger runs it, its NEW./OLD. values replaced by literals.
+            let query = body[lookup].replacingOccurrences(of: #"(NEW|OLD)\.\w+"#, with: "1", options: .regularExpression)
+            let plan = try await DatabaseQueue(path: freshPath).read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + query).map { $0["detail"] as String }
+            }
+            #expect(plan.contains { $0.contains("usage_by_document") }, "\(name): \(query) → \(plan)")
+        }
+    }
 }

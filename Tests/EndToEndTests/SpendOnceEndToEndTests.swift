@@ -255,6 +255,21 @@ import Testing
         }
     }
 
+    /// A resumed run goes on in the simulator, which looks for the resume every 20 ms, and ends there a moment later.
+    /// `run` does not wait for a paused run, so the next `run` must find it ended: waits (deadline 30 s) until the
+    /// simulator has ended `count` runs `succeeded`. Without this the test raced the simulator (it failed whenever the
+    /// next `run` started and polled within those milliseconds).
+    static func awaitResumedRunsEnded(_ simulator: DifySimulator, _ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (simulator.stats.runsByStatus["succeeded"] ?? 0) < count {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the resumed run did not end in the simulator within 30 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     @Test func pausedRun_isAwaitedWithOnePOST_runExits0_andTheNextRunRecordsItOnceResumed() async throws {
         var faults = FaultPlan()
         faults.pausedRunRate = 1.0
@@ -269,6 +284,7 @@ import Testing
             #expect(try await ledger.stateCounts().values.first?[.paused] == 1)
             // A human approves; the next run polls the paused run and writes its output. Still one POST.
             #expect(simulator.resumePausedRun(id: try #require(paused.workflowRunID)))
+            try await Self.awaitResumedRunsEnded(simulator, 1)
             let (second, again) = try await workspace.run()
             #expect(second.exitStatus == .success)
             #expect(try await again.document(id: paused.id)?.state == .succeeded)
@@ -295,6 +311,7 @@ import Testing
             #expect(documents.count == 2 && documents.filter { $0.state == .pending }.count == 1)
             #expect(simulator.stats.runRequestsReceived == 1)
             #expect(simulator.resumePausedRun(id: try #require(paused.workflowRunID)))
+            try await Self.awaitResumedRunsEnded(simulator, 1)
             let (second, again) = try await workspace.run { $0.maxDuration = .seconds(120) }
             #expect(second.exitStatus == .success)
             let final = try await again.documents(matching: DocumentFilter())

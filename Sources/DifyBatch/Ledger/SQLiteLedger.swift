@@ -7,7 +7,7 @@ import Synchronization
 /// `PRAGMA user_version` and older databases are migrated forward on open.
 public final class SQLiteLedger: Ledger {
     /// The schema version this build writes.
-    public static let schemaVersion = 13
+    public static let schemaVersion = 14
     /// Migrations to version N from the version before it, applied in ascending order inside the open write
     /// transaction. Never edit a past entry. Numbers are assigned per change and may have gaps: a number with
     /// no entry is skipped.
@@ -74,6 +74,16 @@ public final class SQLiteLedger: Ledger {
                 CREATE INDEX documents_claimable ON documents(job_id, coalesce(next_attempt_at, 0), id) WHERE state IN ('pending', 'failed');
                 """)
         },
+        // Issue 14 (helper perf4): the usage triggers look a document's usage rows up by usage_by_document (they
+        // walked every usage row of the job on each insert); documents_by_row holds only rows (every state change
+        // of a file rewrote its entry: one WAL page more in 4 of a document's 5 commits).
+        14: { db in
+            try RunningTotals.migrateUsageTriggers(db)
+            try db.execute(sql: """
+                DROP INDEX documents_by_row;
+                CREATE INDEX documents_by_row ON documents(row_of, state) WHERE row_of IS NOT NULL;
+                """)
+        },
     ]
 
     /// Issue 10 (spend once): the states `unresolved` and `paused` join the `documents.state` CHECK, and the columns
@@ -118,6 +128,8 @@ public final class SQLiteLedger: Ledger {
 
     private let pool: DatabasePool
     private let writeCount = Atomic<Int>(0)
+    /// Jobs whose last claim came back with fewer documents than asked (see ``claim(jobID:limit:now:counting:)``).
+    private let claimRanDry = Mutex<Set<Int64>>([])
     /// Set once the writer connection's busy timeout is 0 (see ``write(_:)``).
     private let writerWaitsInTask = Atomic<Bool>(false)
     /// How long a write waits for another process's write lock.
@@ -130,7 +142,12 @@ public final class SQLiteLedger: Ledger {
     /// - Parameters:
     ///   - busyTimeout: how long a write waits for another process's write (default 10 s).
     ///   - now: the clock used for every timestamp the ledger writes (injected by tests).
-    public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() }) throws {
+    ///   - traceStatements: called on the connection's thread with the SQL text of every statement each connection
+    ///     starts (a trigger's statements as `-- …`; duration nil), and again when a top-level statement ends, with
+    ///     the time it took (SQLite's profile event: wall time, triggers included); nil (default) installs no
+    ///     trace. The bench's `--sql-trace` counts them per document (issue 14).
+    public init(path: String, busyTimeout: TimeInterval = 10, now: @escaping @Sendable () -> Date = { Date() },
+                traceStatements: (@Sendable (String, Duration?) -> Void)? = nil) throws {
         self.path = path
         self.now = now
         self.busyTimeout = busyTimeout
@@ -160,6 +177,14 @@ public final class SQLiteLedger: Ledger {
         configuration.maximumReaderCount = 2
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if let traceStatements {
+                db.trace(options: [.statement, .profile]) { event in
+                    switch event {
+                    case .statement(let statement): traceStatements(statement.sql, nil)
+                    case .profile(let statement, let duration): traceStatements(statement.sql, .seconds(duration))
+                    }
+                }
+            }
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -276,11 +301,14 @@ public final class SQLiteLedger: Ledger {
     static let documentSelect = documentSelect(indexedBy: nil)
     /// ``documentSelect`` reading `documents` through the named index (nil: the one SQLite chooses).
     static func documentSelect(indexedBy index: String?) -> String {
-        "SELECT d.*, j.name AS job_name FROM documents d\(index.map { " INDEXED BY \($0)" } ?? "") JOIN jobs j ON j.id = d.job_id"
+        "SELECT \(documentSelectColumns), j.name AS job_name FROM documents d\(index.map { " INDEXED BY \($0)" } ?? "") JOIN jobs j ON j.id = d.job_id"
     }
+    /// ``DocumentCursor/columns`` of `d`, in order (documents are decoded by position).
+    private static let documentSelectColumns = DocumentCursor.columns.map { "d." + $0 }.joined(separator: ", ")
     /// The `RETURNING` clause that gives a written `documents` row the columns of ``documentSelect`` (no re-read
     /// after a write; issue 14).
-    static let documentReturning = "RETURNING *, (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
+    static let documentReturning = "RETURNING " + DocumentCursor.columns.joined(separator: ", ")
+        + ", (SELECT name FROM jobs WHERE jobs.id = documents.job_id) AS job_name"
 
     public func documents(matching filter: DocumentFilter) async throws -> [DocumentRecord] {
         try read { db in
@@ -534,7 +562,17 @@ public final class SQLiteLedger: Ledger {
     static let processingStates = DocumentState.holdingCopiesSQL
 
     public func heldDuplicates(jobID: Int64) async throws -> [(waiting: DocumentRecord, original: DocumentRecord)] {
-        try read { db in
+        // Asked after every success and nearly always empty: one single-statement look first (issue 14), the
+        // snapshot read of the copies and their originals only when there are some.
+        let any = try readStatement { db in
+            try Bool.fetchOne(db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM documents d INDEXED BY documents_by_copy
+                    WHERE d.job_id = ? AND d.state = 'pending' AND d.duplicate_of IS NOT NULL
+                      AND EXISTS (SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state = 'succeeded'))
+                """), arguments: [jobID]) ?? false
+        }
+        guard any else { return [] }
+        return try read { db in
             // INDEXED BY: the copies are a few rows of the partial index; the planner would otherwise walk every
             // pending document of the job (documents_by_job_state) after every success (issue 14).
             let waiting = try Self.documents(db.cachedStatement(sql: Self.documentSelect(indexedBy: "documents_by_copy") + """
@@ -580,24 +618,39 @@ public final class SQLiteLedger: Ledger {
         case false?: "attempts + CASE WHEN result_stored = 1 THEN 0 ELSE 1 END"
         case true?: "attempts + CASE WHEN result_stored = 1 OR row_of IS NULL THEN 0 ELSE 1 END"
         }
-        return try await write { db in
-            let claimed = try Self.documents(db.cachedStatement(sql: """
+        // Issue 14: after a claim that came back short (the queue ran dry), the next one looks with a read first and
+        // takes the write lock only when something is due: a draining or idle job no longer commits an empty
+        // transaction on every tick and every finished document. The claim itself still decides, atomically.
+        if claimRanDry.withLock({ $0.contains(jobID) }) {
+            let due = try readStatement { db in
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (" + Self.claimable + " LIMIT 1)"), arguments: [jobID, now]) ?? false
+            }
+            guard due else { return [] }
+        }
+        let claimed = try await write { db in
+            try Self.documents(db.cachedStatement(sql: """
                 UPDATE documents
                 SET state = CASE WHEN result_stored = 1 THEN 'recovering' WHEN upload_file_id IS NULL THEN 'uploading' ELSE 'uploaded' END,
                     next_attempt_at = NULL, duplicate_of = NULL, updated_at = ?, attempts = \(attempts)
-                WHERE id IN (
-                    SELECT d.id FROM documents d
-                    WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
-                      AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
-                      AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
-                          SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(Self.processingStates), 'succeeded')))
-                    ORDER BY coalesce(d.next_attempt_at, 0), d.id
-                    LIMIT ?)
+                WHERE id IN (\(Self.claimable) ORDER BY coalesce(d.next_attempt_at, 0), d.id LIMIT ?)
                 """ + Self.documentReturning), [stamp, jobID, now, limit])
-            // RETURNING gives rows in no defined order; callers get them by id.
-            return claimed.sorted { $0.id < $1.id }
         }
+        claimRanDry.withLock {
+            if claimed.count < limit { $0.insert(jobID) } else { $0.remove(jobID) }
+        }
+        // RETURNING gives rows in no defined order; callers get them by id.
+        return claimed.sorted { $0.id < $1.id }
     }
+
+    /// The ids of a job's documents a claim may take at `?2` (ms), for job `?1`: `pending`, or `failed` and due, and
+    /// not a copy waiting behind a document of the same content that is on its way or succeeded.
+    private static let claimable = """
+        SELECT d.id FROM documents d
+        WHERE d.job_id = ? AND d.state IN ('pending', 'failed')
+          AND (d.state = 'pending' OR (d.state = 'failed' AND d.next_attempt_at <= ?))
+          AND NOT (d.state = 'pending' AND d.duplicate_of IS NOT NULL AND EXISTS (
+              SELECT 1 FROM documents t WHERE t.id = d.duplicate_of AND t.state IN (\(processingStates), 'succeeded')))
+        """
 
     @discardableResult
     public func transition(_ id: Int64, from: DocumentState, to: DocumentState, _ changes: [DocumentChange]) async throws -> DocumentRecord {
@@ -884,9 +937,21 @@ public final class SQLiteLedger: Ledger {
     /// several statements see one snapshot. See ``write(_:)``.
     private func read<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
 
-    /// A read of ONE statement (it is its own snapshot): no transaction or savepoint is opened around it, which
-    /// GRDB's `read` compiles three statements for (issue 14). Only for bodies that run a single statement.
-    private func readStatement<T>(_ body: (Database) throws -> T) throws -> T { try pool.unsafeRead(body) }
+    /// A read of ONE statement (it is its own snapshot), on the writer connection: no transaction or savepoint
+    /// around it (GRDB's `read` compiles three statements for them), and none of what a reader connection costs
+    /// per access (GRDB's `PRAGMA schema_version` check, itself one more read transaction on the WAL index, and
+    /// the pool's checkout; issue 14: 5 per document). In WAL mode a read takes no write lock, so it waits only for
+    /// this process's own write in progress (tens of microseconds). The writer connection does not wait for locks
+    /// (see ``write(_:)``): the rare read SQLite refuses with `SQLITE_BUSY` (another connection recovering the WAL)
+    /// is made again on a reader connection, which waits up to the busy timeout. Only for bodies that run a single
+    /// statement and write nothing.
+    private func readStatement<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.writeWithoutTransaction(body)
+        } catch let error as DatabaseError where Self.isBusy(error) {
+            return try pool.unsafeRead(body)
+        }
+    }
 
     // MARK: - Runs
 
@@ -974,38 +1039,16 @@ public final class SQLiteLedger: Ledger {
                   pid: row["pid"], host: row["host"], exitCode: row["exit_code"])
     }
 
-    /// The documents a statement yields, each decoded from the statement's current row. GRDB's statement-backed
-    /// rows find a column through a name table built once per cursor; the copied rows `fetchOne`/`fetchAll` return
-    /// compare the lowercased name of every column on every lookup (40 columns × 40 lookups per document: 5 % of
-    /// the daemon's CPU in issue 14's profile). Works for `SELECT` and for `INSERT`/`UPDATE … RETURNING`.
+    /// The documents a statement of ``documentSelect`` or ending in ``documentReturning`` yields, decoded by
+    /// column position (``DocumentCursor``).
     static func documents(_ statement: Statement, _ arguments: StatementArguments) throws -> [DocumentRecord] {
-        var result: [DocumentRecord] = []
-        let cursor = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try cursor.next() { result.append(document(row)) }
-        return result
-    }
-
-    static func document(_ row: Row) -> DocumentRecord {
-        let errorClass: String? = row["last_error_class"]
-        let lastError = errorClass.map {
-            RecordedError(errorClass: $0, code: row["last_error_code"], message: row["last_error_message"] ?? "",
-                          httpStatus: row["last_http_status"])
+        do {
+            return try Array(DocumentCursor(statement, arguments))
+        } catch {
+            // A row that could not be decoded leaves the statement part-way (holding its read snapshot): reset it.
+            try? statement.setArguments(arguments)
+            throw error
         }
-        return DocumentRecord(
-            id: row["id"], jobID: row["job_id"], jobName: row["job_name"] ?? "", path: row["path"], sha256: row["sha256"],
-            size: row["size"], mtimeNanoseconds: row["mtime_ns"],
-            state: DocumentState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
-            nextAttemptAt: date(row["next_attempt_at"]), uploadFileID: row["upload_file_id"],
-            workflowRunID: row["workflow_run_id"], messageID: row["message_id"], taskID: row["task_id"],
-            runSentAt: date(row["run_sent_at"]), duplicateRuns: row["duplicate_runs"], duplicateOf: row["duplicate_of"],
-            outputPath: row["output_path"], lastError: lastError,
-            createdAt: date(row["created_at"])!, updatedAt: date(row["updated_at"])!, finishedAt: date(row["finished_at"]),
-            runPosts: row["run_posts"], outcomeUnknown: (row["outcome_unknown"] as Int) != 0,
-            difyClockOffsetMilliseconds: row["dify_clock_offset_ms"], pausedAt: date(row["paused_at"]),
-            device: (row["device"] as Int64?).map { UInt64(bitPattern: $0) }, inode: (row["inode"] as Int64?).map { UInt64(bitPattern: $0) },
-            resultStored: (row["result_stored"] as Int?) == 1, localFailures: row["local_failures"] ?? 0,
-            textSHA256: row["text_sha256"], textLength: row["text_length"],
-            rowOf: row["row_of"], rowIndex: row["row_index"], rowInputs: row["row_inputs"])
     }
 }
 

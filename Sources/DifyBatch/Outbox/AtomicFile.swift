@@ -53,31 +53,59 @@ public enum AtomicFile {
 
     /// Writes `data` to `path` atomically. The file is created with `permissions` (default 0666) narrowed by the
     /// process umask, like any other file the user's tools create: 0644 under the usual umask 022, 0600 under 077.
-    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o666) throws {
+    ///
+    /// `replacing`: the name of another file in the same folder that this one supersedes (the outbox's
+    /// `.error.json` of a `.json` and vice versa). It is removed once the new file is durable, and the folder is
+    /// flushed again when it was there, so a reader finds one of the two at every moment, also after a crash.
+    ///
+    /// The folder is opened once; the temporary file is created, renamed and the old one removed relative to it
+    /// (issue 14: one path walk instead of one per system call, no separate `stat` of the folder).
+    public static func write(_ data: Data, to path: String, permissions: mode_t = 0o666, replacing stale: String? = nil) throws {
         let folder = PathText.folder(of: path)
         let name = PathText.name(of: path)
         guard !name.isEmpty, name != ".", name != ".." else {
             throw FileOperationError(operation: "write", path: path, errorNumber: EINVAL, reason: "not a file path")
         }
         let directory = folder.isEmpty ? "." : folder
-        try createDirectories(directory)
+        let folderFD = try openFolder(directory, creating: true)
+        defer { _ = close(folderFD) }
 
-        let temporary = PathText.join(directory, temporaryName())
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
-        guard fd >= 0 else { throw FileOperationError.posix("create", temporary) }
+        let temporaryName = temporaryName()
+        let fd = openat(folderFD, temporaryName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
+        guard fd >= 0 else { throw FileOperationError.posix("create", PathText.join(directory, temporaryName)) }
         var closed = false
         var renamed = false
         defer {
             if !closed { _ = close(fd) }
-            if !renamed { _ = unlink(temporary) }
+            if !renamed { _ = unlinkat(folderFD, temporaryName, 0) }
         }
-        try posixWriteAll(fd, data, path: temporary)
-        guard fsync(fd) == 0 else { throw FileOperationError.posix("fsync", temporary) }
+        let temporary = { PathText.join(directory, temporaryName) }
+        try posixWriteAll(fd, data, path: temporary())
+        guard fsync(fd) == 0 else { throw FileOperationError.posix("fsync", temporary()) }
         closed = true
-        guard close(fd) == 0 else { throw FileOperationError.posix("close", temporary) }
-        guard rename(temporary, path) == 0 else { throw FileOperationError.posix("rename", path) }
+        guard close(fd) == 0 else { throw FileOperationError.posix("close", temporary()) }
+        guard renameat(folderFD, temporaryName, folderFD, name) == 0 else { throw FileOperationError.posix("rename", path) }
         renamed = true
-        try syncDirectory(directory)
+        try syncFolder(folderFD, directory)
+        if let stale {
+            if unlinkat(folderFD, stale, 0) == 0 {
+                try syncFolder(folderFD, directory)
+            } else if errno != ENOENT {
+                throw FileOperationError.posix("remove", PathText.join(directory, stale))
+            }
+        }
+    }
+
+    /// A descriptor of `directory` for `*at` calls and its `fsync`; with `creating`, missing folders are created
+    /// first (``createDirectories(_:)``, whose errors — a file in the way is `ENOTDIR` — are thrown as they are).
+    static func openFolder(_ directory: String, creating: Bool) throws -> Int32 {
+        var fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 && creating {
+            try createDirectories(directory)
+            fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        guard fd >= 0 else { throw FileOperationError.posix("open folder", directory) }
+        return fd
     }
 
     /// Removes `.dify-batch-*.tmp` files under `folder` (recursively, never following symlinks): what a process
@@ -109,10 +137,13 @@ public enum AtomicFile {
 
     /// Flushes a folder's entries (a rename or unlink in it) to disk.
     static func syncDirectory(_ directory: String) throws {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileOperationError.posix("open folder", directory) }
+        let fd = try openFolder(directory, creating: false)
         defer { _ = close(fd) }
-        // Some file systems refuse fsync on a folder; that is not a failure of the write.
+        try syncFolder(fd, directory)
+    }
+
+    /// `fsync` of an open folder. Some file systems refuse it on a folder; that is not a failure of the write.
+    static func syncFolder(_ fd: Int32, _ directory: String) throws {
         if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
             throw FileOperationError.posix("fsync folder", directory)
         }

@@ -4,10 +4,10 @@ import DifyKit
 /// writes with `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`: DifyKit's ``JSONText`` in its pretty
 /// layout. `OutboxJSONBytesTests` compares both over varied documents.
 ///
-/// A value holding a fractional number (`.number`) or a non-ASCII object key returns nil: the caller then uses
-/// `JSONEncoder`, whose number formatting and key order for those are not reproduced here.
+/// A value holding a number that is not finite returns nil: the caller then uses `JSONEncoder`, which refuses it
+/// with its own error.
 enum OutboxJSONBytes {
-    /// The encoded value (no trailing newline), or nil for a value this encoder leaves to `JSONEncoder`.
+    /// The encoded value (no trailing newline), or nil for a value holding a number that is not finite.
     static func encode(_ value: JSONValue) -> [UInt8]? {
         JSONText.bytes(value, pretty: true)
     }

@@ -162,3 +162,117 @@ extension FailureRecord {
         ])
     }
 }
+
+// MARK: - Bytes in one pass (issue 14)
+
+extension SuccessRecord {
+    /// ``jsonDocument`` as the outbox writes it (pretty, sorted keys, unescaped slashes, no trailing newline),
+    /// written member by member in key order without building it; nil for outputs holding a number that is not
+    /// finite (then `JSONEncoder` refuses the document). `OutboxJSONBytesTests` compares both.
+    func outboxBytes() -> [UInt8]? {
+        var text = JSONText.ObjectWriter(pretty: true)
+        text.openObject()
+        text.key("app")
+        text.openObject()
+        text.key("mode")
+        text.string(appMode)
+        text.closeObject()
+        text.key("attempts")
+        text.int(attempts)
+        text.key("dify")
+        text.openObject()
+        if appMode != "workflow" {
+            text.key("message_id")
+            text.string(messageID)
+        }
+        text.key("task_id")
+        text.string(taskID)
+        text.key("upload_file_id")
+        text.string(uploadFileID)
+        if appMode == "workflow" {
+            text.key("workflow_run_id")
+            text.string(workflowRunID)
+        }
+        text.closeObject()
+        if let duplicateOf {
+            text.key("duplicate_of")
+            text.string(duplicateOf)
+        }
+        text.key("elapsed_ms")
+        text.int(elapsedMilliseconds)
+        text.key("finished_at")
+        text.string(ReportFormatting.timestamp(finishedAt) ?? "")
+        text.key("job")
+        text.string(job)
+        text.key("outputs")
+        text.value(.object(AnswerJSON.addingAnswerJSON(to: outputs)))
+        text.key("source")
+        source.write(to: &text)
+        text.key("status")
+        text.string(status)
+        text.key("usage")
+        if let usage {
+            text.openObject()
+            text.key("completion_tokens")
+            text.int(usage.completionTokens)
+            text.key("currency")
+            text.string(usage.currency)
+            text.key("prompt_tokens")
+            text.int(usage.promptTokens)
+            text.key("total_price")
+            text.string(ReportFormatting.price(usage.totalPrice))
+            text.key("total_tokens")
+            text.int(usage.totalTokens)
+            text.closeObject()
+        } else {
+            text.null()
+        }
+        text.closeObject()
+        return text.bytes
+    }
+}
+
+extension FailureRecord {
+    /// ``jsonDocument`` as the outbox writes it, member by member in key order (see ``SuccessRecord/outboxBytes()``).
+    func outboxBytes() -> [UInt8]? {
+        var text = JSONText.ObjectWriter(pretty: true, capacity: 512)
+        text.openObject()
+        text.key("attempts")
+        text.int(attempts)
+        text.key("error")
+        text.openObject()
+        text.key("code")
+        text.string(errorCode)
+        text.key("dify_code")
+        text.string(difyCode)
+        text.key("http_status")
+        text.int(httpStatus)
+        text.key("message")
+        text.string(errorMessage)
+        text.closeObject()
+        text.key("finished_at")
+        text.string(ReportFormatting.timestamp(finishedAt) ?? "")
+        text.key("job")
+        text.string(job)
+        text.key("source")
+        source.write(to: &text)
+        text.key("status")
+        text.string(status)
+        text.closeObject()
+        return text.bytes
+    }
+}
+
+extension SourceInfo {
+    /// ``jsonValue`` member by member.
+    func write(to text: inout JSONText.ObjectWriter) {
+        text.openObject()
+        text.key("bytes")
+        text.int(bytes)
+        text.key("path")
+        text.string(path)
+        text.key("sha256")
+        text.string(sha256)
+        text.closeObject()
+    }
+}

@@ -78,10 +78,13 @@ public struct OutboxTargets: Sendable {
             let other = String(relativePath.dropLast(6))
             return RecordedError(errorClass: "rejected", code: Self.clashCode, message: "its result file \(display(relativePath + ".json")) is also where the inbox file \(other) writes its failure: one would replace the other; \(fix)")
         }
-        // 4. Something in the outbox in the way, or a path too long.
+        // 4. Something in the outbox in the way, or a path too long. All targets share one folder: it is looked at
+        //    once, at the first target that does not show it (a target that exists proves its folders are folders).
+        var folderChecked = false
         for suffix in suffixes {
             let target = writer.path(for: relativePath, suffix: suffix)
-            if let blocked = blocked(target, relativePath: relativePath) { return blocked }
+            if let blocked = blocked(target, relativePath: relativePath, checkFolder: !folderChecked) { return blocked }
+            folderChecked = true
         }
         return nil
     }
@@ -99,22 +102,29 @@ public struct OutboxTargets: Sendable {
         return scanner.accepts(relativePath: relative)
     }
 
-    /// The outbox-side obstacle to writing `target` (the outbox file of `relativePath`), if any.
-    private func blocked(_ target: String, relativePath: String) -> RecordedError? {
+    /// The outbox-side obstacle to writing `target` (the outbox file of `relativePath`), if any; the folders of the
+    /// path under the outbox only when `checkFolder`.
+    private func blocked(_ target: String, relativePath: String, checkFolder: Bool) -> RecordedError? {
         if target.utf8.count > Self.maximumPathBytes {
             return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "its outbox path \(target.prefix(120))… is \(target.utf8.count) bytes, over Linux's limit of \(Self.maximumPathBytes) (ENAMETOOLONG); choose a shorter `outbox:` or shorten the inbox folders' names")
         }
         // A symlink is replaced by the atomic rename like a file; anything else stays in the way.
-        if let mode = Self.mode(target, following: false), mode != S_IFREG && mode != S_IFLNK {
-            return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "\(mode == S_IFDIR ? "a folder" : "something that is not a file") is in the way of its outbox file \(target) (EISDIR); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
+        if let mode = Self.mode(target, following: false) {
+            if mode != S_IFREG && mode != S_IFLNK {
+                return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "\(mode == S_IFDIR ? "a folder" : "something that is not a file") is in the way of its outbox file \(target) (EISDIR); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
+            }
+            // Found through its folders: each of them is a folder (or a symlink leading to one).
+            return nil
         }
+        guard checkFolder else { return nil }
         // The nearest existing folder of the path under the outbox must be a folder (symlinks to folders followed).
         var folders = relativePath.split(separator: "/").dropLast().map(String.init)
         while !folders.isEmpty {
             let folder = SafeRelativePath.join(outbox, folders.joined(separator: "/"))
-            if Self.mode(folder) != nil {
-                // A symlink counts as what it leads to; one that leads nowhere (dangling, a loop) is in the way too.
-                if Self.mode(folder, following: true) == S_IFDIR { return nil }
+            // A symlink counts as what it leads to; one that leads nowhere (dangling, a loop) is in the way too.
+            // One call for a folder and for nothing there; a symlink is followed with a second.
+            if let mode = Self.mode(folder) {
+                if mode == S_IFDIR || (mode == S_IFLNK && Self.mode(folder, following: true) == S_IFDIR) { return nil }
                 return RecordedError(errorClass: "rejected", code: Self.blockedCode, message: "a file is in the way of its outbox folder \(folder)/ (ENOTDIR), needed for \(target); move it away, then requeue this document with `dify-batch retry --state rejected \(relativePath)`")
             }
             folders.removeLast()

@@ -66,8 +66,8 @@ public struct OutboxWriter: Sendable {
     public func writeSuccess(_ record: SuccessRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = successPath(for: record.source.path)
-        try AtomicFile.write(try Self.encode(record.jsonDocument), to: path)
-        try Self.removeStale(errorPath(for: record.source.path))
+        let data = try record.outboxBytes().map(Self.document) ?? Self.encode(record.jsonDocument)
+        try write(data, to: path, replacing: errorPath(for: record.source.path))
         return path
     }
 
@@ -76,9 +76,22 @@ public struct OutboxWriter: Sendable {
     public func writeFailure(_ record: FailureRecord) throws -> String {
         try SafeRelativePath.validate(record.source.path)
         let path = errorPath(for: record.source.path)
-        try AtomicFile.write(try Self.encode(record.jsonDocument), to: path)
-        try Self.removeStale(successPath(for: record.source.path))
+        let data = try record.outboxBytes().map(Self.document) ?? Self.encode(record.jsonDocument)
+        try write(data, to: path, replacing: successPath(for: record.source.path))
         return path
+    }
+
+    /// ``AtomicFile/write(_:to:permissions:replacing:)`` with the stale file named within the same folder (both
+    /// names of a path are fitted in its folder; a stale path elsewhere is removed on its own, then its folder
+    /// flushed).
+    private func write(_ data: Data, to path: String, replacing stale: String) throws {
+        let folder = PathText.folder(of: path)
+        guard PathText.folder(of: stale) == folder else {
+            try AtomicFile.write(data, to: path)
+            try Self.removeStale(stale)
+            return
+        }
+        try AtomicFile.write(data, to: path, replacing: PathText.name(of: stale))
     }
 
     private static func removeStale(_ stale: String) throws {
@@ -98,6 +111,14 @@ public struct OutboxWriter: Sendable {
             return Data(bytes)
         }
         return try encodeWithJSONEncoder(value)
+    }
+
+    /// The file's bytes: the document's text and a trailing newline.
+    static func document(_ text: [UInt8]) -> Data {
+        var data = Data(capacity: text.count + 1)
+        data.append(contentsOf: text)
+        data.append(0x0A)
+        return data
     }
 
     /// ``encode(_:)`` through Foundation's `JSONEncoder` (`[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`).

@@ -5,8 +5,8 @@ public enum ReportFormatting {
     /// `2026-11-27T07:00:00Z`.
     public static func timestamp(_ date: Date?) -> String? {
         guard let date else { return nil }
-        // Foundation's Swift-native style (UTC, `Z`): no ICU formatter built per call (issue 14's profile).
-        return date.formatted(Date.ISO8601FormatStyle())
+        // Issue 14: by arithmetic (UTCTimestamp), the same text as Foundation's Swift-native style (UTC, `Z`).
+        return UTCTimestamp.text(date) ?? date.formatted(Date.ISO8601FormatStyle())
     }
 
     /// Exact decimal text (`0.0012890` → `0.001289`), nil stays nil.

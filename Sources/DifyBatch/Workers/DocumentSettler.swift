@@ -173,10 +173,13 @@ struct DocumentSettler: Sendable {
             return try await localFailure(document, from: state, error, step: "record the \(target.rawValue) document in the ledger")
         }
         onSettled(done)
-        if let original {
-            logger(document).info("skipped \(document.path): same content as \(original.path), output written from the stored result")
-        } else {
-            logger(document).info("succeeded", metadata: ["output": "\(outputPath)"])
+        // The document's logger (three metadata entries) is built only when the line is written (issue 14).
+        if baseLogger.logLevel <= .info {
+            if let original {
+                logger(document).info("skipped \(document.path): same content as \(original.path), output written from the stored result")
+            } else {
+                logger(document).info("succeeded", metadata: ["output": "\(outputPath)"])
+            }
         }
         return .settled(target)
     }
