@@ -42,6 +42,8 @@ struct LedgerOptions: ParsableArguments {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
+            // Read commands write too (`retry`, a migration on open): the file alone holds everything at the end.
+            defer { store.checkpoint() }
             try await body(store)
         case .postgres(let location):
             try await PostgresSession.with(location, lease: .seconds(30)) { ledger in try await body(ledger) }

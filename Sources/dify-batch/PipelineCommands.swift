@@ -139,10 +139,12 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch {
+            let ledger: SQLiteLedger
+            do { ledger = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
+            store = ledger
         case .postgres(let location):
             // The client and the lease heartbeat are services of the group, before the pipeline: they stop after it.
             let ledger: PostgresLedger
@@ -156,6 +158,8 @@ enum PipelineLauncher {
             let wait = busyTimeout.map { Duration.milliseconds(Int64($0 * 1000)) } ?? .seconds(20)
             prepare = { try await ledger.prepare(timeout: wait) }
         }
+        // An SQLite ledger's file alone holds everything when the command ends, however the process exits after it.
+        defer { (store as? SQLiteLedger)?.checkpoint() }
         let pipeline = Pipeline(specs: specs, ledger: store, options: options, logger: logger,
                                 environment: environment, observers: observers)
         let service = PipelineService(pipeline: pipeline, prepare: prepare)

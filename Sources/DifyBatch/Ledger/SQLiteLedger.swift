@@ -1020,6 +1020,22 @@ public final class SQLiteLedger: Ledger {
         try read { db in try SchemaDescription(db) }
     }
 
+    /// Copies every committed transaction from the `-wal` file into the database file and empties the `-wal`
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), so the database file alone holds the whole ledger whether or not the
+    /// connections are closed before the process exits (SQLite only does this itself when the last connection
+    /// closes, which a process that exits first never does: its last transactions then live in `-wal` alone, and a
+    /// ledger file moved or copied without it loses them). Best effort: a checkpoint another process's read keeps
+    /// from finishing is left for the next close; errors are returned, not thrown.
+    @discardableResult
+    public func checkpoint() -> (any Error)? {
+        do {
+            try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// The database's journal mode (expected: `wal`).
     public func journalMode() throws -> String {
         try read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
