@@ -1026,10 +1026,21 @@ public final class SQLiteLedger: Ledger {
     /// closes, which a process that exits first never does: its last transactions then live in `-wal` alone, and a
     /// ledger file moved or copied without it loses them). Best effort: a checkpoint another process's read keeps
     /// from finishing is left for the next close; errors are returned, not thrown.
+    ///
+    /// It never waits (busy timeout 0 on the writer connection, as ``write(_:)`` sets it): a TRUNCATE checkpoint
+    /// that waits for another program's reader (an `sqlite3` shell in a transaction, a backup) holds the write lock
+    /// all the while, so a `dify-batch status` next to such a reader took 10 s and stopped the running daemon's
+    /// writes for those 10 s (attack4: a paid document's success could not be recorded, SQLITE_BUSY).
     @discardableResult
     public func checkpoint() -> (any Error)? {
         do {
-            try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            try pool.writeWithoutTransaction { db in
+                if !writerWaitsInTask.load(ordering: .relaxed) {
+                    try db.execute(sql: "PRAGMA busy_timeout = 0")
+                    writerWaitsInTask.store(true, ordering: .relaxed)
+                }
+                _ = try db.checkpoint(.truncate)
+            }
             return nil
         } catch {
             return error
