@@ -22,12 +22,13 @@ import Testing
     }
 }
 
-/// One file (`in/a.txt`) through `run` with the ledger's write lock held by another connection at `step` (busy timeout 0.1 s).
-func runOneFileWithTheLedgerLocked(at step: BusyOnSuccessLedger.Step, times: Int = 1,
+/// One file (`in/a.txt`, and `otherFiles` more) through `run` with the ledger's write lock held by another connection at `step` (busy timeout 0.1 s).
+func runOneFileWithTheLedgerLocked(at step: BusyOnSuccessLedger.Step, times: Int = 1, otherFiles: Int = 0,
                                     _ check: @escaping @Sendable (PipelineResult, BusyOnSuccessLedger, SimulatorStats, TemporaryDirectory) async throws -> Void) async throws {
     try await withDifySimulator { simulator, baseURL in
         let dir = try TemporaryDirectory()
         try dir.write("in/a.txt", "Invoice total 12 EUR")
+        for index in 0..<otherFiles { try dir.write("in/more/\(index).txt", "Document \(index)") }
         let specPath = try dir.write("job.yaml", """
             name: stranded
             inbox: in
@@ -71,6 +72,8 @@ final class BusyOnSuccessLedger: Ledger {
         case sendRecorded
         /// The run's ids, written when a streamed run starts (the run is then sent and running at Dify).
         case runIDsRecorded
+        /// A scan's batch insert of new files (up to 256 per transaction).
+        case scanBatch
     }
     let base: SQLiteLedger
     let path: String
@@ -152,6 +155,9 @@ final class BusyOnSuccessLedger: Ledger {
     func setAppMode(jobID: Int64, mode: String) async throws { try await pass(); return try await base.setAppMode(jobID: jobID, mode: mode) }
     func latestVersions(jobID: Int64) async throws -> [PathKey: DocumentRecord] { try await pass(); return try await base.latestVersions(jobID: jobID) }
     func knownFiles(jobID: Int64) async throws -> [PathKey: KnownFile] { try await pass(); return try await base.knownFiles(jobID: jobID) }
+    func insertRows(_ documents: [NewDocument]) async throws -> [DocumentRecord] {
+        try await busyOnce(if: step == .scanBatch) { try await base.insertRows(documents) }
+    }
     func insert(_ document: NewDocument) async throws -> DocumentRecord {
         try await pass()
         onInsert?(document)

@@ -223,6 +223,20 @@ struct OutboxWriterTests {
         #expect(Self.allEntries(folder.path) == ["invoices", "invoices/a.pdf.json"])
     }
 
+    /// A folder named like the other outcome is not an outcome: it is left, and the write succeeds (attack4: a rejected
+    /// file with a folder at `NAME.json` had its `.error.json` written but was recorded "could not be written").
+    @Test func aFolderNamedLikeTheOtherOutcome_isLeft_andTheOutcomeIsWritten() throws {
+        let folder = try TemporaryDirectory()
+        let writer = OutboxWriter(outbox: folder.path)
+        try FileManager.default.createDirectory(atPath: folder.file("invoices/a.pdf.json/inside"), withIntermediateDirectories: true)
+        let failure = FailureRecord(status: "rejected", job: "invoices", source: Self.source(), errorCode: "x",
+                                    errorMessage: "boom", attempts: 0, finishedAt: Self.finished)
+        let errorPath = try writer.writeFailure(failure)
+        #expect(FileManager.default.fileExists(atPath: errorPath))
+        #expect(FileManager.default.fileExists(atPath: folder.file("invoices/a.pdf.json/inside")), "the folder is untouched")
+        #expect(Self.temporaryLeftovers(folder.path).isEmpty)
+    }
+
     @Test func rewritingReplacesTheWholeDocument() throws {
         let folder = try TemporaryDirectory()
         let writer = OutboxWriter(outbox: folder.path)

@@ -44,6 +44,19 @@ import Testing
         }
     }
 
+    /// Not a stranded document: a scan's batch insert that fails leaves its files unrecorded, all of them named in
+    /// `run`'s exit-4 message (the file that completed the batch was left out: 255 of 256).
+    @Test func run_whenAScanBatchInsertMeetsTheLock_reportsEveryFileOfTheBatchUnrecorded_exit4() async throws {
+        try await runOneFileWithTheLedgerLocked(at: .scanBatch, times: 1, otherFiles: 299) { result, ledger, stats, _ in
+            #expect(result.exitStatus == .unavailable)
+            let message = result.summaries.first?.stop?.message ?? ""
+            #expect(message.contains("256 inbox file(s) could not be recorded"), "\(message)")
+            let recorded = try await ledger.documents(matching: DocumentFilter(limit: 1000)).count
+            #expect(recorded == 300 - 256, "the rest was recorded")
+            #expect((stats.requestsByEndpoint["POST /v1/workflows/run"] ?? 0) == 300 - 256, "only recorded files ran")
+        }
+    }
+
     @Test func strandedDocuments_backOffPerFailure_andRunGivesUpAfterTheLimit() {
         var stranded = StrandedDocuments()
         let t0 = Date(timeIntervalSince1970: 1_000_000)

@@ -90,7 +90,8 @@ public enum AtomicFile {
         if let stale {
             if unlinkat(folderFD, stale, 0) == 0 {
                 try syncFolder(folderFD, directory)
-            } else if errno != ENOENT {
+            } else if errno != ENOENT && errno != EISDIR {
+                // A folder at the stale name is not an outcome (nothing to remove); anything else is an error.
                 throw FileOperationError.posix("remove", PathText.join(directory, stale))
             }
         }

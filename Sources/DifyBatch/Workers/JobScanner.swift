@@ -157,7 +157,11 @@ public final class JobScanner: Sendable {
                         continue
                     }
                 }
-                switch try await record(file) {
+                let outcome = try await record(file)
+                // Cleared before a batch this file completes is inserted: a batch that fails marks every one of its
+                // files again, this one included (attack4: 255 of 256 were reported).
+                unrecordedFiles.withLock { _ = $0.removeValue(forKey: file.relativePath) }
+                switch outcome {
                 case .recorded(let document?):
                     cache[key] = KnownFile(document)
                     added += 1
@@ -167,7 +171,6 @@ public final class JobScanner: Sendable {
                     batch.append((file, new))
                     if batch.count >= Self.batchSize { await insertBatch() }
                 }
-                unrecordedFiles.withLock { _ = $0.removeValue(forKey: file.relativePath) }
             } catch {
                 unrecordedFiles.withLock { $0[file.relativePath] = "\(error)" }
                 warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
