@@ -349,13 +349,13 @@ public final class PostgresLedger: Ledger {
             inserted AS (
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
                     last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
-                    row_of, row_index, row_inputs)
+                    row_of, row_index, row_inputs, output_path)
                 SELECT \(document.jobID), \(document.path), \(document.sha256), \(document.size), \(document.mtimeNanoseconds),
                     \(document.state.rawValue), \(error?.errorClass), \(error?.code), \(error?.message), \(error?.httpStatus.map(Int32.init)),
                     \(now), \(now), \(finished), \(device), \(inode),
                     (SELECT id FROM documents WHERE \(lookTwin) AND job_id = \(document.jobID) AND sha256 = \(document.sha256)
                         AND duplicate_of IS NULL AND state IN (\(unescaped: twinStates)) ORDER BY id LIMIT 1),
-                    \(document.rowOf), \(document.rowIndex.map(Int32.init)), \(document.rowInputs)
+                    \(document.rowOf), \(document.rowIndex.map(Int32.init)), \(document.rowInputs), \(document.outputPath)
                 WHERE NOT EXISTS (SELECT 1 FROM same)
                 RETURNING id)
             SELECT id FROM inserted UNION ALL SELECT id FROM same

@@ -25,10 +25,13 @@ import Testing
             let errorFile = dir.file("out/big.txt.error.json")
             // Whether the outbox file existed when each rejected row was inserted.
             let seenAtInsert = Mutex<[Bool]>([])
+            // The output path each rejected row carried into its insert (no second write, so no window without it).
+            let pathAtInsert = Mutex<[String?]>([])
             let ledgerPath = dir.file("ledger.sqlite")
             let ledger = BusyOnSuccessLedger(base: try SQLiteLedger(path: ledgerPath), path: ledgerPath, times: 0) { new in
                 if new.state == .rejected {
                     seenAtInsert.withLock { $0.append(FileManager.default.fileExists(atPath: errorFile)) }
+                    pathAtInsert.withLock { $0.append(new.outputPath) }
                 }
             }
             var options = PipelineOptions(mode: .once)
@@ -39,6 +42,7 @@ import Testing
                                             logger: logger, environment: ["DIFY_TEST_KEY": SimulatedApp.defaultAPIKey]).run()
 
             #expect(seenAtInsert.withLock { $0 } == [true], "the .error.json exists before the rejected row is inserted")
+            #expect(pathAtInsert.withLock { $0 } == [errorFile], "the row is inserted with its output path")
             #expect(result.exitStatus == .documentsFailed)
             let documents = try await ledger.documents(matching: DocumentFilter())
             let big = try #require(documents.first { $0.path == "big.txt" })

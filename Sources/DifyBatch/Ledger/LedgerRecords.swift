@@ -170,6 +170,9 @@ public struct NewDocument: Sendable, Equatable {
     public var rowOf: Int64? = nil
     public var rowIndex: Int? = nil
     public var rowInputs: String? = nil
+    /// The outcome file already written for a document inserted finished (a `rejected` file's `.error.json`,
+    /// written before its row so that a kill in between loses no outcome): recorded in the inserting statement.
+    public var outputPath: String? = nil
 
     public init(jobID: Int64, path: String, sha256: String?, size: Int64, mtimeNanoseconds: Int64,
                 state: DocumentState = .pending, error: RecordedError? = nil, device: UInt64? = nil, inode: UInt64? = nil) {

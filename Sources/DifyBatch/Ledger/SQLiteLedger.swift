@@ -547,13 +547,13 @@ public final class SQLiteLedger: Ledger {
             let inserted = try Self.documents(db.cachedStatement(sql: """
                 INSERT INTO documents (job_id, path, sha256, size, mtime_ns, state, last_error_class, last_error_code,
                     last_error_message, last_http_status, created_at, updated_at, finished_at, device, inode, duplicate_of,
-                    row_of, row_index, row_inputs)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    row_of, row_index, row_inputs, output_path)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """ + Self.documentReturning), [document.jobID, document.path, document.sha256, document.size, document.mtimeNanoseconds,
                                  document.state.rawValue, error?.errorClass, error?.code, error?.message, error?.httpStatus,
                                  now, now, document.state.isTerminal ? now : nil,
                                  document.device.map { Int64(bitPattern: $0) }, document.inode.map { Int64(bitPattern: $0) }, twin,
-                                 document.rowOf, document.rowIndex, document.rowInputs])
+                                 document.rowOf, document.rowIndex, document.rowInputs, document.outputPath])
             return inserted[0]
         }
     }

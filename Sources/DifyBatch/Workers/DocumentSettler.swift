@@ -284,8 +284,10 @@ struct DocumentSettler: Sendable {
         var row = new
         row.state = .rejected
         row.error = recorded
+        row.outputPath = outputPath  // in the inserting statement: no window with the row but not its path
         var document = try await ledger.insert(row)
-        if let outputPath, document.state == .rejected {
+        if let outputPath, document.state == .rejected, document.outputPath != outputPath {
+            // An existing row of this file version was returned (another process recorded it meanwhile).
             document = try await ledger.update(document.id, in: .rejected, [.outputPath(outputPath)])
         }
         await countAndReport(document)
