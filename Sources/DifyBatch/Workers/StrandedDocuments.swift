@@ -36,8 +36,8 @@ struct StrandedDocuments {
     /// Whether a waiting document has had fewer than `limit` failures (`run` waits for it).
     func hasRetriesLeft(limit: Int) -> Bool { waiting.keys.contains { (failures[$0] ?? 0) < limit } }
 
-    /// 1 s, 2 s, 4 s, … at most 60 s.
-    static func delay(afterFailures count: Int) -> Duration {
-        .seconds(min(60, 1 << min(max(count - 1, 0), 6)))
-    }
+    /// 1 s, 2 s, 4 s, … at most 60 s: ``Backoff``'s ceiling (no jitter), as a document's local failures use it.
+    private static let backoff = Backoff(policy: RetryPolicy(baseDelay: .seconds(1), maxDelay: .seconds(60)))
+
+    static func delay(afterFailures count: Int) -> Duration { backoff.ceiling(afterAttempt: count) }
 }
