@@ -139,12 +139,10 @@ enum PipelineLauncher {
         }
         switch url {
         case .sqlite(let path):
-            let ledger: SQLiteLedger
-            do { ledger = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch {
+            do { store = try SQLiteLedger(path: path, busyTimeout: busyTimeout ?? 10) } catch {
                 Console.error("dify-batch: \(error)")
                 throw ExitCode(((error as? LedgerError)?.exitStatus ?? .usage).rawValue)
             }
-            store = ledger
         case .postgres(let location):
             // The client and the lease heartbeat are services of the group, before the pipeline: they stop after it.
             let ledger: PostgresLedger

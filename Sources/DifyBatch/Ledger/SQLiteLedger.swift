@@ -905,6 +905,14 @@ public final class SQLiteLedger: Ledger {
     /// `BEGIN IMMEDIATE` found the write lock taken by another connection (nothing was done).
     private struct WriteLockTaken: Error { let error: DatabaseError }
 
+    /// Sets the writer connection's busy timeout to 0, once: it gives up at once on a held lock (`write` waits
+    /// without a thread; a checkpoint is left for later).
+    private func giveUpAtOnceOnAHeldLock(_ db: Database) throws {
+        guard !writerWaitsInTask.load(ordering: .relaxed) else { return }
+        try db.execute(sql: "PRAGMA busy_timeout = 0")
+        writerWaitsInTask.store(true, ordering: .relaxed)
+    }
+
     /// One `BEGIN IMMEDIATE` … `COMMIT` transaction on the writer connection, blocking (a synchronous function, so
     /// overload resolution cannot pick GRDB's async one). The two statements are prepared once per connection:
     /// GRDB's `write` compiles both for every transaction, with its authorizer walking each (5–7 % of the daemon's
@@ -912,11 +920,7 @@ public final class SQLiteLedger: Ledger {
     /// finds the lock taken throws ``WriteLockTaken`` (see ``write(_:)``).
     private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.writeWithoutTransaction { db in
-            if !writerWaitsInTask.load(ordering: .relaxed) {
-                // The writer connection gives up at once on a held lock; `write` waits without a thread.
-                try db.execute(sql: "PRAGMA busy_timeout = 0")
-                writerWaitsInTask.store(true, ordering: .relaxed)
-            }
+            try giveUpAtOnceOnAHeldLock(db)
             do {
                 try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION").execute()
             } catch let error as DatabaseError where Self.isBusy(error) {
@@ -1035,10 +1039,7 @@ public final class SQLiteLedger: Ledger {
     public func checkpoint() -> (any Error)? {
         do {
             try pool.writeWithoutTransaction { db in
-                if !writerWaitsInTask.load(ordering: .relaxed) {
-                    try db.execute(sql: "PRAGMA busy_timeout = 0")
-                    writerWaitsInTask.store(true, ordering: .relaxed)
-                }
+                try giveUpAtOnceOnAHeldLock(db)
                 _ = try db.checkpoint(.truncate)
             }
             return nil
