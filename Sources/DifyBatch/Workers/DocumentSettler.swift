@@ -53,10 +53,16 @@ struct DocumentSettler: Sendable {
     }
 
     func logger(_ document: DocumentRecord) -> Logger {
+        var logger = logger(path: document.path)
+        logger[metadataKey: "document"] = .stringConvertible(document.id)
+        return logger
+    }
+
+    /// The job's logger with the file's path (a file with no row yet).
+    func logger(path: String) -> Logger {
         var logger = baseLogger
         logger[metadataKey: "job"] = "\(spec.name)"
-        logger[metadataKey: "path"] = "\(document.path)"
-        logger[metadataKey: "document"] = .stringConvertible(document.id)
+        logger[metadataKey: "path"] = "\(path)"
         return logger
     }
 
@@ -276,11 +282,8 @@ struct DocumentSettler: Sendable {
     /// settles a terminal row again (attack4 Scripts/attack/reject-kill.sh: one file per kill -9 during a scan).
     func rejectNew(_ new: NewDocument, error: RecordedError, disposeSource: Bool) async throws -> DocumentRecord {
         var recorded = error
-        var log = baseLogger
-        log[metadataKey: "job"] = "\(spec.name)"
-        log[metadataKey: "path"] = "\(new.path)"
         let outputPath = writeErrorFile(status: .rejected, path: new.path, sha256: new.sha256, bytes: new.size, attempts: 0,
-                                        error: &recorded, difyCode: nil, logger: log)
+                                        error: &recorded, difyCode: nil, logger: logger(path: new.path))
         var row = new
         row.state = .rejected
         row.error = recorded

@@ -129,10 +129,7 @@ public final class JobScanner: Sendable {
                     added += 1
                 }
             } catch {
-                for item in batch {
-                    unrecordedFiles.withLock { $0[item.file.relativePath] = "\(error)" }
-                    warnOnce(item.file.relativePath, "cannot record \(item.file.relativePath): \(error); it is tried again on the next scan")
-                }
+                for item in batch { unrecorded(item.file.relativePath, error) }
             }
         }
         for file in settled {
@@ -172,8 +169,7 @@ public final class JobScanner: Sendable {
                     if batch.count >= Self.batchSize { await insertBatch() }
                 }
             } catch {
-                unrecordedFiles.withLock { $0[file.relativePath] = "\(error)" }
-                warnOnce(file.relativePath, "cannot record \(file.relativePath): \(error); it is tried again on the next scan")
+                unrecorded(file.relativePath, error)
             }
         }
         await insertBatch()
@@ -181,6 +177,12 @@ public final class JobScanner: Sendable {
         // if this scan did not record them again).
         known.withLock { [cache] in $0 = cache }
         return added
+    }
+
+    /// `path` could not be recorded in the ledger: named in `run`'s exit-4 message, warned about once.
+    private func unrecorded(_ path: String, _ error: any Error) {
+        unrecordedFiles.withLock { $0[path] = "\(error)" }
+        warnOnce(path, "cannot record \(path): \(error); it is tried again on the next scan")
     }
 
     private func warnOnce(_ path: String, _ message: String) {
